@@ -1,0 +1,1 @@
+"""dronedispatch: drone dispatch for smart-city operations centres."""

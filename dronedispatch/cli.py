@@ -1,0 +1,153 @@
+"""The ``dronedispatch`` command: demo, serve, sitl, scenario, users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dronedispatch import cityfiles
+from dronedispatch.domain.fleet import Dock, FleetConfig
+
+
+def _parse_home(text: str) -> Dock:
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--home wants LAT,LON[,ALT], got {text!r}") from None
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"--home wants LAT,LON[,ALT], got {text!r}")
+    alt = parts[2] if len(parts) == 3 else 0.0
+    return Dock(id="home", name_ko="홈", name_en="Home", lat=parts[0], lon=parts[1], alt=alt)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError("--loss is a fraction in [0, 1), e.g. 0.1 for 10%")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _sitl_fleet(args: argparse.Namespace) -> FleetConfig:
+    if args.home is not None:
+        return FleetConfig(city="custom", docks=[args.home]).sized(args.vehicles)
+    return cityfiles.load_fleet(args.fleet).sized(args.vehicles)
+
+
+def _cmd_sitl(args: argparse.Namespace) -> int:
+    from dronedispatch.sim.runner import run_sitl
+
+    fleet = _sitl_fleet(args)
+    asyncio.run(
+        run_sitl(fleet, speed_factor=args.speed_factor, loss=args.loss, video=not args.no_video, seed=args.seed)
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from dronedispatch.service import serve
+    from dronedispatch.settings import Settings
+
+    serve(Settings(), host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dronedispatch.demo import run_demo
+
+    return run_demo(
+        vehicles=args.vehicles,
+        sitl=not args.no_sitl,
+        generator=not args.no_generator,
+        host=args.host,
+        port=args.port,
+        speed_factor=args.speed_factor,
+    )
+
+
+def _cmd_users_add(args: argparse.Namespace) -> int:
+    from dronedispatch.store.users import add_user_cli
+
+    return add_user_cli(args.name, args.role)
+
+
+def _cmd_scenario_run(args: argparse.Namespace) -> int:
+    from dronedispatch.scenario import run_scenario_cli
+
+    return run_scenario_cli(args.file, report_dir=args.report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dronedispatch", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="service + simulated fleet + incident generator on embedded defaults")
+    demo.add_argument("--vehicles", type=int, default=8, help="size of the simulated fleet (default 8)")
+    demo.add_argument("--no-sitl", action="store_true", help="start no simulator; serve vehicles on DD_MAVLINK")
+    demo.add_argument("--no-generator", action="store_true", help="do not generate incidents")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--speed-factor", type=_positive, default=1.0, help="simulated time runs K× faster")
+    demo.set_defaults(func=_cmd_demo)
+
+    serve = sub.add_parser("serve", help="the service alone; settings from DD_* environment variables")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_cmd_serve)
+
+    sitl = sub.add_parser("sitl", help="N simulated PX4 vehicles in one process, PX4 SITL port layout")
+    sitl.add_argument("--vehicles", type=int, default=1)
+    where = sitl.add_mutually_exclusive_group()
+    where.add_argument("--fleet", type=Path, default=cityfiles.DEFAULT_FLEET, help="fleet file (docks, drones)")
+    where.add_argument("--home", type=_parse_home, default=None, help="LAT,LON[,ALT]: every vehicle starts here")
+    sitl.add_argument("--speed-factor", type=_positive, default=1.0, help="simulated time runs K× faster")
+    sitl.add_argument("--loss", type=_fraction, default=0.0, help="fraction of datagrams dropped each way")
+    sitl.add_argument("--no-video", action="store_true", help="no camera streams")
+    sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
+    sitl.set_defaults(func=_cmd_sitl)
+
+    scenario = sub.add_parser("scenario", help="SITL scenarios").add_subparsers(dest="scenario_cmd", required=True)
+    run = scenario.add_parser("run", help="run a scenario file and report a verdict")
+    run.add_argument("file", type=Path)
+    run.add_argument("--report", type=Path, default=None, help="directory for the JUnit XML and HTML report")
+    run.set_defaults(func=_cmd_scenario_run)
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)
+    add = users.add_parser("add", help="add a user; the password is read once from standard input")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["operator", "pilot", "tester", "admin"])
+    add.set_defaults(func=_cmd_users_add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "vehicles", 1) < 1:
+        parser.error("--vehicles must be at least 1")
+    try:
+        return int(args.func(args))
+    except cityfiles.CityFileError as exc:
+        print(f"dronedispatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
