@@ -1,0 +1,102 @@
+"""Tables of the store. The database is the one source of truth: nothing that a restart or a
+second node would need lives only in memory.
+
+JSON columns hold structures the service owns (mission items, checks, raw reports) so that a
+schema change to them is a code change, not a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    password_hash: str
+    role: str = Field(max_length=16)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(max_length=32, index=True)
+    severity: int = 2
+    status: str = Field(default="open", max_length=16, index=True)
+    lat: float
+    lon: float
+    area: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    camera_id: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=32)
+    description: str = ""
+    approval_ref: str | None = Field(default=None, max_length=128)
+    outcome: str | None = None
+    report_count: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class IncidentReport(SQLModel, table=True):
+    """Every report as received, kept even when it merged into an existing incident."""
+
+    __tablename__ = "incident_reports"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    source: str = Field(max_length=32)
+    source_ref: str | None = Field(default=None, max_length=128)
+    category: str = Field(max_length=32)
+    severity: int = 2
+    lat: float | None = None
+    lon: float | None = None
+    camera_id: str | None = Field(default=None, max_length=64)
+    description: str = ""
+    observed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    raw: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+
+class Mission(SQLModel, table=True):
+    __tablename__ = "missions"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    drone_id: str = Field(max_length=64, index=True)
+    sysid: int
+    state: str = Field(default="planned", max_length=16, index=True)
+    reason: str | None = None
+    template: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    on_scene_seq: int = 0
+    opaque_id: int | None = None
+    airspace_check: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    launched_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    on_scene_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: who did what, when. Rows are never updated or deleted."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64, index=True)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -1,0 +1,47 @@
+"""Accounts: password hashing (argon2) and the `dronedispatch users add` command."""
+
+from __future__ import annotations
+
+import sys
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ROLES = ("operator", "pilot", "tester", "admin")
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def add_user_cli(name: str, role: str) -> int:
+    """Read the password once from standard input and store the user (replacing its password)."""
+    from dronedispatch.settings import Settings
+    from dronedispatch.store.db import make_engine, migrate
+    from dronedispatch.store.repo import Store
+
+    if role not in ROLES:
+        print(f"dronedispatch: unknown role {role!r}; one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("dronedispatch: the password must have at least 8 characters", file=sys.stderr)
+        return 2
+    engine = make_engine(Settings().database_url)
+    migrate(engine)
+    Store(engine).upsert_user(name, hash_password(password), role)
+    print(f"user {name} ({role}) saved")
+    return 0
