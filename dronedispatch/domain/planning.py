@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
+from dronedispatch.domain.airspace import NoRoute
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.geo import LatLon, distance_m, path_length_m
 from dronedispatch.domain.incidents import Category
@@ -41,19 +42,24 @@ PREFERRED_CAPABILITIES: dict[Category, tuple[str, ...]] = {
 }
 
 
-class NoRoute(Exception):
-    """No route avoids the prohibited zones; ``reason`` says why (e.g. target inside a zone)."""
-
-    def __init__(self, reason: str, *, zone: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.zone = zone
-
-
 class RoutePlanner(Protocol):
     """What the planner needs from the airspace (see :class:`dronedispatch.domain.airspace.Airspace`)."""
 
     def route(self, start: LatLon, goal: LatLon) -> list[LatLon]: ...
+
+
+__all__ = [
+    "Candidate",
+    "DroneStatus",
+    "EnergyEstimate",
+    "NoRoute",
+    "Reason",
+    "ReasonCode",
+    "RoutePlanner",
+    "energy_needed",
+    "eta_s",
+    "recommend",
+]
 
 
 @dataclass(frozen=True, slots=True)

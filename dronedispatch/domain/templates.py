@@ -13,8 +13,8 @@ Every compiled mission has the same shape, so the mission state machine can foll
     k            NAV_WAYPOINT at the pattern's entry point          (arrival)
     k+1          DO_SET_ROI_LOCATION target, or DO_SET_ROI_NONE     ← on_scene_seq
     …            the pattern (loiter, ring + DO_JUMP, sweep tracks)
-    r            NAV_RETURN_TO_LAUNCH                                ← return_seq (absent when holding
-                                                                       until the pilot returns it)
+    r            NAV_WAYPOINT at each interior vertex of the way back  ← return_seq (absent when
+    …            NAV_RETURN_TO_LAUNCH                                  holding until the pilot returns it)
 
 MISSION_CURRENT names the item being flown *to*; the item after the arrival waypoint becomes
 current only once the vehicle reached the scene, so ``mission_seq >= on_scene_seq`` means "on
@@ -267,12 +267,17 @@ def compile_mission(
     dock: tuple[float, float, float],
     target: LatLon,
     route: Sequence[LatLon] | None = None,
+    return_route: Sequence[LatLon] | None = None,
     area: Mapping[str, Any] | Sequence[LatLon] | None = None,
     category: Category | str | None = None,
     cruise_speed: float = DEFAULT_SPEED_M_S,
 ) -> CompiledMission:
-    """Mission items for one dispatch. ``route`` is dock → … → target (from the airspace);
-    ``area`` is the incident's polygon (search, perimeter) or line (corridor), if it has one."""
+    """Mission items for one dispatch.
+
+    ``route`` is dock → … → target (from :meth:`Airspace.route`); ``return_route`` is the way
+    back, scene → … → dock (default: ``route`` reversed); only their interior points become
+    waypoints. ``area`` is the incident's polygon (search, perimeter) or line (corridor), if any.
+    """
     p = resolve_params(template, category, params)
     alt = p["altitude_m"]
     if alt > CEILING_M:
@@ -308,8 +313,11 @@ def compile_mission(
         if roi:
             items.append(_ROI_NONE)
         return_seq = len(items)
+        # RTL flies straight home: retrace the route's bends first so the way back avoids the same zones
+        back = list(return_route) if return_route is not None else path[::-1]
+        items += [waypoint(lat, lon, alt) for lat, lon in back[1:-1]]
         items.append(return_to_launch())
-        length += distance_m(*pattern[-1], *dock_ll)
+        length += path_length_m([pattern[-1], *back[1:-1], dock_ll])
     for it in items:
         if it.is_positional and it.alt > CEILING_M:  # pragma: no cover - guarded by resolve_params
             raise TemplateError(f"template {template.name!r}: item above the {CEILING_M:.0f} m ceiling")
