@@ -1,0 +1,97 @@
+"""Fixed assets of a city: CCTV cameras and sensors, as declared in its cameras file.
+
+A report that names a camera (Frigate, a VMS alarm, a sensor webhook) gets its location from
+here. Cameras carry a view direction so the map can draw their field of view and so a report can
+be placed at the point the camera looks at (:meth:`Camera.view_point`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from dronedispatch.domain.geo import LatLon, destination
+
+
+class AssetKind(StrEnum):
+    CCTV = "cctv"
+    PTZ = "ptz"
+    WATER_LEVEL = "water_level"
+    AIR_QUALITY = "air_quality"
+    FIRE_DETECTOR = "fire_detector"
+    OTHER = "other"
+
+
+class Camera(BaseModel):
+    id: str = Field(description="Stable id used by sources (Frigate camera name, VMS id).")
+    kind: AssetKind = Field(default=AssetKind.CCTV, description="cctv, ptz or a sensor kind.")
+    name_ko: str = Field(description="Korean display name.")
+    name_en: str = Field(description="English display name.")
+    lat: float = Field(ge=-90, le=90, description="Mount position latitude, WGS84.")
+    lon: float = Field(ge=-180, le=180, description="Mount position longitude, WGS84.")
+    height_m: float = Field(default=8.0, ge=0, description="Mount height above ground, m.")
+    heading_deg: float | None = Field(default=None, ge=0, lt=360, description="View direction, clockwise from north.")
+    fov_deg: float | None = Field(default=None, gt=0, le=360, description="Horizontal field of view.")
+    range_m: float = Field(default=80.0, gt=0, description="Distance at which it usefully sees, m.")
+    district: str | None = Field(default=None, description="District the asset belongs to.")
+    stream_url: str | None = Field(default=None, description="Where its video can be fetched, if anywhere.")
+
+    def view_point(self, fraction: float = 0.5) -> LatLon:
+        """The point ``fraction`` of ``range_m`` along the view direction (the mount for sensors)."""
+        if self.heading_deg is None:
+            return (self.lat, self.lon)
+        return destination(self.lat, self.lon, self.heading_deg, self.range_m * fraction)
+
+    @property
+    def is_camera(self) -> bool:
+        return self.kind in (AssetKind.CCTV, AssetKind.PTZ)
+
+
+class AssetRegistry(BaseModel):
+    city: str = Field(description="City identifier, e.g. 'ifez'.")
+    cameras: list[Camera] = Field(default_factory=list, description="Cameras and sensors.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> AssetRegistry:
+        seen: set[str] = set()
+        for c in self.cameras:
+            if c.id in seen:
+                raise ValueError(f"camera id {c.id!r} appears twice")
+            seen.add(c.id)
+        return self
+
+    def get(self, asset_id: str) -> Camera | None:
+        return next((c for c in self.cameras if c.id == asset_id), None)
+
+    def __contains__(self, asset_id: object) -> bool:
+        return any(c.id == asset_id for c in self.cameras)
+
+    def as_geojson(self) -> dict:
+        """For ``GET /cameras``: one Point feature per asset with its properties."""
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c.lon, c.lat]},
+                 "properties": c.model_dump(mode="json", exclude={"lat", "lon"})}
+                for c in self.cameras
+            ],
+        }
+
+
+class AssetFileError(ValueError):
+    """The cameras file is malformed; the message names the file and the problem."""
+
+
+def load_assets(path: Path | str) -> AssetRegistry:
+    """Read and validate a cameras file (YAML or JSON)."""
+    from dronedispatch.cityfiles import read_structured  # the file-reading shell lives there
+
+    try:
+        data = read_structured(Path(path))
+        return AssetRegistry.model_validate(data)
+    except ValidationError as exc:
+        raise AssetFileError(f"{path}: {exc}") from exc
+    except ValueError as exc:  # CityFileError
+        raise AssetFileError(str(exc)) from exc
