@@ -149,7 +149,11 @@ def parse_template(data: Any, *, source: str, schema: Mapping[str, Any]) -> Miss
     name = data["name"]
     if source.endswith(".yaml") and Path(source).stem != name:
         raise TemplateError(f"{source}: name: {name!r} must equal the file name {Path(source).stem!r}")
-    params = {k: ParamSpec(**v) for k, v in data["params"].items()}
+    params = {
+        k: ParamSpec(float(v["default"]), float(v["minimum"]), float(v["maximum"]), v.get("unit", ""),
+                     v.get("description", ""))
+        for k, v in data["params"].items()
+    }
     for k, p in params.items():
         if not p.minimum <= p.default <= p.maximum:
             raise TemplateError(f"{source}: params.{k}: default {p.default} is outside [{p.minimum}, {p.maximum}]")
@@ -166,7 +170,7 @@ def parse_template(data: Any, *, source: str, schema: Mapping[str, Any]) -> Miss
             if not params[k].minimum <= v <= params[k].maximum:
                 raise TemplateError(f"{source}: category_defaults.{cat}.{k}: {v} is outside "
                                     f"[{params[k].minimum}, {params[k].maximum}]")
-        cat_defaults[Category(cat)] = dict(values)
+        cat_defaults[Category(cat)] = {k: float(v) for k, v in values.items()}
     categories = tuple(Category(c) for c in data["categories"])
     default_for = tuple(Category(c) for c in data.get("default_for", []))
     for c in default_for:
