@@ -89,3 +89,32 @@ class FleetConfig(BaseModel):
             drones.append(DroneSpec(**base))
         drones.sort(key=lambda d: d.sysid)
         return FleetConfig(city=self.city, docks=self.docks, drones=drones)
+
+
+#: Below this charge a landed drone counts as charging, not ready.
+READY_BATTERY_PCT = 40.0
+
+
+def derive_drone_state(
+    *,
+    heard: bool,
+    link_lost: bool,
+    maintenance: bool,
+    mission_active: bool,
+    armed: bool,
+    landed: bool,
+    mode: str | None,
+    battery_pct: float | None,
+) -> DroneState:
+    """The dispatcher's view of a drone from what its vehicle reports."""
+    if maintenance:
+        return DroneState.MAINTENANCE
+    if not heard or link_lost:
+        return DroneState.OFFLINE
+    if mode in ("AUTO.RTL", "RTL") and not landed:
+        return DroneState.RETURNING
+    if mission_active or armed or not landed:
+        return DroneState.IN_MISSION
+    if battery_pct is not None and battery_pct < READY_BATTERY_PCT:
+        return DroneState.CHARGING
+    return DroneState.READY

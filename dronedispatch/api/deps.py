@@ -1,0 +1,62 @@
+"""Dependencies shared by the routers (``Annotated[..., Depends]`` aliases)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from dronedispatch.api.security import InvalidToken, read_token
+from dronedispatch.runtime import Runtime
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: str
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        username, role = read_token(runtime.settings.secret_key, token)
+    except InvalidToken as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    return Principal(username, role)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` (and admin) through; anyone else gets 403."""
+    allowed = set(roles) | {"admin"}
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {principal.role!r} may not do this (needs {' or '.join(roles)})"
+            )
+        return principal
+
+    return check
+
+
+AnyUser = PrincipalDep
+Operator = Annotated[Principal, Depends(require("operator"))]
+Pilot = Annotated[Principal, Depends(require("pilot"))]
+Tester = Annotated[Principal, Depends(require("tester"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

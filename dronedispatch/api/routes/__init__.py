@@ -1,0 +1,1 @@
+"""API routers: parse, call a service function, map the result."""

@@ -1,0 +1,57 @@
+"""What the map and forms need: fleet, airspace, cameras, districts, templates, view settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dronedispatch.api.deps import AnyUser, RuntimeDep
+from dronedispatch.schemas import DronePublic
+
+router = APIRouter(tags=["fleet and map"])
+
+
+@router.get("/drones", response_model=list[DronePublic], summary="Every drone with its live state")
+def drones(runtime: RuntimeDep, _: AnyUser) -> list[DronePublic]:
+    return [runtime.registry.public(e) for e in runtime.registry]
+
+
+@router.get("/drones/{drone_id}", response_model=DronePublic, summary="One drone")
+def drone(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> DronePublic:
+    from dronedispatch.store.repo import NotFound
+
+    entry = runtime.registry.get(drone_id)
+    if entry is None:
+        raise NotFound("drone", drone_id)
+    return runtime.registry.public(entry)
+
+
+@router.get("/docks", summary="Docks of the fleet")
+def docks(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
+    return [d.model_dump() for d in runtime.fleet.docks]
+
+
+@router.get("/airspace", summary="Airspace zones (GeoJSON FeatureCollection)")
+def airspace(runtime: RuntimeDep, _: AnyUser) -> dict[str, Any]:
+    return runtime.airspace.as_geojson()
+
+
+@router.get("/cameras", summary="Fixed cameras and sensors")
+def cameras(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
+    return [c.model_dump(mode="json") for c in runtime.cameras.cameras]
+
+
+@router.get("/districts", summary="District outlines for the offline basemap (GeoJSON)")
+def districts(runtime: RuntimeDep, _: AnyUser) -> dict[str, Any]:
+    return runtime.districts
+
+
+@router.get("/mission-templates", summary="Mission templates with their parameters")
+def mission_templates(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
+    return [t.as_dict() for t in runtime.templates.values()]
+
+
+@router.get("/view-config", summary="Settings the operations view needs (map tiles, city)")
+def view_config(runtime: RuntimeDep) -> dict[str, Any]:
+    return {"tile_url": runtime.settings.tile_url, "city": runtime.fleet.city}

@@ -1,0 +1,34 @@
+"""WebSocket /api/v1/events: a snapshot on connect, then every change."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from dronedispatch.api.security import InvalidToken, read_token
+
+router = APIRouter(tags=["events"])
+log = logging.getLogger(__name__)
+
+
+@router.websocket("/events")
+async def events(websocket: WebSocket, token: str = "") -> None:
+    runtime = websocket.app.state.runtime
+    try:
+        username, role = read_token(runtime.settings.secret_key, token)
+    except InvalidToken as exc:
+        await websocket.close(code=4401, reason=str(exc))
+        return
+    await websocket.accept()
+    sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
+    try:
+        await websocket.send_json({"type": "snapshot", "data": runtime.snapshot(), "user": username, "role": role})
+        async for event in sub:
+            await websocket.send_text(event.model_dump_json(exclude={"key"}))
+        if sub.lagging:
+            await websocket.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        sub.close()

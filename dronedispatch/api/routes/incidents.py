@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+
+from dronedispatch.api.deps import AnyUser, Operator, RuntimeDep
+from dronedispatch.schemas import CloseRequest, DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
+
+router = APIRouter(tags=["incidents"])
+
+
+@router.get("/incidents", response_model=list[IncidentPublic], summary="List incidents, newest first")
+def list_incidents(
+    runtime: RuntimeDep,
+    _: AnyUser,
+    status_: str | None = Query(default=None, alias="status", pattern="^(open|dispatched|closed)$"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[IncidentPublic]:
+    return [IncidentPublic.of(i) for i in runtime.store.list_incidents(status=status_, limit=limit, offset=offset)]
+
+
+@router.post(
+    "/incidents",
+    response_model=IncidentPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Report an incident (merged into a matching open one when it is the same event)",
+)
+def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCreate) -> IncidentPublic:
+    return IncidentPublic.of(runtime.dispatcher.create_incident(body, principal.username))
+
+
+@router.get("/incidents/{incident_id}", summary="One incident with its missions and recommended drones")
+def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: int) -> dict[str, Any]:
+    view = runtime.dispatcher.incident_view(runtime.store.get_incident(incident_id))
+    view["reports"] = [r.model_dump(mode="json") for r in runtime.store.incident_reports(incident_id)]
+    return view
+
+
+@router.post(
+    "/incidents/{incident_id}/dispatch",
+    response_model=MissionPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Send a drone: the recommended one, or the one named",
+)
+async def dispatch(
+    runtime: RuntimeDep, principal: Operator, incident_id: int, body: DispatchRequest | None = None
+) -> MissionPublic:
+    mission = await runtime.dispatcher.dispatch(incident_id, body or DispatchRequest(), principal.username)
+    return MissionPublic.of(mission)
+
+
+@router.post("/incidents/{incident_id}/close", response_model=IncidentPublic, summary="Close with an outcome")
+def close(
+    runtime: RuntimeDep, principal: Operator, incident_id: int, body: CloseRequest | None = None
+) -> IncidentPublic:
+    outcome = (body or CloseRequest()).outcome
+    return IncidentPublic.of(runtime.dispatcher.close_incident(incident_id, outcome, principal.username))

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+
+from dronedispatch.api.deps import RuntimeDep
+from dronedispatch.ingest.base import IngestError, Outcome
+from dronedispatch.ingest.webhook import parse_webhook
+from dronedispatch.schemas import IncidentPublic
+
+router = APIRouter(tags=["ingest"])
+
+
+@router.post(
+    "/ingest/webhook",
+    response_model=IncidentPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="A camera, sensor or emergency feed reports an incident (X-API-Key)",
+)
+async def webhook(
+    runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
+) -> IncidentPublic:
+    if not x_api_key or x_api_key not in runtime.settings.ingest_api_keys:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-Key")
+    body = await request.body()
+    stats = runtime.ingest_stats
+    stats.count("webhook", Outcome.RECEIVED)
+    try:
+        report = parse_webhook(body, datetime.now(UTC))
+    except IngestError as exc:
+        stats.error("webhook", Outcome.REJECTED, str(exc))
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+    incident = runtime.dispatcher.ingest_report(report, actor="ingest:webhook")
+    stats.count("webhook", Outcome.ACCEPTED)
+    return IncidentPublic.of(incident)

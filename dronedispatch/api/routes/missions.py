@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query
+
+from dronedispatch.api.deps import AnyUser, Pilot, RuntimeDep
+from dronedispatch.dispatch import item_from_dict
+from dronedispatch.domain.qgc_plan import to_plan
+from dronedispatch.missions import CommandRejected
+from dronedispatch.schemas import MissionCommand, MissionPublic
+
+router = APIRouter(tags=["missions"])
+
+
+@router.get("/missions", response_model=list[MissionPublic], summary="List missions, newest first")
+def list_missions(
+    runtime: RuntimeDep,
+    _: AnyUser,
+    active: bool | None = None,
+    incident_id: int | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[MissionPublic]:
+    missions = runtime.store.list_missions(active=active, incident_id=incident_id, limit=limit, offset=offset)
+    return [MissionPublic.of(m, runtime.missions.progress(m.sysid)) for m in missions]
+
+
+@router.get("/missions/{mission_id}", response_model=MissionPublic, summary="One mission")
+def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: int) -> MissionPublic:
+    m = runtime.store.get_mission(mission_id)
+    return MissionPublic.of(m, runtime.missions.progress(m.sysid))
+
+
+@router.post("/missions/{mission_id}/commands", response_model=MissionPublic, summary="Pilot command")
+async def command(runtime: RuntimeDep, principal: Pilot, mission_id: int, body: MissionCommand) -> MissionPublic:
+    try:
+        m = await runtime.missions.command(mission_id, body.command, principal.username)
+    except CommandRejected as exc:
+        raise HTTPException(exc.status, exc.reason) from exc
+    return MissionPublic.of(m, runtime.missions.progress(m.sysid))
+
+
+@router.get("/missions/{mission_id}/plan", summary="The mission as a QGroundControl .plan file")
+def plan(runtime: RuntimeDep, _: AnyUser, mission_id: int) -> dict:
+    m = runtime.store.get_mission(mission_id)
+    entry = runtime.registry.get(m.drone_id)
+    home = (entry.dock.lat, entry.dock.lon, entry.dock.alt) if entry else (m.items[0]["lat"], m.items[0]["lon"], 0.0)
+    return to_plan([item_from_dict(d) for d in m.items], home=home)

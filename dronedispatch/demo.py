@@ -1,0 +1,169 @@
+"""`dronedispatch demo`: service + simulated fleet + incident generator, one process, embedded defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+import yaml
+
+from dronedispatch import cityfiles
+from dronedispatch.domain.incidents import Category, Report, Severity
+from dronedispatch.settings import Settings
+from dronedispatch.store.db import migrate
+from dronedispatch.store.users import ROLES, hash_password
+
+log = logging.getLogger(__name__)
+
+VAR = Path("var")
+
+#: What the generator reports, with the weight of each kind (traffic and environment are the
+#: operations centre's everyday work; fire and missing persons are rarer).
+_KINDS: list[tuple[Category, Severity, str, int]] = [
+    (Category.TRAFFIC_ACCIDENT, Severity.SEVERE, "차량 충돌 감지 / vehicle collision detected", 4),
+    (Category.FIRE, Severity.EXTREME, "연기 감지 / smoke detected", 2),
+    (Category.CRIME, Severity.SEVERE, "이상 행동 감지 / suspicious behaviour", 2),
+    (Category.ENVIRONMENT, Severity.MODERATE, "미세먼지 센서 경보 / air quality sensor alarm", 2),
+    (Category.MISSING_PERSON, Severity.SEVERE, "실종자 신고 / missing person reported", 1),
+    (Category.FACILITY, Severity.MINOR, "시설물 이상 / facility fault", 1),
+]
+
+
+def demo_settings(vehicles: int, sitl: bool) -> Settings:
+    """Settings for the demo: env wins, else embedded defaults under ./var."""
+    VAR.mkdir(exist_ok=True)
+    settings = Settings()
+    if sitl:
+        fleet = cityfiles.load_fleet(settings.fleet).sized(vehicles)
+        path = VAR / "demo-fleet.yaml"
+        path.write_text(yaml.safe_dump(fleet.model_dump(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+        settings = settings.model_copy(update={"fleet": path})
+    if not settings.ingest_api_keys:
+        settings = settings.model_copy(update={"ingest_api_keys": ["demo-" + secrets.token_urlsafe(12)]})
+    if "DD_SECRET_KEY" not in os.environ:
+        key_file = VAR / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        settings = settings.model_copy(update={"secret_key": key_file.read_text().strip()})
+    return settings
+
+
+def run_demo(*, vehicles: int, sitl: bool, generator: bool, host: str, port: int, speed_factor: float) -> int:
+    settings = demo_settings(vehicles, sitl)
+    password = os.environ.get("DD_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    try:
+        asyncio.run(_demo(settings, password, vehicles, sitl, generator, host, port, speed_factor))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _demo(
+    settings: Settings,
+    password: str,
+    vehicles: int,
+    sitl: bool,
+    generator: bool,
+    host: str,
+    port: int,
+    speed_factor: float,
+) -> None:
+    from dronedispatch.runtime import Runtime
+    from dronedispatch.service import create_app
+
+    runtime = Runtime(settings)
+    fleet_sim = None
+    if sitl:
+        from dronedispatch.sim.runner import SimFleet
+
+        fleet_sim = SimFleet(runtime.fleet, speed_factor=speed_factor, video=True)
+        await fleet_sim.start()
+    app = create_app(settings, runtime)
+    tasks: list[asyncio.Task[None]] = []
+
+    def started() -> None:
+        _banner(host, port, password, settings, vehicles if sitl else 0)
+        if generator:
+            tasks.append(asyncio.create_task(_generate_incidents(runtime)))
+
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws="websockets"), started)
+    try:
+        await asyncio.to_thread(migrate, runtime.engine)
+        await asyncio.to_thread(_seed_users, runtime, password)
+        await server.serve()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if fleet_sim is not None:
+            await fleet_sim.stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling us once it listens (so the banner never lies about the URL)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._on_started()
+
+
+def _seed_users(runtime: object, password: str) -> None:
+    store = runtime.store  # type: ignore[attr-defined]
+    hashed = hash_password(password)
+    for role in ROLES:
+        store.upsert_user(role, hashed, role)
+
+
+def _banner(host: str, port: int, password: str, settings: Settings, vehicles: int) -> None:
+    lines = [
+        "",
+        "dronedispatch demo is running",
+        f"  operations view : http://{host}:{port}/",
+        f"  API docs        : http://{host}:{port}/docs",
+        f"  logins          : operator / pilot / tester / admin, password: {password}",
+        f"  ingest API key  : {settings.ingest_api_keys[0]}",
+        f"  simulated fleet : {vehicles} vehicles" if vehicles else f"  MAVLink         : {settings.mavlink}",
+        "  stop with Ctrl-C",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def _generate_incidents(runtime: object, *, first_after_s: float = 5.0, mean_gap_s: float = 60.0) -> None:
+    """An incident now and then, at a fixed camera (as the centre's CCTV would raise it)."""
+    rng = random.Random()
+    rt = runtime  # type: ignore[assignment]
+    await asyncio.sleep(first_after_s)
+    while True:
+        cameras = [c for c in rt.cameras.cameras if c.is_camera]  # type: ignore[attr-defined]
+        category, severity, text, _ = rng.choices(_KINDS, weights=[k[3] for k in _KINDS])[0]
+        camera = rng.choice(cameras) if cameras else None
+        report = Report(
+            source="generator",
+            category=category,
+            severity=severity,
+            camera_id=camera.id if camera else None,
+            lat=camera.lat if camera else None,
+            lon=camera.lon if camera else None,
+            observed_at=datetime.now(UTC),
+            description=f"{text} ({camera.name_ko if camera else ''})",
+        )
+        try:
+            rt.dispatcher.ingest_report(report, actor="generator")  # type: ignore[attr-defined]
+        except Exception:  # the demo keeps going whatever one report does
+            log.exception("incident generator: report rejected")
+        await asyncio.sleep(rng.expovariate(1.0 / mean_gap_s))

@@ -1,0 +1,318 @@
+"""Dispatch: incidents in, a chosen drone and a checked mission out.
+
+The application service behind the incident routes. It gathers snapshots (drones, airspace,
+templates), asks the pure planner, records the decision and hands the mission to the
+:class:`~dronedispatch.missions.MissionSupervisor` to fly. Every refusal is a
+:class:`DispatchError` with an HTTP status and a reason a person can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dronedispatch.domain import planning, templates
+from dronedispatch.domain.fleet import DroneState
+from dronedispatch.domain.incidents import (
+    Category,
+    IncidentStatus,
+    LocationError,
+    OpenIncident,
+    Report,
+    Severity,
+    locate_report,
+    match_report,
+)
+from dronedispatch.domain.mission_items import MissionItem
+from dronedispatch.domain.planning import DroneStatus, NoRoute
+from dronedispatch.schemas import DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
+from dronedispatch.store.models import Incident, Mission
+from dronedispatch.store.repo import as_utc
+
+if TYPE_CHECKING:
+    from dronedispatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class DispatchError(Exception):
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+
+
+def item_to_dict(seq: int, item: MissionItem) -> dict[str, Any]:
+    def num(v: float) -> float | None:
+        return None if v != v else v  # NaN (PX4 "unchanged") travels as null in JSON
+
+    return {
+        "seq": seq,
+        "command": int(item.command),
+        "frame": int(item.frame),
+        "lat": item.lat,
+        "lon": item.lon,
+        "alt": item.alt,
+        "params": [num(item.param1), num(item.param2), num(item.param3), num(item.param4)],
+        "autocontinue": item.autocontinue,
+    }
+
+
+def item_from_dict(d: dict[str, Any]) -> MissionItem:
+    p = [float("nan") if v is None else float(v) for v in d["params"]]
+    return MissionItem(
+        command=d["command"],
+        lat=d["lat"],
+        lon=d["lon"],
+        alt=d["alt"],
+        param1=p[0],
+        param2=p[1],
+        param3=p[2],
+        param4=p[3],
+        frame=d["frame"],
+        autocontinue=d.get("autocontinue", True),
+    )
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    # -- incidents -----------------------------------------------------------------------------
+    def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
+        report = Report(
+            source=source,
+            category=body.category,
+            severity=body.severity,
+            lat=body.location.lat if body.location else None,
+            lon=body.location.lon if body.location else None,
+            camera_id=body.camera_id,
+            observed_at=datetime.now(UTC),
+            description=body.description,
+        )
+        incident = self.ingest_report(report, actor=actor)
+        if body.approval_ref and incident.approval_ref != body.approval_ref:
+            assert incident.id is not None
+            incident = self.rt.store.update_incident(incident.id, approval_ref=body.approval_ref)
+        return incident
+
+    def ingest_report(self, report: Report, *, actor: str) -> Incident:
+        """Store a report: merged into the open incident of the same event, or as a new incident."""
+        try:
+            located = locate_report(report, self.rt.cameras)
+        except LocationError as exc:
+            raise DispatchError(422, "no_location", str(exc)) from exc
+        assert located.lat is not None and located.lon is not None
+        decision = match_report(located, self._open_incidents())
+        store = self.rt.store
+        if decision.duplicate:
+            incident = store.get_incident(decision.incident_id)
+            store.audit(actor, "incident.duplicate", "incident", decision.incident_id, reason=decision.reason)
+            return incident
+        if decision.is_new:
+            incident = store.create_incident(located, located.lat, located.lon)
+            store.audit(
+                actor,
+                "incident.create",
+                "incident",
+                incident.id,
+                source=report.source,
+                category=report.category.value,
+                lat=located.lat,
+                lon=located.lon,
+            )
+        else:
+            incident = store.merge_report(decision.incident_id, located)
+            store.audit(
+                actor, "incident.merge", "incident", decision.incident_id, reason=decision.reason, source=report.source
+            )
+        self.rt.publish_incident(incident)
+        return incident
+
+    def _open_incidents(self) -> list[OpenIncident]:
+        out = []
+        for inc in self.rt.store.open_incidents():
+            reports = self.rt.store.incident_reports(inc.id)  # type: ignore[arg-type]
+            seen = [as_utc(r.observed_at) for r in reports] or [as_utc(inc.created_at)]
+            out.append(
+                OpenIncident(
+                    id=inc.id,
+                    category=Category(inc.category),
+                    lat=inc.lat,
+                    lon=inc.lon,
+                    first_seen=min(seen),
+                    last_seen=max(seen),
+                    severity=Severity(inc.severity),
+                    status=IncidentStatus(inc.status),
+                    camera_ids=frozenset(r.camera_id for r in reports if r.camera_id),
+                    source_refs=frozenset((r.source, r.source_ref) for r in reports if r.source_ref),
+                    report_count=inc.report_count,
+                )
+            )
+        return out
+
+    def close_incident(self, incident_id: int, outcome: str, actor: str) -> Incident:
+        incident = self.rt.store.get_incident(incident_id)
+        if incident.status == IncidentStatus.CLOSED:
+            raise DispatchError(409, "already_closed", f"incident {incident_id} is already closed")
+        incident = self.rt.store.update_incident(
+            incident_id, status=IncidentStatus.CLOSED.value, outcome=outcome, closed_at=datetime.now(UTC)
+        )
+        self.rt.store.audit(actor, "incident.close", "incident", incident_id, outcome=outcome)
+        self.rt.publish_incident(incident)
+        return incident
+
+    # -- recommendation ------------------------------------------------------------------------
+    def drone_statuses(self) -> list[DroneStatus]:
+        out = []
+        for entry in self.rt.registry:
+            pub = self.rt.registry.public(entry)
+            pos = pub.position
+            out.append(
+                DroneStatus(
+                    drone_id=entry.spec.id,
+                    sysid=entry.spec.sysid,
+                    state=DroneState(pub.state),
+                    lat=pos.lat if pos else entry.dock.lat,
+                    lon=pos.lon if pos else entry.dock.lon,
+                    alt=(pos.alt or 0.0) if pos else 0.0,
+                    battery_pct=pub.battery,
+                    cruise_speed=entry.spec.cruise_speed,
+                    launch_delay_s=entry.spec.launch_delay_s,
+                    capabilities=tuple(entry.spec.capabilities),
+                    endurance_min=entry.spec.endurance_min,
+                    dock_lat=entry.dock.lat,
+                    dock_lon=entry.dock.lon,
+                    climb_speed=entry.spec.climb_speed,
+                    max_wind=entry.spec.max_wind,
+                )
+            )
+        return out
+
+    def template(self, category: str, name: str | None) -> templates.MissionTemplate:
+        if name is None:
+            return templates.template_for(category, self.rt.templates)
+        tpl = self.rt.templates.get(name)
+        if tpl is None:
+            raise templates.TemplateError(f"unknown template {name!r} (known: {', '.join(sorted(self.rt.templates))})")
+        if Category(category) not in tpl.categories:
+            raise templates.TemplateError(f"template {name!r} does not suit a {category} incident")
+        return tpl
+
+    def recommend(self, incident: Incident, template: str | None = None) -> list[planning.Candidate]:
+        tpl = self.template(incident.category, template)
+        params = templates.resolve_params(tpl, incident.category)
+        return planning.recommend(
+            incident.lat,
+            incident.lon,
+            Category(incident.category),
+            self.drone_statuses(),
+            self.rt.airspace,
+            time_on_scene_s=float(params.get("time_on_scene_s", 600)),
+            cruise_alt_m=float(params.get("altitude_m", planning.DEFAULT_CRUISE_ALT_M)),
+        )
+
+    # -- dispatch ------------------------------------------------------------------------------
+    async def dispatch(self, incident_id: int, req: DispatchRequest, actor: str) -> Mission:
+        rt = self.rt
+        incident = rt.store.get_incident(incident_id)
+        if incident.status == IncidentStatus.CLOSED:
+            raise DispatchError(409, "incident_closed", f"incident {incident_id} is closed")
+        if rt.store.list_missions(active=True, incident_id=incident_id):
+            raise DispatchError(409, "already_dispatched", f"incident {incident_id} already has a mission in progress")
+        if req.approval_ref:
+            incident = rt.store.update_incident(incident_id, approval_ref=req.approval_ref)
+        try:
+            tpl = self.template(incident.category, req.template)
+            params = templates.resolve_params(tpl, incident.category, req.params)
+        except templates.TemplateError as exc:
+            raise DispatchError(422, "bad_template", str(exc)) from exc
+
+        candidates = self.recommend(incident, tpl.name)
+        if req.drone_id is not None:
+            if rt.registry.get(req.drone_id) is None:
+                raise DispatchError(404, "unknown_drone", f"drone {req.drone_id!r} does not exist")
+            chosen = next((c for c in candidates if c.drone_id == req.drone_id), None)
+            if chosen is None or not chosen.eligible:
+                why = chosen.reason.en if chosen else "not considered"
+                raise DispatchError(409, "drone_not_eligible", f"drone {req.drone_id} cannot go: {why}")
+        else:
+            chosen = next((c for c in candidates if c.eligible), None)
+            if chosen is None:
+                reasons = "; ".join(f"{c.drone_id}: {c.reason.en}" for c in candidates) or "no drones in the fleet"
+                raise DispatchError(409, "no_drone", f"no drone can answer this incident ({reasons})")
+        entry = rt.registry.get(chosen.drone_id)
+        assert entry is not None
+        dock = (entry.dock.lat, entry.dock.lon)
+        try:
+            route = list(chosen.route) if chosen.route else rt.airspace.route(dock, (incident.lat, incident.lon))
+            compiled = templates.compile_mission(
+                tpl,
+                params,
+                dock=(*dock, 0.0),
+                target=(incident.lat, incident.lon),
+                route=route,
+                area=incident.area,
+                category=incident.category,
+                cruise_speed=entry.spec.cruise_speed,
+            )
+        except NoRoute as exc:
+            raise DispatchError(422, "no_route", exc.reason) from exc
+        except templates.TemplateError as exc:
+            raise DispatchError(422, "bad_template", str(exc)) from exc
+        approvals = (
+            {z.id: incident.approval_ref for z in rt.airspace.zones if z.rule == "approval"}
+            if incident.approval_ref
+            else {}
+        )
+        check = rt.airspace.check_mission(compiled.items, home=dock, approvals=approvals)
+        if not check.ok:
+            raise DispatchError(422, "airspace", check.summary)
+        mission = rt.store.add_mission(
+            Mission(
+                incident_id=incident_id,
+                drone_id=chosen.drone_id,
+                sysid=chosen.sysid,
+                template=tpl.name,
+                params=params,
+                items=[item_to_dict(i, it) for i, it in enumerate(compiled.items)],
+                on_scene_seq=compiled.on_scene_seq,
+                airspace_check=check.as_dict(),
+                created_by=actor,
+            )
+        )
+        assert mission.id is not None
+        rt.store.audit(
+            actor,
+            "mission.dispatch",
+            "mission",
+            mission.id,
+            incident_id=incident_id,
+            drone_id=chosen.drone_id,
+            template=tpl.name,
+            eta_s=chosen.eta_s,
+            reason=chosen.reason.en,
+            airspace=check.as_dict(),
+        )
+        incident = rt.store.update_incident(incident_id, status=IncidentStatus.DISPATCHED.value)
+        rt.publish_incident(incident)
+        rt.missions.launch(mission, return_seq=compiled.return_seq)
+        return mission
+
+    def incident_view(self, incident: Incident) -> dict[str, Any]:
+        """An incident with its recommendation (while open) and missions, for the incident card."""
+        assert incident.id is not None
+        view = IncidentPublic.of(incident).model_dump(mode="json")
+        view["missions"] = [
+            MissionPublic.of(m).model_dump(mode="json")
+            for m in self.rt.store.list_missions(incident_id=incident.id, limit=10)
+        ]
+        if incident.status == IncidentStatus.OPEN:
+            try:
+                view["recommendation"] = [c.as_dict() for c in self.recommend(incident)]
+            except (templates.TemplateError, NoRoute) as exc:
+                view["recommendation"] = []
+                view["recommendation_error"] = str(exc)
+        return view

@@ -1,0 +1,126 @@
+"""One publisher/subscriber interface for everything that goes to browsers and brokers.
+
+In-process by default. A broker-backed bus (NATS, Redis) implements the same two methods, so
+several API nodes can share events without any of them holding session state.
+
+Back-pressure is per subscriber: each has a bounded queue. When a slow subscriber's queue is
+full, an older telemetry event for the same drone is replaced by the newer one (telemetry is
+a state, not a history); if the queue is still full the subscriber is marked lagging and
+closed, so it reconnects and starts again from a snapshot. Publishers never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+
+class Event(BaseModel):
+    """Envelope of every event: ``type`` says how to read ``data``."""
+
+    type: str
+    data: dict[str, Any]
+    #: Events with the same non-empty key replace each other in a slow subscriber's queue.
+    key: str | None = None
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+    def close(self) -> None: ...
+    @property
+    def lagging(self) -> bool: ...
+
+
+class EventBus(Protocol):
+    def publish(self, event: Event) -> None: ...
+    def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+
+
+class _LocalSubscription:
+    def __init__(self, bus: LocalEventBus, maxsize: int) -> None:
+        self._bus = bus
+        self._maxsize = maxsize
+        self._queue: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self.lagging = False
+
+    def offer(self, event: Event) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= self._maxsize and event.key is not None:
+            for i, queued in enumerate(self._queue):
+                if queued.key == event.key:
+                    del self._queue[i]
+                    break
+        if len(self._queue) >= self._maxsize:
+            self.lagging = True
+            log.warning("event subscriber lagging by %d events; closing it", len(self._queue))
+            self.close()
+            return
+        self._queue.append(event)
+        self._wakeup.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._bus._remove(self)
+        self._wakeup.set()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        try:
+            while not self._closed:
+                while self._queue:
+                    yield self._queue.popleft()
+                if self._closed:
+                    break
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        finally:
+            self.close()
+
+
+class LocalEventBus:
+    """In-process bus. Publishing from a worker thread (sync API routes run in one) hands the
+    event to the bus's event loop, so subscribers only ever run on that loop."""
+
+    def __init__(self) -> None:
+        self._subs: set[_LocalSubscription] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.published = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def publish(self, event: Event) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is not None and running is not self._loop:
+            self._loop.call_soon_threadsafe(self._deliver, event)
+        else:
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        self.published += 1
+        for sub in list(self._subs):
+            sub.offer(event)
+
+    def subscribe(self, maxsize: int = 1000) -> _LocalSubscription:
+        sub = _LocalSubscription(self, maxsize)
+        self._subs.add(sub)
+        return sub
+
+    def _remove(self, sub: _LocalSubscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)

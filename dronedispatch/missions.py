@@ -1,0 +1,263 @@
+"""Flying missions: upload → arm → start, then follow the vehicle until the mission ends.
+
+The pure state machine (:mod:`dronedispatch.domain.mission_state`) decides; this shell feeds it
+link events, persists every transition (the store is the truth: a restarted service picks up
+flying missions from it) and publishes them. Pilot commands go through here too, so a mission
+never changes state without the vehicle having accepted the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from dronedispatch.domain import mission_state as ms
+from dronedispatch.domain.mission_state import MissionState, PilotCommand, Transition, VehicleObservation
+from dronedispatch.mavlink.errors import CommandDenied, LinkError, UploadFailed
+from dronedispatch.store.models import Mission
+from dronedispatch.store.repo import ACTIVE_MISSION_STATES
+
+if TYPE_CHECKING:
+    from dronedispatch.mavlink.vehicle import Vehicle
+    from dronedispatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: A vehicle silent this long during a flying mission fails the mission (the vehicle's own
+#: data-link-loss failsafe is already bringing it home by then).
+LINK_LOSS_FAIL_AFTER_S = 60.0
+
+
+class CommandRejected(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Tracked:
+    mission_id: int
+    drone_id: str
+    sysid: int
+    state: MissionState
+    on_scene_seq: int
+    return_seq: int | None
+    entered_at: float
+    task: asyncio.Task[None] | None = None
+    lost_since: float | None = None
+
+
+class MissionSupervisor:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._tracked: dict[int, Tracked] = {}  # by sysid: one active mission per vehicle
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def resume_from_store(self) -> None:
+        """After a restart: keep watching flying missions; fail those cut off before launch."""
+        for m in self.rt.store.list_missions(active=True, limit=10_000):
+            assert m.id is not None
+            state = MissionState(m.state)
+            if state in (MissionState.PLANNED, MissionState.UPLOADING):
+                self._persist(m.id, ms.failed(state, "service restarted before the upload finished; dispatch again"))
+                continue
+            self._track(m, state, return_seq=_return_seq(m))
+            log.info("resumed watching mission %s (%s) on %s", m.id, state, m.drone_id)
+
+    async def stop(self) -> None:
+        tasks = [t.task for t in self._tracked.values() if t.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _track(self, m: Mission, state: MissionState, return_seq: int | None) -> Tracked:
+        assert m.id is not None
+        tracked = Tracked(m.id, m.drone_id, m.sysid, state, m.on_scene_seq, return_seq, time.monotonic())
+        self._tracked[m.sysid] = tracked
+        entry = self.rt.registry.get(m.drone_id)
+        if entry is not None:
+            entry.mission_id = m.id
+        return tracked
+
+    def _release(self, tracked: Tracked) -> None:
+        if self._tracked.get(tracked.sysid) is tracked:
+            del self._tracked[tracked.sysid]
+        entry = self.rt.registry.get(tracked.drone_id)
+        if entry is not None and entry.mission_id == tracked.mission_id:
+            entry.mission_id = None
+            self.rt.publish_drone(entry)
+
+    def progress(self, sysid: int) -> dict[str, int | None]:
+        vehicle = self.rt.link.vehicles.get(sysid) if self.rt.link else None
+        if vehicle is None:
+            return {}
+        return {"seq": vehicle.state.mission_seq, "total": vehicle.state.mission_total}
+
+    # -- launching -----------------------------------------------------------------------------
+    def launch(self, mission: Mission, *, return_seq: int | None) -> None:
+        if mission.sysid in self._tracked:
+            raise CommandRejected(409, f"drone {mission.drone_id} is already flying another mission")
+        tracked = self._track(mission, MissionState.PLANNED, return_seq)
+        tracked.task = asyncio.create_task(self._execute(tracked, mission), name=f"mission-{mission.id}")
+
+    async def _execute(self, tracked: Tracked, mission: Mission) -> None:
+        from dronedispatch.dispatch import item_from_dict
+
+        vehicle = self.rt.link.vehicles.get(tracked.sysid) if self.rt.link else None
+        if vehicle is None or vehicle.health.lost:
+            self._apply(tracked, ms.failed(tracked.state, f"vehicle {tracked.sysid} is not connected"))
+            return
+        self._apply(tracked, ms.upload_started(tracked.state))
+        items = [item_from_dict(d) for d in mission.items]
+        try:
+            opaque_id = await vehicle.mission.upload(items)
+        except UploadFailed as exc:
+            self._apply(tracked, ms.upload_failed(tracked.state, f"mission upload failed: {exc}"))
+            return
+        except LinkError as exc:
+            self._apply(tracked, ms.upload_failed(tracked.state, f"mission upload failed: {exc}"))
+            return
+        self.rt.store.update_mission(tracked.mission_id, opaque_id=opaque_id)
+        self._apply(tracked, ms.upload_accepted(tracked.state))
+        try:
+            await vehicle.command.arm()
+            await vehicle.command.mission_start()
+        except (CommandDenied, LinkError) as exc:
+            self._apply(tracked, ms.launch_failed(tracked.state, f"launch refused by the vehicle: {exc}"))
+            return
+        self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
+        self.rt.store.audit("system", "mission.launch", "mission", tracked.mission_id, opaque_id=opaque_id)
+        self.observe(vehicle)
+
+    # -- observing -----------------------------------------------------------------------------
+    def observe(self, vehicle: Vehicle) -> None:
+        """Fold the vehicle's latest state into its mission (called on every state change)."""
+        tracked = self._tracked.get(vehicle.sysid)
+        if tracked is None:
+            return
+        s = vehicle.state
+        now = time.monotonic()
+        if vehicle.health.lost:
+            tracked.lost_since = tracked.lost_since or now
+            if tracked.state in ms.FLYING and now - tracked.lost_since > LINK_LOSS_FAIL_AFTER_S:
+                self._apply(
+                    tracked, ms.failed(tracked.state, f"no link to the vehicle for {LINK_LOSS_FAIL_AFTER_S:.0f} s")
+                )
+            return
+        tracked.lost_since = None
+        obs = VehicleObservation(
+            armed=bool(s.armed),
+            mode=s.mode,
+            landed_state=s.landed_state,
+            mission_seq=s.mission_seq or 0,
+            mission_total=s.mission_total or 0,
+            on_scene_seq=tracked.on_scene_seq,
+            link_lost=False,
+            battery_pct=s.battery_pct,
+            return_seq=tracked.return_seq,
+        )
+        self._apply(tracked, ms.advance(tracked.state, obs, now=now, entered_at=tracked.entered_at))
+
+    def _apply(self, tracked: Tracked, t: Transition) -> None:
+        if not t.changed:
+            return
+        tracked.state = t.new_state
+        tracked.entered_at = time.monotonic()
+        self._persist(tracked.mission_id, t)
+        if t.terminal:
+            if tracked.task and tracked.task is not asyncio.current_task():
+                tracked.task.cancel()
+            self._release(tracked)
+
+    def _persist(self, mission_id: int, t: Transition) -> None:
+        fields: dict[str, object] = {"state": t.new_state.value}
+        if t.reason:
+            fields["reason"] = t.reason
+        now = datetime.now(UTC)
+        if t.new_state == MissionState.ON_SCENE:
+            fields["on_scene_at"] = now
+        if t.terminal:
+            fields["ended_at"] = now
+        mission = self.rt.store.update_mission(mission_id, **fields)
+        self.rt.store.audit(
+            "system",
+            "mission.state",
+            "mission",
+            mission_id,
+            old=t.old_state.value,
+            new=t.new_state.value,
+            reason=t.reason,
+        )
+        log.info("mission %s: %s → %s%s", mission_id, t.old_state, t.new_state, f" ({t.reason})" if t.reason else "")
+        self.rt.publish_mission(mission)
+        if t.new_state in (MissionState.FAILED,) and t.reason:
+            self.rt.alert(
+                "critical",
+                "mission_failed",
+                f"mission {mission_id} failed: {t.reason}",
+                drone_id=mission.drone_id,
+                mission_id=mission_id,
+            )
+
+    # -- pilot commands ------------------------------------------------------------------------
+    async def command(self, mission_id: int, command: str, actor: str) -> Mission:
+        mission = self.rt.store.get_mission(mission_id)
+        state = MissionState(mission.state)
+        if mission.state not in ACTIVE_MISSION_STATES:
+            raise CommandRejected(409, f"mission {mission_id} is {mission.state}; it takes no commands")
+        cmd = PilotCommand(command)
+        tracked = self._tracked.get(mission.sysid)
+        try:
+            expected = ms.command(state, cmd, by=actor)
+        except ms.InvalidTransition as exc:
+            raise CommandRejected(409, str(exc)) from exc
+        vehicle = self.rt.link.vehicles.get(mission.sysid) if self.rt.link else None
+        airborne = vehicle is not None and vehicle.state.landed_state not in (0, 1)
+        self.rt.store.audit(actor, f"mission.command.{cmd.value}", "mission", mission_id, state=state.value)
+        if vehicle is not None and state not in (MissionState.PLANNED, MissionState.UPLOADING):
+            try:
+                await self._send(vehicle, cmd, airborne)
+            except CommandDenied as exc:
+                raise CommandRejected(409, f"the vehicle refused {cmd.value}: {exc}") from exc
+            except LinkError as exc:
+                raise CommandRejected(504, f"the vehicle did not answer {cmd.value}: {exc}") from exc
+        elif vehicle is None and cmd is not PilotCommand.ABORT:
+            raise CommandRejected(409, f"vehicle {mission.sysid} is not connected")
+        if tracked is not None and tracked.mission_id == mission_id:
+            if cmd is PilotCommand.RESUME and tracked.state == MissionState.RETURNING and vehicle is not None:
+                expected = ms.resumed(
+                    tracked.state, mission_seq=vehicle.state.mission_seq or 0, on_scene_seq=tracked.on_scene_seq
+                )
+            self._apply(tracked, expected)
+        elif expected.changed:
+            self._persist(mission_id, expected)
+        return self.rt.store.get_mission(mission_id)
+
+    @staticmethod
+    async def _send(vehicle: Vehicle, cmd: PilotCommand, airborne: bool) -> None:
+        c = vehicle.command
+        if cmd is PilotCommand.PAUSE:
+            await c.pause()
+        elif cmd is PilotCommand.RESUME:
+            await c.resume()
+        elif cmd is PilotCommand.RTL:
+            await c.return_to_launch()
+        elif cmd is PilotCommand.LAND:
+            await c.land()
+        elif cmd is PilotCommand.ABORT:
+            if ms.ABORT_VEHICLE_ACTION[airborne] == "rtl":
+                await c.return_to_launch()
+            elif vehicle.state.armed:
+                await c.disarm()
+
+
+def _return_seq(m: Mission) -> int | None:
+    for d in m.items:
+        if d["command"] == 20:  # NAV_RETURN_TO_LAUNCH
+            return int(d["seq"])
+    return None

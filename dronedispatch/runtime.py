@@ -1,0 +1,151 @@
+"""The running service: every long-lived part, started and stopped in order.
+
+One :class:`Runtime` per process. The API reaches it through ``app.state.runtime``; nothing
+is created at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from dronedispatch import cityfiles
+from dronedispatch.domain import templates as templates_mod
+from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain.assets import AssetRegistry, load_assets
+from dronedispatch.drones import DroneEntry, DroneRegistry
+from dronedispatch.events import Event, LocalEventBus
+from dronedispatch.ingest.base import IngestStats
+from dronedispatch.mavlink import events as link_events
+from dronedispatch.mavlink.link import MavlinkLink
+from dronedispatch.schemas import Alert, IncidentPublic, MissionPublic
+from dronedispatch.settings import Settings
+from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.models import Incident, Mission
+from dronedispatch.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        from dronedispatch.dispatch import Dispatcher
+        from dronedispatch.missions import MissionSupervisor
+
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.store = Store(self.engine)
+        self.bus = LocalEventBus()
+        self.fleet = cityfiles.load_fleet(settings.fleet)
+        self.registry = DroneRegistry(self.fleet)
+        self.airspace = Airspace.from_geojson(cityfiles.read_structured(settings.airspace))
+        self.cameras: AssetRegistry = load_assets(settings.cameras)
+        self.ingest_stats = IngestStats()
+        self.districts: dict[str, Any] = cityfiles.read_structured(settings.districts)
+        self.templates = templates_mod.load_templates()
+        self.link: MavlinkLink | None = None
+        self.dispatcher = Dispatcher(self)
+        self.missions = MissionSupervisor(self)
+        self.started_at = datetime.now(UTC)
+        self._unsubscribe: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.bus.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(migrate, self.engine)
+        urls = [u.strip() for u in self.settings.mavlink.split(",") if u.strip()]
+        keys = {sysid: bytes.fromhex(k) for sysid, k in self.settings.signing_keys.items()}
+        self.link = MavlinkLink(
+            urls,
+            signing_keys=keys,
+            lost_after_s=self.settings.link_lost_after_s,
+            telemetry_rate_hz=self.settings.telemetry_rate_hz,
+        )
+        self._unsubscribe = self.link.add_listener(self._on_link_event)
+        await self.link.start()
+        self.missions.resume_from_store()
+        log.info("service started: %d drones in the fleet file, MAVLink on %s", len(self.fleet.drones), urls)
+
+    async def stop(self) -> None:
+        await self.missions.stop()
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self.link is not None:
+            await self.link.stop()
+        self.engine.dispose()
+
+    # -- link events ---------------------------------------------------------------------------
+    def _on_link_event(self, ev: object) -> None:
+        vehicle = getattr(ev, "vehicle", None)
+        if vehicle is None:
+            return
+        entry = self.registry.by_sysid(vehicle.sysid)
+        if entry is None or entry.vehicle is not vehicle:
+            entry = self.registry.attach(vehicle)
+        if isinstance(ev, link_events.VehicleDiscovered):
+            log.info("vehicle %d discovered (%s)", vehicle.sysid, entry.spec.id)
+        elif isinstance(ev, link_events.VehicleLost):
+            self.alert(
+                "critical",
+                "link_lost",
+                f"{entry.spec.id}: link lost",
+                drone_id=entry.spec.id,
+                mission_id=entry.mission_id,
+            )
+        elif isinstance(ev, link_events.VehicleRecovered):
+            self.alert(
+                "info",
+                "link_recovered",
+                f"{entry.spec.id}: link recovered",
+                drone_id=entry.spec.id,
+                mission_id=entry.mission_id,
+            )
+        elif isinstance(ev, link_events.StatusText) and ev.severity <= 4:
+            self.alert(
+                "warning" if ev.severity > 2 else "critical",
+                "vehicle_message",
+                f"{entry.spec.id}: {ev.text}",
+                drone_id=entry.spec.id,
+                mission_id=entry.mission_id,
+            )
+        self.missions.observe(vehicle)
+        self.publish_drone(entry)
+
+    # -- publishing ----------------------------------------------------------------------------
+    def publish_drone(self, entry: DroneEntry) -> None:
+        data = self.registry.public(entry).model_dump(mode="json")
+        self.bus.publish(Event(type="drone", data=data, key=f"drone:{entry.spec.id}"))
+
+    def publish_incident(self, incident: Incident) -> None:
+        self.bus.publish(Event(type="incident", data=IncidentPublic.of(incident).model_dump(mode="json")))
+
+    def publish_mission(self, mission: Mission) -> None:
+        view = MissionPublic.of(mission, self.missions.progress(mission.sysid))
+        self.bus.publish(Event(type="mission", data=view.model_dump(mode="json")))
+
+    def alert(
+        self, level: str, code: str, message: str, *, drone_id: str | None = None, mission_id: int | None = None
+    ) -> None:
+        alert = Alert(
+            level=level,
+            code=code,
+            message=message,
+            drone_id=drone_id,
+            mission_id=mission_id,  # type: ignore[arg-type]
+            at=datetime.now(UTC),
+        )
+        log.log(logging.WARNING if level != "info" else logging.INFO, "alert %s: %s", code, message)
+        self.bus.publish(Event(type="alert", data=alert.model_dump(mode="json")))
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a browser needs on connect, before the stream of changes."""
+        return {
+            "drones": [self.registry.public(e).model_dump(mode="json") for e in self.registry],
+            "incidents": [IncidentPublic.of(i).model_dump(mode="json") for i in self.store.open_incidents()],
+            "missions": [
+                MissionPublic.of(m, self.missions.progress(m.sysid)).model_dump(mode="json")
+                for m in self.store.list_missions(active=True)
+            ],
+        }

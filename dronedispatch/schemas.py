@@ -1,0 +1,190 @@
+"""Public request/response models: what the API returns and what events carry.
+
+Separate from the table models in :mod:`dronedispatch.store.models`, so the wire format can stay
+stable while storage changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dronedispatch.domain.incidents import Category, Severity
+from dronedispatch.store.models import Incident, Mission
+from dronedispatch.store.repo import as_utc
+
+
+class LatLon(BaseModel):
+    lat: float = Field(ge=-90, le=90, description="Latitude, degrees WGS84.")
+    lon: float = Field(ge=-180, le=180, description="Longitude, degrees WGS84.")
+
+
+class Position(LatLon):
+    alt: float | None = Field(default=None, description="Altitude above home (take-off point), metres.")
+
+
+class LinkStatus(BaseModel):
+    ok: bool = Field(description="Heard from within the configured silence limit.")
+    last_heard_s: float | None = Field(description="Seconds since the last message, or null if never heard.")
+    loss: float = Field(description="Fraction of packets lost, from sequence gaps.")
+
+
+class DronePublic(BaseModel):
+    id: str
+    sysid: int
+    dock_id: str
+    state: str = Field(description="docked, ready, in_mission, returning, offline, maintenance, …")
+    battery: float | None = Field(description="Remaining battery, percent.")
+    position: Position | None
+    heading: float | None = None
+    groundspeed: float | None = None
+    mode: str | None = None
+    armed: bool = False
+    landed: bool = True
+    link: LinkStatus
+    mission_id: int | None = None
+    capabilities: list[str] = []
+    cruise_speed: float
+
+
+class IncidentCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "fire",
+                    "severity": 3,
+                    "location": {"lat": 37.3926, "lon": 126.6378},
+                    "description": "Smoke over Songdo Central Park",
+                }
+            ]
+        }
+    )
+    category: Category
+    severity: Severity = Severity.MODERATE
+    location: LatLon | None = Field(default=None, description="Where it happens; or give camera_id.")
+    camera_id: str | None = Field(default=None, description="Fixed camera that saw it; gives the location.")
+    description: str = Field(default="", max_length=2000)
+    approval_ref: str | None = Field(
+        default=None, max_length=128, description="Airspace approval reference, when the place needs one."
+    )
+
+
+class IncidentPublic(BaseModel):
+    id: int
+    category: str
+    severity: int
+    status: str
+    location: LatLon
+    camera_id: str | None
+    source: str
+    description: str
+    approval_ref: str | None
+    outcome: str | None
+    report_count: int
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, i: Incident) -> IncidentPublic:
+        assert i.id is not None
+        return cls(
+            id=i.id,
+            category=i.category,
+            severity=i.severity,
+            status=i.status,
+            location=LatLon(lat=i.lat, lon=i.lon),
+            camera_id=i.camera_id,
+            source=i.source,
+            description=i.description,
+            approval_ref=i.approval_ref,
+            outcome=i.outcome,
+            report_count=i.report_count,
+            created_at=as_utc(i.created_at),
+            updated_at=as_utc(i.updated_at),
+            closed_at=as_utc(i.closed_at) if i.closed_at else None,
+        )
+
+
+class DispatchRequest(BaseModel):
+    drone_id: str | None = Field(default=None, description="Drone to send; default: the recommended one.")
+    template: str | None = Field(default=None, description="Mission template; default: the category's.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Template parameters to override.")
+    approval_ref: str | None = Field(default=None, max_length=128, description="Airspace approval reference.")
+
+
+class CloseRequest(BaseModel):
+    outcome: str = Field(default="resolved", max_length=500, description="What came of it.")
+
+
+class MissionCommand(BaseModel):
+    command: Literal["pause", "resume", "rtl", "land", "abort"]
+
+
+class MissionItemPublic(BaseModel):
+    seq: int
+    command: int
+    frame: int
+    lat: float
+    lon: float
+    alt: float
+    params: list[float | None]
+
+
+class MissionPublic(BaseModel):
+    id: int
+    incident_id: int
+    drone_id: str
+    sysid: int
+    state: str
+    reason: str | None
+    template: str
+    params: dict[str, Any]
+    items: list[dict[str, Any]]
+    on_scene_seq: int
+    opaque_id: int | None
+    progress: dict[str, int | None] = Field(default_factory=dict, description="seq/total of the vehicle.")
+    airspace_check: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    launched_at: datetime | None
+    on_scene_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, m: Mission, progress: dict[str, int | None] | None = None) -> MissionPublic:
+        assert m.id is not None
+        return cls(
+            id=m.id,
+            incident_id=m.incident_id,
+            drone_id=m.drone_id,
+            sysid=m.sysid,
+            state=m.state,
+            reason=m.reason,
+            template=m.template,
+            params=m.params,
+            items=m.items,
+            on_scene_seq=m.on_scene_seq,
+            opaque_id=m.opaque_id,
+            progress=progress or {},
+            airspace_check=m.airspace_check,
+            created_by=m.created_by,
+            created_at=as_utc(m.created_at),
+            updated_at=as_utc(m.updated_at),
+            launched_at=as_utc(m.launched_at) if m.launched_at else None,
+            on_scene_at=as_utc(m.on_scene_at) if m.on_scene_at else None,
+            ended_at=as_utc(m.ended_at) if m.ended_at else None,
+        )
+
+
+class Alert(BaseModel):
+    level: Literal["info", "warning", "critical"]
+    code: str = Field(description="Stable code the view translates, e.g. link_lost, battery_low.")
+    message: str
+    drone_id: str | None = None
+    mission_id: int | None = None
+    at: datetime

@@ -1,0 +1,102 @@
+"""Wiring: the FastAPI app factory and `dronedispatch serve`.
+
+``create_app(settings)`` builds the app; its lifespan starts the :class:`Runtime` (store, link,
+planner, ingest) and stops it in reverse order. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from dronedispatch.api.errors import install_error_handlers
+from dronedispatch.api.routes import auth, catalog, events, incidents, ingest, missions
+from dronedispatch.runtime import Runtime
+from dronedispatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="dronedispatch",
+        version="0.1.0",
+        description="Drone dispatch for a city operations centre: incidents, drones, missions, live video.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, incidents, missions, catalog, ingest, events):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(_system_router(rt))
+    if settings.web_dir.is_dir():
+        app.mount("/ui", StaticFiles(directory=settings.web_dir, html=True), name="ui")
+    return app
+
+
+def _system_router(rt: Runtime) -> APIRouter:
+    router = APIRouter(tags=["system"])
+    registry = CollectorRegistry()
+    drones = Gauge("dd_drones", "Drones by state", ["state"], registry=registry)
+    link_up = Gauge("dd_vehicles_connected", "Vehicles heard within the silence limit", registry=registry)
+    missions = Gauge("dd_missions_active", "Missions in flight or being launched", registry=registry)
+    subscribers = Gauge("dd_event_subscribers", "Connected event subscribers", registry=registry)
+    published = Gauge("dd_events_published", "Events published since start", registry=registry)
+
+    @router.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @router.get("/healthz", summary="Liveness and the state of each part")
+    def healthz() -> dict[str, Any]:
+        link = rt.link
+        return {
+            "status": "ok",
+            "vehicles": len(link.vehicles) if link else 0,
+            "database": rt.engine.dialect.name,
+            "started_at": rt.started_at.isoformat(),
+        }
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    def metrics() -> Response:
+        counts: dict[str, int] = {}
+        for entry in rt.registry:
+            state = rt.registry.state_of(entry).value
+            counts[state] = counts.get(state, 0) + 1
+        drones.clear()
+        for state, n in counts.items():
+            drones.labels(state=state).set(n)
+        link_up.set(sum(1 for v in (rt.link.vehicles.values() if rt.link else ()) if not v.health.lost))
+        missions.set(len(rt.store.list_missions(active=True, limit=10_000)))
+        subscribers.set(rt.bus.subscriber_count)
+        published.set(rt.bus.published)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws="websockets")
