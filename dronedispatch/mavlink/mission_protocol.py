@@ -1,0 +1,403 @@
+"""Mission transfer (upload, download, clear) as sans-I/O state machines.
+
+Theory of operation
+-------------------
+Upload: we send MISSION_COUNT; the vehicle pulls each item with MISSION_REQUEST_INT(seq) and we
+answer with MISSION_ITEM_INT(seq); after the last item the vehicle sends MISSION_ACK. The
+vehicle drives the middle of the transfer (PX4 re-requests an item every ~250 ms when ours was
+lost), so our timers matter only at the two ends, where a lost message would otherwise stall:
+
+- COUNT sent, no request yet: re-send COUNT. PX4 answers a repeated COUNT before any item by
+  requesting seq 0 again, so this is safe.
+- Last item sent, no ACK: re-send the last item. PX4 answers it with the same ACCEPTED (and the
+  same opaque_id) when its ACK was lost; MAVSDK does not do this and reports a timeout for a
+  mission the vehicle holds. While we wait, a MISSION_CURRENT whose mission_id equals the
+  checksum of our items is also proof the vehicle stored our plan.
+- In the middle, silence for ``item_timeout_s`` means the vehicle stopped answering: re-send the
+  last item (an out-of-order item is ignored by PX4), and give up after ``max_retries``.
+
+Requests are answered whatever their order (a duplicate request means our item was lost). A
+request outside 0..count-1 is counted and ignored. An error ACK fails the upload with its
+meaning, except a generic ERROR right after the last item, which may be PX4's reply to one of our
+duplicates after it finished; then we re-send the last item once more to hear the real verdict.
+
+The timing: ``resend_s`` (default 0.25 s, at least 1.5 RTT) grows linearly with each retry up
+to ``item_timeout_s`` (1.5 s, the MAVLink default) and ``max_retries`` (5) retries in a row
+without any reply from the vehicle fail the transfer.
+
+Download: MISSION_REQUEST_LIST → MISSION_COUNT(n, opaque_id) → we request each item in turn →
+MISSION_ITEM_INT → … → we send MISSION_ACK. Here we drive, so every step re-sends on timeout.
+Clear: MISSION_CLEAR_ALL → MISSION_ACK, re-sent on timeout.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from pymavlink.dialects.v20 import common as mav
+
+from dronedispatch.domain.mission_items import MissionItem, MissionType
+from dronedispatch.mavlink.errors import UploadFailed
+from dronedispatch.mavlink.transaction import Transaction
+
+MAV_MISSION_ACCEPTED = 0
+MAV_MISSION_ERROR = 1
+ITEM_TIMEOUT_S = 1.5
+RESEND_S = 0.25
+MAX_RETRIES = 5
+
+
+def mission_checksum(items: Sequence[MissionItem]) -> int:
+    """PX4's opaque_id for a plan: CRC-32 (reflected, init 0, no final inversion) over items."""
+    crc = 0
+    for it in items:
+        data = struct.pack(
+            "<BHB4fiif",
+            it.frame,
+            it.command,
+            1 if it.autocontinue else 0,
+            it.param1,
+            it.param2,
+            it.param3,
+            it.param4,
+            it.x,
+            it.y,
+            it.alt,
+        )
+        # zlib's CRC-32 pre- and post-inverts; undo both to chain the raw register.
+        crc = zlib.crc32(data, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return crc
+
+
+def item_to_msg(item: MissionItem, seq: int, ts: int, tc: int, mission_type: int) -> Any:
+    return mav.MAVLink_mission_item_int_message(
+        ts,
+        tc,
+        seq,
+        int(item.frame),
+        int(item.command),
+        0,
+        1 if item.autocontinue else 0,
+        item.param1,
+        item.param2,
+        item.param3,
+        item.param4,
+        item.x,
+        item.y,
+        item.alt,
+        mission_type,
+    )
+
+
+def msg_to_item(m: Any) -> MissionItem:
+    if m.get_type() == "MISSION_ITEM":  # float coordinates: only if a vehicle insists on it
+        return MissionItem(
+            command=m.command,
+            lat=m.x,
+            lon=m.y,
+            alt=m.z,
+            param1=m.param1,
+            param2=m.param2,
+            param3=m.param3,
+            param4=m.param4,
+            frame=m.frame,
+            autocontinue=bool(m.autocontinue),
+        )
+    return MissionItem.from_int_fields(
+        command=m.command,
+        frame=m.frame,
+        x=m.x,
+        y=m.y,
+        z=m.z,
+        param1=m.param1,
+        param2=m.param2,
+        param3=m.param3,
+        param4=m.param4,
+        autocontinue=m.autocontinue,
+    )
+
+
+class _Transfer(Transaction):
+    def __init__(
+        self,
+        target_system: int,
+        target_component: int,
+        mission_type: int,
+        *,
+        rtt_s: float | None,
+        item_timeout_s: float,
+        resend_s: float,
+        max_retries: int,
+    ) -> None:
+        super().__init__()
+        self.ts = target_system
+        self.target_component = target_component
+        self.mission_type = int(mission_type)
+        self.item_timeout_s = item_timeout_s
+        self.resend_s = max(resend_s, 1.5 * rtt_s) if rtt_s else resend_s
+        self.max_retries = max_retries
+        self.retries = 0
+        self.resends = 0  # total, for statistics
+        self.status_text: str | None = None
+
+    def _backoff(self) -> float:
+        return min(self.resend_s * (self.retries + 1), self.item_timeout_s)
+
+    def _ours(self, msg: Any) -> bool:
+        return getattr(msg, "mission_type", 0) == self.mission_type
+
+
+class MissionUpload(_Transfer):
+    """Upload ``items`` (an empty list clears). ``result`` is the vehicle's opaque_id."""
+
+    def __init__(
+        self,
+        target_system: int,
+        target_component: int,
+        items: Sequence[MissionItem],
+        mission_type: int = MissionType.MISSION,
+        *,
+        rtt_s: float | None = None,
+        item_timeout_s: float = ITEM_TIMEOUT_S,
+        resend_s: float = RESEND_S,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        super().__init__(
+            target_system,
+            target_component,
+            mission_type,
+            rtt_s=rtt_s,
+            item_timeout_s=item_timeout_s,
+            resend_s=resend_s,
+            max_retries=max_retries,
+        )
+        self.items = list(items)
+        self.count = len(self.items)
+        self.checksum = mission_checksum(self.items)
+        self.phase = "count"  # count → items → ack
+        self.highest_requested = -1
+        self.last_sent_seq: int | None = None
+        self.error_acks_after_last = 0
+
+    def _count_msg(self) -> Any:
+        return mav.MAVLink_mission_count_message(self.ts, self.target_component, self.count, self.mission_type)
+
+    def _item_msg(self, seq: int) -> Any:
+        self.last_sent_seq = seq
+        return item_to_msg(self.items[seq], seq, self.ts, self.target_component, self.mission_type)
+
+    def start(self, now: float) -> list[Any]:
+        self.deadline = now + self._backoff()
+        return [self._count_msg()]
+
+    def receive(self, msg: Any, now: float) -> list[Any]:
+        if self.done:
+            return []
+        t = msg.get_type()
+        if t in ("MISSION_REQUEST_INT", "MISSION_REQUEST"):
+            return self._on_request(msg, now)
+        if t == "MISSION_ACK":
+            return self._on_ack(msg, now)
+        if t == "MISSION_CURRENT":
+            return self._on_current(msg)
+        return []
+
+    def _on_request(self, msg: Any, now: float) -> list[Any]:
+        if not self._ours(msg) or not 0 <= msg.seq < self.count:
+            self.unexpected += 1
+            return []
+        self.retries = 0
+        if msg.seq > self.highest_requested:
+            self.highest_requested = msg.seq
+        if self.phase == "count":
+            self.phase = "items"
+        if msg.seq == self.count - 1:
+            self.phase = "ack"
+            self.deadline = now + self._backoff()
+        else:
+            self.deadline = now + self.item_timeout_s
+        return [self._item_msg(msg.seq)]
+
+    def _on_ack(self, msg: Any, now: float) -> list[Any]:
+        if not self._ours(msg):
+            self.unexpected += 1
+            return []
+        opaque = getattr(msg, "opaque_id", 0)
+        if msg.type == MAV_MISSION_ACCEPTED:
+            if self.count and self.phase != "ack":
+                # An ACCEPTED before we sent the last item belongs to an earlier transfer.
+                self.unexpected += 1
+                return []
+            return self._finish(opaque or (self.checksum if self.count else 0))
+        if msg.type == MAV_MISSION_ERROR and self.phase == "ack" and self.error_acks_after_last < self.max_retries:
+            # Possibly PX4's "No transfer" reply to a duplicate of our last item after it
+            # already accepted: ask again with the last item and let the next ACK decide.
+            self.error_acks_after_last += 1
+            self.unexpected += 1
+            self.deadline = now + self._backoff()
+            return [self._item_msg(self.count - 1)]
+        return self._fail(UploadFailed("vehicle refused the mission", msg.type, self.status_text))
+
+    def _on_current(self, msg: Any) -> list[Any]:
+        mission_id = {0: "mission_id", 1: "fence_id", 2: "rally_points_id"}.get(self.mission_type)
+        if self.phase == "ack" and self.count and mission_id and getattr(msg, mission_id, 0) == self.checksum:
+            return self._finish(self.checksum)
+        return []
+
+    def on_timeout(self, now: float) -> list[Any]:
+        if self.done:
+            return []
+        self.retries += 1
+        if self.retries > self.max_retries:
+            where = {
+                "count": "no MISSION_REQUEST for MISSION_COUNT",
+                "items": f"vehicle stopped requesting items after item {self.highest_requested} of {self.count}",
+                "ack": "no MISSION_ACK after the last item",
+            }[self.phase]
+            return self._fail(UploadFailed(f"upload timed out: {where}", None, self.status_text))
+        self.resends += 1
+        if self.phase == "count":
+            self.deadline = now + self._backoff()
+            return [self._count_msg()]
+        if self.phase == "ack":
+            self.deadline = now + self._backoff()
+            return [self._item_msg(self.count - 1)]
+        self.deadline = now + self.item_timeout_s
+        assert self.last_sent_seq is not None
+        return [self._item_msg(self.last_sent_seq)]
+
+
+class MissionDownload(_Transfer):
+    """Read the vehicle's plan. ``result`` is (items, opaque_id)."""
+
+    def __init__(
+        self,
+        target_system: int,
+        target_component: int,
+        mission_type: int = MissionType.MISSION,
+        *,
+        rtt_s: float | None = None,
+        item_timeout_s: float = ITEM_TIMEOUT_S,
+        resend_s: float = RESEND_S,
+        max_retries: int = MAX_RETRIES,
+        count_only: bool = False,
+    ) -> None:
+        super().__init__(
+            target_system,
+            target_component,
+            mission_type,
+            rtt_s=rtt_s,
+            item_timeout_s=item_timeout_s,
+            resend_s=resend_s,
+            max_retries=max_retries,
+        )
+        self.count: int | None = None
+        self.opaque_id = 0
+        self.items: list[MissionItem] = []
+        self.count_only = count_only
+
+    def _next(self, now: float) -> list[Any]:
+        self.deadline = now + self._backoff()
+        if self.count is None:
+            return [mav.MAVLink_mission_request_list_message(self.ts, self.target_component, self.mission_type)]
+        return [
+            mav.MAVLink_mission_request_int_message(self.ts, self.target_component, len(self.items), self.mission_type)
+        ]
+
+    def start(self, now: float) -> list[Any]:
+        return self._next(now)
+
+    def _ack(self, result: int) -> Any:
+        return mav.MAVLink_mission_ack_message(self.ts, self.target_component, result, self.mission_type)
+
+    def receive(self, msg: Any, now: float) -> list[Any]:
+        if self.done or not self._ours(msg):
+            return []
+        t = msg.get_type()
+        if t == "MISSION_COUNT":
+            if self.count is not None:
+                self.unexpected += 1  # a duplicate reply to a re-sent REQUEST_LIST
+                return []
+            self.count = msg.count
+            self.opaque_id = getattr(msg, "opaque_id", 0)
+            self.retries = 0
+            if self.count == 0 or self.count_only:
+                out = [self._ack(MAV_MISSION_ACCEPTED)] if self.count == 0 else []
+                self._finish(([], self.opaque_id))
+                return out
+            return self._next(now)
+        if t in ("MISSION_ITEM_INT", "MISSION_ITEM"):
+            if self.count is None or msg.seq != len(self.items):
+                self.unexpected += 1
+                return []
+            self.items.append(msg_to_item(msg))
+            self.retries = 0
+            if len(self.items) == self.count:
+                self._finish((self.items, self.opaque_id))
+                return [self._ack(MAV_MISSION_ACCEPTED)]
+            return self._next(now)
+        if t == "MISSION_ACK" and msg.type != MAV_MISSION_ACCEPTED:
+            return self._fail(UploadFailed("vehicle refused the download", msg.type, self.status_text))
+        return []
+
+    def on_timeout(self, now: float) -> list[Any]:
+        if self.done:
+            return []
+        self.retries += 1
+        if self.retries > self.max_retries:
+            step = "MISSION_COUNT" if self.count is None else f"item {len(self.items)} of {self.count}"
+            return self._fail(UploadFailed(f"download timed out waiting for {step}", None, self.status_text))
+        self.resends += 1
+        return self._next(now)
+
+
+class MissionClear(_Transfer):
+    """MISSION_CLEAR_ALL for one mission type. ``result`` is the opaque_id (0)."""
+
+    def __init__(
+        self,
+        target_system: int,
+        target_component: int,
+        mission_type: int = MissionType.MISSION,
+        *,
+        rtt_s: float | None = None,
+        item_timeout_s: float = ITEM_TIMEOUT_S,
+        resend_s: float = RESEND_S,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        super().__init__(
+            target_system,
+            target_component,
+            mission_type,
+            rtt_s=rtt_s,
+            item_timeout_s=item_timeout_s,
+            resend_s=resend_s,
+            max_retries=max_retries,
+        )
+
+    def _msg(self) -> Any:
+        return mav.MAVLink_mission_clear_all_message(self.ts, self.target_component, self.mission_type)
+
+    def start(self, now: float) -> list[Any]:
+        self.deadline = now + self._backoff()
+        return [self._msg()]
+
+    def receive(self, msg: Any, now: float) -> list[Any]:
+        if self.done or msg.get_type() != "MISSION_ACK" or not self._ours(msg):
+            return []
+        if msg.type == MAV_MISSION_ACCEPTED:
+            return self._finish(getattr(msg, "opaque_id", 0))
+        return self._fail(UploadFailed("vehicle refused to clear", msg.type, self.status_text))
+
+    def on_timeout(self, now: float) -> list[Any]:
+        if self.done:
+            return []
+        self.retries += 1
+        if self.retries > self.max_retries:
+            return self._fail(UploadFailed("clear timed out: no MISSION_ACK", None, self.status_text))
+        self.resends += 1
+        self.deadline = now + self._backoff()
+        return [self._msg()]

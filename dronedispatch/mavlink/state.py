@@ -1,0 +1,230 @@
+"""Per-vehicle state as reported by the vehicle, and the pure rules that update it.
+
+``StateTracker.apply(msg, now)`` folds one decoded MAVLink message into a ``VehicleState`` and
+says what changed: a set of "discrete" field names (armed, mode, ...) the link reports promptly
+as StateChanged, and whether position/battery telemetry moved (reported throttled). No I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from dronedispatch.mavlink.px4_modes import MAV_MODE_FLAG_SAFETY_ARMED, decode_mode
+
+MAV_STATE_CRITICAL = 5
+MAV_STATE_EMERGENCY = 6
+LOW_BATTERY_PCT = 15.0
+
+
+@dataclass
+class VehicleState:
+    sysid: int
+    compid: int = 1
+    autopilot: int = 0
+    vehicle_type: int = 0
+    armed: bool = False
+    base_mode: int = 0
+    custom_mode: int = 0
+    mode: str = "UNKNOWN"
+    system_status: int = 0
+    landed_state: int = 0  # MAV_LANDED_STATE; 0 = undefined (never reported)
+    lat: float | None = None
+    lon: float | None = None
+    alt_msl: float | None = None
+    alt_rel: float | None = None
+    heading_deg: float | None = None
+    groundspeed: float | None = None
+    climb_rate: float | None = None
+    vx: float | None = None
+    vy: float | None = None
+    battery_pct: float | None = None
+    voltage: float | None = None
+    home_lat: float | None = None
+    home_lon: float | None = None
+    home_alt: float | None = None
+    mission_seq: int | None = None
+    mission_total: int | None = None  # None when the vehicle holds no mission
+    mission_state: int = 0  # MISSION_STATE: 0 unknown, 1 none, 2 not started, 3 active, 4 paused, 5 complete
+    mission_id: int | None = None
+    last_reached_seq: int | None = None
+    gps_fix: int = 0
+    satellites: int | None = None
+    failsafe: set[str] = field(default_factory=set)
+    time_boot_ms: int | None = None  # from the last GLOBAL_POSITION_INT
+    last_heard: float = 0.0
+
+
+@dataclass
+class LinkHealth:
+    last_heard: float = 0.0
+    packets_received: int = 0
+    packets_lost: int = 0
+    rtt_s: float | None = None
+    lost: bool = False
+    rejected_signature: int = 0
+    malformed: int = 0
+    unexpected: int = 0
+
+    @property
+    def loss_ratio(self) -> float:
+        total = self.packets_received + self.packets_lost
+        return self.packets_lost / total if total else 0.0
+
+    def note_rtt(self, sample: float) -> None:
+        # Smoothed like TCP's SRTT so one slow reply does not swing the estimate.
+        self.rtt_s = sample if self.rtt_s is None else 0.875 * self.rtt_s + 0.125 * sample
+
+
+class SequenceTracker:
+    """Counts packets lost from gaps in the 8-bit MAVLink sequence, per (sysid, compid)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[int, int] = {}
+
+    def observe(self, compid: int, seq: int) -> int:
+        """Packets missing before this one (0 for duplicates and reordered packets)."""
+        last = self._last.get(compid)
+        self._last[compid] = seq
+        if last is None:
+            return 0
+        gap = (seq - last - 1) & 0xFF
+        # A large "gap" is really a late or repeated packet, or a sender restart.
+        return gap if gap < 128 else 0
+
+
+def _set(state: VehicleState, name: str, value: Any, changed: set[str]) -> None:
+    if getattr(state, name) != value:
+        setattr(state, name, value)
+        changed.add(name)
+
+
+class StateTracker:
+    """Applies messages from one vehicle to its state."""
+
+    def __init__(self, state: VehicleState) -> None:
+        self.state = state
+
+    def apply(self, msg: Any, now: float) -> tuple[set[str], bool]:
+        """Returns (discrete fields changed, telemetry moved)."""
+        s = self.state
+        changed: set[str] = set()
+        handler = getattr(self, "_on_" + msg.get_type(), None)
+        telemetry = False
+        if handler is not None:
+            telemetry = bool(handler(s, msg, changed))
+        s.last_heard = now
+        return changed, telemetry
+
+    @staticmethod
+    def _on_HEARTBEAT(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        s.autopilot = m.autopilot
+        s.vehicle_type = m.type
+        _set(s, "base_mode", m.base_mode, changed)
+        _set(s, "custom_mode", m.custom_mode, changed)
+        _set(s, "armed", bool(m.base_mode & MAV_MODE_FLAG_SAFETY_ARMED), changed)
+        _set(s, "mode", decode_mode(m.autopilot, m.base_mode, m.custom_mode), changed)
+        _set(s, "system_status", m.system_status, changed)
+        fs = set(s.failsafe)
+        fs.discard("system_critical")
+        fs.discard("system_emergency")
+        if m.system_status == MAV_STATE_CRITICAL:
+            fs.add("system_critical")
+        elif m.system_status == MAV_STATE_EMERGENCY:
+            fs.add("system_emergency")
+        _set(s, "failsafe", fs, changed)
+        changed.discard("base_mode")
+        changed.discard("custom_mode")
+        return False
+
+    @staticmethod
+    def _on_GLOBAL_POSITION_INT(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        s.lat = m.lat / 1e7
+        s.lon = m.lon / 1e7
+        s.alt_msl = m.alt / 1000.0
+        s.alt_rel = m.relative_alt / 1000.0
+        s.vx, s.vy = m.vx / 100.0, m.vy / 100.0
+        s.groundspeed = math.hypot(s.vx, s.vy)
+        s.climb_rate = -m.vz / 100.0
+        if m.hdg != 65535:
+            s.heading_deg = m.hdg / 100.0
+        s.time_boot_ms = m.time_boot_ms
+        return True
+
+    @staticmethod
+    def _on_VFR_HUD(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        s.groundspeed = m.groundspeed
+        s.climb_rate = m.climb
+        s.heading_deg = float(m.heading)
+        return False
+
+    @staticmethod
+    def _set_battery(s: VehicleState, pct: int, changed: set[str]) -> bool:
+        if pct < 0:
+            return False
+        s.battery_pct = float(pct)
+        fs = set(s.failsafe)
+        if pct < LOW_BATTERY_PCT:
+            fs.add("battery_low")
+        else:
+            fs.discard("battery_low")
+        _set(s, "failsafe", fs, changed)
+        return True
+
+    @classmethod
+    def _on_SYS_STATUS(cls, s: VehicleState, m: Any, changed: set[str]) -> bool:
+        if m.voltage_battery != 65535:
+            s.voltage = m.voltage_battery / 1000.0
+        return cls._set_battery(s, m.battery_remaining, changed)
+
+    @classmethod
+    def _on_BATTERY_STATUS(cls, s: VehicleState, m: Any, changed: set[str]) -> bool:
+        if m.id != 0:
+            return False
+        cells = [v for v in m.voltages if v != 65535]
+        if cells:
+            s.voltage = sum(cells) / 1000.0
+        return cls._set_battery(s, m.battery_remaining, changed)
+
+    @staticmethod
+    def _on_EXTENDED_SYS_STATE(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        _set(s, "landed_state", m.landed_state, changed)
+        return False
+
+    @staticmethod
+    def _on_HOME_POSITION(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        home = (m.latitude / 1e7, m.longitude / 1e7, m.altitude / 1000.0)
+        if (s.home_lat, s.home_lon, s.home_alt) != home:
+            s.home_lat, s.home_lon, s.home_alt = home
+            changed.add("home")
+        return False
+
+    @staticmethod
+    def _on_MISSION_CURRENT(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        total = getattr(m, "total", 65535)
+        _set(s, "mission_seq", m.seq, changed)
+        _set(s, "mission_total", None if total == 65535 else total, changed)
+        _set(s, "mission_state", getattr(m, "mission_state", 0), changed)
+        _set(s, "mission_id", getattr(m, "mission_id", 0), changed)
+        return False
+
+    @staticmethod
+    def _on_MISSION_ITEM_REACHED(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        _set(s, "last_reached_seq", m.seq, changed)
+        return False
+
+    @staticmethod
+    def _on_GPS_RAW_INT(s: VehicleState, m: Any, changed: set[str]) -> bool:
+        s.satellites = None if m.satellites_visible == 255 else m.satellites_visible
+        had_fix = s.gps_fix >= 3
+        s.gps_fix = m.fix_type
+        fs = set(s.failsafe)
+        if had_fix and m.fix_type < 3:
+            fs.add("gps_lost")
+        elif m.fix_type >= 3:
+            fs.discard("gps_lost")
+        _set(s, "failsafe", fs, changed)
+        return False

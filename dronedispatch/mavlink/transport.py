@@ -1,0 +1,216 @@
+"""Byte transports named by connection strings, as thin asyncio shells.
+
+``udpin:HOST:PORT`` binds and answers whoever sent; ``udpout:HOST:PORT`` sends to a fixed peer
+(and hears its replies); ``tcp:HOST:PORT`` connects as a client and reconnects after a drop;
+``serial:DEVICE:BAUD`` needs pyserial. Each endpoint only moves bytes: it hands what it receives
+to ``on_data(endpoint, data, peer)`` and sends what it is given. Framing, routing and everything
+MAVLink live above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Peer = Any  # (host, port) for UDP; the endpoint's name for streams
+OnData = Callable[["Endpoint", bytes, Peer], None]
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    kind: str  # udpin | udpout | tcp | serial
+    host: str
+    port: int  # baud rate for serial
+
+    @property
+    def url(self) -> str:
+        return f"{self.kind}:{self.host}:{self.port}"
+
+
+def parse_url(url: str) -> EndpointSpec:
+    """Parse a connection string; raises ValueError with the accepted forms on a bad one."""
+    kind, sep, rest = url.strip().partition(":")
+    host, sep2, port_s = rest.rpartition(":")
+    forms = "udpin:HOST:PORT, udpout:HOST:PORT, tcp:HOST:PORT or serial:DEVICE:BAUD"
+    if not sep or not sep2 or kind not in ("udpin", "udpout", "tcp", "serial", "udp"):
+        raise ValueError(f"bad MAVLink connection string {url!r}: expected {forms}")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ValueError(f"bad port or baud rate in {url!r}: expected {forms}") from None
+    if kind == "udp":  # MAVProxy/pymavlink spelling of udpin
+        kind = "udpin"
+    if not host:
+        host = "127.0.0.1" if kind != "serial" else host
+    if kind != "serial" and not 0 < port < 65536:
+        raise ValueError(f"port out of range in {url!r}")
+    return EndpointSpec(kind, host, port)
+
+
+class Endpoint:
+    """One socket or device. ``datagram`` endpoints deliver whole datagrams."""
+
+    datagram = True
+
+    def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
+        self.spec = spec
+        self.on_data = on_data
+        #: A peer we can send to before hearing anyone (udpout, tcp, serial).
+        self.default_peer: Peer | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes, peer: Peer | None = None) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, owner: UdpEndpoint) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner.bytes_in += len(data)
+        self.owner.on_data(self.owner, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable when a vehicle went away: not an error for us.
+        log.debug("udp %s: %s", self.owner.spec.url, exc)
+
+
+class UdpEndpoint(Endpoint):
+    def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
+        super().__init__(spec, on_data)
+        self.transport: asyncio.DatagramTransport | None = None
+        if spec.kind == "udpout":
+            self.default_peer = (spec.host, spec.port)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.spec.kind == "udpin":
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), local_addr=(self.spec.host, self.spec.port)
+            )
+        else:
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), local_addr=("127.0.0.1" if self.spec.host == "127.0.0.1" else "0.0.0.0", 0)
+            )
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    def send(self, data: bytes, peer: Peer | None = None) -> None:
+        target = peer or self.default_peer
+        if self.transport is None or target is None:
+            return
+        self.bytes_out += len(data)
+        self.transport.sendto(data, target)
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+class TcpEndpoint(Endpoint):
+    datagram = False
+    RECONNECT_S = 1.0
+
+    def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
+        super().__init__(spec, on_data)
+        self.default_peer = spec.url
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def open(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"mavlink {self.spec.url}")
+
+    async def _run(self) -> None:
+        while True:  # reconnect loop: each pass awaits a connection and then its reads
+            try:
+                reader, writer = await asyncio.open_connection(self.spec.host, self.spec.port)
+            except OSError as exc:
+                log.info("%s: connect failed (%s), retrying", self.spec.url, exc)
+                await asyncio.sleep(self.RECONNECT_S)
+                continue
+            self._writer = writer
+            self.connected.set()
+            try:
+                while data := await reader.read(65536):
+                    self.bytes_in += len(data)
+                    self.on_data(self, data, self.default_peer)
+            except OSError as exc:
+                log.info("%s: connection lost (%s)", self.spec.url, exc)
+            finally:
+                self.connected.clear()
+                self._writer = None
+                writer.close()
+            await asyncio.sleep(self.RECONNECT_S)
+
+    def send(self, data: bytes, peer: Peer | None = None) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self.bytes_out += len(data)
+            self._writer.write(data)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._writer is not None:
+            self._writer.close()
+
+
+class SerialEndpoint(Endpoint):
+    datagram = False
+
+    def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
+        super().__init__(spec, on_data)
+        self.default_peer = spec.url
+        self._port: Any = None
+
+    async def open(self) -> None:
+        try:
+            import serial  # type: ignore[import-untyped]
+        except ImportError:
+            raise RuntimeError(f"{self.spec.url}: serial links need the 'pyserial' package") from None
+        self._port = serial.Serial(self.spec.host, self.spec.port, timeout=0, write_timeout=0)
+        asyncio.get_running_loop().add_reader(self._port.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        data = self._port.read(4096)
+        if data:
+            self.bytes_in += len(data)
+            self.on_data(self, data, self.default_peer)
+
+    def send(self, data: bytes, peer: Peer | None = None) -> None:
+        if self._port is not None:
+            self.bytes_out += len(data)
+            self._port.write(data)
+
+    async def close(self) -> None:
+        if self._port is not None:
+            asyncio.get_running_loop().remove_reader(self._port.fileno())
+            self._port.close()
+            self._port = None
+
+
+def make_endpoint(spec: EndpointSpec, on_data: OnData) -> Endpoint:
+    if spec.kind in ("udpin", "udpout"):
+        return UdpEndpoint(spec, on_data)
+    if spec.kind == "tcp":
+        return TcpEndpoint(spec, on_data)
+    return SerialEndpoint(spec, on_data)
