@@ -31,7 +31,7 @@ async def webhook(
         report = parse_webhook(body, datetime.now(UTC))
     except IngestError as exc:
         stats.error("webhook", Outcome.REJECTED, str(exc))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     incident = runtime.dispatcher.ingest_report(report, actor="ingest:webhook")
     stats.count("webhook", Outcome.ACCEPTED)
     return IncidentPublic.of(incident)
