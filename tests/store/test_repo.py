@@ -78,10 +78,21 @@ def test_list_filters_and_pagination(store: Store) -> None:
 
 def test_missions_active_filter_and_items_round_trip(store: Store) -> None:
     inc = store.create_incident(report(), 37.39, 126.63)
-    items = [{"seq": 0, "command": 22, "frame": 6, "lat": 37.39, "lon": 126.63, "alt": 40.0,
-              "params": [0.0, 0.0, 0.0, None], "autocontinue": True}]
-    m = store.add_mission(Mission(incident_id=inc.id, drone_id="dd-01", sysid=1, template="hover_roi",
-                                  items=items, created_by="operator"))
+    items = [
+        {
+            "seq": 0,
+            "command": 22,
+            "frame": 6,
+            "lat": 37.39,
+            "lon": 126.63,
+            "alt": 40.0,
+            "params": [0.0, 0.0, 0.0, None],
+            "autocontinue": True,
+        }
+    ]
+    m = store.add_mission(
+        Mission(incident_id=inc.id, drone_id="dd-01", sysid=1, template="hover_roi", items=items, created_by="operator")
+    )
     assert store.active_mission_for_drone("dd-01").id == m.id
     store.update_mission(m.id, state="completed", ended_at=T0 + timedelta(minutes=5))
     assert store.active_mission_for_drone("dd-01") is None
