@@ -181,6 +181,8 @@ class MissionUpload(_Transfer):
         self.highest_requested = -1
         self.last_sent_seq: int | None = None
         self.error_acks_after_last = 0
+        self.resends_of_count = 0
+        self.pending_error: int | None = None
 
     def _count_msg(self) -> Any:
         return mav.MAVLink_mission_count_message(self.ts, self.target_component, self.count, self.mission_type)
@@ -210,6 +212,7 @@ class MissionUpload(_Transfer):
             self.unexpected += 1
             return []
         self.retries = 0
+        self.pending_error = None
         if msg.seq > self.highest_requested:
             self.highest_requested = msg.seq
         if self.phase == "count":
@@ -239,7 +242,19 @@ class MissionUpload(_Transfer):
             self.unexpected += 1
             self.deadline = now + self._backoff()
             return [self._item_msg(self.count - 1)]
+        if msg.type == MAV_MISSION_ERROR and self.phase == "items":
+            # PX4 answers a late copy of a COUNT (re-sent or duplicated) with "Busy" but carries on with the
+            # transfer. Only if it then stops requesting was the refusal meant for us.
+            self.pending_error = msg.type
+            self.unexpected += 1
+            self.deadline = now + self._confirm_window()
+            return []
         return self._fail(UploadFailed("vehicle refused the mission", msg.type, self.status_text))
+
+    def _confirm_window(self) -> float:
+        # PX4 re-requests every ~250 ms while a transfer is alive; a few of those intervals of
+        # silence tell a real refusal from a reply to a stale duplicate.
+        return max(3 * self.resend_s, 0.75)
 
     def _on_current(self, msg: Any) -> list[Any]:
         mission_id = {0: "mission_id", 1: "fence_id", 2: "rally_points_id"}.get(self.mission_type)
@@ -250,6 +265,8 @@ class MissionUpload(_Transfer):
     def on_timeout(self, now: float) -> list[Any]:
         if self.done:
             return []
+        if self.pending_error is not None:
+            return self._fail(UploadFailed("vehicle refused the mission", self.pending_error, self.status_text))
         self.retries += 1
         if self.retries > self.max_retries:
             where = {
@@ -260,6 +277,7 @@ class MissionUpload(_Transfer):
             return self._fail(UploadFailed(f"upload timed out: {where}", None, self.status_text))
         self.resends += 1
         if self.phase == "count":
+            self.resends_of_count += 1
             self.deadline = now + self._backoff()
             return [self._count_msg()]
         if self.phase == "ack":

@@ -1,0 +1,138 @@
+"""The link shell over real loopback UDP against a small pymavlink-based vehicle.
+
+These cover what the simulator tests cannot stage easily: garbage on the socket, a vehicle that
+goes silent and comes back, signing with an independent implementation (pymavlink's), and
+denial text. Timeouts are generous; nothing asserts a duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from dronedispatch.domain.mission_items import takeoff, waypoint
+from dronedispatch.mavlink.errors import CommandDenied, CommandTimeout, VehicleNotFound
+from dronedispatch.mavlink.events import StateChanged, VehicleDiscovered, VehicleLost, VehicleRecovered
+from dronedispatch.mavlink.link import MavlinkLink
+from dronedispatch.mavlink.transport import parse_url
+from tests.fixtures.services import free_udp_port
+from tests.mavlink.udp_vehicle import UdpVehicle
+
+KEY = bytes(range(100, 132))
+
+
+async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait for a condition on counters and state that have no event of their own."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (counters have no event to await)
+            await asyncio.sleep(0.02)
+
+
+def test_connection_strings() -> None:
+    assert parse_url("udpin:127.0.0.1:14550").kind == "udpin"
+    assert parse_url("udpout:127.0.0.1:14540").port == 14540
+    assert parse_url("serial:/dev/ttyUSB0:57600").host == "/dev/ttyUSB0"
+    for bad in ("udpin:127.0.0.1", "ftp:1:2", "tcp:host:notaport"):
+        with pytest.raises(ValueError, match=r"connection string|port"):
+            parse_url(bad)
+
+
+async def test_discover_state_upload_and_commands() -> None:
+    port = free_udp_port()
+    events: list[object] = []
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}") as link:
+        link.add_listener(events.append)
+        veh = UdpVehicle(7, ("127.0.0.1", port))
+        await veh.start()
+        try:
+            v = await link.wait_vehicle(7, 10)
+            assert any(isinstance(e, VehicleDiscovered) for e in events)
+            await until(lambda: v.state.lat is not None and v.state.landed_state == 1)
+            assert v.state.mode == "AUTO.LOITER" and v.state.autopilot == 12
+            items = [takeoff(37.39, 126.63, 30)] + [waypoint(37.39 + i * 1e-4, 126.63, 40) for i in range(1, 30)]
+            opaque = await v.mission.upload(items)
+            assert opaque == veh.model.opaque_id and len(veh.model.plan) == 30
+            assert await v.command.arm() == 0
+            await until(lambda: v.state.armed)
+            assert any(isinstance(e, StateChanged) and "armed" in e.changed for e in events)
+            veh.results[176] = 2
+            with pytest.raises(CommandDenied) as denied:
+                await v.command.set_mode("AUTO.RTL")
+            assert denied.value.result == 2
+            last = veh.commands[-1]
+            assert (last.param1, last.param2, last.param3) == (1, 4, 5)  # custom mode, AUTO, RTL
+            await v.command.reposition(37.4, 126.64, 80.0)
+            assert veh.commands[-1].get_type() == "COMMAND_INT" and veh.commands[-1].x == 374000000
+        finally:
+            await veh.stop()
+        with pytest.raises(VehicleNotFound):
+            await link.wait_vehicle(99, 0.2)
+
+
+async def test_garbage_is_counted_and_lost_vehicle_recovers() -> None:
+    port = free_udp_port()
+    events: list[object] = []
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}", lost_after_s=1.0) as link:
+        link.add_listener(events.append)
+        veh = UdpVehicle(3, ("127.0.0.1", port))
+        await veh.start()
+        try:
+            v = await link.wait_vehicle(3, 10)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"\xfd\x09not mavlink at all", ("127.0.0.1", port))
+                s.sendto(b"\x00" * 40, ("127.0.0.1", port))
+                # A well-formed header with a broken CRC.
+                s.sendto(bytes([0xFD, 9, 0, 0, 0, 3, 1, 0, 0, 0]) + bytes(11), ("127.0.0.1", port))
+            await until(lambda: link.malformed >= 2)
+            veh.silent = True
+            await until(lambda: v.health.lost)
+            assert any(isinstance(e, VehicleLost) for e in events)
+            veh.silent = False
+            await until(lambda: not v.health.lost)
+            assert any(isinstance(e, VehicleRecovered) for e in events)
+            # Mission state is read again from the vehicle after recovery.
+            await until(lambda: v.state.mission_state != 0)
+        finally:
+            await veh.stop()
+
+
+async def test_signed_vehicle_and_rejections() -> None:
+    port = free_udp_port()
+    # Our link holds the key: signed traffic both ways works.
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}", signing_keys={5: KEY}) as link:
+        veh = UdpVehicle(5, ("127.0.0.1", port), key=KEY)
+        await veh.start()
+        try:
+            v = await link.wait_vehicle(5, 10)
+            assert await v.command.arm() == 0
+            assert veh.mav.signing.goodsig_count > 0 and veh.mav.signing.reject_count == 0
+        finally:
+            await veh.stop()
+
+    # Without the key our commands are unsigned: the signed vehicle ignores them.
+    port = free_udp_port()
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}") as link:
+        veh = UdpVehicle(5, ("127.0.0.1", port), key=KEY)
+        await veh.start()
+        try:
+            v = await link.wait_vehicle(5, 10)
+            with pytest.raises(CommandTimeout):
+                await v.command.arm()
+            assert veh.commands == [] and veh.mav.signing.reject_count > 0
+        finally:
+            await veh.stop()
+
+    # We expect a key but the vehicle signs with another one: everything from it is dropped.
+    port = free_udp_port()
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}", signing_keys={5: KEY}) as link:
+        veh = UdpVehicle(5, ("127.0.0.1", port), key=bytes(32))
+        await veh.start()
+        try:
+            with pytest.raises(VehicleNotFound):
+                await link.wait_vehicle(5, 1.5)
+            assert link.unknown_sysid_frames > 0
+        finally:
+            await veh.stop()
