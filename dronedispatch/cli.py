@@ -49,7 +49,18 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
 
     fleet = _sitl_fleet(args)
     asyncio.run(
-        run_sitl(fleet, speed_factor=args.speed_factor, loss=args.loss, video=not args.no_video, seed=args.seed)
+        run_sitl(
+            fleet,
+            speed_factor=args.speed_factor,
+            loss=args.loss,
+            video=not args.no_video,
+            seed=args.seed,
+            gcs_port=args.gcs_port,
+            vehicle_port_base=args.vehicle_port_base,
+            api_port_base=args.api_port_base or None,
+            api_target_base=args.api_target_base,
+            video_port_base=args.video_port_base,
+        )
     )
     return 0
 
@@ -115,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     sitl.add_argument("--loss", type=_fraction, default=0.0, help="fraction of datagrams dropped each way")
     sitl.add_argument("--no-video", action="store_true", help="no camera streams")
     sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
+    ports = sitl.add_argument_group("ports (PX4 SITL layout by default; change them to run beside another fleet)")
+    ports.add_argument("--gcs-port", type=int, default=14550, help="where GCS traffic goes (default 14550)")
+    ports.add_argument("--vehicle-port-base", type=int, default=18570, help="vehicle i binds this + i")
+    ports.add_argument("--api-port-base", type=int, default=14580, help="API link binds this + i; 0: no API link")
+    ports.add_argument("--api-target-base", type=int, default=14540, help="API link sends to this + i")
+    ports.add_argument("--video-port-base", type=int, default=5600, help="RTP video goes to this + i")
     sitl.set_defaults(func=_cmd_sitl)
 
     scenario = sub.add_parser("scenario", help="SITL scenarios").add_subparsers(dest="scenario_cmd", required=True)

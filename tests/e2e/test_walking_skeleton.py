@@ -1,0 +1,92 @@
+"""An incident in, a simulated PX4 drone on scene, back home — every part real, over loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import System, wait_for
+
+pytestmark = pytest.mark.e2e
+
+#: Songdo Central Park, a few hundred metres from the G-Tower dock of dd-01.
+PARK = {"lat": 37.3926, "lon": 126.6378}
+
+
+def drones_by_id(system: System, client) -> dict:  # type: ignore[no-untyped-def]
+    return {d["id"]: d for d in client.get("/api/v1/drones").json()}
+
+
+def test_incident_to_on_scene_to_home(system: System) -> None:
+    operator, pilot = system.client("operator"), system.client("pilot")
+
+    # the service discovers both simulated vehicles and sees them ready at their docks
+    ready = wait_for(
+        lambda: (d := drones_by_id(system, operator)) and all(x["state"] == "ready" for x in d.values()) and d,
+        60,
+        "both drones ready",
+        system,
+    )
+    assert set(ready) == {"dd-01", "dd-02"}
+    assert ready["dd-01"]["sysid"] == 1 and ready["dd-02"]["sysid"] == 2
+    assert abs(ready["dd-01"]["position"]["lat"] - 37.3918) < 0.001
+
+    r = operator.post(
+        "/api/v1/incidents",
+        json={
+            "category": "traffic_accident",
+            "severity": 3,
+            "location": PARK,
+            "description": "e2e: collision at the park",
+        },
+    )
+    assert r.status_code == 201, r.text
+    incident = r.json()
+    view = operator.get(f"/api/v1/incidents/{incident['id']}").json()
+    best = next(c for c in view["recommendation"] if c["eligible"])
+    assert best["drone_id"] == "dd-01", "the nearest ready drone is recommended"
+
+    r = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={})
+    assert r.status_code == 201, r.text
+    mission = r.json()
+    assert mission["drone_id"] == "dd-01" and mission["airspace_check"]["ok"]
+    # a second dispatch for the same incident is refused, never a second drone
+    again = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={})
+    assert again.status_code == 409
+
+    seen: list[str] = []
+
+    def state_is(*wanted: str) -> str | None:
+        m = operator.get(f"/api/v1/missions/{mission['id']}").json()
+        if not seen or seen[-1] != m["state"]:
+            seen.append(m["state"])
+        if m["state"] in ("failed", "aborted"):
+            raise AssertionError(f"mission ended {m['state']}: {m['reason']}\n{system.log_tail()}")
+        return m["state"] if m["state"] in wanted else None
+
+    wait_for(lambda: state_is("on_scene"), 120, "the drone on scene", system)
+    m = operator.get(f"/api/v1/missions/{mission['id']}").json()
+    assert m["opaque_id"], "the vehicle's mission checksum is recorded"
+    drone = drones_by_id(system, operator)["dd-01"]
+    assert drone["state"] == "in_mission" and drone["position"]["alt"] > 20
+
+    # only a pilot may command the drone home
+    assert operator.post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "rtl"}).status_code == 403
+    r = pilot.post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "rtl"})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "returning"
+
+    wait_for(lambda: state_is("completed"), 180, "the drone home and landed", system)
+    # the mission went through the states of the design brief, in order
+    order = ["uploading", "launching", "enroute", "on_scene", "returning", "completed"]
+    assert [s for s in seen if s in order] == [s for s in order if s in seen]
+    assert {"on_scene", "returning", "completed"} <= set(seen)
+    home = wait_for(
+        lambda: (d := drones_by_id(system, operator)["dd-01"])["state"] == "ready" and d,
+        60,
+        "dd-01 ready again",
+        system,
+    )
+    assert abs(home["position"]["lat"] - 37.3918) < 0.0005 and abs(home["position"]["lon"] - 126.6393) < 0.0005
+
+    audit_actions = operator.get(f"/api/v1/incidents/{incident['id']}").json()["missions"][0]
+    assert audit_actions["state"] == "completed"
