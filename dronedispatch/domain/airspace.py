@@ -31,7 +31,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import unary_union
+from shapely.ops import nearest_points, unary_union
 
 from dronedispatch.domain.geo import LatLon, LocalFrame, destination
 from dronedispatch.domain.mission_items import Cmd, MissionItem
@@ -248,15 +248,19 @@ class Airspace:
             return [start, goal]
         s, g = self.frame.to_local(*start), self.frame.to_local(*goal)
         blocking = self._blocking
-        # a start or goal within the clearance margin (but outside the zone) may leave it directly
-        for pt in (s, g):
-            if blocking.covers(Point(pt)):
-                inner = unary_union([self._local[z.id] for z in self.zones if z.rule == "prohibited"])
-                blocking = shapely.difference(blocking, Point(pt).buffer(self.clearance_m * 1.5)).union(inner)
-                shapely.prepare(blocking)
-        if not blocking.intersects(LineString([s, g])):
-            return [start, goal]
         nodes = [s, g, *self._corners]
+        forced: list[tuple[int, int, float]] = []
+        # a start or goal inside the clearance margin (but outside the zone) leaves it by the
+        # shortest way out; that one leg may use the margin, never the zone itself
+        for idx, pt in ((0, s), (1, g)):
+            if blocking.covers(Point(pt)):
+                esc = self._escape(pt)
+                if esc is None:
+                    raise NoRoute("the way out of a zone's clearance margin is blocked")
+                nodes.append(esc)
+                forced.append((idx, len(nodes) - 1, math.dist(pt, esc)))
+        if not forced and not blocking.intersects(LineString([s, g])):
+            return [start, goal]
         n = len(nodes)
         coords = np.asarray(nodes)
         ii, jj = np.triu_indices(n, k=1)
@@ -264,13 +268,26 @@ class Airspace:
         clear = ~shapely.intersects(blocking, segs)
         lengths = np.hypot(*(coords[ii] - coords[jj]).T)
         adj: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-        for a, b, d in zip(ii[clear], jj[clear], lengths[clear], strict=True):
+        for a, b, d in [*zip(ii[clear], jj[clear], lengths[clear], strict=True), *forced]:
             adj[a].append((int(b), float(d)))
             adj[b].append((int(a), float(d)))
         path = _dijkstra(adj, 0, 1)
         if path is None:
             raise NoRoute("prohibited zones leave no way through to the target")
         return [start, *(self.frame.to_wgs84(*nodes[k]) for k in path[1:-1]), goal]
+
+    def _escape(self, pt: tuple[float, float]) -> tuple[float, float] | None:
+        """The nearest point just outside the grown obstacles, if the straight way there stays
+        out of every prohibited zone proper."""
+        assert self._obstacles is not None and self._blocking is not None
+        near = nearest_points(self._obstacles.boundary, Point(pt))[0]
+        dx, dy = near.x - pt[0], near.y - pt[1]
+        length = math.hypot(dx, dy) or 1.0
+        esc = (near.x + dx / length * 1.0, near.y + dy / length * 1.0)
+        inner = unary_union([self._local[z.id] for z in self.zones if z.rule == "prohibited"])
+        if self._blocking.covers(Point(esc)) or LineString([pt, esc]).intersects(inner):
+            return None
+        return esc
 
     # --- mission check ------------------------------------------------------------------------
 
