@@ -1,0 +1,195 @@
+"""MQTT subscriber: topics → adapters → reports, surviving garbage and broker outages.
+
+One asyncio task owns the connection. It subscribes to every configured topic filter, hands
+each message to the adapter of the first filter that matches, and awaits ``on_report`` for each
+resulting Report. A message an adapter rejects is counted, logged and passed to ``on_error``;
+an adapter that raises anything else is treated the same way (counted as failed), so one bad
+publisher can never stop the subscription. When the broker goes away the task reconnects with
+exponential backoff (with jitter, capped), and resubscribes.
+
+With a fixed ``client_id`` the session is persistent (clean_session off, QoS 1): the broker
+keeps queueing messages for us while we reconnect, so a short outage of our side loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from dronedispatch.domain.incidents import Report
+
+from .base import Adapter, IngestError, IngestStats, Outcome, as_reports
+
+log = logging.getLogger(__name__)
+
+ReportHandler = Callable[[Report], Awaitable[None]]
+ErrorHandler = Callable[[str, str], None]
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
+    """``mqtt://[user[:password]@]host[:port]`` → (host, port, user, password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ValueError(f"expected mqtt://host[:port], got {url!r}")
+    return parts.hostname, parts.port or 1883, parts.username, parts.password
+
+
+class MqttIngest:
+    """Subscribe to ``topics`` (filter → adapter) on the broker at ``url`` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        url: str,
+        topics: Mapping[str, Adapter],
+        on_report: ReportHandler,
+        on_error: ErrorHandler,
+        *,
+        client_id: str | None = None,
+        stats: IngestStats | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        keepalive: int = 30,
+    ) -> None:
+        if not topics:
+            raise ValueError("MqttIngest needs at least one topic")
+        self.host, self.port, self._username, self._password = parse_mqtt_url(url)
+        self.topics = dict(topics)
+        self._filters = [(aiomqtt.Wildcard(f), f) for f in self.topics]
+        self.on_report = on_report
+        self.on_error = on_error
+        self.stats = stats or IngestStats()
+        self._clock = clock
+        self._persistent = client_id is not None
+        self.client_id = client_id or f"dronedispatch-ingest-{uuid.uuid4().hex[:12]}"
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._keepalive = keepalive
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        # exactly one of these is set: await them to follow the link (health checks, tests)
+        self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Begin connecting in the background (returns at once; ``await connected.wait()`` to know it is subscribed)."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"mqtt-ingest-{self.host}:{self.port}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._set_connected(False)
+
+    def _set_connected(self, up: bool) -> None:
+        self.stats.connected = up
+        if up:
+            self.disconnected.clear()
+            self.connected.set()
+        else:
+            self.connected.clear()
+            self.disconnected.set()
+
+    # ---- connection loop
+
+    async def _run(self) -> None:
+        delay = self._backoff_initial
+        first = True
+        while not self._stopping:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    username=self._username,
+                    password=self._password,
+                    identifier=self.client_id,
+                    clean_session=not self._persistent,
+                    keepalive=self._keepalive,
+                    timeout=10,
+                ) as client:
+                    for topic_filter in self.topics:
+                        await client.subscribe(topic_filter, qos=1)
+                    if not first:
+                        self.stats.reconnects += 1
+                    first = False
+                    log.info("MQTT ingest subscribed to %s on %s:%d", ", ".join(self.topics), self.host, self.port)
+                    self._set_connected(True)
+                    delay = self._backoff_initial
+                    async for message in client.messages:
+                        await self.handle(str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                self._set_connected(False)
+                log.warning(
+                    "MQTT ingest: broker %s:%d unavailable (%s); retrying in %.1f s", self.host, self.port, exc, delay
+                )
+            except Exception:  # anything else: log and reconnect rather than end ingestion
+                self._set_connected(False)
+                log.exception("MQTT ingest: connection loop failed; reconnecting in %.1f s", delay)
+            # jitter spreads reconnects of many nodes after a broker restart
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._backoff_max)
+
+    # ---- one message (public so the webhook-style path and tests can drive it without a broker)
+
+    def _filter_for(self, topic: str) -> str | None:
+        t = aiomqtt.Topic(topic)
+        for wildcard, name in self._filters:
+            if t.matches(wildcard):
+                return name
+        return None
+
+    async def handle(self, topic: str, payload: object) -> list[Report]:
+        """Run one message through its adapter; never raises (except cancellation)."""
+        name = self._filter_for(topic)
+        if name is None:  # a broker may deliver overlapping subscriptions; nothing to do
+            return []
+        self.stats.count(name, Outcome.RECEIVED)
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        try:
+            reports = as_reports(self.topics[name](data, self._clock()))
+        except IngestError as exc:
+            self._fail(name, topic, Outcome.REJECTED, str(exc))
+            return []
+        except Exception as exc:  # an adapter bug must not end the subscription
+            log.exception("MQTT ingest: adapter for %s failed", name)
+            self._fail(name, topic, Outcome.FAILED, f"internal error in adapter: {exc!r}")
+            return []
+        if not reports:
+            self.stats.count(name, Outcome.IGNORED)
+            return []
+        self.stats.count(name, Outcome.ACCEPTED)
+        delivered = []
+        for report in reports:
+            try:
+                await self.on_report(report)
+            except Exception as exc:
+                log.exception("MQTT ingest: report handler failed for %s", topic)
+                self._fail(name, topic, Outcome.FAILED, f"report handler failed: {exc!r}")
+                continue
+            self.stats.reports[name] += 1
+            delivered.append(report)
+        return delivered
+
+    def _fail(self, name: str, topic: str, outcome: Outcome, reason: str) -> None:
+        self.stats.error(name, outcome, reason)
+        log.warning("MQTT ingest %s on %s: %s", outcome.value, topic, reason)
+        try:
+            self.on_error(topic, reason)
+        except Exception:
+            log.exception("MQTT ingest: on_error callback failed")

@@ -1,0 +1,235 @@
+"""MqttIngest against a real mosquitto broker: reports arrive, garbage is counted, outages are survived."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from dronedispatch.domain.incidents import Category, Report
+from dronedispatch.ingest import FrigateAdapter, IngestStats, MqttIngest, parse_cap, parse_json_report
+from tests.fixtures.services import MosquittoServer
+
+DATA = Path(__file__).parent / "data"
+WAIT = 20.0  # generous: shared CPU; nothing here asserts a duration
+
+
+class Sink:
+    """Collects what MqttIngest hands out."""
+
+    def __init__(self) -> None:
+        self.reports: asyncio.Queue[Report] = asyncio.Queue()
+        self.errors: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def on_report(self, report: Report) -> None:
+        await self.reports.put(report)
+
+    def on_error(self, topic: str, reason: str) -> None:
+        self.errors.put_nowait((topic, reason))
+
+    async def report(self) -> Report:
+        async with asyncio.timeout(WAIT):
+            return await self.reports.get()
+
+    async def error(self) -> tuple[str, str]:
+        async with asyncio.timeout(WAIT):
+            return await self.errors.get()
+
+
+async def publish(server: MosquittoServer, topic: str, payload: bytes) -> None:
+    async with aiomqtt.Client(server.host, server.port, identifier=f"pub-{uuid.uuid4().hex[:8]}") as client:
+        await client.publish(topic, payload, qos=1)
+
+
+def frigate_review(camera: str = "songdo_park_east", objects: tuple[str, ...] = ("smoke",)) -> bytes:
+    item = {
+        "id": f"{uuid.uuid4().hex[:10]}",
+        "camera": camera,
+        "start_time": 1764052200.0,
+        "end_time": None,
+        "severity": "alert",
+        "data": {"objects": list(objects), "zones": [], "audio": [], "sub_labels": []},
+    }
+    return json.dumps({"type": "new", "before": item, "after": item}).encode()
+
+
+IngestFactory = Callable[..., Awaitable[MqttIngest]]
+
+
+@pytest.fixture
+async def make_ingest() -> AsyncIterator[IngestFactory]:
+    started: list[MqttIngest] = []
+
+    async def make(server: MosquittoServer, sink: Sink, prefix: str, **kwargs) -> MqttIngest:
+        frigate = FrigateAdapter()
+        topics = {
+            **frigate.topics(f"{prefix}/frigate"),
+            f"{prefix}/reports/+": parse_json_report,
+            f"{prefix}/cap": parse_cap,
+        }
+        kwargs.setdefault("backoff_initial", 0.05)
+        kwargs.setdefault("backoff_max", 0.5)
+        ingest = MqttIngest(server.url, topics, sink.on_report, sink.on_error, **kwargs)
+        started.append(ingest)
+        await ingest.start()
+        async with asyncio.timeout(WAIT):
+            await ingest.connected.wait()
+        return ingest
+
+    yield make
+    for ingest in started:
+        await ingest.stop()
+
+
+async def test_reports_arrive_and_garbage_is_counted(mosquitto: MosquittoServer, make_ingest: IngestFactory) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    sink = Sink()
+    ingest = await make_ingest(mosquitto, sink, prefix)
+
+    await publish(mosquitto, f"{prefix}/frigate/reviews", frigate_review())
+    report = await sink.report()
+    assert report.category is Category.FIRE and report.camera_id == "songdo_park_east"
+
+    # garbage of several kinds on every topic; the subscription keeps going after each
+    garbage = [
+        (f"{prefix}/frigate/reviews", b"\x00\xffnot json"),
+        (f"{prefix}/frigate/events", b'{"type": "new", "after": {"camera": "bad camera!"}}'),
+        (f"{prefix}/reports/gateway7", b'{"category": "fire"}'),
+        (f"{prefix}/reports/gateway7", b"x" * 400_000),
+        (f"{prefix}/cap", b'<!DOCTYPE a [<!ENTITY b "c">]><alert/>'),
+        (f"{prefix}/frigate/reviews", b""),
+    ]
+    for topic, payload in garbage:
+        await publish(mosquitto, topic, payload)
+    errors = [await sink.error() for _ in garbage]
+    assert [t for t, _ in errors] == [t for t, _ in garbage]
+    reasons = [r for _, r in errors]
+    assert "not UTF-8" in reasons[0]
+    assert "after.camera" in reasons[1]
+    assert "give a location" in reasons[2]
+    assert "limit is" in reasons[3]
+    assert "DTD" in reasons[4]
+    assert "empty" in reasons[5]
+
+    await publish(
+        mosquitto,
+        f"{prefix}/reports/gateway7",
+        json.dumps({"category": "flood", "location": {"lat": 37.5, "lon": 126.6}}).encode(),
+    )
+    report = await sink.report()
+    assert report.category is Category.FLOOD and report.source == "mqtt"
+    await publish(mosquitto, f"{prefix}/cap", (DATA / "cap_flood_ko_en.xml").read_bytes())
+    assert (await sink.report()).source == "cap"
+
+    stats = ingest.stats
+    assert stats.received[f"{prefix}/frigate/reviews"] == 3
+    assert stats.accepted[f"{prefix}/frigate/reviews"] == 1
+    assert stats.rejected[f"{prefix}/frigate/reviews"] == 2
+    assert stats.rejected[f"{prefix}/frigate/events"] == 1
+    assert stats.rejected[f"{prefix}/reports/+"] == 2  # counted per filter, not per publisher topic
+    assert stats.accepted[f"{prefix}/reports/+"] == 1
+    assert stats.rejected[f"{prefix}/cap"] == 1 and stats.accepted[f"{prefix}/cap"] == 1
+    assert "limit is" in stats.last_error[f"{prefix}/reports/+"]
+    assert stats.connected
+
+
+async def test_updates_that_add_nothing_are_ignored(mosquitto: MosquittoServer, make_ingest: IngestFactory) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    sink = Sink()
+    ingest = await make_ingest(mosquitto, sink, prefix)
+    quiet = json.loads(frigate_review(objects=("dog",)))
+    quiet["after"]["severity"] = quiet["before"]["severity"] = "detection"
+    await publish(mosquitto, f"{prefix}/frigate/reviews", json.dumps(quiet).encode())
+    await publish(mosquitto, f"{prefix}/frigate/reviews", frigate_review(camera="cam_after_quiet"))
+    report = await sink.report()
+    assert report.camera_id == "cam_after_quiet"  # the ignored one produced nothing
+    assert ingest.stats.ignored[f"{prefix}/frigate/reviews"] == 1
+    assert sink.errors.empty()
+
+
+async def test_failing_report_handler_does_not_stop_ingest(mosquitto: MosquittoServer) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    delivered: asyncio.Queue[Report] = asyncio.Queue()
+    errors: list[tuple[str, str]] = []
+    calls = 0
+
+    async def flaky(report: Report) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database down")
+        await delivered.put(report)
+
+    ingest = MqttIngest(mosquitto.url, {f"{prefix}/r": parse_json_report}, flaky, lambda t, r: errors.append((t, r)))
+    await ingest.start()
+    try:
+        async with asyncio.timeout(WAIT):
+            await ingest.connected.wait()
+        body = json.dumps({"category": "crime", "camera_id": "c1"}).encode()
+        await publish(mosquitto, f"{prefix}/r", body)
+        await publish(mosquitto, f"{prefix}/r", body)
+        async with asyncio.timeout(WAIT):
+            await delivered.get()
+        assert ingest.stats.failed[f"{prefix}/r"] == 1
+        assert errors and "database down" in errors[0][1]
+    finally:
+        await ingest.stop()
+
+
+async def test_broker_restart_reconnects(mosquitto_factory, make_ingest: IngestFactory) -> None:
+    server: MosquittoServer = mosquitto_factory()
+    sink = Sink()
+    ingest = await make_ingest(server, sink, "city")
+    await publish(server, "city/frigate/reviews", frigate_review(camera="before_restart"))
+    assert (await sink.report()).camera_id == "before_restart"
+
+    await asyncio.to_thread(server.stop)
+    async with asyncio.timeout(WAIT):
+        await ingest.disconnected.wait()
+    assert not ingest.stats.connected
+    await asyncio.to_thread(server.start)
+    async with asyncio.timeout(WAIT):
+        await ingest.connected.wait()
+
+    await publish(server, "city/frigate/reviews", frigate_review(camera="after_restart"))
+    assert (await sink.report()).camera_id == "after_restart"
+    assert ingest.stats.reconnects >= 1
+
+
+async def test_persistent_session_keeps_messages_while_we_are_away(
+    mosquitto: MosquittoServer, make_ingest: IngestFactory
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client_id = f"dd-ingest-{prefix}"
+    sink = Sink()
+    first = await make_ingest(mosquitto, sink, prefix, client_id=client_id)
+    await first.stop()
+    await publish(mosquitto, f"{prefix}/frigate/reviews", frigate_review(camera="while_away"))
+    await make_ingest(mosquitto, sink, prefix, client_id=client_id)
+    assert (await sink.report()).camera_id == "while_away"
+
+
+async def test_stats_are_a_prometheus_collector(mosquitto: MosquittoServer, make_ingest: IngestFactory) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    stats = IngestStats()
+    sink = Sink()
+    await make_ingest(mosquitto, sink, prefix, stats=stats)
+    await publish(mosquitto, f"{prefix}/cap", b"<nope")
+    await sink.error()  # on_error runs after the count
+    registry = CollectorRegistry()
+    registry.register(stats)
+    text = generate_latest(registry).decode()
+    assert f'dronedispatch_ingest_messages_total{{outcome="rejected",source="{prefix}/cap"}} 1.0' in text
+    assert "dronedispatch_ingest_mqtt_connected 1.0" in text
+
+
+def test_url_must_be_mqtt() -> None:
+    with pytest.raises(ValueError, match="mqtt://"):
+        MqttIngest("http://127.0.0.1:1", {"a": parse_json_report}, lambda r: None, lambda t, r: None)  # type: ignore[arg-type,return-value]
