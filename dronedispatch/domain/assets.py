@@ -92,6 +92,7 @@ def load_assets(path: Path | str) -> AssetRegistry:
         data = read_structured(Path(path))
         return AssetRegistry.model_validate(data)
     except ValidationError as exc:
-        raise AssetFileError(f"{path}: {exc}") from exc
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise AssetFileError(f"{path}: {problems}") from exc
     except ValueError as exc:  # CityFileError
         raise AssetFileError(str(exc)) from exc
