@@ -104,7 +104,8 @@ class GroundRenderer:
             segs = np.array([[(*ring[k], 0.0), (*ring[k + 1], 0.0)] for k in range(24)])
             segs = np.concatenate([segs, [[(tx - 8, ty, 0), (tx + 8, ty, 0)], [(tx, ty - 8, 0), (tx, ty + 8, 0)]]])
             self._lines(segs, cam, basis, _MARK, 3)
-        text = f"D{self.instance + 1}  alt {pose.alt_rel:5.1f} m  hdg {pose.heading_deg % 360:5.1f}  t {pose.time_s:8.1f} s"
+        hdg = pose.heading_deg % 360
+        text = f"D{self.instance + 1}  alt {pose.alt_rel:5.1f} m  hdg {hdg:5.1f}  t {pose.time_s:8.1f} s"
         cv2.putText(
             img, text, (8, self.height - 10), cv2.FONT_HERSHEY_SIMPLEX, self._font_scale, (255, 255, 255), 1, cv2.LINE_8
         )
