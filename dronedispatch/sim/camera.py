@@ -273,7 +273,7 @@ class SimCamera:
         img = self._renderer.render(pose, self.frames_sent)
         captured = time.monotonic()
         stamp.draw(img, stamp.Stamp(time_us=time.time_ns() // 1000, counter=self.frames_sent & 0xFFFF))
-        yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)
+        yuv: NDArray[np.uint8] = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)  # type: ignore[assignment]
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         rtp_ts = int((captured - self._t0) * VIDEO_CLOCK)
         frame.pts = rtp_ts

@@ -225,7 +225,7 @@ class StreamIngest:
             started = time.monotonic()
             try:
                 await asyncio.to_thread(self._pull_blocking, loop)
-            except Exception as exc:  # noqa: BLE001 - any demux failure means: reconnect
+            except Exception as exc:
                 log.info("video %s: source closed (%s)", self.uri, exc)
             if self._stop_pull.is_set():
                 return

@@ -175,7 +175,7 @@ class Recorder:
                 packet.is_keyframe = item.keyframe
                 packet.stream = stream
                 container.mux(packet)
-        except BaseException as exc:  # noqa: BLE001 - reported by finish(); keep draining the queue
+        except BaseException as exc:
             self._error = exc
             while self._queue.get() is not None:
                 pass

@@ -143,6 +143,7 @@ class _Stream:
     recorder: Recorder | None = None
     last_keyframe: VideoUnit | None = None
     keyframe_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    state_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _jpeg: tuple[VideoUnit, bytes] | None = None
 
     def on_unit(self, unit: VideoUnit) -> None:
@@ -158,6 +159,9 @@ class _Stream:
         if state == IngestState.STALLED:
             for track in self.tracks:
                 track.resync()
+        # Wake whoever waits for a change, and arm a fresh event for the next one.
+        changed, self.state_changed = self.state_changed, asyncio.Event()
+        changed.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,11 @@ class VideoHub:
             reconnects=ingest.reconnects if ingest else 0,
             recording=stream.recorder is not None,
         )
+
+    async def wait_state(self, stream_key: str, state: str) -> None:
+        """Return once the stream's ingest is in ``state`` ('live', 'stalled' …); wrap it in a timeout."""
+        while (stream := self._get(stream_key)).ingest is None or stream.ingest.state != state:
+            await stream.state_changed.wait()
 
     def streams(self) -> list[str]:
         return list(self._streams)

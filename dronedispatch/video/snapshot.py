@@ -7,11 +7,10 @@ a keyframe is cached until the next one arrives.
 
 from __future__ import annotations
 
+import av
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-
-import av
 
 
 class SnapshotError(RuntimeError):
@@ -27,7 +26,8 @@ def decode_keyframe(access_unit: bytes) -> NDArray[np.uint8]:
         raise SnapshotError(f"keyframe does not decode: {exc}") from exc
     if not frames:
         raise SnapshotError("keyframe produced no picture")
-    return frames[0].to_ndarray(format="bgr24")
+    image: NDArray[np.uint8] = frames[0].to_ndarray(format="bgr24")  # type: ignore[assignment]
+    return image
 
 
 def jpeg(image: NDArray[np.uint8], quality: int = 85) -> bytes:

@@ -41,13 +41,13 @@ class Viewer:
     got: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
-    async def wait_frames(self, n: int, timeout: float = 30.0) -> None:
+    async def wait_frames(self, n: int, within_s: float = 30.0) -> None:
         async def _until() -> None:
             while len(self.stamps) < n:
                 self.got.clear()
                 await self.got.wait()
 
-        await asyncio.wait_for(_until(), timeout)
+        await asyncio.wait_for(_until(), within_s)
 
     async def close(self) -> None:
         await self.pc.close()

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from dronedispatch.sim.camera import SimCamera
-from dronedispatch.video.relay import VideoHub
+import cv2
+import numpy as np
+import pytest
 
-from .conftest import connect_viewer
+from dronedispatch.sim.camera import SimCamera
+from dronedispatch.video import stamp
+from dronedispatch.video.relay import StreamNotFound, VideoHub
+from dronedispatch.video.sdp import OfferError
+from dronedispatch.video.snapshot import SnapshotError
+
+from .conftest import HEIGHT, WIDTH, connect_viewer
 
 
 def uri(camera: SimCamera) -> str:
@@ -30,3 +37,72 @@ async def test_viewers_receive_frames_with_readable_timestamps(hub: VideoHub, ca
     finally:
         for v in viewers:
             await v.close()
+
+
+async def test_a_stream_that_stops_and_resumes_recovers_by_itself(hub: VideoHub, camera: SimCamera) -> None:
+    await hub.ensure_stream("d1", uri(camera))
+    await camera.start()
+    viewer = await connect_viewer(hub, "d1")
+    try:
+        await viewer.wait_frames(10)
+        await camera.stop()  # the vehicle stops streaming (or the link drops)
+        await asyncio.wait_for(hub.wait_state("d1", "stalled"), 20)
+        before = len(viewer.stamps)
+        last_counter = viewer.stamps[-1].counter
+        await camera.start()  # a new RTP session: new SSRC, sequence numbers and timestamps
+        await viewer.wait_frames(before + 10)
+        resumed = [s.counter for s in viewer.stamps[before:]]
+        assert resumed[0] > last_counter and resumed == sorted(resumed)
+        assert hub.status("d1").state == "live" and hub.status("d1").reconnects >= 1
+    finally:
+        await viewer.close()
+
+
+async def test_snapshot_is_a_jpeg_of_the_live_picture(hub: VideoHub, camera: SimCamera) -> None:
+    await hub.ensure_stream("d1", uri(camera))
+    await camera.start()
+    data = await hub.snapshot_jpeg("d1", wait_s=20)
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (HEIGHT, WIDTH, 3)
+    assert stamp.read(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) is not None
+
+
+async def test_unknown_streams_and_bad_offers_are_clear_errors(hub: VideoHub, camera: SimCamera) -> None:
+    with pytest.raises(StreamNotFound):
+        await hub.offer("nope", "v=0\r\n", "offer")
+    with pytest.raises(StreamNotFound):
+        await hub.snapshot_jpeg("nope")
+    await hub.ensure_stream("d1", uri(camera))
+    with pytest.raises(OfferError, match="offer"):
+        await hub.offer("d1", "v=0\r\n", "answer")
+    with pytest.raises(OfferError, match="video"):
+        await hub.offer("d1", "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "offer")
+    with pytest.raises(SnapshotError):
+        await hub.snapshot_jpeg("d1", wait_s=0.1)  # camera not started: no picture yet
+    with pytest.raises(ValueError, match="scheme"):
+        await hub.ensure_stream("d2", "gopher://127.0.0.1:70")
+
+
+async def test_the_answer_offers_only_configured_hosts(hub: VideoHub, camera: SimCamera) -> None:
+    await hub.ensure_stream("d1", uri(camera))
+    viewer = await connect_viewer(hub, "d1")
+    try:
+        answer = viewer.pc.remoteDescription.sdp
+        hosts = {line.split()[4] for line in answer.splitlines() if line.startswith("a=candidate:")}
+        assert hosts == {"127.0.0.1"}
+        assert "H264/90000" in answer and "VP8" not in answer
+    finally:
+        await viewer.close()
+
+
+async def test_stop_stream_hangs_up_viewers(hub: VideoHub, camera: SimCamera) -> None:
+    await hub.ensure_stream("d1", uri(camera))
+    await camera.start()
+    viewer = await connect_viewer(hub, "d1")
+    await viewer.wait_frames(3)
+    await hub.stop_stream("d1")
+    assert viewer.task is not None
+    await asyncio.wait_for(viewer.task, 20)  # the track ended
+    assert "d1" not in hub.streams()
+    await viewer.close()
