@@ -51,7 +51,17 @@ MISSION_FIELDS = ("mission_seq", "mission_total", "mission_state", "mission_id")
 class _VehicleLink:
     """Per-vehicle plumbing the facade does not show: route, encoder, trackers."""
 
-    __slots__ = ("encoder", "endpoint", "gate", "last_telemetry", "peer", "seq", "telemetry_pending", "tracker")
+    __slots__ = (
+        "encoder",
+        "endpoint",
+        "gate",
+        "last_telemetry",
+        "peer",
+        "pending_position",
+        "seq",
+        "telemetry_pending",
+        "tracker",
+    )
 
     def __init__(self, vehicle: Vehicle, encoder: Any, gate: SignatureGate | None) -> None:
         self.encoder = encoder
@@ -62,6 +72,7 @@ class _VehicleLink:
         self.peer: Peer | None = None
         self.last_telemetry = 0.0
         self.telemetry_pending = False
+        self.pending_position: Frame | None = None
 
 
 class MavlinkLink:
@@ -212,7 +223,9 @@ class MavlinkLink:
             log.debug("vehicle %d: dropped %s frame (msg %d)", sysid, kind, frame.msgid)
             return
         msg = None
-        if frame.msgid in wire.INTERESTING:
+        if frame.msgid == wire.MSG_GLOBAL_POSITION_INT and vl is not None and self._defer_position(vl, frame):
+            pass  # decoded later, when the telemetry throttle lets the next update out
+        elif frame.msgid in wire.INTERESTING:
             try:
                 msg = self._decoder.decode(bytearray(frame.raw))
             except (wire.MAVError, ValueError, IndexError) as exc:
@@ -275,19 +288,49 @@ class MavlinkLink:
             self._on_timesync(vehicle, msg)
         vehicle._dispatch(msg, compid, now)
 
+    def _defer_position(self, vl: _VehicleLink, frame: Frame) -> bool:
+        """Keep a position frame undecoded while the throttle holds telemetry back.
+
+        PX4 streams GLOBAL_POSITION_INT at ~50 Hz and listeners get at most telemetry_rate_hz,
+        so only the newest frame is decoded when the held-back update goes out.
+        """
+        if self._loop is None or self._loop.time() - vl.last_telemetry >= self.telemetry_period:
+            return False
+        vl.pending_position = frame
+        self._schedule_flush(vl)
+        return True
+
     def _telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float) -> None:
         if now - vl.last_telemetry >= self.telemetry_period:
             vl.last_telemetry = now
             self._emit(Telemetry(vehicle))
-        elif not vl.telemetry_pending and self._loop is not None:
-            vl.telemetry_pending = True
+        else:
+            self._schedule_flush(vl)
 
-            def flush() -> None:
-                vl.telemetry_pending = False
-                vl.last_telemetry = self._loop.time() if self._loop else now
-                self._emit(Telemetry(vehicle))
+    def _schedule_flush(self, vl: _VehicleLink) -> None:
+        if vl.telemetry_pending or self._loop is None:
+            return
+        vl.telemetry_pending = True
+        self._loop.call_at(vl.last_telemetry + self.telemetry_period, self._flush_telemetry, vl)
 
-            self._loop.call_at(vl.last_telemetry + self.telemetry_period, flush)
+    def _flush_telemetry(self, vl: _VehicleLink) -> None:
+        vl.telemetry_pending = False
+        vehicle = self.vehicles.get(vl.tracker.state.sysid)
+        if vehicle is None or self._loop is None:
+            return
+        now = self._loop.time()
+        vl.last_telemetry = now
+        frame, vl.pending_position = vl.pending_position, None
+        if frame is not None:
+            try:
+                msg = self._decoder.decode(bytearray(frame.raw))
+            except (wire.MAVError, ValueError, IndexError):
+                vehicle.health.malformed += 1
+                self.malformed += 1
+            else:
+                vl.tracker.apply(msg, now)
+                vehicle._dispatch(msg, frame.compid, now)
+        self._emit(Telemetry(vehicle))
 
     def _on_timesync(self, vehicle: Vehicle, msg: Any) -> None:
         now_ns = int((time.monotonic() - self._boot) * 1e9)

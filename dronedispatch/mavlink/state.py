@@ -78,22 +78,41 @@ class LinkHealth:
 
 
 class SequenceTracker:
-    """Counts packets lost from gaps in the 8-bit MAVLink sequence, per (sysid, compid)."""
+    """Counts packets lost from gaps in the 8-bit MAVLink sequence of one vehicle.
 
-    __slots__ = ("_last",)
+    Components of a vehicle may share one sequence counter (PX4's camera and autopilot on the
+    same link) or count separately (a companion computer). Frames from other components heard
+    between two frames of one component are subtracted from its gap, which is exact for a
+    shared counter and, for separate ones, errs towards reporting less loss, never more.
+    """
+
+    __slots__ = ("_last", "_last_any", "_total")
 
     def __init__(self) -> None:
-        self._last: dict[int, int] = {}
+        self._last: dict[int, tuple[int, int]] = {}  # compid -> (seq, frames heard so far)
+        self._last_any: int | None = None
+        self._total = 0
 
-    def observe(self, compid: int, seq: int) -> int:
-        """Packets missing before this one (0 for duplicates and reordered packets)."""
-        last = self._last.get(compid)
-        self._last[compid] = seq
-        if last is None:
-            return 0
+    @staticmethod
+    def _gap(seq: int, last: int) -> int:
         gap = (seq - last - 1) & 0xFF
         # A large "gap" is really a late or repeated packet, or a sender restart.
         return gap if gap < 128 else 0
+
+    def observe(self, compid: int, seq: int) -> int:
+        """Packets missing before this one (0 for duplicates and reordered packets)."""
+        self._total += 1
+        prev = self._last.get(compid)
+        last_any = self._last_any
+        self._last[compid] = (seq, self._total)
+        self._last_any = seq
+        if prev is None or last_any is None:
+            return 0
+        last_seq, heard_at = prev
+        others = self._total - heard_at - 1
+        # With a shared counter the gap since the last frame of any component is the loss, and
+        # counting it here keeps one lost packet from being counted again by each component.
+        return min(max(0, self._gap(seq, last_seq) - others), self._gap(seq, last_any))
 
 
 def _set(state: VehicleState, name: str, value: Any, changed: set[str]) -> None:

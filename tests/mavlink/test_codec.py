@@ -133,3 +133,10 @@ def test_state_tracker_reports_discrete_changes_and_telemetry() -> None:
     home = mav.MAVLink_home_position_message(373918000, 1266393000, 10000, 0, 0, 0, [1, 0, 0, 0], 0, 0, 0)
     changed, _ = tr.apply(home, 3.4)
     assert changed == {"home"} and s.home_lat == 37.3918
+
+
+def test_sequence_shared_between_components_is_not_loss() -> None:
+    t = SequenceTracker()
+    # autopilot 1 and camera 100 drawing from one counter, one packet (seq 4) lost
+    seen = [(1, 0), (1, 1), (100, 2), (1, 3), (1, 5), (100, 6), (1, 7)]
+    assert sum(t.observe(c, s) for c, s in seen) == 1

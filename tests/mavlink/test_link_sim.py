@@ -1,0 +1,108 @@
+"""The link against the simulator over real loopback UDP (the acceptance tests of issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from dronedispatch.domain.mission_items import MissionItem, return_to_launch, takeoff, waypoint
+from dronedispatch.mavlink.errors import CommandDenied, UploadFailed
+from dronedispatch.mavlink.events import StateChanged, Telemetry, VehicleEvent
+from dronedispatch.mavlink.mission_protocol import MissionUpload, mission_checksum
+from tests.mavlink.simfleet import DOCK, sim_and_link
+
+LAND_MODES = {"AUTO.LAND", "AUTO.RTL"}
+
+
+def plan(n: int) -> list[MissionItem]:
+    items = [takeoff(DOCK.lat, DOCK.lon, 20.0)]
+    items += [waypoint(DOCK.lat + i * 2e-5, DOCK.lon + i * 1e-5, 25.0) for i in range(1, n - 1)]
+    return [*items, return_to_launch()][:n]
+
+
+async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (vehicle state has no single event to await)
+            await asyncio.sleep(0.05)
+
+
+async def test_one_vehicle_discover_upload_arm_start_rtl_land() -> None:
+    events: list[VehicleEvent] = []
+    async with sim_and_link(1, speed_factor=4.0) as (sim, link):
+        link.add_listener(events.append)
+        v = await link.wait_vehicle(1, 15)
+        await until(lambda: v.state.home_lat is not None and v.state.lat is not None and v.state.landed_state == 1)
+        assert v.state.autopilot == 12 and v.state.mode.startswith("AUTO")
+        items = plan(10)
+        opaque = await v.mission.upload(items)
+        assert opaque == mission_checksum(items)
+        assert mission_checksum(sim.vehicles[0].mission_items) == opaque
+        await until(lambda: v.state.mission_id == opaque and v.state.mission_total == 10)
+        # Arming can be refused for the first seconds after boot, as on PX4.
+        async with asyncio.timeout(30):
+            while True:  # retry until the vehicle is ready to arm
+                try:
+                    await v.command.arm()
+                    break
+                except CommandDenied:
+                    await asyncio.sleep(0.5)
+        await v.command.mission_start()
+        await until(lambda: v.state.mode == "AUTO.MISSION" and v.state.armed)
+        await until(lambda: (v.state.alt_rel or 0) > 2.0)
+        assert any(isinstance(e, StateChanged) and "mode" in e.changed for e in events)
+        assert any(isinstance(e, Telemetry) for e in events)
+        await v.command.return_to_launch()
+        await until(lambda: v.state.mode == "AUTO.RTL")
+        await v.command.land()
+        await until(lambda: v.state.mode == "AUTO.LAND")
+        assert v.health.packets_received > 100 and not v.health.lost
+
+
+async def test_five_vehicles_one_endpoint_uploads_at_once() -> None:
+    async with sim_and_link(5) as (sim, link):
+        vehicles = await asyncio.gather(*(link.wait_vehicle(i, 15) for i in range(1, 6)))
+        plans = [plan(40 + i) for i in range(5)]
+        ids = await asyncio.gather(*(v.mission.upload(p) for v, p in zip(vehicles, plans, strict=True)))
+        for i, (opaque, p) in enumerate(zip(ids, plans, strict=True)):
+            assert opaque == mission_checksum(p)
+            assert mission_checksum(sim.vehicles[i].mission_items) == opaque
+        downloaded = await asyncio.gather(*(v.mission.download() for v in vehicles))
+        assert [len(d) for d in downloaded] == [len(p) for p in plans]
+
+
+async def test_hundred_items_complete_under_loss_and_latency() -> None:
+    async with sim_and_link(2) as (sim, link):
+        vehicles = await asyncio.gather(link.wait_vehicle(1, 15), link.wait_vehicle(2, 15))
+        for sv in sim.vehicles:
+            sv.set_link_loss(0.10)
+            sv.set_latency(0.10)
+        plans = [plan(100), plan(99)]
+        ids = await asyncio.gather(*(v.mission.upload(p) for v, p in zip(vehicles, plans, strict=True)))
+        for i, p in enumerate(plans):
+            assert ids[i] == mission_checksum(p) == mission_checksum(sim.vehicles[i].mission_items)
+
+
+async def test_vehicle_that_stops_answering_mid_upload_fails_clearly() -> None:
+    async with sim_and_link(1) as (sim, link):
+        v = await link.wait_vehicle(1, 15)
+        old = plan(5)
+        await v.mission.upload(old)
+        sim.vehicles[0].set_latency(0.02)  # slow enough to cut the link mid-transfer
+        task = asyncio.create_task(v.mission.upload(plan(100)))
+
+        def mid_transfer() -> bool:
+            txs = [t for t in v._active if isinstance(t, MissionUpload)]
+            return bool(txs) and txs[0].highest_requested >= 20
+
+        await until(mid_transfer, 30)
+        sim.vehicles[0].drop_link(True)
+        with pytest.raises(UploadFailed) as failed:
+            async with asyncio.timeout(60):
+                await task
+        assert failed.value.ack_result is None
+        assert "stopped requesting items" in str(failed.value)
+        sim.vehicles[0].drop_link(False)
+        # The refused upload left the previous plan in place.
+        assert mission_checksum(sim.vehicles[0].mission_items) == mission_checksum(old)
