@@ -121,7 +121,7 @@ class VehicleObservation:
     landed_state: int = LandedState.UNDEFINED
     mission_seq: int = 0  # MISSION_CURRENT.seq
     mission_total: int = 0  # MISSION_CURRENT.total (0 when unknown)
-    on_scene_seq: int = 0  # index of the first on-scene item of the uploaded mission
+    on_scene_seq: int = 0  # CompiledMission.on_scene_seq of the uploaded mission (0 = unknown: never on scene)
     link_lost: bool = False
     battery_pct: float | None = None
     return_seq: int | None = None  # index of the mission's own return item (time on scene over), if any
@@ -246,7 +246,8 @@ def advance(
         return _stay(state)
 
     in_return_mode = obs.mode in RETURN_MODES
-    at_scene = obs.mission_seq >= obs.on_scene_seq and obs.mode == MISSION_MODE
+    # on_scene_seq 0 means "not known" (a compiled mission's item 0 is always the takeoff)
+    at_scene = 0 < obs.on_scene_seq <= obs.mission_seq and obs.mode == MISSION_MODE
     batt = f" (battery {obs.battery_pct:.0f}%)" if obs.battery_pct is not None else ""
 
     if state == S.LAUNCHING:
@@ -255,7 +256,7 @@ def advance(
         if obs.airborne and obs.mode == MISSION_MODE:
             if obs.return_seq is not None and obs.mission_seq >= obs.return_seq:
                 return _go(state, S.RETURNING, "time on scene over: mission returns to launch", "observe")
-            return _go(state, S.ON_SCENE if at_scene and obs.mission_seq > 0 else S.ENROUTE, None, "observe")
+            return _go(state, S.ON_SCENE if at_scene else S.ENROUTE, None, "observe")
         if now is not None and entered_at is not None and now - entered_at > launch_timeout_s and not obs.airborne:
             why = "armed but never left the ground" if obs.armed else "vehicle did not arm"
             return _go(state, S.FAILED, f"no takeoff within {launch_timeout_s:.0f} s: {why}", "observe")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from dronedispatch.domain.airspace import NoRoute
 from dronedispatch.domain.fleet import DroneState
@@ -248,54 +248,13 @@ def recommend(
     category = Category(category)
     target = (incident_lat, incident_lon)
     preferred = PREFERRED_CAPABILITIES.get(category, ())
-    eligible: list[Candidate] = []
-    rejected: list[Candidate] = []
-    for d in drones:
-        has_pref = tuple(c for c in preferred if c in d.capabilities)
-
-        def reject(reason: Reason, d: DroneStatus = d, **extra: object) -> None:
-            rejected.append(Candidate(d.drone_id, d.sysid, False, reason, **extra))  # type: ignore[arg-type]
-
-        if d.state != DroneState.READY:
-            reject(Reason(ReasonCode.NOT_READY, {"state": d.state.value}))
-            continue
-        missing = [c for c in required_capabilities if c not in d.capabilities]
-        if missing:
-            reject(Reason(ReasonCode.MISSING_CAPABILITY, {"missing": ", ".join(missing)}))
-            continue
-        if wind_m_s is not None and wind_m_s > d.max_wind:
-            reject(Reason(ReasonCode.WIND, {"wind": wind_m_s, "max_wind": d.max_wind}))
-            continue
-        if d.battery_pct is None:
-            reject(Reason(ReasonCode.BATTERY_UNKNOWN))
-            continue
-        start = (d.lat, d.lon)
-        try:
-            out = _route(airspace, start, target)
-            back = out[::-1] if _close(start, d.dock) else _route(airspace, target, d.dock)
-        except NoRoute as exc:
-            reject(Reason(ReasonCode.NO_ROUTE, {"why": exc.reason}))
-            continue
-        out_m, back_m = path_length_m(out), path_length_m(back)
-        energy = energy_needed(
-            d, out_m=out_m, back_m=back_m, time_on_scene_s=time_on_scene_s, cruise_alt_m=cruise_alt_m,
-            reserve_pct=reserve_pct,
-        )
-        common = {"km": out_m / 1000, "battery": d.battery_pct, "need": energy.needed_pct}
-        if not energy.sufficient:
-            reason = Reason(
-                ReasonCode.INSUFFICIENT_ENERGY,
-                {**common, "reserve": reserve_pct, "scene_min": time_on_scene_s / 60},
-            )
-            reject(reason, route=tuple(out), route_length_m=out_m, return_length_m=back_m, energy=energy)
-            continue
-        eligible.append(
-            Candidate(
-                d.drone_id, d.sysid, True, Reason(ReasonCode.CANDIDATE, common),
-                eta_s=eta_s(d, out_m, cruise_alt_m=cruise_alt_m), route=tuple(out), route_length_m=out_m,
-                return_length_m=back_m, energy=energy, preferred_capabilities=has_pref,
-            )
-        )
+    assessed = [
+        _assess(d, target, airspace, preferred, time_on_scene_s=time_on_scene_s, cruise_alt_m=cruise_alt_m,
+                reserve_pct=reserve_pct, wind_m_s=wind_m_s, required_capabilities=required_capabilities)
+        for d in drones
+    ]
+    eligible = [c for c in assessed if c.eligible]
+    rejected = [c for c in assessed if not c.eligible]
     # ETA first; among equal ETAs the better-equipped, then the fuller battery, then the id
     eligible.sort(key=lambda c: (round(c.eta_s or 0.0, 1), -len(c.preferred_capabilities),
                                  -(c.energy.margin_pct if c.energy else 0.0), c.drone_id))
@@ -308,6 +267,52 @@ def recommend(
         ranked.append(_replace(c, rank=i + 1, reason=Reason(code, params)))
     rejected.sort(key=lambda c: c.drone_id)
     return ranked + rejected
+
+
+def _assess(
+    d: DroneStatus,
+    target: LatLon,
+    airspace: RoutePlanner | None,
+    preferred: Sequence[str],
+    *,
+    time_on_scene_s: float,
+    cruise_alt_m: float,
+    reserve_pct: float,
+    wind_m_s: float | None,
+    required_capabilities: Sequence[str],
+) -> Candidate:
+    """One drone against one incident: an eligible candidate (unranked) or a refusal with its reason."""
+
+    def refuse(code: ReasonCode, params: dict[str, object] | None = None, **extra: Any) -> Candidate:
+        return Candidate(d.drone_id, d.sysid, False, Reason(code, params or {}), **extra)
+
+    if d.state != DroneState.READY:
+        return refuse(ReasonCode.NOT_READY, {"state": d.state.value})
+    missing = [c for c in required_capabilities if c not in d.capabilities]
+    if missing:
+        return refuse(ReasonCode.MISSING_CAPABILITY, {"missing": ", ".join(missing)})
+    if wind_m_s is not None and wind_m_s > d.max_wind:
+        return refuse(ReasonCode.WIND, {"wind": wind_m_s, "max_wind": d.max_wind})
+    if d.battery_pct is None:
+        return refuse(ReasonCode.BATTERY_UNKNOWN)
+    start = (d.lat, d.lon)
+    try:
+        out = _route(airspace, start, target)
+        back = out[::-1] if _close(start, d.dock) else _route(airspace, target, d.dock)
+    except NoRoute as exc:
+        return refuse(ReasonCode.NO_ROUTE, {"why": exc.reason})
+    out_m, back_m = path_length_m(out), path_length_m(back)
+    energy = energy_needed(d, out_m=out_m, back_m=back_m, time_on_scene_s=time_on_scene_s,
+                           cruise_alt_m=cruise_alt_m, reserve_pct=reserve_pct)
+    common: dict[str, object] = {"km": out_m / 1000, "battery": d.battery_pct, "need": energy.needed_pct}
+    geometry: dict[str, Any] = {"route": tuple(out), "route_length_m": out_m, "return_length_m": back_m,
+                                "energy": energy}
+    if not energy.sufficient:
+        params = {**common, "reserve": reserve_pct, "scene_min": time_on_scene_s / 60}
+        return refuse(ReasonCode.INSUFFICIENT_ENERGY, params, **geometry)
+    return Candidate(d.drone_id, d.sysid, True, Reason(ReasonCode.CANDIDATE, common),
+                     eta_s=eta_s(d, out_m, cruise_alt_m=cruise_alt_m),
+                     preferred_capabilities=tuple(c for c in preferred if c in d.capabilities), **geometry)
 
 
 def _close(a: LatLon, b: LatLon, tol_m: float = 1.0) -> bool:

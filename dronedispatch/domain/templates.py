@@ -371,3 +371,28 @@ def _bearing_or_north(target: LatLon, approach: LatLon) -> float:
 
 def _centroid(points: Sequence[LatLon]) -> LatLon:
     return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+
+
+def return_mission(route_home: Sequence[LatLon], *, alt: float) -> tuple[MissionItem, ...]:
+    """Items that bring an airborne drone home along ``route_home`` (position → … → dock).
+
+    A plain RTL flies straight home; when the airspace routes round a zone, upload this instead
+    and start it (the vehicle flies the bends, then RTL lands it at home).
+    """
+    if alt > CEILING_M:
+        raise TemplateError(f"return altitude {alt} m is above the {CEILING_M:.0f} m ceiling")
+    return (*(waypoint(lat, lon, alt) for lat, lon in route_home[1:-1]), return_to_launch())
+
+
+def estimated_scene_time_s(
+    template: MissionTemplate,
+    category: Category | str | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    target: LatLon,
+    cruise_speed: float = DEFAULT_SPEED_M_S,
+) -> float:
+    """Time the pattern will take on scene (for the planner's energy check before a drone is chosen)."""
+    dock = (target[0], target[1], 0.0)
+    return compile_mission(template, params, dock=dock, target=target, category=category,
+                           cruise_speed=cruise_speed).scene_time_s

@@ -193,3 +193,9 @@ def test_observations_only_make_allowed_transitions(start, seq, now, entered) ->
             elif s in order:  # observations only move forward along the flight
                 assert order.index(t.new_state) > order.index(s)
         s = t.new_state
+
+
+def test_unknown_on_scene_seq_never_claims_the_scene() -> None:
+    o = VehicleObservation(armed=True, mode="AUTO.MISSION", landed_state=LandedState.IN_AIR, mission_seq=5)
+    assert advance(S.ENROUTE, o).new_state == S.ENROUTE
+    assert advance(S.LAUNCHING, o).new_state == S.ENROUTE

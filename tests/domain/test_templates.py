@@ -257,3 +257,22 @@ def test_routed_missions_pass_the_airspace_check(templates, ifez_airspace: Airsp
         c = compile_mission(templates[name], dock=(*SONGDO_SOUTH, 5.0), target=CENTRAL_PARK, route=route)
         check = ifez_airspace.check_mission(c.items, home=SONGDO_SOUTH)
         assert check.ok, (name, check.summary)
+
+
+def test_return_mission_retraces_the_route(templates) -> None:
+    from dronedispatch.domain.templates import return_mission
+
+    items = return_mission([CENTRAL_PARK, (37.39, 126.64), GTOWER], alt=60)
+    assert [it.command for it in items] == [Cmd.NAV_WAYPOINT, Cmd.NAV_RETURN_TO_LAUNCH]
+    assert (items[0].lat, items[0].lon, items[0].alt) == (37.39, 126.64, 60)
+    assert [it.command for it in return_mission([CENTRAL_PARK, GTOWER], alt=60)] == [Cmd.NAV_RETURN_TO_LAUNCH]
+    with pytest.raises(TemplateError, match="ceiling"):
+        return_mission([CENTRAL_PARK, GTOWER], alt=200)
+
+
+def test_estimated_scene_time(templates) -> None:
+    from dronedispatch.domain.templates import estimated_scene_time_s
+
+    assert estimated_scene_time_s(templates["hover_roi"], "traffic_accident", target=CENTRAL_PARK) == 600
+    search = estimated_scene_time_s(templates["expanding_square"], target=CENTRAL_PARK, cruise_speed=8)
+    assert search > 60
