@@ -14,7 +14,7 @@ counts outcomes per source for /metrics.
 from .base import Adapter, IngestError, IngestStats, Outcome, Problem
 from .cap import parse_cap
 from .frigate import FrigateAdapter, FrigateRules, parse_event, parse_review
-from .mqtt import MqttIngest
+from .mqtt import MqttIngest, default_topics
 from .webhook import WebhookPayload, parse_json_report, parse_webhook
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Outcome",
     "Problem",
     "WebhookPayload",
+    "default_topics",
     "parse_cap",
     "parse_event",
     "parse_json_report",

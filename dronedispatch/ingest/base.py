@@ -186,6 +186,27 @@ class IngestStats:
         self.count(source, outcome)
         self.last_error[source] = reason
 
+    def apply(
+        self, source: str, adapter: Callable[[Any, datetime], AdapterResult], payload: Any, now: datetime
+    ) -> list[Report]:
+        """Run one input through ``adapter`` and count the outcome under ``source``.
+
+        IngestError (rejected) and any other exception (failed) are counted, then propagate, so
+        the shell can answer the sender: ``stats.apply("webhook", parse_webhook, body, now)``.
+        """
+        self.count(source, Outcome.RECEIVED)
+        try:
+            reports = as_reports(adapter(payload, now))
+        except IngestError as exc:
+            self.error(source, Outcome.REJECTED, str(exc))
+            raise
+        except Exception as exc:
+            self.error(source, Outcome.FAILED, f"internal error in adapter: {exc!r}")
+            raise
+        self.count(source, Outcome.ACCEPTED if reports else Outcome.IGNORED)
+        self.reports[source] += len(reports)
+        return reports
+
     @property
     def received(self) -> Counter[str]:
         return self.counts[Outcome.RECEIVED]

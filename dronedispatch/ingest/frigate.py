@@ -30,7 +30,7 @@ other minor), one step lower for a review that is only a ``detection``.
 
 An ``update`` yields a report only when it changes the outcome: a new category, or a higher
 severity than ``before`` had (e.g. a detection that became an alert, a person who walked into a
-restricted zone). ``end`` messages and false positives are ignored.
+restricted zone). ``end`` and ``genai`` messages and false positives are ignored.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from dronedispatch.domain.incidents import Category, Report, Severity
 from .base import IngestError, decode_json_object, epoch_to_datetime, from_validation_error
 
 SOURCE = "frigate"
+# review messages that only annotate an item (Frigate 0.16+ GenAI summaries): nothing to dispatch
+INFO_ONLY_TYPES = frozenset({"genai"})
 CAMERA_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"  # Frigate's own rule for camera names (plus a length bound)
 
 
@@ -98,7 +100,8 @@ def _zones_matching(zones: Iterable[str], markers: Iterable[str]) -> list[str]:
 
 def classify(labels: set[str], zones: set[str], alert: bool | None, rules: FrigateRules) -> Outcome | None:
     """Pure mapping of what Frigate saw to (category, severity, reason); ``alert`` is None for tracked objects."""
-    labels = {label.lower() for label in labels}
+    # Frigate marks recognised objects "person-verified" (face or plate known): still a person
+    labels = {label.lower().removesuffix("-verified") for label in labels}
     outcome: tuple[Category, str] | None = None
     people = labels & rules.person_labels
     vehicles = labels & rules.vehicle_labels
@@ -189,8 +192,10 @@ class EventMessage(_Lenient):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _load(model: type[M], payload: bytes | str | dict) -> tuple[M, dict]:
+def _load(model: type[M], payload: bytes | str | dict) -> tuple[M | None, dict]:
     data = decode_json_object(SOURCE, payload)
+    if isinstance(data.get("type"), str) and data["type"] in INFO_ONLY_TYPES:
+        return None, data
     try:
         return model.model_validate(data), data
     except ValidationError as exc:
@@ -212,7 +217,7 @@ def parse_review(payload: bytes | str | dict, now: datetime, rules: FrigateRules
     """A ``frigate/reviews`` message → Report, or None when it adds nothing; IngestError when malformed."""
     rules = rules or FrigateRules()
     msg, raw = _load(ReviewMessage, payload)
-    if msg.type == "end":
+    if msg is None or msg.type == "end":
         return None
     after = _review_outcome(msg.after, rules)
     before = _review_outcome(msg.before, rules) if msg.type == "update" and msg.before else None
@@ -239,7 +244,7 @@ def parse_event(payload: bytes | str | dict, now: datetime, rules: FrigateRules 
     """A ``frigate/events`` message → Report, or None when it adds nothing; IngestError when malformed."""
     rules = rules or FrigateRules()
     msg, raw = _load(EventMessage, payload)
-    if msg.type == "end":
+    if msg is None or msg.type == "end":
         return None
     after = _event_outcome(msg.after, rules)
     before = _event_outcome(msg.before, rules) if msg.type == "update" and msg.before else None

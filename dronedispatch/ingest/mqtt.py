@@ -7,6 +7,10 @@ an adapter that raises anything else is treated the same way (counted as failed)
 publisher can never stop the subscription. When the broker goes away the task reconnects with
 exponential backoff (with jitter, capped), and resubscribes.
 
+Publishers have no reply channel in MQTT, so with ``error_topic`` set each rejection is also
+published there as ``{"topic", "reason", "at"}``: a misconfigured sender can watch that topic to
+learn why its messages are refused.
+
 With a fixed ``client_id`` the session is persistent (clean_session off, QoS 1): the broker
 keeps queueing messages for us while we reconnect, so a short outage of our side loses nothing.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import uuid
@@ -26,12 +31,29 @@ import aiomqtt
 
 from dronedispatch.domain.incidents import Report
 
-from .base import Adapter, IngestError, IngestStats, Outcome, as_reports
+from .base import Adapter, IngestError, IngestStats, Outcome
+from .cap import parse_cap
+from .frigate import FrigateAdapter, FrigateRules
+from .webhook import parse_json_report
 
 log = logging.getLogger(__name__)
 
 ReportHandler = Callable[[Report], Awaitable[None]]
 ErrorHandler = Callable[[str, str], None]
+
+
+def default_topics(
+    frigate_prefix: str = "frigate",
+    reports_topic: str = "dronedispatch/reports/#",
+    cap_topic: str = "dronedispatch/cap/#",
+    rules: FrigateRules | None = None,
+) -> dict[str, Adapter]:
+    """The usual subscription: Frigate's two topics, the generic JSON report topic and a CAP topic."""
+    return {
+        **FrigateAdapter(rules).topics(frigate_prefix),
+        reports_topic: parse_json_report,
+        cap_topic: parse_cap,
+    }
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
@@ -58,12 +80,18 @@ class MqttIngest:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         keepalive: int = 30,
+        error_topic: str | None = None,
     ) -> None:
         if not topics:
             raise ValueError("MqttIngest needs at least one topic")
         self.host, self.port, self._username, self._password = parse_mqtt_url(url)
         self.topics = dict(topics)
         self._filters = [(aiomqtt.Wildcard(f), f) for f in self.topics]
+        if error_topic is not None and self._filter_for(error_topic) is not None:
+            # our own error reports would come back as input and be rejected again, forever
+            raise ValueError(f"error_topic {error_topic!r} is inside a subscribed topic filter")
+        self.error_topic = error_topic
+        self._client: aiomqtt.Client | None = None
         self.on_report = on_report
         self.on_error = on_error
         self.stats = stats or IngestStats()
@@ -129,23 +157,26 @@ class MqttIngest:
                         self.stats.reconnects += 1
                     first = False
                     log.info("MQTT ingest subscribed to %s on %s:%d", ", ".join(self.topics), self.host, self.port)
+                    self._client = client
                     self._set_connected(True)
                     delay = self._backoff_initial
                     async for message in client.messages:
                         await self.handle(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
+                self._client = None
                 self._set_connected(False)
                 log.warning(
                     "MQTT ingest: broker %s:%d unavailable (%s); retrying in %.1f s", self.host, self.port, exc, delay
                 )
             except Exception:  # anything else: log and reconnect rather than end ingestion
+                self._client = None
                 self._set_connected(False)
                 log.exception("MQTT ingest: connection loop failed; reconnecting in %.1f s", delay)
             # jitter spreads reconnects of many nodes after a broker restart
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff_max)
 
-    # ---- one message (public so the webhook-style path and tests can drive it without a broker)
+    # ---- one message (public: a test or another transport can feed messages without a broker)
 
     def _filter_for(self, topic: str) -> str | None:
         t = aiomqtt.Topic(topic)
@@ -159,37 +190,41 @@ class MqttIngest:
         name = self._filter_for(topic)
         if name is None:  # a broker may deliver overlapping subscriptions; nothing to do
             return []
-        self.stats.count(name, Outcome.RECEIVED)
-        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        if isinstance(payload, bytes | bytearray):
+            data = bytes(payload)
+        else:  # paho hands over bytes; other types only come from direct callers
+            data = b"" if payload is None else str(payload).encode()
         try:
-            reports = as_reports(self.topics[name](data, self._clock()))
+            reports = self.stats.apply(name, self.topics[name], data, self._clock())
         except IngestError as exc:
-            self._fail(name, topic, Outcome.REJECTED, str(exc))
+            await self._tell(topic, Outcome.REJECTED, str(exc))
             return []
         except Exception as exc:  # an adapter bug must not end the subscription
             log.exception("MQTT ingest: adapter for %s failed", name)
-            self._fail(name, topic, Outcome.FAILED, f"internal error in adapter: {exc!r}")
+            await self._tell(topic, Outcome.FAILED, f"internal error in adapter: {exc!r}")
             return []
-        if not reports:
-            self.stats.count(name, Outcome.IGNORED)
-            return []
-        self.stats.count(name, Outcome.ACCEPTED)
         delivered = []
         for report in reports:
             try:
                 await self.on_report(report)
             except Exception as exc:
                 log.exception("MQTT ingest: report handler failed for %s", topic)
-                self._fail(name, topic, Outcome.FAILED, f"report handler failed: {exc!r}")
+                reason = f"report handler failed: {exc!r}"
+                self.stats.error(name, Outcome.FAILED, reason)
+                await self._tell(topic, Outcome.FAILED, reason)
                 continue
-            self.stats.reports[name] += 1
             delivered.append(report)
         return delivered
 
-    def _fail(self, name: str, topic: str, outcome: Outcome, reason: str) -> None:
-        self.stats.error(name, outcome, reason)
+    async def _tell(self, topic: str, outcome: Outcome, reason: str) -> None:
         log.warning("MQTT ingest %s on %s: %s", outcome.value, topic, reason)
         try:
             self.on_error(topic, reason)
         except Exception:
             log.exception("MQTT ingest: on_error callback failed")
+        if self.error_topic and self._client is not None and outcome is Outcome.REJECTED:
+            body = {"topic": topic, "reason": reason, "at": self._clock().isoformat()}
+            try:
+                await self._client.publish(self.error_topic, json.dumps(body, ensure_ascii=False), qos=0)
+            except aiomqtt.MqttError as exc:  # the connection loop deals with a lost broker
+                log.warning("MQTT ingest: could not publish rejection to %s: %s", self.error_topic, exc)

@@ -101,6 +101,7 @@ def test_recorded_event_update_into_restricted_zone_is_a_crime() -> None:
         ({"person"}, {"yard"}, True, (Category.OTHER, Severity.MINOR)),
         ({"dog"}, set(), False, None),
         ({"PERSON"}, {"restricted"}, None, (Category.CRIME, Severity.MODERATE)),
+        ({"person-verified", "car"}, set(), True, (Category.TRAFFIC_ACCIDENT, Severity.SEVERE)),
     ],
 )
 def test_mapping(labels: set[str], zones: set[str], alert: bool | None, expected: tuple | None) -> None:
@@ -141,6 +142,10 @@ def test_end_false_positive_and_low_score_are_ignored() -> None:
     low = event(label="fire", top_score=0.4)
     assert parse_event(low, NOW, FrigateRules(min_score=0.6)) is None
     assert parse_event(low, NOW) is not None
+
+
+def test_genai_annotations_are_ignored() -> None:
+    assert parse_review(b'{"type": "genai", "after": {"id": "x", "data": {"metadata": {}}}}', NOW) is None
 
 
 def test_new_message_without_before_is_fine() -> None:

@@ -12,7 +12,7 @@ import aiomqtt
 import pytest
 
 from dronedispatch.domain.incidents import Category, Report
-from dronedispatch.ingest import FrigateAdapter, IngestStats, MqttIngest, parse_cap, parse_json_report
+from dronedispatch.ingest import FrigateAdapter, IngestStats, MqttIngest, default_topics, parse_cap, parse_json_report
 from tests.fixtures.services import MosquittoServer
 
 DATA = Path(__file__).parent / "data"
@@ -233,3 +233,85 @@ async def test_stats_are_a_prometheus_collector(mosquitto: MosquittoServer, make
 def test_url_must_be_mqtt() -> None:
     with pytest.raises(ValueError, match="mqtt://"):
         MqttIngest("http://127.0.0.1:1", {"a": parse_json_report}, lambda r: None, lambda t, r: None)  # type: ignore[arg-type,return-value]
+
+
+async def test_starts_before_the_broker_is_up(mosquitto_factory) -> None:
+    server: MosquittoServer = mosquitto_factory()
+    await asyncio.to_thread(server.stop)
+    sink = Sink()
+    ingest = MqttIngest(
+        server.url, default_topics(), sink.on_report, sink.on_error, backoff_initial=0.05, backoff_max=0.5
+    )
+    await ingest.start()
+    try:
+        assert ingest.disconnected.is_set()
+        await asyncio.to_thread(server.start)
+        async with asyncio.timeout(WAIT):
+            await ingest.connected.wait()
+        await publish(
+            server,
+            "frigate/events",
+            json.dumps(
+                {
+                    "type": "new",
+                    "after": {"id": "e1", "camera": "gate_2", "label": "fire", "start_time": 1764052200.0},
+                }
+            ).encode(),
+        )
+        report = await sink.report()
+        assert report.category is Category.FIRE and report.source_ref == "frigate:event:e1"
+        await publish(
+            server,
+            "dronedispatch/reports/sensor-9",
+            json.dumps({"category": "facility", "camera_id": "sensor-9"}).encode(),
+        )
+        assert (await sink.report()).category is Category.FACILITY
+        assert ingest.stats.reconnects == 0  # the first connection is not a reconnection
+    finally:
+        await ingest.stop()
+    assert ingest.disconnected.is_set() and not ingest.stats.connected
+
+
+def test_stats_apply_counts_for_any_shell() -> None:
+    from datetime import UTC, datetime
+
+    from dronedispatch.ingest import IngestError, parse_webhook
+
+    stats = IngestStats()
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    [report] = stats.apply("webhook", parse_webhook, b'{"category": "fire", "camera_id": "c1"}', now)
+    assert report.source == "webhook"
+    with pytest.raises(IngestError):
+        stats.apply("webhook", parse_webhook, b"{", now)
+    snap = stats.snapshot()
+    assert snap["received"] == {"webhook": 2}
+    assert snap["accepted"] == {"webhook": 1} and snap["rejected"] == {"webhook": 1}
+    assert snap["reports"] == {"webhook": 1}
+    assert "invalid JSON" in snap["last_error"]["webhook"]
+
+
+async def test_rejections_are_published_to_the_error_topic(
+    mosquitto: MosquittoServer, make_ingest: IngestFactory
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    sink = Sink()
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier=f"watch-{prefix}") as watcher:
+        await watcher.subscribe(f"{prefix}/errors", qos=1)
+        await make_ingest(mosquitto, sink, prefix, error_topic=f"{prefix}/errors")
+        await publish(mosquitto, f"{prefix}/reports/dev1", b'{"category": "fire", "location": {"lat": 91, "lon": 0}}')
+        async with asyncio.timeout(WAIT):
+            message = await anext(aiter(watcher.messages))
+    body = json.loads(message.payload)
+    assert body["topic"] == f"{prefix}/reports/dev1"
+    assert "location.lat" in body["reason"]
+
+
+def test_error_topic_may_not_feed_back_into_the_subscription() -> None:
+    with pytest.raises(ValueError, match="inside a subscribed topic filter"):
+        MqttIngest(
+            "mqtt://127.0.0.1:1",
+            default_topics(),
+            Sink().on_report,
+            Sink().on_error,
+            error_topic="dronedispatch/reports/errors",
+        )
