@@ -215,9 +215,18 @@ async def run_sitl(
     video: bool = True,
     seed: int = 0,
     target_host: str = "127.0.0.1",
+    gcs_port: int = 14550,
+    vehicle_port_base: int = 18570,
+    api_port_base: int | None = 14580,
+    api_target_base: int = 14540,
+    video_port_base: int = 5600,
 ) -> None:
-    """Run the fleet on PX4 SITL's default ports until cancelled (Ctrl-C)."""
-    sim = SimFleet(fleet, speed_factor=speed_factor, loss=loss, video=video, seed=seed, target_host=target_host)
+    """Run the fleet until cancelled (Ctrl-C); PX4 SITL's ports unless told otherwise."""
+    sim = SimFleet(
+        fleet, speed_factor=speed_factor, loss=loss, video=video, seed=seed, target_host=target_host,
+        gcs_port=gcs_port, vehicle_port_base=vehicle_port_base, api_port_base=api_port_base,
+        api_target_base=api_target_base, video_port_base=video_port_base,
+    )
     await sim.start()
     try:
         for i, v in enumerate(sim.vehicles):
