@@ -38,6 +38,7 @@ from dronedispatch.domain.mission_items import Cmd, MissionItem
 
 DEFAULT_CEILING_M = 150.0
 DEFAULT_CLEARANCE_M = 50.0
+ROUTE_CACHE_SIZE = 4096
 RULES = ("prohibited", "approval", "ceiling")
 
 #: Items the vehicle flies to (ROI points are looked at, not flown to).
@@ -181,6 +182,8 @@ class Airspace:
         if self._blocking is not None:
             shapely.prepare(self._blocking)
         self._corners = self._corner_points(grown)
+        self._corner_adj = self._corner_graph()
+        self._routes: dict[tuple[float, ...], list[LatLon] | NoRoute] = {}
 
     @classmethod
     def from_geojson(cls, data: Mapping[str, Any], **kwargs: Any) -> Airspace:
@@ -238,8 +241,24 @@ class Airspace:
         """Shortest path start → goal keeping ``clearance_m`` from every prohibited zone.
 
         Raises :class:`NoRoute` when the goal (or start) lies inside a prohibited zone or the
-        zones leave no way through.
+        zones leave no way through. Results are memoised per (start, goal): the zones never change
+        for an :class:`Airspace` (a new airspace file makes a new instance).
         """
+        key = (round(start[0], 7), round(start[1], 7), round(goal[0], 7), round(goal[1], 7))
+        hit = self._routes.get(key)
+        if hit is None:
+            try:
+                hit = self._route(start, goal)
+            except NoRoute as exc:
+                hit = exc
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.pop(next(iter(self._routes)))
+            self._routes[key] = hit
+        if isinstance(hit, NoRoute):
+            raise NoRoute(hit.reason, zone=hit.zone)
+        return [start, *hit[1:-1], goal]  # the caller's own end points, not the cached ones
+
+    def _route(self, start: LatLon, goal: LatLon) -> list[LatLon]:
         for what, pt in (("target", goal), ("start", start)):
             z = self.prohibited_at(*pt)
             if z is not None:
@@ -248,33 +267,59 @@ class Airspace:
             return [start, goal]
         s, g = self.frame.to_local(*start), self.frame.to_local(*goal)
         blocking = self._blocking
-        nodes = [s, g, *self._corners]
+        corners = self._corners
+        c = len(corners)
+        extra = [s, g]
         forced: list[tuple[int, int, float]] = []
         # a start or goal inside the clearance margin (but outside the zone) leaves it by the
         # shortest way out; that one leg may use the margin, never the zone itself
-        for idx, pt in ((0, s), (1, g)):
+        for idx, pt in ((c, s), (c + 1, g)):
             if blocking.covers(Point(pt)):
                 esc = self._escape(pt)
                 if esc is None:
                     raise NoRoute("the way out of a zone's clearance margin is blocked")
-                nodes.append(esc)
-                forced.append((idx, len(nodes) - 1, math.dist(pt, esc)))
+                extra.append(esc)
+                forced.append((idx, c + len(extra) - 1, math.dist(pt, esc)))
         if not forced and not blocking.intersects(LineString([s, g])):
             return [start, goal]
-        n = len(nodes)
+        # corner-to-corner visibility is fixed per airspace (computed once); only the legs from
+        # the query's own points to the corners and to each other are tested here
+        nodes = [*corners, *extra]
         coords = np.asarray(nodes)
-        ii, jj = np.triu_indices(n, k=1)
-        segs = shapely.linestrings(np.stack([coords[ii], coords[jj]], axis=1))
-        clear = ~shapely.intersects(blocking, segs)
-        lengths = np.hypot(*(coords[ii] - coords[jj]).T)
-        adj: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+        ii = np.repeat(np.arange(c, len(nodes)), c)
+        jj = np.tile(np.arange(c), len(extra))
+        ei, ej = np.triu_indices(len(extra), k=1)
+        ii = np.concatenate([ii, ei + c])
+        jj = np.concatenate([jj, ej + c])
+        clear, lengths = self._visible(coords, ii, jj, blocking)
+        adj = [list(edges) for edges in self._corner_adj] + [[] for _ in extra]
         for a, b, d in [*zip(ii[clear], jj[clear], lengths[clear], strict=True), *forced]:
             adj[a].append((int(b), float(d)))
             adj[b].append((int(a), float(d)))
-        path = _dijkstra(adj, 0, 1)
+        path = _dijkstra(adj, c, c + 1)
         if path is None:
             raise NoRoute("prohibited zones leave no way through to the target")
         return [start, *(self.frame.to_wgs84(*nodes[k]) for k in path[1:-1]), goal]
+
+    @staticmethod
+    def _visible(
+        coords: np.ndarray, ii: np.ndarray, jj: np.ndarray, blocking: BaseGeometry
+    ) -> tuple[np.ndarray, np.ndarray]:
+        segs = shapely.linestrings(np.stack([coords[ii], coords[jj]], axis=1))
+        clear = ~shapely.intersects(blocking, segs)
+        return clear, np.hypot(*(coords[ii] - coords[jj]).T)
+
+    def _corner_graph(self) -> list[list[tuple[int, float]]]:
+        n = len(self._corners)
+        adj: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+        if n < 2 or self._blocking is None:
+            return adj
+        ii, jj = np.triu_indices(n, k=1)
+        clear, lengths = self._visible(np.asarray(self._corners), ii, jj, self._blocking)
+        for a, b, d in zip(ii[clear], jj[clear], lengths[clear], strict=True):
+            adj[a].append((int(b), float(d)))
+            adj[b].append((int(a), float(d)))
+        return adj
 
     def _escape(self, pt: tuple[float, float]) -> tuple[float, float] | None:
         """The nearest point just outside the grown obstacles, if the straight way there stays

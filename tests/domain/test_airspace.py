@@ -202,3 +202,25 @@ def test_routes_never_cross_prohibited_zones(b1: float, d1: float, b2: float, d2
     assert route[0] == start and route[-1] == goal
     assert not crosses(route, RANDOM_ZONES)
     assert path_length_m(route) >= distance_m(*start, *goal) - 1e-6
+
+
+def test_memoised_routes_and_refusals_are_stable(ifez_airspace: Airspace) -> None:
+    first = ifez_airspace.route(SONGDO_SOUTH, CENTRAL_PARK)
+    assert ifez_airspace.route(SONGDO_SOUTH, CENTRAL_PARK) == first
+    first.append((0.0, 0.0))  # callers may mutate what they get
+    assert ifez_airspace.route(SONGDO_SOUTH, CENTRAL_PARK)[-1] == CENTRAL_PARK
+    for _ in range(2):
+        with pytest.raises(NoRoute, match="inside prohibited zone") as exc:
+            ifez_airspace.route(GTOWER, (37.3886, 126.6435))
+        assert exc.value.zone == "demo-convensia-tfr"
+
+
+def test_route_is_shortest_round_a_square() -> None:
+    # a 600 m square zone, 50 m clearance; from due west to due east the way round hugs two corners
+    a = airspace(zone_feature("z", "prohibited", square(CENTRE, 300)), clearance_m=50.0)
+    start, goal = destination(*CENTRE, 270, 1000), destination(*CENTRE, 90, 1000)
+    length = path_length_m(a.route(start, goal))
+    # the grown square's corners are rounded (quad_segs=4), so the detour is between the
+    # sharp-cornered 350 m half-width bound and the straight line
+    sharp = 2 * ((650**2 + 350**2) ** 0.5) + 700
+    assert 2000 < length <= sharp + 1
