@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
@@ -164,6 +164,11 @@ class OpenIncident:
         )
 
 
+def _utc(t: datetime) -> datetime:
+    """Naive times (as some databases return them) are taken as UTC, so they compare with aware ones."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
 @dataclass(frozen=True)
 class MergeDecision:
     """``incident_id`` is None when the report opens a new incident."""
@@ -196,8 +201,8 @@ def match_report(
     for inc in live:
         if inc.category != report.category:
             continue
-        gap = report.observed_at - inc.last_seen
-        if gap > policy.window or inc.first_seen - report.observed_at > policy.window:
+        seen = _utc(report.observed_at)
+        if seen - _utc(inc.last_seen) > policy.window or _utc(inc.first_seen) - seen > policy.window:
             continue
         d = distance_m(report.lat, report.lon, inc.lat, inc.lon)
         same_camera = report.camera_id is not None and report.camera_id in inc.camera_ids

@@ -137,3 +137,11 @@ def test_unlocatable_reports_say_why() -> None:
         match_report(report(None), [])
     with pytest.raises(LocationError, match="not a GeoJSON"):
         locate_report(report(None).model_copy(update={"area": {"type": "Polygon"}}), None)
+
+
+def test_naive_times_from_a_database_compare_as_utc() -> None:
+    from dataclasses import replace
+
+    inc = replace(incident(), first_seen=T0.replace(tzinfo=None), last_seen=T0.replace(tzinfo=None))
+    assert match_report(report(minutes=5), [inc]).incident_id == 1
+    assert match_report(report(minutes=45), [inc]).is_new
