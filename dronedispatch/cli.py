@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if getattr(args, "vehicles", 1) < 1:
         parser.error("--vehicles must be at least 1")
     try:
@@ -164,6 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            print(
+                f"dronedispatch: cannot listen: {exc.strerror}. Is another demo, `dronedispatch sitl` or PX4 SITL "
+                "already using these ports? Stop it, or choose other ports.",
+                file=sys.stderr,
+            )
+            return 2
+        raise
 
 
 if __name__ == "__main__":
