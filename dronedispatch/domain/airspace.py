@@ -359,6 +359,12 @@ class Airspace:
                 cur = self.frame.to_local(it.lat, it.lon)
                 legs.append((i, LineString([prev, cur]) if cur != prev else Point(cur)))
                 prev = cur
+            elif it.command == Cmd.DO_JUMP and it.param2 > 0:
+                # the jump flies from here back to its target: check that leg as well
+                target = next((items[k] for k in range(int(it.param1), len(items))
+                               if items[k].command in FLOWN_COMMANDS), None)
+                if target is not None:
+                    legs.append((i, LineString([prev, self.frame.to_local(target.lat, target.lon)])))
             elif it.command == Cmd.NAV_RETURN_TO_LAUNCH:
                 cur = self.frame.to_local(*home)
                 legs.append((i, LineString([prev, cur]) if cur != prev else Point(cur)))

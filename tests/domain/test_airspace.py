@@ -224,3 +224,18 @@ def test_route_is_shortest_round_a_square() -> None:
     # sharp-cornered 350 m half-width bound and the straight line
     sharp = 2 * ((650**2 + 350**2) ** 0.5) + 700
     assert 2000 < length <= sharp + 1
+
+
+def test_do_jump_leg_back_to_its_target_is_checked() -> None:
+    from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem
+
+    a = airspace(zone_feature("nofly", "prohibited", square(CENTRE, 200)))
+    west, east = destination(*CENTRE, 270, 1000), destination(*CENTRE, 90, 1000)
+    north_w, north_e = destination(*west, 0, 1000), destination(*east, 0, 1000)
+    # west → north-west → north-east → east, then jump back to west: that leg crosses the zone
+    items = [takeoff(*west, 50), waypoint(*north_w, 50), waypoint(*north_e, 50), waypoint(*east, 50),
+             MissionItem(Cmd.DO_JUMP, frame=Frame.MISSION, param1=0, param2=2, param4=0)]
+    c = a.check_mission(items, home=west)
+    assert not c.ok and c.violations[0].item == 4
+    ok_items = [*items[:4], MissionItem(Cmd.DO_JUMP, frame=Frame.MISSION, param1=2, param2=2, param4=0)]
+    assert a.check_mission(ok_items, home=west).ok  # east → north-east stays clear
