@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
@@ -146,7 +146,7 @@ class _Lenient(BaseModel):
 class _Camera(_Lenient):
     id: str = Field(min_length=1, max_length=200)
     camera: str
-    start_time: float = Field(allow_inf_nan=False)
+    start_time: StrictFloat = Field(allow_inf_nan=False)
 
     @field_validator("camera")
     @classmethod
@@ -177,7 +177,7 @@ class ReviewMessage(_Lenient):
 class TrackedObject(_Camera):
     label: str = Field(min_length=1, max_length=100)
     sub_label: Any = None
-    top_score: float | None = Field(default=None, allow_inf_nan=False)
+    top_score: StrictFloat | None = Field(default=None, allow_inf_nan=False)
     false_positive: bool = False
     current_zones: list[str] = Field(default_factory=list)
     entered_zones: list[str] = Field(default_factory=list)

@@ -11,7 +11,16 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
@@ -43,8 +52,8 @@ class Location(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude, decimal degrees (WGS84).")
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude, decimal degrees (WGS84).")
+    lat: StrictFloat = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude, decimal degrees (WGS84).")
+    lon: StrictFloat = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude, decimal degrees (WGS84).")
 
 
 class WebhookPayload(BaseModel):

@@ -192,6 +192,7 @@ def broken(path: str, value: Any, base: dict | None = None) -> dict:
         (broken("after.camera", "c" * 65), "after.camera", "not a Frigate camera name"),
         (broken("after.severity", "panic"), "after.severity", "'alert' or 'detection'"),
         (broken("after.start_time", "yesterday"), "after.start_time", "valid number"),
+        (broken("after.start_time", True), "after.start_time", "valid number"),
         (broken("after.data.objects", "person"), "after.data.objects", "valid list"),
         (broken("after.data.zones", [1, 2]), "after.data.zones[0]", "valid string"),
         (broken("before.severity", 3), "before.severity", "'alert' or 'detection'"),

@@ -89,6 +89,8 @@ def test_schema_has_descriptions_and_examples() -> None:
         (body(severity=True), "severity", "not a boolean"),
         (body(location={"lat": 95, "lon": 126}), "location.lat", "less than or equal to 90"),
         (body(location={"lat": "north", "lon": 126}), "location.lat", "valid number"),
+        (body(location={"lat": "37.5", "lon": 126}), "location.lat", "valid number"),
+        (body(location={"lat": True, "lon": 126}), "location.lat", "valid number"),
         (body(location={"lat": 37.0}), "location.lon", "Field required"),
         (body(location=[37.0, 126.0]), "location", "valid dictionary"),
         (body(location={"lat": 37, "lon": 126, "alt": 3}), "location.alt", "Extra inputs are not permitted"),
