@@ -170,6 +170,13 @@ def upload_failed(state: MissionState, reason: str) -> Transition:
     return _go(state, S.FAILED, f"mission upload failed: {reason}", "fail the upload of")
 
 
+def armed(state: MissionState) -> Transition:
+    """The vehicle accepted the arm command: still launching until telemetry shows it airborne."""
+    if state != S.LAUNCHING:
+        raise InvalidTransition(state, "arm for")
+    return _stay(state)
+
+
 def launch_failed(state: MissionState, reason: str) -> Transition:
     """Arming or starting the mission was refused (e.g. COMMAND_ACK denied)."""
     if state != S.LAUNCHING:

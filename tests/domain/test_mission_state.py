@@ -36,6 +36,7 @@ def test_happy_path_through_every_state() -> None:
     assert s == S.UPLOADING
     s = ms.upload_accepted(s).new_state
     assert s == S.LAUNCHING
+    assert ms.armed(s).new_state == S.LAUNCHING and not ms.armed(s).changed
     # still on the ground, arming: nothing changes
     assert advance(s, obs("AUTO.TAKEOFF", landed=LandedState.ON_GROUND, seq=0)).new_state == S.LAUNCHING
     assert advance(s, obs("AUTO.MISSION", landed=LandedState.TAKEOFF, seq=0)).new_state == S.ENROUTE
@@ -152,7 +153,7 @@ def test_terminal_states_accept_nothing(state: MissionState) -> None:
         ms.failed(state, "x")
 
 
-@pytest.mark.parametrize("event", [ms.upload_started, ms.upload_accepted])
+@pytest.mark.parametrize("event", [ms.upload_started, ms.upload_accepted, ms.armed])
 def test_events_out_of_order_raise(event) -> None:
     with pytest.raises(InvalidTransition):
         event(S.ENROUTE)
