@@ -26,6 +26,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.ops import unary_union
 
 from dronedispatch.domain.geo import destination
 from dronedispatch.domain.incidents import Category, Report, Severity
@@ -60,6 +61,10 @@ CATEGORY_ORDER: tuple[tuple[str, Category], ...] = (
     ("Other", Category.OTHER),
 )
 CAP_CATEGORIES = {name for name, _ in CATEGORY_ORDER}
+STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
+MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
+URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
+CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown", "Very Likely")  # the last is CAP 1.1
 
 
 class _Reader:
@@ -74,6 +79,13 @@ class _Reader:
 
     def texts(self, tag: str) -> list[str]:
         return [(e.text or "").strip() for e in self.elem.findall(f"{{{self.ns}}}{tag}")]
+
+    def choice(self, tag: str, allowed: Sequence[str]) -> str:
+        """A required element whose value must be one of the CAP code values."""
+        value = self.text(tag) or ""
+        if value not in allowed:
+            raise IngestError.at(SOURCE, f"{self.path}.{tag}", f"{value[:30]!r} is not one of {', '.join(allowed)}")
+        return value
 
     def text(self, tag: str, required: bool = True) -> str | None:
         elem = self.elem.find(f"{{{self.ns}}}{tag}")
@@ -159,7 +171,10 @@ def _areas(info: _Reader) -> tuple[Polygon | MultiPolygon | None, list[str]]:
         shapes += [parse_circle(c.path, c.elem.text or "") for c in area.children("circle")]
     if not shapes:
         return None, names
-    return (shapes[0] if len(shapes) == 1 else MultiPolygon(shapes)), names
+    if len(shapes) == 1:
+        return shapes[0], names
+    merged = unary_union(shapes)  # overlapping areas would make an invalid MultiPolygon
+    return (merged if isinstance(merged, Polygon | MultiPolygon) else None), names
 
 
 def _parse_xml(payload: bytes | str) -> Element:
@@ -192,8 +207,8 @@ def parse_cap(
     identifier = alert.text("identifier") or ""
     sender = alert.text("sender") or ""
     sent = _time("alert.sent", alert.text("sent") or "")
-    status = alert.text("status") or ""
-    msg_type = alert.text("msgType") or ""
+    status = alert.choice("status", STATUSES)
+    msg_type = alert.choice("msgType", MSG_TYPES)
     alert.text("scope", required=ns == CAP_NAMESPACES[0])
     if status not in statuses or msg_type not in ("Alert", "Update"):
         return []
@@ -215,11 +230,9 @@ def parse_cap(
         if unknown := [c for c in codes if c not in CAP_CATEGORIES]:
             raise IngestError.at(SOURCE, f"{info.path}.category", f"unknown CAP category {unknown[0][:30]!r}")
         event = info.text("event") or ""
-        urgency = info.text("urgency") or ""
-        severity_text = info.text("severity") or ""
-        if severity_text not in (*SEVERITY, "Unknown"):
-            raise IngestError.at(SOURCE, f"{info.path}.severity", f"unknown CAP severity {severity_text[:30]!r}")
-        info.text("certainty")
+        urgency = info.choice("urgency", URGENCIES)
+        severity_text = info.choice("severity", (*SEVERITY, "Unknown"))
+        info.choice("certainty", CERTAINTIES)
         expires = info.text("expires", required=False)
         if expires and _time(f"{info.path}.expires", expires) < now:
             continue

@@ -44,11 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError,
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
-from .base import IngestError, decode_json_object, epoch_to_datetime, from_validation_error
+from .base import Adapter, IngestError, decode_json_object, epoch_to_datetime, from_validation_error
 
 SOURCE = "frigate"
 # review messages that only annotate an item (Frigate 0.16+ GenAI summaries): nothing to dispatch
 INFO_ONLY_TYPES = frozenset({"genai"})
+MAX_DESCRIPTION = 2000
 CAMERA_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"  # Frigate's own rule for camera names (plus a length bound)
 
 
@@ -235,7 +236,7 @@ def parse_review(payload: bytes | str | dict, now: datetime, rules: FrigateRules
         severity=after[1],
         camera_id=item.camera,
         observed_at=epoch_to_datetime(SOURCE, "after.start_time", item.start_time),
-        description=f"Frigate {item.severity} on {item.camera}{where}: {after[2]}{who}",
+        description=f"Frigate {item.severity} on {item.camera}{where}: {after[2]}{who}"[:MAX_DESCRIPTION],
         raw=raw,
     )
 
@@ -262,7 +263,7 @@ def parse_event(payload: bytes | str | dict, now: datetime, rules: FrigateRules 
         severity=after[1],
         camera_id=obj.camera,
         observed_at=epoch_to_datetime(SOURCE, "after.start_time", obj.start_time),
-        description=f"Frigate {obj.label} on {obj.camera}{where}: {after[2]}{score}",
+        description=f"Frigate {obj.label} on {obj.camera}{where}: {after[2]}{score}"[:MAX_DESCRIPTION],
         raw=raw,
     )
 
@@ -279,7 +280,7 @@ class FrigateAdapter:
     def event(self, payload: bytes, now: datetime) -> Report | None:
         return parse_event(payload, now, self.rules)
 
-    def topics(self, prefix: str = "frigate") -> dict[str, Any]:
+    def topics(self, prefix: str = "frigate") -> dict[str, Adapter]:
         return {f"{prefix}/reviews": self.review, f"{prefix}/events": self.event}
 
 

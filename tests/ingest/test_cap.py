@@ -86,6 +86,13 @@ def test_language_preference_is_a_parameter() -> None:
     assert report.description.startswith("River flooding")
 
 
+def test_overlapping_areas_are_merged() -> None:
+    area = "<circle>37.39,126.63 1</circle><circle>37.391,126.631 1</circle>"
+    [report] = parse_cap(cap(make_info(area=area)), NOW)
+    assert report.area["type"] == "Polygon"
+    assert shape(report.area).is_valid
+
+
 def test_two_areas_make_a_multipolygon() -> None:
     area = "<circle>37.39,126.63 0.2</circle><polygon>37.5,126.5 37.5,126.51 37.51,126.51 37.5,126.5</polygon>"
     [report] = parse_cap(cap(make_info(area=area)), NOW)
@@ -181,7 +188,10 @@ XXE = '<!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
         (cap(sent="25/11/2026 15:20"), "alert.sent", "not a CAP dateTime"),
         (cap(sent="2026-11-25T15:20:00"), "alert.sent", "needs a UTC offset"),
         (cap(make_info(category="Weather")), "alert.info[0].category", "unknown CAP category 'Weather'"),
-        (cap(make_info(severity="Huge")), "alert.info[0].severity", "unknown CAP severity 'Huge'"),
+        (cap(make_info(severity="Huge")), "alert.info[0].severity", "'Huge' is not one of Extreme, Severe"),
+        (cap(make_info(urgency="Now")), "alert.info[0].urgency", "'Now' is not one of Immediate"),
+        (cap(status="Real"), "alert.status", "'Real' is not one of Actual"),
+        (cap(msg_type="Notice"), "alert.msgType", "'Notice' is not one of Alert"),
         (cap(make_info().replace("<event>Building fire</event>", "")), "alert.info[0].event", "required"),
         (
             cap(make_info(area="<geocode><valueName>SAME</valueName><value>1</value></geocode>")),

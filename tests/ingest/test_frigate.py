@@ -227,3 +227,8 @@ def test_bad_events_say_where_and_why(path: str, value: Any, reason: str) -> Non
 def test_huge_start_time_is_rejected_not_crashing() -> None:
     with pytest.raises(IngestError, match=r"after\.start_time"):
         parse_review(broken("after.start_time", 1e300, review(objects=["fire"])), NOW)
+
+
+def test_description_stays_bounded() -> None:
+    report = parse_review(review(objects=["fire"], zones=[f"zone_{i}" for i in range(5000)]), NOW)
+    assert report is not None and len(report.description) <= 2000
