@@ -33,8 +33,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 import yaml
@@ -275,12 +276,18 @@ def compile_mission(
     area: Mapping[str, Any] | Sequence[LatLon] | None = None,
     category: Category | str | None = None,
     cruise_speed: float = DEFAULT_SPEED_M_S,
+    airspace: ZoneAvoider | None = None,
 ) -> CompiledMission:
     """Mission items for one dispatch.
 
     ``route`` is dock → … → target (from :meth:`Airspace.route`); ``return_route`` is the way
     back, scene → … → dock (default: ``route`` reversed); only their interior points become
     waypoints. ``area`` is the incident's polygon (search, perimeter) or line (corridor), if any.
+
+    With ``airspace``, the pattern is made to fit it: pattern points inside prohibited zones are
+    dropped, legs between the rest go round the zones, and the way out (dock → pattern entry)
+    and back (pattern end → dock) are routed to the pattern's actual ends. Raises ``NoRoute``
+    when no way exists, TemplateError when the whole pattern lies in prohibited zones.
     """
     p = resolve_params(template, category, params)
     alt = p["altitude_m"]
@@ -292,12 +299,17 @@ def compile_mission(
     speed = p.get("speed_m_s") or cruise_speed
     pts_area = area_points(area)
 
+    pattern, roi, hold_s, laps = _pattern(template.pattern, p, target, approach, pts_area, speed)
+    if airspace is not None:
+        pattern = _fit_to_airspace(pattern, airspace, closed=laps > 1, name=template.name)
+        path = airspace.route(dock_ll, pattern[0])
+        if return_route is None:
+            return_route = airspace.route(pattern[-1], dock_ll)
     items: list[MissionItem] = [takeoff(dock[0], dock[1], alt)]
     if p.get("speed_m_s"):
         items.append(change_speed(p["speed_m_s"]))
     items += [waypoint(lat, lon, alt) for lat, lon in path[1:-1]]
 
-    pattern, roi, hold_s, laps = _pattern(template.pattern, p, target, approach, pts_area, speed)
     items.append(waypoint(*pattern[0], alt))  # arrival
     on_scene_seq = len(items)
     items.append(roi_location(*roi, 0.0) if roi else _ROI_NONE)
@@ -363,6 +375,27 @@ def _pattern(
         line = patterns.nearest_end_first(list(line), approach)
         return patterns.corridor(line, p["offset_m"]), None, 0.0, 1
     raise TemplateError(f"unknown pattern {kind!r}")
+
+
+class ZoneAvoider(Protocol):
+    """What fitting a pattern needs from the airspace (:class:`~dronedispatch.domain.airspace.Airspace`)."""
+
+    def route(self, start: LatLon, goal: LatLon) -> list[LatLon]: ...
+
+    def prohibited_at(self, lat: float, lon: float) -> Any: ...
+
+
+def _fit_to_airspace(points: list[LatLon], airspace: ZoneAvoider, *, closed: bool, name: str) -> list[LatLon]:
+    """``points`` without those in prohibited zones, with detours round zones between the rest."""
+    kept = [p for p in points if airspace.prohibited_at(*p) is None]
+    if not kept:
+        raise TemplateError(f"template {name!r}: the whole pattern lies inside prohibited zones")
+    out = [kept[0]]
+    for a, b in pairwise(kept):
+        out += airspace.route(a, b)[1:]
+    if closed and len(kept) > 1:
+        out += airspace.route(kept[-1], kept[0])[1:-1]  # bends of the closing leg; the loop closes on kept[0]
+    return out
 
 
 def _bearing_or_north(target: LatLon, approach: LatLon) -> float:

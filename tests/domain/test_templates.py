@@ -276,3 +276,29 @@ def test_estimated_scene_time(templates) -> None:
     assert estimated_scene_time_s(templates["hover_roi"], "traffic_accident", target=CENTRAL_PARK) == 600
     search = estimated_scene_time_s(templates["expanding_square"], target=CENTRAL_PARK, cruise_speed=8)
     assert search > 60
+
+
+@pytest.mark.parametrize("name", ["overwatch", "hover_roi", "expanding_square", "lawnmower", "corridor", "perimeter"])
+def test_patterns_next_to_a_zone_are_fitted_round_it(templates, ifez_airspace: Airspace, name: str) -> None:
+    # 400 m north-west of the Convensia TFR's centre: big patterns overlap the zone
+    target = (37.3911, 126.6405)
+    spec = templates[name].params.get("radius_m")
+    params = {"radius_m": min(500.0, spec.maximum)} if spec else {}
+    if "length_m" in templates[name].params:
+        params = {"length_m": 2000, "heading_deg": 135}
+    plain = compile_mission(templates[name], params, dock=(*SONGDO_SOUTH, 5.0), target=target)
+    fitted = compile_mission(templates[name], params, dock=(*SONGDO_SOUTH, 5.0), target=target,
+                             airspace=ifez_airspace)
+    check_plain = ifez_airspace.check_mission(plain.items, home=SONGDO_SOUTH)
+    check = ifez_airspace.check_mission(fitted.items, home=SONGDO_SOUTH)
+    assert check.ok, check.summary
+    if name != "hover_roi":
+        assert not check_plain.ok, "the unfitted pattern really does cross the zone"
+    assert all(ifez_airspace.prohibited_at(*p) is None for p in fitted.pattern_points)
+    assert fitted.items[fitted.on_scene_seq - 1].command == Cmd.NAV_WAYPOINT
+
+
+def test_a_pattern_entirely_inside_a_zone_is_refused(templates, ifez_airspace: Airspace) -> None:
+    with pytest.raises(TemplateError, match="whole pattern lies inside prohibited zones"):
+        compile_mission(templates["hover_roi"], {"offset_m": 0}, dock=(*GTOWER, 5.0), target=(37.3886, 126.6435),
+                        airspace=ifez_airspace)
