@@ -4,8 +4,12 @@ One asyncio task owns the connection. It subscribes to every configured topic fi
 each message to the adapter of the first filter that matches, and awaits ``on_report`` for each
 resulting Report. A message an adapter rejects is counted, logged and passed to ``on_error``;
 an adapter that raises anything else is treated the same way (counted as failed), so one bad
-publisher can never stop the subscription. When the broker goes away the task reconnects with
-exponential backoff (with jitter, capped), and resubscribes.
+publisher can never stop the subscription. ``on_report`` may itself raise IngestError to refuse
+a report it cannot use (say, an unknown camera id): that counts as rejected too. Each message
+is counted once: received, then exactly one of accepted, ignored, rejected or failed.
+
+When the broker goes away the task reconnects with exponential backoff (with jitter, capped)
+and resubscribes.
 
 Publishers have no reply channel in MQTT, so with ``error_topic`` set each rejection is also
 published there as ``{"topic", "reason", "at"}``: a misconfigured sender can watch that topic to
@@ -31,7 +35,7 @@ import aiomqtt
 
 from dronedispatch.domain.incidents import Report
 
-from .base import Adapter, IngestError, IngestStats, Outcome
+from .base import Adapter, IngestError, IngestStats, Outcome, as_reports
 from .cap import parse_cap
 from .frigate import FrigateAdapter, FrigateRules
 from .webhook import parse_json_report
@@ -194,27 +198,47 @@ class MqttIngest:
             data = bytes(payload)
         else:  # paho hands over bytes; other types only come from direct callers
             data = b"" if payload is None else str(payload).encode()
+        stats = self.stats
+        stats.count(name, Outcome.RECEIVED)
         try:
-            reports = self.stats.apply(name, self.topics[name], data, self._clock())
+            reports = as_reports(self.topics[name](data, self._clock()))
         except IngestError as exc:
-            await self._tell(topic, Outcome.REJECTED, str(exc))
+            await self._refuse(name, topic, Outcome.REJECTED, str(exc))
             return []
         except Exception as exc:  # an adapter bug must not end the subscription
             log.exception("MQTT ingest: adapter for %s failed", name)
-            await self._tell(topic, Outcome.FAILED, f"internal error in adapter: {exc!r}")
+            await self._refuse(name, topic, Outcome.FAILED, f"internal error in adapter: {exc!r}")
             return []
-        delivered = []
+        if not reports:
+            stats.count(name, Outcome.IGNORED)
+            return []
+        delivered: list[Report] = []
+        refusals: list[tuple[Outcome, str]] = []
         for report in reports:
             try:
                 await self.on_report(report)
+            except IngestError as exc:  # the handler refused it (e.g. an unknown camera id)
+                refusals.append((Outcome.REJECTED, str(exc)))
             except Exception as exc:
                 log.exception("MQTT ingest: report handler failed for %s", topic)
-                reason = f"report handler failed: {exc!r}"
-                self.stats.error(name, Outcome.FAILED, reason)
-                await self._tell(topic, Outcome.FAILED, reason)
-                continue
-            delivered.append(report)
+                refusals.append((Outcome.FAILED, f"report handler failed: {exc!r}"))
+            else:
+                delivered.append(report)
+        # one outcome per message: accepted if any report went through
+        if delivered:
+            stats.count(name, Outcome.ACCEPTED)
+            stats.reports[name] += len(delivered)
+        for i, (outcome, reason) in enumerate(refusals):
+            counted = not delivered and i == 0
+            await self._refuse(name, topic, outcome, reason, count=counted)
         return delivered
+
+    async def _refuse(self, name: str, topic: str, outcome: Outcome, reason: str, *, count: bool = True) -> None:
+        if count:
+            self.stats.error(name, outcome, reason)
+        else:
+            self.stats.last_error[name] = reason
+        await self._tell(topic, outcome, reason)
 
     async def _tell(self, topic: str, outcome: Outcome, reason: str) -> None:
         log.warning("MQTT ingest %s on %s: %s", outcome.value, topic, reason)

@@ -315,3 +315,44 @@ def test_error_topic_may_not_feed_back_into_the_subscription() -> None:
             Sink().on_error,
             error_topic="dronedispatch/reports/errors",
         )
+
+
+async def test_handler_may_refuse_a_report(mosquitto: MosquittoServer) -> None:
+    """The service refuses a report it cannot place (unknown camera): counted as rejected, sender told."""
+    from dronedispatch.ingest import IngestError, Problem
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    sink = Sink()
+
+    async def refuse_unknown_cameras(report: Report) -> None:
+        if report.camera_id != "known_cam":
+            raise IngestError(report.source, Problem("camera_id", f"unknown camera {report.camera_id!r}"))
+        await sink.on_report(report)
+
+    ingest = MqttIngest(
+        mosquitto.url,
+        FrigateAdapter().topics(prefix),
+        refuse_unknown_cameras,
+        sink.on_error,
+        error_topic=f"{prefix}/errors",
+    )
+    await ingest.start()
+    try:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier=f"watch-{prefix}") as watcher:
+            await watcher.subscribe(f"{prefix}/errors", qos=1)
+            async with asyncio.timeout(WAIT):
+                await ingest.connected.wait()
+            await publish(mosquitto, f"{prefix}/reviews", frigate_review(camera="mystery_cam"))
+            await publish(mosquitto, f"{prefix}/reviews", frigate_review(camera="known_cam"))
+            assert (await sink.report()).camera_id == "known_cam"
+            topic, reason = await sink.error()
+            assert topic == f"{prefix}/reviews" and "unknown camera 'mystery_cam'" in reason
+            async with asyncio.timeout(WAIT):
+                message = await anext(aiter(watcher.messages))
+            assert "mystery_cam" in json.loads(message.payload)["reason"]
+        snap = ingest.stats.snapshot()
+        name = f"{prefix}/reviews"
+        assert (snap["received"][name], snap["accepted"][name], snap["rejected"][name]) == (2, 1, 1)
+        assert snap["reports"][name] == 1
+    finally:
+        await ingest.stop()
