@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from dronedispatch.api.errors import install_error_handlers
-from dronedispatch.api.routes import auth, catalog, events, incidents, ingest, missions
+from dronedispatch.api.routes import admin, auth, catalog, events, incidents, ingest, missions
 from dronedispatch.runtime import Runtime
 from dronedispatch.settings import Settings
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, incidents, missions, catalog, ingest, events):
+    for module in (auth, incidents, missions, catalog, ingest, admin, events):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(_system_router(rt))
@@ -58,11 +58,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 def _system_router(rt: Runtime) -> APIRouter:
     router = APIRouter(tags=["system"])
     registry = CollectorRegistry()
-    drones = Gauge("dd_drones", "Drones by state", ["state"], registry=registry)
-    link_up = Gauge("dd_vehicles_connected", "Vehicles heard within the silence limit", registry=registry)
-    missions = Gauge("dd_missions_active", "Missions in flight or being launched", registry=registry)
-    subscribers = Gauge("dd_event_subscribers", "Connected event subscribers", registry=registry)
-    published = Gauge("dd_events_published", "Events published since start", registry=registry)
+    drones = Gauge("dronedispatch_drones", "Drones by state", ["state"], registry=registry)
+    link_up = Gauge("dronedispatch_vehicles_connected", "Vehicles heard within the silence limit", registry=registry)
+    missions = Gauge("dronedispatch_missions_active", "Missions in flight or being launched", registry=registry)
+    subscribers = Gauge("dronedispatch_event_subscribers", "Connected event subscribers", registry=registry)
+    published = Gauge("dronedispatch_events_published", "Events published since start", registry=registry)
+    registry.register(rt.ingest_stats)  # type: ignore[arg-type]
 
     @router.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -35,6 +35,31 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+// Raw response (binary payloads such as snapshots); null when the server has none (404).
+export async function apiBlob(path) {
+  const r = await fetch(`${BASE}${path}`, { headers: { Authorization: `Bearer ${session.token}` } });
+  if (r.status === 404) return null;
+  if (!r.ok) throw new ApiError(r.status, r.statusText);
+  return r.blob();
+}
+
+// Which optional routes this server offers, read once from its OpenAPI schema, so the view
+// never calls a route that does not exist (video, snapshots and scenarios arrive over time).
+let features = null;
+export async function serverFeatures() {
+  if (features) return features;
+  let paths = [];
+  try { paths = Object.keys((await fetch("/openapi.json").then((r) => r.json())).paths || {}); } catch { /* offline */ }
+  const has = (re) => paths.some((p) => re.test(p));
+  features = {
+    snapshot: has(/^\/api\/v1\/drones\/\{[^}]+\}\/snapshot\.jpg$/),
+    video: has(/^\/api\/v1\/drones\/\{[^}]+\}\/video\/offer$/),
+    scenarios: has(/^\/api\/v1\/scenarios$/),
+    admin: has(/^\/api\/v1\/admin\/users$/),
+  };
+  return features;
+}
+
 // Live events with automatic reconnection; every (re)connect starts from a fresh snapshot.
 export function connectEvents(onMessage, onState) {
   let ws, delay = 500, stopped = false;

@@ -1,5 +1,7 @@
 // The operations map. With no tile URL configured (offline) the basemap is drawn from the city's
 // own layers: districts, airspace zones, docks and cameras, so the map is never blank.
+import { t } from "./i18n.js";
+
 const L = window.L;
 
 const ZONE_STYLE = {
@@ -7,67 +9,82 @@ const ZONE_STYLE = {
   approval: { color: "#faad14", weight: 1.5, fillOpacity: 0.08, dashArray: "6 4" },
   ceiling: { color: "#69b1ff", weight: 1, fillOpacity: 0.05 },
 };
-const STATE_COLOR = {
+export const STATE_COLOR = {
   ready: "#52c41a", in_mission: "#1677ff", returning: "#13c2c2", offline: "#8c8c8c",
   charging: "#d4b106", docked: "#52c41a", maintenance: "#8c8c8c",
 };
 const SEV_COLOR = { 1: "#69b1ff", 2: "#faad14", 3: "#ff7a45", 4: "#ff4d4f" };
+const TRACK_POINTS = 2000; // flown track kept per drone (enough for a long mission at 4 Hz thinning)
+const ENDED = ["completed", "aborted", "failed"];
+
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export class OpsMap {
-  constructor(el, { tileUrl, onMapClick } = {}) {
-    this.map = L.map(el, { zoomControl: true, attributionControl: true, preferCanvas: false })
-      .setView([37.45, 126.6], 11);
+  constructor(el, { tileUrl, onIncidentClick, onDroneClick } = {}) {
+    this.map = L.map(el, { zoomControl: true, attributionControl: true }).setView([37.45, 126.6], 11);
     if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(this.map);
     else el.classList.add("offline-basemap");
-    this.layers = {
-      districts: L.layerGroup().addTo(this.map), zones: L.layerGroup().addTo(this.map),
-      docks: L.layerGroup().addTo(this.map), cameras: L.layerGroup().addTo(this.map),
-      routes: L.layerGroup().addTo(this.map), incidents: L.layerGroup().addTo(this.map),
-      drones: L.layerGroup().addTo(this.map),
-    };
+    const names = ["districts", "zones", "docks", "cameras", "routes", "tracks", "incidents", "drones"];
+    this.layers = Object.fromEntries(names.map((n) => [n, L.layerGroup().addTo(this.map)]));
+    this.control = null;
     this.drones = new Map();
     this.incidents = new Map();
     this.routes = new Map();
-    this.trails = new Map();
-    if (onMapClick) this.map.on("click", (e) => onMapClick(e.latlng));
+    this.tracks = new Map();
+    this.selectedMission = null;
+    this.onIncidentClick = onIncidentClick;
+    this.onDroneClick = onDroneClick;
+    this.fitted = false;
+    this.relabel();
+  }
+
+  // Layer switcher, rebuilt when the language changes so its labels follow.
+  relabel() {
+    if (this.control) this.control.remove();
+    const overlays = {};
+    for (const [name, layer] of Object.entries(this.layers)) overlays[t(`layer.${name}`)] = layer;
+    this.control = L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(this.map);
   }
 
   setDistricts(geojson, lang) {
     this.layers.districts.clearLayers();
-    const layer = L.geoJSON(geojson, {
+    L.geoJSON(geojson, {
       style: (f) => f.properties.kind === "ifez_district"
         ? { color: "#3a4a6b", weight: 1.5, fillColor: "#1f2a44", fillOpacity: 0.85 }
         : { color: "#2b3550", weight: 0.8, fillColor: "#161d30", fillOpacity: 0.6 },
-      onEachFeature: (f, l) => l.bindTooltip(lang === "ko" ? f.properties.name_ko : f.properties.name_en,
-        { sticky: true, className: "tip" }),
+      onEachFeature: (f, l) => {
+        const name = lang === "ko" ? f.properties.name_ko : f.properties.name_en;
+        l.bindTooltip(name, { sticky: true, className: "tip" });
+        if (f.properties.kind === "ifez_district") l.bindTooltip(name, { permanent: true, direction: "center", className: "district-label" });
+      },
     }).addTo(this.layers.districts);
-    if (geojson.attribution) this.map.attributionControl.addAttribution(geojson.attribution);
+    if (geojson.attribution && !this.attributed) { this.map.attributionControl.addAttribution(geojson.attribution); this.attributed = true; }
     const ifez = geojson.features.filter((f) => f.properties.kind === "ifez_district");
-    if (ifez.length) this.map.fitBounds(L.geoJSON({ type: "FeatureCollection", features: ifez }).getBounds(), { padding: [10, 10] });
-    return layer;
+    if (ifez.length) this.home = L.geoJSON({ type: "FeatureCollection", features: ifez }).getBounds();
+    if (this.home && !this.fitted) { this.fitHome(); this.fitted = true; }
   }
 
   setZones(geojson, lang) {
     this.layers.zones.clearLayers();
     L.geoJSON(geojson, {
       style: (f) => ZONE_STYLE[f.properties.rule] || ZONE_STYLE.ceiling,
-      onEachFeature: (f, l) => l.bindTooltip(`${lang === "ko" ? f.properties.name_ko : f.properties.name_en} · ${f.properties.rule}`),
+      onEachFeature: (f, l) => l.bindTooltip(`${esc(lang === "ko" ? f.properties.name_ko : f.properties.name_en)} · ${esc(f.properties.rule)}`),
     }).addTo(this.layers.zones);
   }
 
   setDocks(docks, lang) {
     this.layers.docks.clearLayers();
     for (const d of docks) {
-      L.marker([d.lat, d.lon], { icon: L.divIcon({ className: "dock-icon", html: "⌂", iconSize: [18, 18] }) })
-        .bindTooltip(lang === "ko" ? d.name_ko : d.name_en).addTo(this.layers.docks);
+      L.marker([d.lat, d.lon], { icon: L.divIcon({ className: "dock-icon", html: "⌂", iconSize: [18, 18] }), keyboard: false })
+        .bindTooltip(esc(lang === "ko" ? d.name_ko : d.name_en)).addTo(this.layers.docks);
     }
   }
 
   setCameras(cameras, lang) {
     this.layers.cameras.clearLayers();
     for (const c of cameras) {
-      L.circleMarker([c.lat, c.lon], { radius: 3, color: "#b37feb", weight: 1, fillOpacity: 0.9 })
-        .bindTooltip(`${c.id} · ${lang === "ko" ? (c.name_ko || c.id) : (c.name_en || c.id)}`).addTo(this.layers.cameras);
+      L.circleMarker([c.lat, c.lon], { radius: 3.5, color: "#b37feb", weight: 1, fillOpacity: 0.9 })
+        .bindTooltip(`${esc(c.id)} · ${esc(lang === "ko" ? (c.name_ko || c.id) : (c.name_en || c.id))}`).addTo(this.layers.cameras);
     }
   }
 
@@ -75,48 +92,85 @@ export class OpsMap {
     if (!d.position) return;
     const ll = [d.position.lat, d.position.lon];
     const color = STATE_COLOR[d.state] || "#fff";
-    const html = `<div class="drone-glyph" style="--c:${color};transform:rotate(${d.heading || 0}deg)">▲</div><span class="drone-label">${d.id}</span>`;
+    const low = d.battery != null && d.battery < 25;
+    const lost = !d.link.ok;
+    const html = `<div class="drone-glyph${lost ? " lost" : ""}" style="--c:${color};transform:rotate(${(d.heading || 0) - 90}deg)">➤</div>`
+      + `<span class="drone-label${low ? " low" : ""}">${esc(d.id)} · ${d.battery == null ? "–" : d.battery.toFixed(0) + "%"}${d.landed ? "" : ` · ${(d.position.alt ?? 0).toFixed(0)}m`}</span>`;
+    const icon = L.divIcon({ className: "drone-icon", html, iconSize: [20, 20], iconAnchor: [10, 10] });
     let m = this.drones.get(d.id);
     if (!m) {
-      m = L.marker(ll, { icon: L.divIcon({ className: "drone-icon", html, iconSize: [18, 18] }), zIndexOffset: 1000 })
-        .addTo(this.layers.drones);
-      m.getElement()?.setAttribute("data-drone", d.id);
+      m = L.marker(ll, { icon, zIndexOffset: 1000, keyboard: false }).addTo(this.layers.drones);
+      if (this.onDroneClick) m.on("click", () => this.onDroneClick(d.id));
       this.drones.set(d.id, m);
     } else {
       m.setLatLng(ll);
-      m.setIcon(L.divIcon({ className: "drone-icon", html, iconSize: [18, 18] }));
-      m.getElement()?.setAttribute("data-drone", d.id);
+      m.setIcon(icon);
     }
-    m.getElement()?.setAttribute("data-state", d.state);
-    m.bindTooltip(`${d.id} · ${d.state} · ${d.battery == null ? "–" : d.battery.toFixed(0) + "%"}`);
-    if (!d.landed) {
-      let trail = this.trails.get(d.id);
-      if (!trail) { trail = L.polyline([], { color, weight: 2, opacity: 0.6 }).addTo(this.layers.routes); this.trails.set(d.id, trail); }
-      trail.addLatLng(ll);
-    } else if (this.trails.has(d.id)) {
-      this.layers.routes.removeLayer(this.trails.get(d.id)); this.trails.delete(d.id);
-    }
+    const e = m.getElement();
+    if (e) { e.dataset.drone = d.id; e.dataset.state = d.state; e.dataset.lat = ll[0]; e.dataset.lon = ll[1]; }
+    m.bindTooltip(`${esc(d.id)} · ${esc(t(`ds.${d.state}`))} · ${esc(d.mode || "–")}`);
+    this.extendTrack(d, ll, color);
   }
 
-  upsertIncident(i) {
+  // Flown track: drawn while airborne, kept after landing until the next take-off.
+  extendTrack(d, ll, color) {
+    let track = this.tracks.get(d.id);
+    if (d.landed) { if (track) track.flying = false; return; }
+    if (!track || !track.flying) {
+      if (track) this.layers.tracks.removeLayer(track.line);
+      track = { line: L.polyline([], { color, weight: 2.5, opacity: 0.8 }).addTo(this.layers.tracks), flying: true };
+      this.tracks.set(d.id, track);
+    }
+    const pts = track.line.getLatLngs();
+    if (pts.length >= TRACK_POINTS) pts.shift();
+    track.line.addLatLng(ll);
+  }
+
+  upsertIncident(i, { onClick } = {}) {
     const existing = this.incidents.get(i.id);
     if (i.status === "closed") { if (existing) { this.layers.incidents.removeLayer(existing); this.incidents.delete(i.id); } return; }
     const ll = [i.location.lat, i.location.lon];
-    const icon = L.divIcon({ className: "incident-icon", html: `<div class="pulse" style="--c:${SEV_COLOR[i.severity] || "#ff4d4f"}"></div>`, iconSize: [22, 22] });
-    if (existing) { existing.setLatLng(ll); existing.setIcon(icon); return; }
-    const m = L.marker(ll, { icon }).addTo(this.layers.incidents);
+    const icon = L.divIcon({
+      className: "incident-icon",
+      html: `<div class="pulse${i.status === "open" ? "" : " calm"}" style="--c:${SEV_COLOR[i.severity] || "#ff4d4f"}"></div><span class="incident-label">#${i.id}</span>`,
+      iconSize: [22, 22],
+    });
+    const tip = `#${i.id} · ${esc(t(`cat.${i.category}`))} · ${esc(t(`sev.${i.severity}`))}`;
+    if (existing) { existing.setLatLng(ll); existing.setIcon(icon); existing.bindTooltip(tip); existing.getElement()?.setAttribute("data-incident", i.id); return; }
+    const m = L.marker(ll, { icon, keyboard: false }).bindTooltip(tip).addTo(this.layers.incidents);
+    m.on("click", () => this.onIncidentClick && this.onIncidentClick(i.id));
     m.getElement()?.setAttribute("data-incident", i.id);
     this.incidents.set(i.id, m);
   }
 
+  // Planned route of a mission with its waypoints; the waypoint the vehicle heads for is marked.
   setRoute(mission) {
     const old = this.routes.get(mission.id);
     if (old) this.layers.routes.removeLayer(old);
-    if (["completed", "aborted", "failed"].includes(mission.state)) { this.routes.delete(mission.id); return; }
-    const pts = mission.items.filter((it) => it.lat || it.lon).map((it) => [it.lat, it.lon]);
-    const line = L.polyline(pts, { color: "#91caff", weight: 2, dashArray: "6 6" }).addTo(this.layers.routes);
-    this.routes.set(mission.id, line);
+    if (ENDED.includes(mission.state)) { this.routes.delete(mission.id); return; }
+    const items = mission.items.filter((it) => it.lat || it.lon);
+    const selected = this.selectedMission === mission.id;
+    const group = L.layerGroup();
+    L.polyline(items.map((it) => [it.lat, it.lon]), { color: selected ? "#ffd666" : "#91caff", weight: selected ? 3 : 2, dashArray: "6 6" }).addTo(group);
+    const current = mission.progress?.seq;
+    for (const it of items) {
+      const isNext = it.seq === current;
+      L.circleMarker([it.lat, it.lon], { radius: isNext ? 5 : 2.5, color: isNext ? "#ffd666" : "#91caff", weight: 1, fillOpacity: 1 })
+        .bindTooltip(`${t("waypoint")} ${it.seq} · ${it.alt.toFixed(0)} m`).addTo(group);
+    }
+    group.addTo(this.layers.routes);
+    this.routes.set(mission.id, group);
   }
 
-  focus(lat, lon) { this.map.panTo([lat, lon]); }
+  // The city's districts filling the view; called again whenever the map's box changes size.
+  fitHome() {
+    this.map.invalidateSize();
+    if (this.home) this.map.fitBounds(this.home, { padding: [10, 10] });
+  }
+
+  selectMission(mission) {
+    this.selectedMission = mission ? mission.id : null;
+  }
+
+  focus(lat, lon, zoom) { zoom ? this.map.setView([lat, lon], zoom) : this.map.panTo([lat, lon]); }
 }

@@ -1,0 +1,168 @@
+// The incident queue: cards sorted by severity then age, each with what the operator needs to
+// decide (category, source, time, place, camera snapshot, recommended drone with ETA and why)
+// and the actions: one-click dispatch with the template preset, dispatch with another drone or
+// template, close with an outcome.
+import { api, apiBlob } from "./api.js";
+import { getLang, t, tOr } from "./i18n.js";
+import { $, ago, clockTime, el, fmt, modal, toast } from "./ui.js";
+
+const ENDED = ["completed", "aborted", "failed"];
+const SNAPSHOT_REFRESH_MS = 10000;
+
+export class IncidentQueue {
+  constructor(ctx) {
+    this.ctx = ctx; // {state, can(), templates, features, onSelect(incident)}
+    this.views = new Map(); // incident id → GET /incidents/{id} (recommendation list)
+    this.thumbs = new Map(); // drone id → {url, at}
+    this.selected = null;
+  }
+
+  async refresh(id) {
+    try { this.views.set(id, await api(`/incidents/${id}`)); } catch { this.views.set(id, { recommendation: [] }); }
+    this.render();
+  }
+
+  forget(id) { this.views.delete(id); }
+
+  presetTemplate(category) {
+    const tpls = this.ctx.templates;
+    return tpls.find((x) => x.default_for.includes(category))
+      || tpls.find((x) => x.name === "hover_roi") || tpls.find((x) => x.name === "overwatch") || null;
+  }
+
+  tplTitle(tpl) { return tpl ? (getLang() === "ko" ? tpl.title.ko : tpl.title.en) : "–"; }
+
+  sorted() {
+    return [...this.ctx.state.incidents.values()].filter((i) => i.status !== "closed")
+      .sort((a, b) => b.severity - a.severity || Date.parse(a.created_at) - Date.parse(b.created_at));
+  }
+
+  render() {
+    const list = this.sorted();
+    $("#queue-count").textContent = list.length;
+    $("#incidents").replaceChildren(...list.map((i) => this.card(i)));
+  }
+
+  card(i) {
+    const { state, can } = this.ctx;
+    const view = this.views.get(i.id);
+    const recs = view?.recommendation || [];
+    const rec = recs.find((c) => c.eligible);
+    const mission = [...state.missions.values()].filter((m) => m.incident_id === i.id).sort((a, b) => b.id - a.id)[0];
+    const tpl = this.presetTemplate(i.category);
+    let recLine = null;
+    if (i.status === "open") {
+      if (rec) {
+        recLine = el("div", { class: "rec", dataset: { recommended: rec.drone_id } },
+          el("span", { class: "muted" }, `${t("recommended")} `), el("b", {}, rec.drone_id),
+          ` · ${t("eta")} ${(rec.eta_s / 60).toFixed(1)} ${t("min")}`,
+          el("div", { class: "muted small" }, getLang() === "ko" ? rec.reason.ko : rec.reason.en),
+          el("div", { class: "muted small" }, `${t("template")}: ${this.tplTitle(tpl)}`));
+      } else if (view) {
+        recLine = el("div", { class: "rec bad small" }, t("no.drone"), view.recommendation_error ? ` · ${view.recommendation_error}` : "");
+      }
+    } else if (mission) {
+      const prog = mission.progress?.total ? ` · ${mission.progress.seq ?? 0}/${mission.progress.total}` : "";
+      recLine = el("div", { class: "rec" }, el("b", {}, mission.drone_id), " ",
+        el("span", { class: `state st-${mission.state}` }, tOr(`st.${mission.state}`, mission.state)), prog);
+    }
+    const thumbDrone = mission && !ENDED.includes(mission.state) ? mission.drone_id : null;
+    const buttons = can.dispatch() ? el("div", { class: "actions" },
+      i.status === "open" ? el("button", { class: "primary", dataset: { action: "dispatch" }, disabled: !rec,
+        onclick: () => this.dispatch(i, {}) }, `${t("dispatch")}${rec ? " · " + rec.drone_id : ""}`) : null,
+      i.status === "open" ? el("button", { class: "ghost", dataset: { action: "dispatch-options" }, onclick: () => this.dispatchOptions(i) }, t("dispatch.options")) : null,
+      el("button", { class: "ghost", dataset: { action: "close" }, onclick: () => this.close(i) }, t("close"))) : null;
+    const camera = i.camera_id ? this.ctx.state.cameras.find((c) => c.id === i.camera_id) : null;
+    const camName = camera ? (getLang() === "ko" ? camera.name_ko : camera.name_en) : i.camera_id;
+    return el("li", {
+      class: `card incident sev-${i.severity}${this.selected === i.id ? " selected" : ""}`,
+      dataset: { incident: i.id, status: i.status },
+      onclick: (e) => { if (e.target.tagName !== "BUTTON") this.select(i.id); },
+    },
+      el("div", { class: "card-head" },
+        el("span", { class: "cat" }, tOr(`cat.${i.category}`, i.category)),
+        el("span", { class: `sev sev-chip-${i.severity}` }, t(`sev.${i.severity}`)),
+        el("span", { class: `inc-status is-${i.status}` }, t(`inc.${i.status}`)),
+        el("span", { class: "spacer" }),
+        el("span", { class: "muted small", title: i.created_at }, `#${i.id} · ${clockTime(i.created_at)} · ${ago(i.created_at)}`)),
+      el("div", { class: "card-body" },
+        el("div", { class: "card-text" },
+          i.description ? el("div", { class: "desc" }, i.description) : null,
+          el("div", { class: "muted small" }, `${t("source")}: ${tOr(`src.${i.source}`, i.source)}`,
+            i.report_count > 1 ? ` · ${t("reports", { n: i.report_count })}` : ""),
+          el("div", { class: "muted small" }, `${t("location")}: ${fmt.ll(i.location.lat, i.location.lon)}`),
+          camName ? el("div", { class: "muted small" }, `${t("camera")}: ${camName}`) : null),
+        thumbDrone && this.ctx.features.snapshot ? this.thumb(thumbDrone) : null),
+      recLine, buttons);
+  }
+
+  // Camera snapshot of the drone on the incident, refreshed every few seconds; the route may
+  // answer 404 until the first frame arrives, which shows as an empty frame, never an error.
+  thumb(droneId) {
+    const cached = this.thumbs.get(droneId);
+    const img = el("img", { class: "thumb", alt: t("snapshot.none"), dataset: { snapshot: droneId } });
+    if (cached?.url) img.src = cached.url;
+    if (!cached || Date.now() - cached.at > SNAPSHOT_REFRESH_MS) {
+      this.thumbs.set(droneId, { url: cached?.url, at: Date.now() });
+      apiBlob(`/drones/${encodeURIComponent(droneId)}/snapshot.jpg`).then((blob) => {
+        if (!blob) return;
+        if (cached?.url) URL.revokeObjectURL(cached.url);
+        this.thumbs.set(droneId, { url: URL.createObjectURL(blob), at: Date.now() });
+        this.render();
+      }).catch(() => {});
+    }
+    return el("div", { class: "thumb-box" }, img);
+  }
+
+  select(id) {
+    this.selected = id;
+    const i = this.ctx.state.incidents.get(id);
+    this.render();
+    if (i) this.ctx.onSelect(i);
+  }
+
+  async dispatch(i, body) {
+    try {
+      const m = await api(`/incidents/${i.id}/dispatch`, { method: "POST", body });
+      this.ctx.state.missions.set(m.id, m);
+      toast(t("dispatch.sent", { drone: m.drone_id, id: i.id }));
+      this.ctx.onDispatched(m);
+    } catch (e) {
+      toast(`${t("dispatch.failed")} #${i.id}: ${e.message}`, "warning");
+      this.refresh(i.id);
+    }
+  }
+
+  async dispatchOptions(i) {
+    await this.refresh(i.id);
+    const recs = this.views.get(i.id)?.recommendation || [];
+    const best = recs.find((c) => c.eligible);
+    const droneSel = el("select", { name: "drone_id", dataset: { field: "drone" } },
+      ...recs.map((c) => el("option", { value: c.drone_id, disabled: !c.eligible, selected: best && c.drone_id === best.drone_id },
+        c.eligible ? `${c.drone_id} · ${t("eta")} ${(c.eta_s / 60).toFixed(1)} ${t("min")}`
+          : `${c.drone_id} · ${getLang() === "ko" ? c.reason.ko : c.reason.en}`)));
+    const preset = this.presetTemplate(i.category);
+    const tplSel = el("select", { name: "template", dataset: { field: "template" } },
+      ...this.ctx.templates.filter((x) => x.categories.includes(i.category)).map((x) =>
+        el("option", { value: x.name, selected: preset && x.name === preset.name }, `${this.tplTitle(x)} (${x.name})`)));
+    const body = el("div", { class: "form-grid" },
+      el("label", {}, t("dispatch.drone"), droneSel), el("label", {}, t("dispatch.template"), tplSel));
+    const form = await modal({ title: t("dispatch.title", { id: i.id }), body, confirmLabel: t("dispatch"), testid: "dispatch" });
+    if (!form) return;
+    await this.dispatch(i, { drone_id: form.get("drone_id") || undefined, template: form.get("template") || undefined });
+  }
+
+  async close(i) {
+    const outcomes = ["resolved", "false_alarm", "handed_over", "no_action", "other"];
+    const body = el("div", { class: "form-grid" },
+      el("label", {}, t("close.outcome"), el("select", { name: "outcome", dataset: { field: "outcome" } },
+        ...outcomes.map((o) => el("option", { value: o }, t(`outcome.${o}`))))),
+      el("label", {}, t("close.note"), el("input", { name: "note", maxlength: 400 })));
+    const form = await modal({ title: t("close.title", { id: i.id }), body, confirmLabel: t("close"), testid: "close" });
+    if (!form) return;
+    const note = String(form.get("note") || "").trim();
+    const outcome = `${form.get("outcome")}${note ? ": " + note : ""}`;
+    try { await api(`/incidents/${i.id}/close`, { method: "POST", body: { outcome } }); }
+    catch (e) { toast(`${t("close")} #${i.id}: ${e.message}`, "warning"); }
+  }
+}

@@ -1,0 +1,94 @@
+// The pilot's panel: every active mission with live telemetry (altitude, speed, battery, link
+// quality, mode), progress through the mission, and the commands — each confirmed first. The
+// pilot's controls are never hidden by dispatch: any pilot sees every flying mission.
+import { api } from "./api.js";
+import { t, tOr } from "./i18n.js";
+import { $, el, fmt, modal, toast } from "./ui.js";
+
+const ENDED = ["completed", "aborted", "failed"];
+const COMMANDS = ["pause", "resume", "rtl", "land", "abort"];
+
+export class MissionPanel {
+  constructor(ctx) {
+    this.ctx = ctx; // {state, can(), onSelect(mission)}
+    this.selected = null;
+  }
+
+  render() {
+    const { state } = this.ctx;
+    const all = [...state.missions.values()];
+    const active = all.filter((m) => !ENDED.includes(m.state)).sort((a, b) => b.id - a.id);
+    const recent = all.filter((m) => ENDED.includes(m.state)).sort((a, b) => b.id - a.id).slice(0, 3);
+    $("#missions-count").textContent = active.length;
+    $("#missions").replaceChildren(...[...active, ...recent].map((m) => this.card(m)));
+  }
+
+  card(m) {
+    const { state, can } = this.ctx;
+    const d = state.drones.get(m.drone_id);
+    const live = !ENDED.includes(m.state);
+    const incident = state.incidents.get(m.incident_id);
+    const seq = m.progress?.seq, total = m.progress?.total;
+    const pct = total ? Math.min(100, Math.round(((seq ?? 0) / Math.max(1, total - 1)) * 100)) : 0;
+    const tele = d && live ? el("div", { class: "tele" },
+      cell(t("alt"), fmt.m(d.position?.alt)), cell(t("speed"), fmt.ms(d.groundspeed)),
+      cell(t("battery"), fmt.pct(d.battery), d.battery != null && d.battery < 25 ? "bad" : ""),
+      cell(t("heading"), fmt.deg(d.heading)), cell(t("mode"), d.mode || "–"),
+      cell(t("link"), d.link.ok ? `${t("link.ok")} · ${t("loss")} ${(d.link.loss * 100).toFixed(0)}%` : t("link.lost"), d.link.ok ? "" : "bad")) : null;
+    const progress = live && total ? el("div", { class: "progress", title: `${t("progress")} ${seq ?? 0}/${total}` },
+      el("div", { class: "bar", style: { width: `${pct}%` } }),
+      el("span", { class: "progress-text", dataset: { progress: `${seq ?? 0}/${total}` } }, `${t("progress")} ${seq ?? 0}/${total}`)) : null;
+    const controls = can.command() && live ? el("div", { class: "actions" },
+      ...COMMANDS.map((c) => el("button", { class: c === "abort" ? "danger" : c === "rtl" ? "warn" : "ghost", dataset: { command: c },
+        onclick: () => this.command(m, c) }, t(c)))) : null;
+    return el("li", {
+      class: `card mission${live ? "" : " ended"}${this.selected === m.id ? " selected" : ""}`,
+      dataset: { mission: m.id, state: m.state, drone: m.drone_id },
+      onclick: (e) => { if (e.target.tagName !== "BUTTON") this.select(m.id); },
+    },
+      el("div", { class: "card-head" },
+        el("b", {}, m.drone_id),
+        el("span", { class: `state st-${m.state}`, dataset: { missionState: m.state } }, tOr(`st.${m.state}`, m.state)),
+        el("span", { class: "spacer" }),
+        el("span", { class: "muted small" }, `#${m.id} → ${incident ? tOr(`cat.${incident.category}`, incident.category) + " " : ""}#${m.incident_id}`)),
+      el("div", { class: "muted small" }, `${t("template")}: ${m.template}`),
+      m.reason ? el("div", { class: m.state === "failed" ? "bad small" : "muted small" }, m.reason) : null,
+      progress, tele, controls,
+      live && can.command() ? el("div", { class: "muted tiny" }, t("reposition.na")) : null);
+  }
+
+  select(id) {
+    this.selected = id;
+    this.render();
+    const m = this.ctx.state.missions.get(id);
+    if (m) this.ctx.onSelect(m);
+  }
+
+  async command(m, c) {
+    const form = await modal({
+      title: t("confirm.title"), body: el("p", {}, t("confirm.command", { cmd: t(c), drone: m.drone_id })),
+      confirmLabel: `${t("send")}: ${t(c)}`, danger: c === "abort" || c === "land", testid: "command",
+    });
+    if (!form) return;
+    try {
+      const updated = await api(`/missions/${m.id}/commands`, { method: "POST", body: { command: c } });
+      this.ctx.state.missions.set(updated.id, updated);
+      this.render();
+    } catch (e) { toast(`${t(c)}: ${e.message}`, "warning"); }
+  }
+}
+
+function cell(label, value, cls = "") {
+  return el("span", { class: `kv ${cls}` }, el("span", { class: "k" }, label), el("span", { class: "v" }, value));
+}
+
+export function renderDrones(state, onClick) {
+  const rows = [...state.drones.values()].sort((a, b) => a.sysid - b.sysid).map((d) =>
+    el("tr", { dataset: { drone: d.id, state: d.state }, onclick: () => onClick(d.id) },
+      el("td", {}, el("span", { class: `dot ds-${d.state}` }), d.id),
+      el("td", {}, tOr(`ds.${d.state}`, d.state)),
+      el("td", { class: `num${d.battery != null && d.battery < 25 ? " bad" : ""}` }, fmt.pct(d.battery)),
+      el("td", { class: "num" }, fmt.m(d.position?.alt)),
+      el("td", { class: d.link.ok ? "ok" : "bad" }, d.link.ok ? "●" : "○")));
+  $("#drones tbody").replaceChildren(...rows);
+}
