@@ -227,7 +227,7 @@ class MavlinkLink:
             pass  # decoded later, when the telemetry throttle lets the next update out
         elif frame.msgid in wire.INTERESTING:
             try:
-                msg = self._decoder.decode(bytearray(frame.raw))
+                msg = wire.decode(frame, self._decoder)
             except (wire.MAVError, ValueError, IndexError) as exc:
                 if vehicle is not None:
                     vehicle.health.malformed += 1
@@ -323,7 +323,7 @@ class MavlinkLink:
         frame, vl.pending_position = vl.pending_position, None
         if frame is not None:
             try:
-                msg = self._decoder.decode(bytearray(frame.raw))
+                msg = wire.decode(frame, self._decoder)
             except (wire.MAVError, ValueError, IndexError):
                 vehicle.health.malformed += 1
                 self.malformed += 1

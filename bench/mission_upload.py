@@ -1,0 +1,221 @@
+"""Mission upload: dronedispatch's link against MAVSDK's mission_raw on the same simulated vehicle.
+
+One simulated PX4 vehicle (SimFleet in a child process, as PX4 SITL runs on its own) exposes
+two links: the GCS link (ours) and the API/offboard link (MAVSDK's, which binds udpin on the
+vehicle's API target port). Both clients upload 50-item plans N times, alternating, clean and
+then with the given loss on every datagram in each direction (a new simulator process per
+condition). Prints medians, the ratio ours/MAVSDK (goal ≤ 1.0) and completion
+counts; a MAVSDK failure after which the vehicle does hold the plan is counted separately,
+since that is the failure mode the link is built to avoid.
+
+    .venv/bin/python bench/mission_upload.py [-n 20] [--items 50] [--loss 0.05]
+
+Ports are chosen free at start, so a running demo is not disturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dronedispatch.domain.fleet import Dock
+from dronedispatch.domain.mission_items import MissionItem, return_to_launch, takeoff, waypoint
+from dronedispatch.mavlink.errors import LinkError
+from dronedispatch.mavlink.link import MavlinkLink
+from dronedispatch.mavlink.mission_protocol import mission_checksum
+from dronedispatch.mavlink.vehicle import Vehicle
+
+DOCK = Dock(id="b", name_ko="벤치", name_en="Bench", lat=37.3918, lon=126.6393, alt=5.0)
+TIMEOUT_S = 120.0
+
+
+def free_ports(n: int) -> int:
+    for _ in range(500):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def plan(n: int, variant: int) -> list[MissionItem]:
+    # A different plan each run, so every upload really replaces the stored one.
+    items = [takeoff(DOCK.lat, DOCK.lon, 20.0 + variant % 7)]
+    items += [waypoint(DOCK.lat + i * 2e-5, DOCK.lon + variant * 1e-6, 25.0) for i in range(1, n - 1)]
+    return [*items, return_to_launch()][:n]
+
+
+@dataclass
+class Tally:
+    times: list[float] = field(default_factory=list)
+    ok: int = 0
+    failed: int = 0
+    failed_but_stored: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def median_ms(self) -> float:
+        return statistics.median(self.times) * 1000 if self.times else float("nan")
+
+
+async def stored_checksum(vehicle: Vehicle) -> int | None:
+    """What the vehicle holds now, read back over our link."""
+    try:
+        return mission_checksum(await vehicle.mission.download())
+    except LinkError:
+        return None
+
+
+async def ours_upload(vehicle: Vehicle, items: list[MissionItem], tally: Tally) -> None:
+    t0 = time.perf_counter()
+    try:
+        await asyncio.wait_for(vehicle.mission.upload(items), TIMEOUT_S)
+    except (LinkError, TimeoutError) as exc:
+        tally.failed += 1
+        tally.errors.append(str(exc))
+        if await stored_checksum(vehicle) == mission_checksum(items):
+            tally.failed_but_stored += 1
+        return
+    tally.times.append(time.perf_counter() - t0)
+    tally.ok += 1
+
+
+async def mavsdk_upload(mission_raw: Any, items: list[MissionItem], tally: Tally, vehicle: Vehicle) -> None:
+    from mavsdk.plugins.mission_raw import MissionItem as RawItem
+
+    raw = [
+        RawItem(
+            i, int(it.frame), int(it.command), 1 if i == 0 else 0, int(it.autocontinue),
+            it.param1, it.param2, it.param3, it.param4, it.x, it.y, it.alt, 0,
+        )
+        for i, it in enumerate(items)
+    ]  # fmt: skip
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    try:
+        # The blocking call in a worker thread, as MAVSDK's own asyncio wrapper does.
+        await asyncio.wait_for(loop.run_in_executor(None, mission_raw.upload_mission, raw), TIMEOUT_S)
+    except Exception as exc:
+        tally.failed += 1
+        tally.errors.append(str(exc)[:80])
+        if await stored_checksum(vehicle) == mission_checksum(items):
+            tally.failed_but_stored += 1
+        return
+    tally.times.append(time.perf_counter() - t0)
+    tally.ok += 1
+
+
+async def connect_mavsdk(port: int) -> tuple[Any, Any]:
+    from mavsdk import ComponentType, Configuration, Mavsdk
+
+    loop = asyncio.get_running_loop()
+    drone = Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION))
+    await loop.run_in_executor(None, drone.add_any_connection, f"udpin://127.0.0.1:{port}")
+    from mavsdk.plugins.mission_raw import MissionRaw
+
+    system = await loop.run_in_executor(None, drone.first_autopilot, 15.0)
+    if system is None:
+        raise RuntimeError("MAVSDK did not see the simulated vehicle")
+    return drone, MissionRaw(system)
+
+
+@contextlib.asynccontextmanager
+async def sitl_process(loss: float, gcs_port: int, base: int) -> AsyncIterator[None]:
+    """One simulated vehicle in its own process, as PX4 SITL is: no client shares its CPU."""
+    cmd = [sys.executable, __file__, "--serve-sim", f"{loss},{gcs_port},{base}"]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE)
+    try:
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def run_condition(label: str, loss: float, args: argparse.Namespace) -> None:
+    gcs_port = free_ports(1)
+    base = free_ports(4)  # vehicle GCS port, vehicle API port, MAVSDK's port, video
+    async with sitl_process(loss, gcs_port, base), MavlinkLink(f"udpin:127.0.0.1:{gcs_port}") as link:
+        vehicle = await link.wait_vehicle(1, 30)
+        drone, mission_raw = await connect_mavsdk(base + 2)
+        try:
+            ours, theirs = Tally(), Tally()
+            for k in range(args.n):
+                await ours_upload(vehicle, plan(args.items, 2 * k), ours)
+                await mavsdk_upload(mission_raw, plan(args.items, 2 * k + 1), theirs, vehicle)
+        finally:
+            drone.destroy()
+    for name, t in (("ours", ours), ("MAVSDK", theirs)):
+        done = f"{t.ok}/{args.n}"
+        print(f"{label:<14}{name:<10}{t.median_ms():>10.1f}{done:>11}{t.failed_but_stored:>20}")
+    ratio = ours.median_ms() / theirs.median_ms() if theirs.times else float("nan")
+    print(f"{label:<14}{'ratio ours/MAVSDK':<20}{ratio:>10.2f}")
+    for e in sorted(set(theirs.errors))[:3]:
+        print(f"    MAVSDK error: {e}")
+    for e in sorted(set(ours.errors))[:3]:
+        print(f"    our error: {e}")
+
+
+async def serve_sim(spec: str) -> None:
+    """Child process: one simulated vehicle with both links, until stdin closes or SIGTERM."""
+    from dronedispatch.domain.fleet import FleetConfig
+    from dronedispatch.sim.runner import SimFleet
+
+    loss_s, gcs_s, base_s = spec.split(",")
+    base = int(base_s)
+    fleet = FleetConfig(city="bench", docks=[DOCK]).sized(1)
+    sim = SimFleet(
+        fleet,
+        loss=float(loss_s),
+        gcs_port=int(gcs_s),
+        vehicle_port_base=base,
+        api_port_base=base + 1,
+        api_target_base=base + 2,
+        video_port_base=base + 3,
+    )
+    async with sim:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+
+
+async def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-sim":
+        await serve_sim(sys.argv[2])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20, help="uploads per client and condition")
+    ap.add_argument("--items", type=int, default=50)
+    ap.add_argument("--loss", type=float, default=0.05, help="datagram loss per direction in the lossy round")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"mission upload, {args.items} items, {args.n} uploads per client and condition")
+    print("vehicle: the simulator in its own process; ours on its GCS link, MAVSDK on its API link")
+    print(f"{'condition':<14}{'client':<10}{'median ms':>10}{'completed':>11}{'failed, yet stored':>20}")
+    await run_condition("clean", 0.0, args)
+    await run_condition(f"{args.loss:.0%} loss", args.loss, args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
