@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymavlink.dialects.v20 import common as mavlink
 
-from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command
+from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command, as_int
 from dronedispatch.sim.geodesy import offset_ne
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class CameraComponent:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def handles(self, c: Command) -> bool:
-        return c.command in CAMERA_COMMANDS or (c.command == REQUEST_MESSAGE and int(c.params[0]) in CAMERA_MESSAGES)
+        return c.command in CAMERA_COMMANDS or (c.command == REQUEST_MESSAGE and as_int(c.params[0]) in CAMERA_MESSAGES)
 
     def provides(self, msg_id: int) -> bool:
         return msg_id in CAMERA_MESSAGES
@@ -67,7 +67,7 @@ class CameraComponent:
     def command(self, c: Command) -> tuple[int, list[Any]]:
         cmd = c.command
         if cmd == REQUEST_MESSAGE:
-            msgs = self.message(int(c.params[0]))
+            msgs = self.message(as_int(c.params[0]))
             return (ACCEPTED, msgs) if msgs else (UNSUPPORTED, [])
         if cmd == REQUEST_CAMERA_INFORMATION:
             return ACCEPTED, self.message(259)
@@ -76,12 +76,12 @@ class CameraComponent:
         if cmd == REQUEST_VIDEO_STREAM_INFORMATION:
             return ACCEPTED, self.message(269)
         if cmd == VIDEO_START_STREAMING:
-            if int(c.params[0]) not in (0, 1):
+            if as_int(c.params[0]) not in (0, 1):
                 return DENIED, []
             self._set_streaming(True)
             return ACCEPTED, []
         if cmd == VIDEO_STOP_STREAMING:
-            if int(c.params[0]) not in (0, 1):
+            if as_int(c.params[0]) not in (0, 1):
                 return DENIED, []
             self._set_streaming(False)
             return ACCEPTED, []

@@ -42,6 +42,11 @@ class Command:
         return cls(m.command, (m.param1, m.param2, m.param3, m.param4, lat, lon, m.z), m.frame, True)  # type: ignore[attr-defined]
 
 
+def as_int(v: float) -> int:
+    """A command parameter as an integer; NaN and out-of-range values count as 0 ('unset')."""
+    return int(v) if v == v and abs(v) < 2**31 else 0
+
+
 def _nan(v: float) -> bool:
     return v != v
 
@@ -65,19 +70,19 @@ def handle(model: VehicleModel, c: Command) -> int:
     p = c.params
     cmd = c.command
     if cmd == Cmd.COMPONENT_ARM_DISARM:
-        force = int(p[1]) == FORCE_MAGIC
+        force = as_int(p[1]) == FORCE_MAGIC
         if p[0] >= 0.5:
             ok, _ = model.arm(force)
             return ACCEPTED if ok else TEMPORARILY_REJECTED
         ok, _ = model.disarm(force)
         return ACCEPTED if ok else DENIED
     if cmd == Cmd.DO_SET_MODE:
-        if not int(p[0]) & 1:  # MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+        if not as_int(p[0]) & 1:  # MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
             model.say(3, "Mode change denied: only PX4 custom modes are supported")
             return DENIED
-        name = MODE_BY_CUSTOM.get((int(p[1]) << 16) | (int(p[2]) << 24))
+        name = MODE_BY_CUSTOM.get((as_int(p[1]) << 16) | (as_int(p[2]) << 24))
         if name is None:
-            model.say(3, f"Mode change denied: unknown mode {int(p[1])}/{int(p[2])}")
+            model.say(3, f"Mode change denied: unknown mode {as_int(p[1])}/{as_int(p[2])}")
             return DENIED
         ok, _ = model.set_mode(name)
         return ACCEPTED if ok else TEMPORARILY_REJECTED
@@ -97,7 +102,7 @@ def handle(model: VehicleModel, c: Command) -> int:
         ok, _ = model.set_mode("AUTO.RTL")
         return ACCEPTED if ok else TEMPORARILY_REJECTED
     if cmd == Cmd.MISSION_START:
-        first = 0 if _nan(p[0]) else int(p[0])
+        first = 0 if _nan(p[0]) else as_int(p[0])
         if not model.items:
             model.say(3, "Mission start denied: no mission uploaded")
             return DENIED
@@ -107,7 +112,7 @@ def handle(model: VehicleModel, c: Command) -> int:
         ok, _ = model.start_mission(first)
         return ACCEPTED if ok else TEMPORARILY_REJECTED
     if cmd == Cmd.DO_PAUSE_CONTINUE:
-        if int(p[0]) == 0:
+        if as_int(p[0]) == 0:
             if not model.armed or model.landed:
                 model.say(3, "Pause denied: not flying")
                 return DENIED
@@ -146,9 +151,9 @@ def handle(model: VehicleModel, c: Command) -> int:
         model.change_speed(p[1])
         return ACCEPTED
     if cmd == DO_SET_MISSION_CURRENT:
-        return ACCEPTED if model.set_current(int(p[0])) else DENIED
+        return ACCEPTED if model.set_current(as_int(p[0])) else DENIED
     if cmd == Cmd.DO_SET_HOME:
-        if int(p[0]) == 1:
+        if as_int(p[0]) == 1:
             model.home = (model.lat, model.lon, model.alt_amsl)
         else:
             lat, lon, _ = _position(model, c)

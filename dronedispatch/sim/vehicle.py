@@ -20,7 +20,7 @@ from pymavlink.dialects.v20 import common as mavlink
 
 from dronedispatch.sim import commands, telemetry, wire
 from dronedispatch.sim.camera_protocol import CameraComponent
-from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command
+from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command, as_int
 from dronedispatch.sim.mission_server import MissionServer
 from dronedispatch.sim.model import MODE_BY_CUSTOM, VehicleModel
 from dronedispatch.sim.params import BY_NAME, SPECS, from_wire, wire_value
@@ -364,7 +364,11 @@ class SimVehicle:
         elif compid not in (0, 1):
             return  # addressed to a component this vehicle does not have
         else:
-            result, extra = self._autopilot_command(link, c)
+            try:
+                result, extra = self._autopilot_command(link, c)
+            except Exception:  # bad parameters must get a clear answer, not silence
+                log.exception("vehicle %d: command %d failed", self.sysid, c.command)
+                result, extra = commands.FAILED, []
             frames.append(link.encode(self._ack(c.command, result, peer)))
             for e in extra:
                 frames.append(link.encode(e[0], e[1]) if isinstance(e, list) else link.encode(e))
@@ -380,13 +384,13 @@ class SimVehicle:
     def _autopilot_command(self, link: Link, c: Command) -> tuple[int, list[Any]]:
         p = c.params
         if c.command == 512:  # REQUEST_MESSAGE
-            msg_id = int(p[0])
+            msg_id = as_int(p[0])
             if self.camera.provides(msg_id):
                 return ACCEPTED, [[m, self.camera.compid] for m in self.camera.message(msg_id)]
             out = self._message_by_id(msg_id)
             return (ACCEPTED, [out]) if out is not None else (UNSUPPORTED, [])
         if c.command == 511:  # SET_MESSAGE_INTERVAL
-            name = telemetry.BUILDER_BY_ID.get(int(p[0])) or _SLOW_IDS.get(int(p[0]))
+            name = telemetry.BUILDER_BY_ID.get(as_int(p[0])) or _SLOW_IDS.get(as_int(p[0]))
             if name is None:
                 return UNSUPPORTED, []
             interval_us = p[1]

@@ -158,3 +158,17 @@ class Gcs(asyncio.DatagramProtocol):
         finally:
             done = True
             server.cancel()
+
+
+async def eventually(pred: Callable[[], Any], within: float = 30.0, every: float = 0.05) -> None:
+    """Wait until ``pred()`` (sync or async) is true; the simulator offers no event for model state."""
+    deadline = time.monotonic() + within
+    for _ in iter(int, 1):
+        value = pred()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(every)
