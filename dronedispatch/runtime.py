@@ -15,9 +15,11 @@ from dronedispatch import cityfiles
 from dronedispatch.domain import templates as templates_mod
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
+from dronedispatch.domain.incidents import Report
 from dronedispatch.drones import DroneEntry, DroneRegistry
 from dronedispatch.events import Event, LocalEventBus
 from dronedispatch.ingest.base import IngestStats
+from dronedispatch.ingest.mqtt import MqttIngest, default_topics
 from dronedispatch.mavlink import events as link_events
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.schemas import Alert, IncidentPublic, MissionPublic
@@ -46,6 +48,7 @@ class Runtime:
         self.districts: dict[str, Any] = cityfiles.read_structured(settings.districts)
         self.templates = templates_mod.load_templates()
         self.link: MavlinkLink | None = None
+        self.mqtt: MqttIngest | None = None
         self.dispatcher = Dispatcher(self)
         self.missions = MissionSupervisor(self)
         self.started_at = datetime.now(UTC)
@@ -66,15 +69,40 @@ class Runtime:
         self._unsubscribe = self.link.add_listener(self._on_link_event)
         await self.link.start()
         self.missions.resume_from_store()
+        if self.settings.mqtt_url:
+            self.mqtt = MqttIngest(
+                self.settings.mqtt_url,
+                default_topics(),
+                self._on_ingested_report,
+                self._on_ingest_error,
+                client_id=f"dronedispatch-{self.fleet.city}",
+                stats=self.ingest_stats,
+                error_topic="dronedispatch/ingest-errors",
+            )
+            await self.mqtt.start()
         log.info("service started: %d drones in the fleet file, MAVLink on %s", len(self.fleet.drones), urls)
 
     async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         await self.missions.stop()
         if self._unsubscribe:
             self._unsubscribe()
         if self.link is not None:
             await self.link.stop()
         self.engine.dispose()
+
+    # -- ingest -------------------------------------------------------------------------------
+    async def _on_ingested_report(self, report: Report) -> None:
+        from dronedispatch.dispatch import DispatchError
+
+        try:
+            self.dispatcher.ingest_report(report, actor=f"ingest:{report.source}")
+        except DispatchError as exc:  # e.g. a camera id we do not know: counted, logged, never fatal
+            self._on_ingest_error(report.source, exc.reason)
+
+    def _on_ingest_error(self, source: str, reason: str) -> None:
+        log.warning("ingest %s: rejected: %s", source, reason)
 
     # -- link events ---------------------------------------------------------------------------
     def _on_link_event(self, ev: object) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from dronedispatch.api.security import InvalidToken, read_token
@@ -60,3 +60,7 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 Pilot = Annotated[Principal, Depends(require("pilot"))]
 Tester = Annotated[Principal, Depends(require("tester"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+#: A database id in a path: positive and within a 64-bit integer (larger ids cannot exist).
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Numeric id")]

@@ -213,7 +213,7 @@ def test_events_websocket_refuses_a_bad_token(client: TestClient) -> None:
 def test_health_metrics_docs(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     metrics = client.get("/metrics").text
-    assert 'dd_drones{state="offline"} 8.0' in metrics
+    assert 'dronedispatch_drones{state="offline"} 8.0' in metrics
     assert client.get("/docs").status_code == 200
     assert "/api/v1/incidents/{incident_id}/dispatch" in client.get("/openapi.json").json()["paths"]
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, status
 
-from dronedispatch.api.deps import AnyUser, Operator, RuntimeDep
+from dronedispatch.api.deps import AnyUser, DbId, Operator, RuntimeDep
 from dronedispatch.schemas import CloseRequest, DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 
 router = APIRouter(tags=["incidents"])
@@ -32,7 +32,7 @@ def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCrea
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its missions and recommended drones")
-def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: int) -> dict[str, Any]:
+def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str, Any]:
     view = runtime.dispatcher.incident_view(runtime.store.get_incident(incident_id))
     view["reports"] = [r.model_dump(mode="json") for r in runtime.store.incident_reports(incident_id)]
     return view
@@ -45,7 +45,7 @@ def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: int) -> dict[str,
     summary="Send a drone: the recommended one, or the one named",
 )
 async def dispatch(
-    runtime: RuntimeDep, principal: Operator, incident_id: int, body: DispatchRequest | None = None
+    runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: DispatchRequest | None = None
 ) -> MissionPublic:
     mission = await runtime.dispatcher.dispatch(incident_id, body or DispatchRequest(), principal.username)
     return MissionPublic.of(mission)
@@ -53,7 +53,7 @@ async def dispatch(
 
 @router.post("/incidents/{incident_id}/close", response_model=IncidentPublic, summary="Close with an outcome")
 def close(
-    runtime: RuntimeDep, principal: Operator, incident_id: int, body: CloseRequest | None = None
+    runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: CloseRequest | None = None
 ) -> IncidentPublic:
     outcome = (body or CloseRequest()).outcome
     return IncidentPublic.of(runtime.dispatcher.close_incident(incident_id, outcome, principal.username))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
 
-from dronedispatch.api.deps import AnyUser, Pilot, RuntimeDep
+from dronedispatch.api.deps import AnyUser, DbId, Pilot, RuntimeDep
 from dronedispatch.dispatch import item_from_dict
 from dronedispatch.domain.qgc_plan import to_plan
 from dronedispatch.missions import CommandRejected
@@ -16,7 +16,7 @@ def list_missions(
     runtime: RuntimeDep,
     _: AnyUser,
     active: bool | None = None,
-    incident_id: int | None = None,
+    incident_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
 ) -> list[MissionPublic]:
@@ -25,22 +25,22 @@ def list_missions(
 
 
 @router.get("/missions/{mission_id}", response_model=MissionPublic, summary="One mission")
-def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: int) -> MissionPublic:
+def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> MissionPublic:
     m = runtime.store.get_mission(mission_id)
     return MissionPublic.of(m, runtime.missions.progress(m.sysid))
 
 
 @router.post("/missions/{mission_id}/commands", response_model=MissionPublic, summary="Pilot command")
-async def command(runtime: RuntimeDep, principal: Pilot, mission_id: int, body: MissionCommand) -> MissionPublic:
+async def command(runtime: RuntimeDep, principal: Pilot, mission_id: DbId, body: MissionCommand) -> MissionPublic:
     try:
-        m = await runtime.missions.command(mission_id, body.command, principal.username)
+        m = await runtime.missions.command(mission_id, body.command, principal.username, position=body.position)
     except CommandRejected as exc:
         raise HTTPException(exc.status, exc.reason) from exc
     return MissionPublic.of(m, runtime.missions.progress(m.sysid))
 
 
 @router.get("/missions/{mission_id}/plan", summary="The mission as a QGroundControl .plan file")
-def plan(runtime: RuntimeDep, _: AnyUser, mission_id: int) -> dict:
+def plan(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> dict:
     m = runtime.store.get_mission(mission_id)
     entry = runtime.registry.get(m.drone_id)
     home = (entry.dock.lat, entry.dock.lon, entry.dock.alt) if entry else (m.items[0]["lat"], m.items[0]["lon"], 0.0)
