@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+RCVBUF_BYTES = 4 << 20
 
 Peer = Any  # (host, port) for UDP; the endpoint's name for streams
 OnData = Callable[["Endpoint", bytes, Peer], None]
@@ -102,6 +105,10 @@ class UdpEndpoint(Endpoint):
             self.transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self), local_addr=(self.spec.host, self.spec.port)
             )
+            sock = self.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                # Hundreds of vehicles send in bursts; a deep receive queue rides them out.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
         else:
             self.transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self), local_addr=("127.0.0.1" if self.spec.host == "127.0.0.1" else "0.0.0.0", 0)
