@@ -1,0 +1,313 @@
+"""Judge a recorded run against the scenario's expectations (pure: data in, verdicts out).
+
+Each check returns a :class:`Verdict` whose ``detail`` says what was seen, so a failed run reads
+as an explanation ("park-fire: first drone on scene after 142 s, more than 90 s allowed"), not
+a bare "false". A check that cannot be made in this run (the video path is not wired, say) is
+*skipped* with the reason, never silently passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain.fleet import FleetConfig
+from dronedispatch.domain.geo import distance_m
+from dronedispatch.scenario.model import Expectation, Scenario
+from dronedispatch.scenario.recording import Recording, Sample
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+CEILING_TOLERANCE_M = 3.0  # position noise and the controller's overshoot at the top of a climb
+TERMINAL = ("completed", "aborted", "failed")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    outcome: str  # pass | fail | skip
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome != FAIL
+
+
+@dataclass
+class StoreFacts:
+    """What the store holds at the end of the run (read once, after everything stopped)."""
+
+    missions: list[dict[str, Any]] = field(default_factory=list)  # id, incident_id, drone_id, state, reason
+    audit: list[dict[str, Any]] = field(default_factory=list)  # action, target_type, target_id, detail
+    reports: dict[str, int] = field(default_factory=dict)  # source_ref → incident id
+    incidents: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ingest_rejected: int = 0
+    video: dict[str, Any] | None = None  # None: the service has no video path to check
+
+
+@dataclass
+class Context:
+    spec: Scenario
+    rec: Recording
+    facts: StoreFacts
+    airspace: Airspace
+    fleet: FleetConfig
+
+
+def _refs(e: Expectation, ctx: Context) -> list[str]:
+    if e.incident is not None:
+        return [e.incident]
+    if e.incidents == "all":
+        return [i.id for i in ctx.spec.incidents if not i.expect_rejected]
+    return list(e.incidents or [])
+
+
+def _nearest_drone(ctx: Context, ref: str) -> str | None:
+    entry = ctx.spec.incident(ref)
+    arrival = ctx.rec.arrivals.get(ref)
+    if entry.location is not None:
+        lat, lon = entry.location.lat, entry.location.lon
+    elif arrival is not None and arrival.incident_id in ctx.facts.incidents:
+        inc = ctx.facts.incidents[arrival.incident_id]
+        lat, lon = inc["lat"], inc["lon"]
+    else:
+        return None
+    best = min(ctx.fleet.drones, key=lambda d: distance_m(lat, lon, ctx.fleet.dock(d.dock).lat,
+                                                          ctx.fleet.dock(d.dock).lon), default=None)
+    return best.id if best else None
+
+
+def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
+    assert e.within is not None
+    bad, good = [], []
+    for ref in _refs(e, ctx):
+        arrival = ctx.rec.arrivals.get(ref)
+        if arrival is None or arrival.incident_id is None:
+            bad.append(f"{ref}: never became an incident ({arrival.error if arrival else 'not sent'})")
+            continue
+        hit = ctx.rec.on_scene_at(ref)
+        if hit is None:
+            ms = ctx.rec.missions_for(ref)
+            why = "; ".join(f"mission {m.id} {m.drone_id} {m.final}" + (f" ({m.reason})" if m.reason else "")
+                            for m in ms) or "no mission was dispatched"
+            refused = [r for r in ctx.rec.refusals if r.ref == ref]
+            if refused and not ms:
+                why = f"dispatch refused: {refused[-1].reason}"
+            bad.append(f"{ref}: no drone on scene ({why})")
+            continue
+        t, drone = hit
+        response = t - arrival.sent_at
+        want = _nearest_drone(ctx, ref) if e.drone == "nearest" else e.drone
+        if response > e.within:
+            bad.append(f"{ref}: first drone ({drone}) on scene after {response:.0f} s, more than {e.within:.0f} s allowed")
+        elif want is not None and drone != want:
+            bad.append(f"{ref}: {drone} was first on scene, expected {want}" + (" (the nearest)" if e.drone == "nearest"
+                                                                                  else ""))
+        else:
+            good.append(f"{ref}: {drone} on scene after {response:.0f} s")
+    return _verdict(bad, good)
+
+
+def check_dispatch_refused(e: Expectation, ctx: Context) -> Verdict:
+    assert e.incident is not None
+    refusals = [r for r in ctx.rec.refusals if r.ref == e.incident]
+    if not refusals:
+        return Verdict("", FAIL, f"{e.incident}: no dispatch was refused")
+    for r in refusals:
+        if (e.code is None or r.code == e.code) and (
+            e.reason_contains is None or e.reason_contains.lower() in r.reason.lower()
+        ):
+            if not r.reason.strip():
+                return Verdict("", FAIL, f"{e.incident}: refused ({r.code}) without a reason")
+            return Verdict("", PASS, f"{e.incident}: refused ({r.code}): {r.reason}")
+    seen = "; ".join(f"{r.code}: {r.reason}" for r in refusals)
+    return Verdict("", FAIL, f"{e.incident}: refused, but not as expected ({seen})")
+
+
+def check_mission_state(e: Expectation, ctx: Context) -> Verdict:
+    bad, good = [], []
+    for ref in _refs(e, ctx):
+        ms = ctx.rec.missions_for(ref)
+        if not ms:
+            bad.append(f"{ref}: no mission")
+            continue
+        m = ms[-1]
+        text = f"{ref}: mission {m.id} ({m.drone_id}) ended {m.final}" + (f" — {m.reason}" if m.reason else "")
+        if m.final not in e.states:
+            bad.append(f"{text}; expected {' or '.join(e.states)}")
+        elif e.reason_contains and e.reason_contains.lower() not in (m.reason or "").lower():
+            bad.append(f"{text}; the reason should mention {e.reason_contains!r}")
+        else:
+            good.append(text)
+    return _verdict(bad, good)
+
+
+def airspace_violations(samples: list[Sample], airspace: Airspace, approved: Callable[[Sample], bool]) -> list[str]:
+    """Where a recorded track breaks the airspace: prohibited zones, approval zones, ceilings."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for s in samples:
+        if s.landed and not s.armed:
+            continue
+        problems = []
+        if s.alt > airspace.ceiling_m + CEILING_TOLERANCE_M:
+            problems.append(("ceiling", f"{s.alt:.0f} m above the {airspace.ceiling_m:.0f} m ceiling"))
+        for z in airspace.zones_at(s.lat, s.lon):
+            if z.rule == "prohibited":
+                problems.append((z.id, f"inside prohibited zone {z.label}"))
+            elif z.rule == "approval" and not approved(s):
+                problems.append((z.id, f"inside {z.label} without an approval reference"))
+            elif z.rule == "ceiling" and z.ceiling_m is not None and s.alt > z.ceiling_m + CEILING_TOLERANCE_M:
+                problems.append((z.id, f"{s.alt:.0f} m in {z.label} (ceiling {z.ceiling_m:.0f} m)"))
+        for key, text in problems:
+            if key not in seen:
+                seen.add(key)
+                out.append(f"t={s.t:.0f} s at {s.lat:.5f},{s.lon:.5f}: {text}")
+    return out
+
+
+def check_airspace(e: Expectation, ctx: Context) -> Verdict:
+    approved_missions = {m.id for m in ctx.rec.missions.values() if m.approval}
+    bad, flown = [], 0
+    for drone, samples in sorted(ctx.rec.tracks.items()):
+        if e.drones and drone not in e.drones:
+            continue
+        flown += sum(1 for s in samples if not s.landed)
+        for v in airspace_violations(samples, ctx.airspace, lambda s: s.mission_id in approved_missions):
+            bad.append(f"{drone}: {v}")
+    if not ctx.rec.tracks:
+        return Verdict("", FAIL, "no telemetry was recorded")
+    return _verdict(bad, [f"{flown} airborne samples checked, no zone entered without leave, ceiling "
+                          f"{ctx.airspace.ceiling_m:.0f} m kept"])
+
+
+def flights(samples: list[Sample]) -> list[tuple[Sample, Sample]]:
+    """(take-off sample, first sample back on the ground) for every flight in a track."""
+    out, start = [], None
+    for s in samples:
+        if start is None and not s.landed:
+            start = s
+        elif start is not None and s.landed:
+            out.append((start, s))
+            start = None
+    return out
+
+
+def check_battery_reserve(e: Expectation, ctx: Context) -> Verdict:
+    bad, good = [], []
+    for drone, samples in sorted(ctx.rec.tracks.items()):
+        if e.drones and drone not in e.drones:
+            continue
+        for start, end in flights(samples):
+            if end.battery is None:
+                continue
+            text = f"{drone} landed at t={end.t:.0f} s with {end.battery:.0f}%"
+            (bad if end.battery <= e.min_pct else good).append(
+                text + (f" (reserve {e.min_pct:.0f}%)" if end.battery <= e.min_pct else "")
+            )
+        if samples and not samples[-1].landed:
+            bad.append(f"{drone} still in the air at the end of the run ({samples[-1].battery or 0:.0f}%)")
+    if not bad and not good:
+        return Verdict("", FAIL, "no drone flew")
+    return _verdict(bad, good)
+
+
+def check_failures_have_reasons(e: Expectation, ctx: Context) -> Verdict:
+    bad, good = [], []
+    for m in ctx.facts.missions:
+        if m["state"] in ("failed", "aborted"):
+            (good if (m.get("reason") or "").strip() else bad).append(
+                f"mission {m['id']} {m['state']}: {m.get('reason') or '(no reason)'}"
+            )
+    for r in ctx.rec.refusals:
+        (good if r.reason.strip() else bad).append(f"{r.ref}: dispatch refused ({r.code}): {r.reason or '(no reason)'}")
+    for a in ctx.rec.arrivals.values():
+        if a.error is not None:
+            (good if a.error.strip() else bad).append(f"{a.ref}: report refused: {a.error or '(no reason)'}")
+    return _verdict(bad, good or ["nothing failed"])
+
+
+def check_nothing_lost(e: Expectation, ctx: Context) -> Verdict:
+    bad, good = [], []
+    for entry in ctx.spec.incidents:
+        a = ctx.rec.arrivals.get(entry.id)
+        if a is None:
+            bad.append(f"{entry.id}: never sent")
+        elif entry.expect_rejected:
+            (good if a.error else bad).append(
+                f"{entry.id}: refused as expected: {a.error}" if a.error else f"{entry.id}: accepted, expected a refusal"
+            )
+        elif a.incident_id is None:
+            bad.append(f"{entry.id}: report never reached an incident ({a.error or 'lost on the way'})")
+        elif a.source_ref is not None and ctx.facts.reports.get(a.source_ref) != a.incident_id:
+            bad.append(f"{entry.id}: report {a.source_ref} is not stored with incident {a.incident_id}")
+    dispatched = {str(x["target_id"]) for x in ctx.facts.audit if x["action"] == "mission.dispatch"}
+    state_changes: dict[str, set[str]] = {}
+    for x in ctx.facts.audit:
+        if x["action"] == "mission.state":
+            state_changes.setdefault(str(x["target_id"]), set()).add(str(x["detail"].get("new")))
+    for m in ctx.facts.missions:
+        mid = str(m["id"])
+        if mid not in dispatched:
+            bad.append(f"mission {mid}: no mission.dispatch entry in the audit log")
+        elif m["state"] != "planned" and m["state"] not in state_changes.get(mid, set()):
+            bad.append(f"mission {mid}: final state {m['state']} not in the audit log")
+    good.append(f"{len(ctx.spec.incidents)} reports accounted for, {len(ctx.facts.missions)} missions audited")
+    return _verdict(bad, good)
+
+
+def check_alert(e: Expectation, ctx: Context) -> Verdict:
+    for t, a in ctx.rec.alerts:
+        if (e.code is None or a.get("code") == e.code) and (
+            e.reason_contains is None or e.reason_contains.lower() in str(a.get("message", "")).lower()
+        ) and (not e.drones or a.get("drone_id") in e.drones):
+            return Verdict("", PASS, f"t={t:.0f} s {a.get('code')}: {a.get('message')}")
+    seen = ", ".join(sorted({str(a.get("code")) for _, a in ctx.rec.alerts})) or "none"
+    return Verdict("", FAIL, f"no such alert (alerts seen: {seen})")
+
+
+def check_video(e: Expectation, ctx: Context) -> Verdict:
+    video = ctx.facts.video
+    if video is None:
+        return Verdict("", SKIP, "not checked: this service build has no video path from the vehicles to the "
+                                 "operations view (no video ingest in the runtime)")
+    frames = int(video.get("frames", 0))
+    if frames > 0:
+        return Verdict("", PASS, f"{frames} video frames reached the operations view")
+    return Verdict("", FAIL, f"no video reached the operations view ({video.get('detail', 'no frames')})")
+
+
+CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
+    "on_scene": check_on_scene,
+    "dispatch_refused": check_dispatch_refused,
+    "mission_state": check_mission_state,
+    "airspace": check_airspace,
+    "battery_reserve": check_battery_reserve,
+    "failures_have_reasons": check_failures_have_reasons,
+    "nothing_lost": check_nothing_lost,
+    "alert": check_alert,
+    "video": check_video,
+}
+
+
+def default_name(e: Expectation) -> str:
+    if e.name:
+        return e.name
+    what = e.incident or (",".join(e.incidents) if isinstance(e.incidents, list) else e.incidents) or ""
+    extra = f" within {e.within:.0f}s" if e.within is not None else ""
+    return f"{e.check}{f' {what}' if what else ''}{extra}"
+
+
+def evaluate(ctx: Context) -> list[Verdict]:
+    out = []
+    for e in ctx.spec.expect:
+        v = CHECKS[e.check](e, ctx)
+        out.append(Verdict(default_name(e), v.outcome, v.detail))
+    return out
+
+
+def _verdict(bad: list[str], good: list[str]) -> Verdict:
+    if bad:
+        return Verdict("", FAIL, "; ".join(bad))
+    return Verdict("", PASS, "; ".join(good) if len(good) <= 6 else f"{'; '.join(good[:5])}; … ({len(good)} in all)")

@@ -1,0 +1,464 @@
+"""Run a scenario: the whole service in-process, a simulated fleet, real sources, a verdict.
+
+Order of a run: temporary SQLite store and city files → mosquitto (only when an incident comes
+over MQTT) → :class:`~dronedispatch.runtime.Runtime` with MAVLink on a free UDP port → the
+simulated fleet on free ports (never the demo's) → wait until every drone is ready → feed the
+timeline in scenario time → wait until every mission has ended (or the duration is up) → read
+the store → stop everything in reverse → judge.
+
+Scenario time is simulated seconds since the fleet was ready, read from the simulator's own
+clock, so the timeline keeps step with the vehicles even when the machine is slow. Incidents go
+in over their real path (HTTP into the app through an in-process ASGI transport, MQTT through
+the broker) and the operator's and pilot's actions go through the HTTP API with their roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlmodel import select
+
+from dronedispatch.api.security import issue_token
+from dronedispatch.domain.airspace import Airspace
+from dronedispatch.events import Event
+from dronedispatch.scenario import sources
+from dronedispatch.scenario.broker import MosquittoServer, find_mosquitto, free_udp_block, free_udp_port
+from dronedispatch.scenario.expectations import Context, StoreFacts, Verdict, evaluate
+from dronedispatch.scenario.faults import FaultInjector
+from dronedispatch.scenario.loader import LoadedScenario
+from dronedispatch.scenario.model import ActionEntry, IncidentEntry
+from dronedispatch.scenario.operator import Operator
+from dronedispatch.scenario.recording import Arrival, Recording
+from dronedispatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 90.0  # wall: every vehicle discovered and ready (boot, first telemetry)
+API_KEY = "scenario-ingest-key"
+ProgressFn = Callable[[float, float, str], None]  # (scenario time, duration, what is happening)
+
+
+@dataclass
+class RunResult:
+    scenario: LoadedScenario
+    recording: Recording
+    verdicts: list[Verdict]
+    facts: StoreFacts
+    airspace: Airspace
+    districts: dict[str, Any]
+    wall_s: float
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(v.passed for v in self.verdicts)
+
+
+class Clock:
+    """Scenario time: simulated seconds since :meth:`start`, from the simulator's clock when there is one."""
+
+    def __init__(self, speed_factor: float, sim_time: Callable[[], float] | None) -> None:
+        self.speed = speed_factor
+        self._sim_time = sim_time
+        self._t0 = 0.0
+
+    def _raw(self) -> float:
+        return self._sim_time() if self._sim_time is not None else time.monotonic() * self.speed
+
+    def start(self) -> None:
+        self._t0 = self._raw()
+
+    def now(self) -> float:
+        return self._raw() - self._t0
+
+    async def until(self, t: float) -> None:
+        """Sleep until scenario time ``t`` (re-checked: the simulator may run behind the wall clock)."""
+        while (left := t - self.now()) > 0:
+            await asyncio.sleep(max(left / self.speed, 0.005))
+
+    def wall(self, sim_s: float) -> float:
+        return sim_s / self.speed
+
+
+class ScenarioRun:
+    def __init__(
+        self, loaded: LoadedScenario, *, progress: ProgressFn | None = None, px4: Path | None = None
+    ) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.progress = progress or (lambda t, d, what: None)
+        self.px4 = px4
+        self.rec = Recording()
+        self.notes: list[str] = []
+
+    # -- the run -------------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        from dronedispatch.runtime import Runtime
+        from dronedispatch.service import create_app
+
+        started = time.monotonic()
+        spec = self.spec
+        with tempfile.TemporaryDirectory(prefix="dd-scenario-") as tmp_name:
+            tmp = Path(tmp_name)
+            fleet_file = tmp / "fleet.yaml"
+            fleet_file.write_text(yaml.safe_dump(self.loaded.fleet.model_dump(), allow_unicode=True), "utf-8")
+            broker: MosquittoServer | None = None
+            if spec.uses_mqtt:
+                (tmp / "mosquitto").mkdir()
+                broker = MosquittoServer(workdir=tmp / "mosquitto", binary=find_mosquitto())
+                await asyncio.to_thread(broker.start)
+            gcs_port = free_udp_port()
+            settings = Settings(
+                database_url=f"sqlite:///{tmp / 'dronedispatch.db'}",
+                mavlink=f"udpin:127.0.0.1:{gcs_port}",
+                fleet=fleet_file,
+                airspace=self.loaded.airspace_path,
+                cameras=self.loaded.cameras_path,
+                mqtt_url=broker.url if broker else None,
+                secret_key=f"scenario-{spec.name}-{spec.seed}-secret-key-0123456789",
+                ingest_api_keys=[API_KEY],
+                recordings_dir=tmp / "recordings",
+                telemetry_rate_hz=10.0,  # finer tracks for the airspace check at high speed factors
+            )
+            runtime = Runtime(settings)
+            app = create_app(settings, runtime)
+            sub = runtime.bus.subscribe(maxsize=10_000_000)
+            fleet = self._fleet_backend(gcs_port, tmp)
+            error: str | None = None
+            try:
+                await runtime.start()
+                await fleet.start()
+                clock = Clock(spec.speed_factor, fleet.sim_time)
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://scenario.local", timeout=60
+                ) as http:
+                    tokens = {
+                        role: {"Authorization": "Bearer " + issue_token(settings.secret_key, f"scenario-{role}", role, 600)}
+                        for role in ("operator", "pilot")
+                    }
+                    operator = Operator(spec, self.rec, clock, http, tokens)
+                    error = await self._drive(runtime, sub, clock, operator, fleet, broker, http)
+            except Exception as exc:  # the verdict must say what broke, never a bare traceback
+                log.exception("scenario %s: run failed", spec.name)
+                error = f"{type(exc).__name__}: {exc}"
+            finally:
+                sub.close()
+                with contextlib.suppress(Exception):
+                    await fleet.stop()
+                facts = await asyncio.to_thread(read_facts, runtime)
+                with contextlib.suppress(Exception):
+                    await runtime.stop()
+                if broker is not None:
+                    await asyncio.to_thread(broker.stop)
+            ctx = Context(spec, self.rec, facts, runtime.airspace, self.loaded.fleet)
+            verdicts = evaluate(ctx) if error is None else []
+            return RunResult(
+                self.loaded, self.rec, verdicts, facts, runtime.airspace, runtime.districts,
+                time.monotonic() - started, error, self.notes + self.rec.notes,
+            )
+
+    def _fleet_backend(self, gcs_port: int, tmp: Path) -> FleetBackend:
+        if self.px4 is not None:
+            from dronedispatch.scenario.px4 import Px4Fleet
+
+            return Px4Fleet(self.px4, self.loaded.fleet, self.spec, gcs_port, tmp)
+        return SimBackend(self.loaded.fleet, self.spec, gcs_port)
+
+    async def _drive(self, runtime: Any, sub: Any, clock: Clock, operator: Operator, fleet: FleetBackend,
+                     broker: MosquittoServer | None, http: httpx.AsyncClient) -> str | None:
+        spec = self.spec
+        ready = asyncio.Event()
+        want = {d.id for d in self.loaded.fleet.drones}
+        ready_ids: set[str] = set()
+        started = asyncio.Event()
+        changed = asyncio.Event()
+
+        async def record() -> None:
+            async for ev in sub:
+                t = clock.now() if started.is_set() else 0.0
+                self._on_event(t, ev, operator, runtime)
+                if ev.type == "drone" and not ready.is_set():
+                    if ev.data.get("state") == "ready":
+                        ready_ids.add(ev.data["id"])
+                    if want <= ready_ids:
+                        ready.set()
+                changed.set()
+
+        recorder = asyncio.create_task(record(), name="scenario-recorder")
+        mqtt = MqttSide(broker, self.rec) if broker is not None else None
+        try:
+            if mqtt is not None:
+                await mqtt.start()
+            self.progress(0.0, spec.duration, "waiting for the fleet to be ready")
+            try:
+                await asyncio.wait_for(ready.wait(), READY_TIMEOUT_S)
+            except TimeoutError:
+                missing = ", ".join(sorted(want - ready_ids))
+                return f"the fleet never became ready within {READY_TIMEOUT_S:.0f} s (not ready: {missing})"
+            clock.start()
+            started.set()
+            self.rec.note(0.0, "run", f"fleet ready: {len(want)} drones; speed factor {spec.speed_factor:g}")
+            faults = FaultInjector(fleet, self.rec, clock)
+            timeline: list[tuple[float, int, str, Callable[[], Any]]] = []
+            for i, inc in enumerate(spec.incidents):
+                timeline.append((inc.at, 1, f"incident {inc.id}", lambda inc=inc: self._send(inc, http, mqtt, clock,
+                                                                                                 operator, runtime)))
+            for f in spec.faults:
+                timeline.append((f.at, 0, f"fault {f.kind} on {f.drone}", lambda f=f: faults.apply(f)))
+                if f.duration is not None:
+                    timeline.append((f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends",
+                                     lambda f=f: faults.undo(f)))
+            for a in spec.actions:
+                timeline.append((a.at, 2, f"{a.do} {a.incident}", lambda a=a: self._act(a, operator)))
+            timeline.sort(key=lambda x: (x[0], x[1]))
+            ticker = asyncio.create_task(self._tick(clock), name="scenario-progress")
+            try:
+                for at, _, label, fn in timeline:
+                    if at > spec.duration:
+                        self.notes.append(f"{label} at {at:.0f} s is after the end of the run; not done")
+                        continue
+                    await clock.until(at)
+                    result = fn()
+                    if asyncio.iscoroutine(result):
+                        await result
+                await self._settle(clock, runtime, operator, changed, mqtt)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            self.rec.ended_at = clock.now()
+            if mqtt is not None:
+                await mqtt.resolve_pending(runtime)
+            for r in self.rec.refusals:  # name refusals by the scenario's incident ids
+                if r.incident_id is not None:
+                    r.ref = self.rec.ref_of(r.incident_id) or r.ref
+            self.progress(min(self.rec.ended_at, spec.duration), spec.duration, "done")
+            return None
+        finally:
+            await operator.stop()
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            if mqtt is not None:
+                await mqtt.stop()
+
+    async def _tick(self, clock: Clock) -> None:
+        while True:  # a display refresh: nothing to await but the time passing
+            now = clock.now()
+            active = sum(1 for m in self.rec.missions.values() if m.final not in ("completed", "aborted", "failed"))
+            self.progress(min(now, self.spec.duration), self.spec.duration,
+                          f"{len(self.rec.arrivals)}/{len(self.spec.incidents)} incidents, {active} missions flying")
+            await asyncio.sleep(0.25)
+
+    async def _settle(self, clock: Clock, runtime: Any, operator: Operator, changed: asyncio.Event,
+                      mqtt: MqttSide | None) -> None:
+        """Wait until nothing is left to happen, or the scenario's duration is up."""
+        while clock.now() < self.spec.duration:
+            if mqtt is not None:
+                await mqtt.resolve_pending(runtime)
+            if self._settled(runtime, operator):
+                self.rec.note(clock.now(), "run", "every mission ended and every drone is on the ground")
+                return
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(clock.wall(self.spec.duration - clock.now()), 0.01))
+        self.rec.note(clock.now(), "run", f"duration {self.spec.duration:.0f} s reached")
+
+    def _settled(self, runtime: Any, operator: Operator) -> bool:
+        if operator.pending or len(self.rec.arrivals) < len(self.spec.incidents):
+            return False
+        for a in self.rec.arrivals.values():
+            if a.error is None and (a.incident_id is None or a.incident_id not in self.rec.incidents_seen):
+                return False  # not yet seen on the event bus, so the operator has not had a chance
+        if any(m.final not in ("completed", "aborted", "failed") for m in self.rec.missions.values()):
+            return False
+        for drone in self.loaded.fleet.drones:
+            samples = self.rec.tracks.get(drone.id)
+            if samples and (not samples[-1].landed or samples[-1].armed):
+                return False
+        return True
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_event(self, t: float, ev: Event, operator: Operator, runtime: Any) -> None:
+        if ev.type == "drone":
+            self.rec.on_drone(t, ev.data)
+            operator.drone_ready(ev.data["id"], ev.data.get("state", ""))
+        elif ev.type == "mission":
+            self.rec.on_mission(t, ev.data)
+        elif ev.type == "alert":
+            self.rec.on_alert(t, ev.data)
+        elif ev.type == "incident":
+            iid = ev.data["id"]
+            if iid not in self.rec.incidents_seen:
+                self.rec.incidents_seen[iid] = t
+                self.rec.note(t, "incident", f"incident {iid} ({ev.data['category']}, severity "
+                              f"{ev.data['severity']}) from {ev.data['source']}")
+                operator.incident_created(t, ev.data)
+
+    # -- timeline entries ----------------------------------------------------------------------
+    async def _send(self, inc: IncidentEntry, http: httpx.AsyncClient, mqtt: MqttSide | None, clock: Clock,
+                    operator: Operator, runtime: Any) -> None:
+        out = sources.build(self.spec.name, inc, datetime.now(UTC))
+        arrival = Arrival(inc.id, inc.via, clock.now(), source_ref=out.source_ref)
+        self.rec.arrivals[inc.id] = arrival
+        self.rec.note(arrival.sent_at, "report", f"{inc.id} sent via {inc.via}")
+        if inc.via in ("webhook", "operator"):
+            headers = {"X-API-Key": API_KEY} if inc.via == "webhook" else operator.tokens["operator"]
+            r = await http.post(out.target, content=out.body, headers={**headers, "Content-Type": "application/json"})
+            if r.status_code in (200, 201, 202):
+                arrival.incident_id = r.json()["id"]
+                operator.bind(arrival)
+            else:
+                arrival.error = f"HTTP {r.status_code}: {_detail(r)}"
+                self.rec.note(clock.now(), "report", f"{inc.id} refused: {arrival.error}")
+        else:
+            assert mqtt is not None
+            await mqtt.publish(out, arrival)
+
+    async def _act(self, a: ActionEntry, operator: Operator) -> None:
+        await operator.act(a)
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("detail"))
+    except (ValueError, AttributeError):
+        return r.text[:200]
+
+
+class FleetBackend:
+    """What the runner needs from a fleet: start, stop, a clock, and vehicles to break."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def vehicles(self, drone: str) -> list[Any]: ...
+
+    sim_time: Callable[[], float] | None = None
+
+
+class SimBackend(FleetBackend):
+    def __init__(self, fleet: Any, spec: Any, gcs_port: int) -> None:
+        from dronedispatch.sim.runner import SimFleet
+
+        n = max(len(fleet.drones), 1)
+        self.sim = SimFleet(
+            fleet, speed_factor=spec.speed_factor, seed=spec.seed, video=False, gcs_port=gcs_port,
+            vehicle_port_base=free_udp_block(n), api_port_base=None,
+        )
+        self.sim_time = lambda: self.sim.vehicles[0].time_s
+
+    async def start(self) -> None:
+        await self.sim.start()
+
+    async def stop(self) -> None:
+        await self.sim.stop()
+
+    def vehicles(self, drone: str) -> list[Any]:
+        return [v for v in self.sim.vehicles if drone in ("all", v.drone_id)]
+
+
+class MqttSide:
+    """Publishes reports to the broker and listens on the ingest's rejection topic."""
+
+    def __init__(self, broker: MosquittoServer, rec: Recording) -> None:
+        self.broker = broker
+        self.rec = rec
+        self._client: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._by_topic: dict[str, list[Arrival]] = {}
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        import aiomqtt
+
+        self._client = aiomqtt.Client(self.broker.host, self.broker.port, identifier="dronedispatch-scenario")
+        await self._client.__aenter__()
+        await self._client.subscribe(sources.ERROR_TOPIC, qos=1)
+        self._task = asyncio.create_task(self._listen(), name="scenario-mqtt-errors")
+
+    async def _listen(self) -> None:
+        async for msg in self._client.messages:
+            try:
+                body = json.loads(msg.payload)
+            except (ValueError, TypeError):
+                continue
+            waiting = [a for a in self._by_topic.get(str(body.get("topic")), []) if a.incident_id is None and not a.error]
+            if waiting:
+                waiting[0].error = str(body.get("reason") or "rejected without a reason")
+                self.rec.note(waiting[0].sent_at, "report", f"{waiting[0].ref} refused: {waiting[0].error}")
+
+    async def publish(self, out: sources.Outgoing, arrival: Arrival) -> None:
+        self._by_topic.setdefault(out.target, []).append(arrival)
+        await self._client.publish(out.target, out.body, qos=1)
+
+    async def resolve_pending(self, runtime: Any) -> None:
+        """Find the incidents that reports sent over MQTT became (by the report's source_ref)."""
+        from dronedispatch.store.models import IncidentReport
+
+        pending = {a.source_ref: a for lst in self._by_topic.values() for a in lst
+                   if a.incident_id is None and a.error is None and a.source_ref}
+        if not pending:
+            return
+
+        def query() -> dict[str, int]:
+            with runtime.store.session() as s:
+                rows = s.exec(select(IncidentReport).where(IncidentReport.source_ref.in_(list(pending)))).all()  # type: ignore[attr-defined]
+                return {r.source_ref: r.incident_id for r in rows if r.source_ref}
+
+        for ref, iid in (await asyncio.to_thread(query)).items():
+            pending[ref].incident_id = iid
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.__aexit__(None, None, None)
+
+
+def read_facts(runtime: Any) -> StoreFacts:
+    """Everything the checks need from the store, read once at the end of the run."""
+    from dronedispatch.store.models import IncidentReport
+
+    store = runtime.store
+    facts = StoreFacts()
+    try:
+        facts.missions = [
+            {"id": m.id, "incident_id": m.incident_id, "drone_id": m.drone_id, "state": m.state, "reason": m.reason}
+            for m in store.list_missions(limit=100_000)
+        ]
+        facts.audit = [
+            {"action": a.action, "target_type": a.target_type, "target_id": a.target_id, "detail": a.detail}
+            for a in store.audit_log(limit=1_000_000)
+        ]
+        facts.incidents = {
+            i.id: {"lat": i.lat, "lon": i.lon, "category": i.category, "status": i.status}
+            for i in store.list_incidents(limit=100_000)
+        }
+        with store.session() as s:
+            for r in s.exec(select(IncidentReport)).all():
+                if r.source_ref:
+                    facts.reports[r.source_ref] = r.incident_id
+    except Exception as exc:  # a store that cannot be read is itself a finding
+        log.exception("reading the store failed")
+        facts.audit = [{"action": "error", "target_type": "store", "target_id": "", "detail": {"error": str(exc)}}]
+    facts.ingest_rejected = sum(runtime.ingest_stats.rejected.values())
+    video = getattr(runtime, "video", None)
+    if video is not None and hasattr(video, "stats"):
+        facts.video = dict(video.stats())
+    return facts
