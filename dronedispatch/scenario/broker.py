@@ -57,8 +57,11 @@ def free_udp_block(n: int, avoid: range = range(5600, 18700)) -> int:
     (the demo's and PX4 SITL's default ports live there)."""
     for _ in range(100):
         base = free_udp_port()
-        if base + n < 65000 and base not in avoid and base + n not in avoid and all(
-            udp_port_free(base + i) for i in range(n)
+        if (
+            base + n < 65000
+            and base not in avoid
+            and base + n not in avoid
+            and all(udp_port_free(base + i) for i in range(n))
         ):
             return base
     raise ServiceStartError(f"no block of {n} free UDP ports")

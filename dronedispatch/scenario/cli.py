@@ -32,9 +32,11 @@ async def run_scenario(
 
 def print_verdicts(result: RunResult, console: Console) -> None:
     spec = result.scenario.spec
-    console.print(f"[bold]{spec.name}[/bold]: {len(result.recording.arrivals)} incidents, "
-                  f"{len(result.recording.missions)} missions, {result.recording.ended_at:.0f} s simulated "
-                  f"in {result.wall_s:.0f} s")
+    console.print(
+        f"[bold]{spec.name}[/bold]: {len(result.recording.arrivals)} incidents, "
+        f"{len(result.recording.missions)} missions, {result.recording.ended_at:.0f} s simulated "
+        f"in {result.wall_s:.0f} s"
+    )
     if result.error:
         console.print(f"[red]ERROR[/red] the run did not complete: {result.error}")
     for v in result.verdicts:
@@ -56,8 +58,13 @@ def run_scenario_cli(file: Path, report_dir: Path | None = None, px4: Path | Non
         print(f"dronedispatch: scenario file error:\n{exc}", file=sys.stderr)
         return EXIT_BAD_FILE
     with Progress(
-        TextColumn("[bold]{task.fields[name]}"), BarColumn(), TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
-        TimeElapsedColumn(), TextColumn("{task.description}"), console=console, transient=True,
+        TextColumn("[bold]{task.fields[name]}"),
+        BarColumn(),
+        TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("starting", total=loaded.spec.duration, name=loaded.spec.name)
 

@@ -73,8 +73,11 @@ def _nearest_drone(ctx: Context, ref: str) -> str | None:
         lat, lon = inc["lat"], inc["lon"]
     else:
         return None
-    best = min(ctx.fleet.drones, key=lambda d: distance_m(lat, lon, ctx.fleet.dock(d.dock).lat,
-                                                          ctx.fleet.dock(d.dock).lon), default=None)
+    best = min(
+        ctx.fleet.drones,
+        key=lambda d: distance_m(lat, lon, ctx.fleet.dock(d.dock).lat, ctx.fleet.dock(d.dock).lon),
+        default=None,
+    )
     return best.id if best else None
 
 
@@ -89,8 +92,10 @@ def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
         hit = ctx.rec.on_scene_at(ref)
         if hit is None:
             ms = ctx.rec.missions_for(ref)
-            why = "; ".join(f"mission {m.id} {m.drone_id} {m.final}" + (f" ({m.reason})" if m.reason else "")
-                            for m in ms) or "no mission was dispatched"
+            why = (
+                "; ".join(f"mission {m.id} {m.drone_id} {m.final}" + (f" ({m.reason})" if m.reason else "") for m in ms)
+                or "no mission was dispatched"
+            )
             refused = [r for r in ctx.rec.refusals if r.ref == ref]
             if refused and not ms:
                 why = f"dispatch refused: {refused[-1].reason}"
@@ -100,10 +105,14 @@ def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
         response = t - arrival.sent_at
         want = _nearest_drone(ctx, ref) if e.drone == "nearest" else e.drone
         if response > e.within:
-            bad.append(f"{ref}: first drone ({drone}) on scene after {response:.0f} s, more than {e.within:.0f} s allowed")
+            bad.append(
+                f"{ref}: first drone ({drone}) on scene after {response:.0f} s, more than {e.within:.0f} s allowed"
+            )
         elif want is not None and drone != want:
-            bad.append(f"{ref}: {drone} was first on scene, expected {want}" + (" (the nearest)" if e.drone == "nearest"
-                                                                                  else ""))
+            bad.append(
+                f"{ref}: {drone} was first on scene, expected {want}"
+                + (" (the nearest)" if e.drone == "nearest" else "")
+            )
         else:
             good.append(f"{ref}: {drone} on scene after {response:.0f} s")
     return _verdict(bad, good)
@@ -178,8 +187,13 @@ def check_airspace(e: Expectation, ctx: Context) -> Verdict:
             bad.append(f"{drone}: {v}")
     if not ctx.rec.tracks:
         return Verdict("", FAIL, "no telemetry was recorded")
-    return _verdict(bad, [f"{flown} airborne samples checked, no zone entered without leave, ceiling "
-                          f"{ctx.airspace.ceiling_m:.0f} m kept"])
+    return _verdict(
+        bad,
+        [
+            f"{flown} airborne samples checked, no zone entered without leave, ceiling "
+            f"{ctx.airspace.ceiling_m:.0f} m kept"
+        ],
+    )
 
 
 def flights(samples: list[Sample]) -> list[tuple[Sample, Sample]]:
@@ -199,7 +213,7 @@ def check_battery_reserve(e: Expectation, ctx: Context) -> Verdict:
     for drone, samples in sorted(ctx.rec.tracks.items()):
         if e.drones and drone not in e.drones:
             continue
-        for start, end in flights(samples):
+        for _takeoff, end in flights(samples):
             if end.battery is None:
                 continue
             text = f"{drone} landed at t={end.t:.0f} s with {end.battery:.0f}%"
@@ -236,7 +250,9 @@ def check_nothing_lost(e: Expectation, ctx: Context) -> Verdict:
             bad.append(f"{entry.id}: never sent")
         elif entry.expect_rejected:
             (good if a.error else bad).append(
-                f"{entry.id}: refused as expected: {a.error}" if a.error else f"{entry.id}: accepted, expected a refusal"
+                f"{entry.id}: refused as expected: {a.error}"
+                if a.error
+                else f"{entry.id}: accepted, expected a refusal"
             )
         elif a.incident_id is None:
             bad.append(f"{entry.id}: report never reached an incident ({a.error or 'lost on the way'})")
@@ -259,9 +275,11 @@ def check_nothing_lost(e: Expectation, ctx: Context) -> Verdict:
 
 def check_alert(e: Expectation, ctx: Context) -> Verdict:
     for t, a in ctx.rec.alerts:
-        if (e.code is None or a.get("code") == e.code) and (
-            e.reason_contains is None or e.reason_contains.lower() in str(a.get("message", "")).lower()
-        ) and (not e.drones or a.get("drone_id") in e.drones):
+        if (
+            (e.code is None or a.get("code") == e.code)
+            and (e.reason_contains is None or e.reason_contains.lower() in str(a.get("message", "")).lower())
+            and (not e.drones or a.get("drone_id") in e.drones)
+        ):
             return Verdict("", PASS, f"t={t:.0f} s {a.get('code')}: {a.get('message')}")
     seen = ", ".join(sorted({str(a.get("code")) for _, a in ctx.rec.alerts})) or "none"
     return Verdict("", FAIL, f"no such alert (alerts seen: {seen})")
@@ -270,8 +288,12 @@ def check_alert(e: Expectation, ctx: Context) -> Verdict:
 def check_video(e: Expectation, ctx: Context) -> Verdict:
     video = ctx.facts.video
     if video is None:
-        return Verdict("", SKIP, "not checked: this service build has no video path from the vehicles to the "
-                                 "operations view (no video ingest in the runtime)")
+        return Verdict(
+            "",
+            SKIP,
+            "not checked: this service build has no video path from the vehicles to the "
+            "operations view (no video ingest in the runtime)",
+        )
     frames = int(video.get("frames", 0))
     if frames > 0:
         return Verdict("", PASS, f"{frames} video frames reached the operations view")

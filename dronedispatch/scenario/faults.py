@@ -27,8 +27,10 @@ class FaultInjector:
     def _vehicles(self, f: FaultEntry) -> list[Any]:
         vehicles = self.fleet.vehicles(f.drone)
         if not vehicles:
-            self.rec.notes.append(f"fault {f.kind} on {f.drone} at {f.at:.0f} s: no vehicle to apply it to "
-                                  "(this fleet has no fault hooks)")
+            self.rec.notes.append(
+                f"fault {f.kind} on {f.drone} at {f.at:.0f} s: no vehicle to apply it to "
+                "(this fleet has no fault hooks)"
+            )
         return vehicles
 
     def apply(self, f: FaultEntry) -> None:

@@ -68,7 +68,8 @@ def parse_yaml(text: str, name: str) -> tuple[Any, dict[Path_, int]]:
         line = mark.line + 1 if mark else 1
         raise ScenarioError([f"{name}:{line}: not valid YAML: {exc.problem or exc.context}"]) from None
     except ScenarioError as exc:
-        raise ScenarioError([p if p.startswith(name) else f"{name}:{p.removeprefix('line ')}" for p in exc.problems])
+        problems = [p if p.startswith(name) else f"{name}:{p.removeprefix('line ')}" for p in exc.problems]
+        raise ScenarioError(problems) from None
     finally:
         loader.dispose()
     return data, lines
@@ -165,8 +166,9 @@ def load_scenario(path: Path | str) -> LoadedScenario:
     for i, fault in enumerate(spec.faults):
         if fault.drone != "all" and fault.drone not in ids:
             line = _line_of(("faults", i, "drone"), lines)
-            raise ScenarioError([f"{name}:{line}: faults[{i}].drone: no drone {fault.drone!r} in the fleet "
-                                 f"({', '.join(sorted(ids))})"])
+            raise ScenarioError(
+                [f"{name}:{line}: faults[{i}].drone: no drone {fault.drone!r} in the fleet ({', '.join(sorted(ids))})"]
+            )
     for i, action in enumerate(spec.actions):
         if action.drone is not None and action.drone not in ids:
             line = _line_of(("actions", i, "drone"), lines)

@@ -161,8 +161,15 @@ class ActionEntry(_Strict):
 
 class Expectation(_Strict):
     check: Literal[
-        "on_scene", "dispatch_refused", "mission_state", "airspace", "battery_reserve", "failures_have_reasons",
-        "nothing_lost", "alert", "video",
+        "on_scene",
+        "dispatch_refused",
+        "mission_state",
+        "airspace",
+        "battery_reserve",
+        "failures_have_reasons",
+        "nothing_lost",
+        "alert",
+        "video",
     ] = Field(description="What is checked.")
     incident: str | None = Field(default=None, description="Scenario incident id (on_scene, dispatch_refused, ...).")
     incidents: Literal["all"] | list[str] | None = Field(default=None, description="Several incidents, or 'all'.")

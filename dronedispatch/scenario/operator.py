@@ -25,8 +25,9 @@ PILOT_COMMANDS = ("pause", "resume", "rtl", "land", "abort")
 
 
 class Operator:
-    def __init__(self, spec: Scenario, rec: Recording, clock: Any, http: httpx.AsyncClient,
-                 tokens: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self, spec: Scenario, rec: Recording, clock: Any, http: httpx.AsyncClient, tokens: dict[str, dict[str, str]]
+    ) -> None:
         self.spec = spec
         self.policy = spec.operator
         self.rec = rec
@@ -45,7 +46,8 @@ class Operator:
     # -- policy --------------------------------------------------------------------------------
     def _rule_for(self, data: dict[str, Any]) -> DispatchRule | None:
         for rule in self.policy.rules:
-            if (rule.category is None or rule.category.value == data["category"]) and data["severity"] >= rule.min_severity:
+            category_ok = rule.category is None or rule.category.value == data["category"]
+            if category_ok and data["severity"] >= rule.min_severity:
                 return rule
         return None
 
@@ -88,8 +90,11 @@ class Operator:
     def drone_ready(self, drone_id: str, state: str) -> None:
         previous = self._drone_states.get(drone_id)
         self._drone_states[drone_id] = state
-        if state == "ready" and previous != "ready" and self._waiting and (
-            self._retrying is None or self._retrying.done()
+        if (
+            state == "ready"
+            and previous != "ready"
+            and self._waiting
+            and (self._retrying is None or self._retrying.done())
         ):
             self._retrying = asyncio.create_task(self._retry_waiting())
 
@@ -103,8 +108,9 @@ class Operator:
     # -- HTTP ----------------------------------------------------------------------------------
     async def dispatch(self, incident_id: int, request: dict[str, Any]) -> str | None:
         """POST /incidents/{id}/dispatch; returns None on success or the refusal code."""
-        r = await self.http.post(f"/api/v1/incidents/{incident_id}/dispatch", json=request,
-                                 headers=self.tokens["operator"])
+        r = await self.http.post(
+            f"/api/v1/incidents/{incident_id}/dispatch", json=request, headers=self.tokens["operator"]
+        )
         t = self.clock.now()
         if r.status_code == 201:
             m = r.json()
@@ -117,8 +123,12 @@ class Operator:
         if code == "already_dispatched":
             return None
         self.rec.refusals.append(Refusal(t, f"#{incident_id}", code, reason, final=final, incident_id=incident_id))
-        self.rec.note(t, "operator", f"incident {incident_id}: dispatch refused ({code}): {reason}"
-                      + ("" if final else " — will retry when a drone is free"))
+        self.rec.note(
+            t,
+            "operator",
+            f"incident {incident_id}: dispatch refused ({code}): {reason}"
+            + ("" if final else " — will retry when a drone is free"),
+        )
         return code
 
     async def act(self, a: ActionEntry) -> None:
@@ -139,8 +149,11 @@ class Operator:
             await self.dispatch(iid, request)
             return
         if a.do == "close":
-            r = await self.http.post(f"/api/v1/incidents/{iid}/close", json={"outcome": "closed by the scenario"},
-                                     headers=self.tokens["operator"])
+            r = await self.http.post(
+                f"/api/v1/incidents/{iid}/close",
+                json={"outcome": "closed by the scenario"},
+                headers=self.tokens["operator"],
+            )
             self.rec.note(t, "operator", f"close {a.incident}: HTTP {r.status_code}")
             return
         missions = self.rec.missions_for(a.incident)
@@ -149,8 +162,9 @@ class Operator:
             self.rec.note(t, "pilot", f"{a.do} {a.incident}: no mission to command")
             return
         mission = missions[-1]
-        r = await self.http.post(f"/api/v1/missions/{mission.id}/commands", json={"command": a.do},
-                                 headers=self.tokens["pilot"])
+        r = await self.http.post(
+            f"/api/v1/missions/{mission.id}/commands", json={"command": a.do}, headers=self.tokens["pilot"]
+        )
         result = "accepted" if r.status_code == 200 else f"HTTP {r.status_code}: {_json(r).get('detail')}"
         self.rec.pilot_commands.append((t, a.incident, a.do, result))
         self.rec.note(t, "pilot", f"{a.do} mission {mission.id} ({mission.drone_id}): {result}")

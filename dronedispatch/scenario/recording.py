@@ -111,8 +111,11 @@ class Recording:
             )
         if not trace.states or trace.states[-1][1] != m["state"]:
             trace.states.append((t, m["state"]))
-            self.note(t, "mission", f"mission {m['id']} ({m['drone_id']}): {m['state']}"
-                      + (f" — {m['reason']}" if m.get("reason") else ""))
+            self.note(
+                t,
+                "mission",
+                f"mission {m['id']} ({m['drone_id']}): {m['state']}" + (f" — {m['reason']}" if m.get("reason") else ""),
+            )
         if m.get("reason"):
             trace.reason = m["reason"]
 

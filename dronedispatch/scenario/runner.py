@@ -86,7 +86,8 @@ class Clock:
 
     async def until(self, t: float) -> None:
         """Sleep until scenario time ``t`` (re-checked: the simulator may run behind the wall clock)."""
-        while (left := t - self.now()) > 0:
+        # the simulator's clock is another process's notion of time: nothing to await but its passing
+        while (left := t - self.now()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(max(left / self.speed, 0.005))
 
     def wall(self, sim_s: float) -> float:
@@ -94,9 +95,7 @@ class Clock:
 
 
 class ScenarioRun:
-    def __init__(
-        self, loaded: LoadedScenario, *, progress: ProgressFn | None = None, px4: Path | None = None
-    ) -> None:
+    def __init__(self, loaded: LoadedScenario, *, progress: ProgressFn | None = None, px4: Path | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.progress = progress or (lambda t, d, what: None)
@@ -145,8 +144,9 @@ class ScenarioRun:
                 async with httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://scenario.local", timeout=60
                 ) as http:
+                    key = settings.secret_key
                     tokens = {
-                        role: {"Authorization": "Bearer " + issue_token(settings.secret_key, f"scenario-{role}", role, 600)}
+                        role: {"Authorization": f"Bearer {issue_token(key, f'scenario-{role}', role, 600)}"}
                         for role in ("operator", "pilot")
                     }
                     operator = Operator(spec, self.rec, clock, http, tokens)
@@ -166,8 +166,15 @@ class ScenarioRun:
             ctx = Context(spec, self.rec, facts, runtime.airspace, self.loaded.fleet)
             verdicts = evaluate(ctx) if error is None else []
             return RunResult(
-                self.loaded, self.rec, verdicts, facts, runtime.airspace, runtime.districts,
-                time.monotonic() - started, error, self.notes + self.rec.notes,
+                self.loaded,
+                self.rec,
+                verdicts,
+                facts,
+                runtime.airspace,
+                runtime.districts,
+                time.monotonic() - started,
+                error,
+                self.notes + self.rec.notes,
             )
 
     def _fleet_backend(self, gcs_port: int, tmp: Path) -> FleetBackend:
@@ -177,8 +184,16 @@ class ScenarioRun:
             return Px4Fleet(self.px4, self.loaded.fleet, self.spec, gcs_port, tmp)
         return SimBackend(self.loaded.fleet, self.spec, gcs_port)
 
-    async def _drive(self, runtime: Any, sub: Any, clock: Clock, operator: Operator, fleet: FleetBackend,
-                     broker: MosquittoServer | None, http: httpx.AsyncClient) -> str | None:
+    async def _drive(
+        self,
+        runtime: Any,
+        sub: Any,
+        clock: Clock,
+        operator: Operator,
+        fleet: FleetBackend,
+        broker: MosquittoServer | None,
+        http: httpx.AsyncClient,
+    ) -> str | None:
         spec = self.spec
         ready = asyncio.Event()
         want = {d.id for d in self.loaded.fleet.drones}
@@ -213,14 +228,21 @@ class ScenarioRun:
             self.rec.note(0.0, "run", f"fleet ready: {len(want)} drones; speed factor {spec.speed_factor:g}")
             faults = FaultInjector(fleet, self.rec, clock)
             timeline: list[tuple[float, int, str, Callable[[], Any]]] = []
-            for i, inc in enumerate(spec.incidents):
-                timeline.append((inc.at, 1, f"incident {inc.id}", lambda inc=inc: self._send(inc, http, mqtt, clock,
-                                                                                                 operator, runtime)))
+            for inc in spec.incidents:
+                timeline.append(
+                    (
+                        inc.at,
+                        1,
+                        f"incident {inc.id}",
+                        lambda inc=inc: self._send(inc, http, mqtt, clock, operator, runtime),
+                    )
+                )
             for f in spec.faults:
                 timeline.append((f.at, 0, f"fault {f.kind} on {f.drone}", lambda f=f: faults.apply(f)))
                 if f.duration is not None:
-                    timeline.append((f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends",
-                                     lambda f=f: faults.undo(f)))
+                    timeline.append(
+                        (f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends", lambda f=f: faults.undo(f))
+                    )
             for a in spec.actions:
                 timeline.append((a.at, 2, f"{a.do} {a.incident}", lambda a=a: self._act(a, operator)))
             timeline.sort(key=lambda x: (x[0], x[1]))
@@ -259,12 +281,16 @@ class ScenarioRun:
         while True:  # a display refresh: nothing to await but the time passing
             now = clock.now()
             active = sum(1 for m in self.rec.missions.values() if m.final not in ("completed", "aborted", "failed"))
-            self.progress(min(now, self.spec.duration), self.spec.duration,
-                          f"{len(self.rec.arrivals)}/{len(self.spec.incidents)} incidents, {active} missions flying")
+            self.progress(
+                min(now, self.spec.duration),
+                self.spec.duration,
+                f"{len(self.rec.arrivals)}/{len(self.spec.incidents)} incidents, {active} missions flying",
+            )
             await asyncio.sleep(0.25)
 
-    async def _settle(self, clock: Clock, runtime: Any, operator: Operator, changed: asyncio.Event,
-                      mqtt: MqttSide | None) -> None:
+    async def _settle(
+        self, clock: Clock, runtime: Any, operator: Operator, changed: asyncio.Event, mqtt: MqttSide | None
+    ) -> None:
         """Wait until nothing is left to happen, or the scenario's duration is up."""
         while clock.now() < self.spec.duration:
             if mqtt is not None:
@@ -304,13 +330,23 @@ class ScenarioRun:
             iid = ev.data["id"]
             if iid not in self.rec.incidents_seen:
                 self.rec.incidents_seen[iid] = t
-                self.rec.note(t, "incident", f"incident {iid} ({ev.data['category']}, severity "
-                              f"{ev.data['severity']}) from {ev.data['source']}")
+                self.rec.note(
+                    t,
+                    "incident",
+                    f"incident {iid} ({ev.data['category']}, severity {ev.data['severity']}) from {ev.data['source']}",
+                )
                 operator.incident_created(t, ev.data)
 
     # -- timeline entries ----------------------------------------------------------------------
-    async def _send(self, inc: IncidentEntry, http: httpx.AsyncClient, mqtt: MqttSide | None, clock: Clock,
-                    operator: Operator, runtime: Any) -> None:
+    async def _send(
+        self,
+        inc: IncidentEntry,
+        http: httpx.AsyncClient,
+        mqtt: MqttSide | None,
+        clock: Clock,
+        operator: Operator,
+        runtime: Any,
+    ) -> None:
         out = sources.build(self.spec.name, inc, datetime.now(UTC))
         arrival = Arrival(inc.id, inc.via, clock.now(), source_ref=out.source_ref)
         self.rec.arrivals[inc.id] = arrival
@@ -355,8 +391,13 @@ class SimBackend(FleetBackend):
 
         n = max(len(fleet.drones), 1)
         self.sim = SimFleet(
-            fleet, speed_factor=spec.speed_factor, seed=spec.seed, video=False, gcs_port=gcs_port,
-            vehicle_port_base=free_udp_block(n), api_port_base=None,
+            fleet,
+            speed_factor=spec.speed_factor,
+            seed=spec.seed,
+            video=False,
+            gcs_port=gcs_port,
+            vehicle_port_base=free_udp_block(n),
+            api_port_base=None,
         )
         self.sim_time = lambda: self.sim.vehicles[0].time_s
 
@@ -395,7 +436,8 @@ class MqttSide:
                 body = json.loads(msg.payload)
             except (ValueError, TypeError):
                 continue
-            waiting = [a for a in self._by_topic.get(str(body.get("topic")), []) if a.incident_id is None and not a.error]
+            sent = self._by_topic.get(str(body.get("topic")), [])
+            waiting = [a for a in sent if a.incident_id is None and not a.error]
             if waiting:
                 waiting[0].error = str(body.get("reason") or "rejected without a reason")
                 self.rec.note(waiting[0].sent_at, "report", f"{waiting[0].ref} refused: {waiting[0].error}")
@@ -408,8 +450,12 @@ class MqttSide:
         """Find the incidents that reports sent over MQTT became (by the report's source_ref)."""
         from dronedispatch.store.models import IncidentReport
 
-        pending = {a.source_ref: a for lst in self._by_topic.values() for a in lst
-                   if a.incident_id is None and a.error is None and a.source_ref}
+        pending = {
+            a.source_ref: a
+            for lst in self._by_topic.values()
+            for a in lst
+            if a.incident_id is None and a.error is None and a.source_ref
+        }
         if not pending:
             return
 
