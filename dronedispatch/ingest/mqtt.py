@@ -60,6 +60,14 @@ def default_topics(
     }
 
 
+def _refused(code: object) -> bool:
+    """A SUBACK entry that is a failure (paho gives ReasonCode objects; plain ints are QoS or 0x80)."""
+    failure = getattr(code, "is_failure", None)
+    if failure is not None:
+        return bool(failure)
+    return isinstance(code, int) and code >= 0x80
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     """``mqtt://[user[:password]@]host[:port]`` → (host, port, user, password)."""
     parts = urlsplit(url)
@@ -156,7 +164,13 @@ class MqttIngest:
                     timeout=10,
                 ) as client:
                     for topic_filter in self.topics:
-                        await client.subscribe(topic_filter, qos=1)
+                        granted = await client.subscribe(topic_filter, qos=1)
+                        # an ACL may refuse (MQTT 5 brokers say so in the SUBACK; mosquitto 2.0 with
+                        # MQTT 3.1.1 grants and silently filters instead)
+                        if any(_refused(code) for code in granted):
+                            await self._tell(
+                                topic_filter, Outcome.FAILED, f"broker refused the subscription: {granted}"
+                            )
                     if not first:
                         self.stats.reconnects += 1
                     first = False
@@ -167,15 +181,13 @@ class MqttIngest:
                     async for message in client.messages:
                         await self.handle(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
-                self._client = None
-                self._set_connected(False)
                 log.warning(
                     "MQTT ingest: broker %s:%d unavailable (%s); retrying in %.1f s", self.host, self.port, exc, delay
                 )
             except Exception:  # anything else: log and reconnect rather than end ingestion
-                self._client = None
-                self._set_connected(False)
                 log.exception("MQTT ingest: connection loop failed; reconnecting in %.1f s", delay)
+            self._client = None
+            self._set_connected(False)
             # jitter spreads reconnects of many nodes after a broker restart
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff_max)
