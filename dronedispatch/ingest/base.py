@@ -10,6 +10,7 @@ An adapter is a pure function ``(payload, now) -> Report | list[Report] | None``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter
@@ -25,6 +26,7 @@ from dronedispatch.domain.incidents import Report
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # far above any real report; bounds memory per message
 MAX_JSON_DEPTH = 32
+MAX_SOURCE_REF = 128  # the store's column width for a report's source_ref
 
 AdapterResult = Report | Sequence[Report] | None
 Adapter = Callable[[bytes, datetime], AdapterResult]
@@ -89,19 +91,26 @@ def check_size(source: str, payload: bytes | str, limit: int = MAX_PAYLOAD_BYTES
         raise IngestError.at(source, "$", f"payload is {len(payload)} bytes; the limit is {limit}")
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, stopping early once past ``limit`` (iterative: a hostile payload can't overflow the stack)."""
-    deepest, stack = 0, [(value, 1)]
+def _inspect(source: str, value: Any, limit: int) -> None:
+    """Reject nesting deeper than ``limit`` and NUL characters, naming the path.
+
+    Iterative, so a hostile payload cannot overflow the stack. NUL is refused because
+    PostgreSQL text cannot hold it: such a report would fail later, at the store, far from its sender.
+    """
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, ())]
     while stack:
-        node, d = stack.pop()
-        deepest = max(deepest, d)
-        if deepest > limit:
-            return deepest
+        node, depth, loc = stack.pop()
+        if depth > limit:
+            raise IngestError.at(source, "$", f"JSON nested deeper than {limit} levels")
         if isinstance(node, dict):
-            stack.extend((v, d + 1) for v in node.values())
+            for key, child in node.items():
+                if "\x00" in key:
+                    raise IngestError.at(source, path_of(loc), "a key contains a NUL character (\\u0000)")
+                stack.append((child, depth + 1, (*loc, key)))
         elif isinstance(node, list):
-            stack.extend((v, d + 1) for v in node)
-    return deepest
+            stack.extend((child, depth + 1, (*loc, i)) for i, child in enumerate(node))
+        elif isinstance(node, str) and "\x00" in node:
+            raise IngestError.at(source, path_of(loc), "text contains a NUL character (\\u0000)")
 
 
 def _reject_constant(name: str) -> Any:
@@ -109,7 +118,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json_object(source: str, payload: bytes | str | dict) -> dict[str, Any]:
-    """Bytes → a JSON object, with a clear error for oversize, non-UTF-8, bad JSON, NaN, non-objects, deep nesting."""
+    """Bytes → a JSON object; a clear error for oversize, non-UTF-8, bad JSON, NaN, non-objects, deep nesting, NUL."""
     if isinstance(payload, dict):
         data: Any = payload
     else:
@@ -133,8 +142,7 @@ def decode_json_object(source: str, payload: bytes | str | dict) -> dict[str, An
             raise IngestError.at(source, "$", f"invalid JSON{where}: {msg}") from None
     if not isinstance(data, dict):
         raise IngestError.at(source, "$", f"expected a JSON object, got {type(data).__name__}")
-    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise IngestError.at(source, "$", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    _inspect(source, data, MAX_JSON_DEPTH)
     return data
 
 
@@ -146,6 +154,14 @@ def epoch_to_datetime(source: str, path: str, value: Any) -> datetime:
         return datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise IngestError.at(source, path, f"Unix time {value!r} is out of range") from None
+
+
+def bounded_ref(ref: str, limit: int = MAX_SOURCE_REF) -> str:
+    """``ref`` itself when it fits, else a prefix plus a hash of the whole (still unique, still readable)."""
+    if len(ref) <= limit:
+        return ref
+    digest = hashlib.sha256(ref.encode()).hexdigest()[:16]
+    return f"{ref[: limit - 17]}~{digest}"
 
 
 def as_reports(result: AdapterResult) -> list[Report]:

@@ -31,7 +31,7 @@ from shapely.ops import unary_union
 from dronedispatch.domain.geo import destination
 from dronedispatch.domain.incidents import Category, Report, Severity
 
-from .base import IngestError, Problem, check_size
+from .base import IngestError, Problem, bounded_ref, check_size
 
 SOURCE = "cap"
 MAX_CAP_BYTES = 1024 * 1024  # CAP polygons can be long; still bounded
@@ -253,7 +253,7 @@ def parse_cap(
         reports.append(
             Report(
                 source=SOURCE,
-                source_ref=f"cap:{sender}:{identifier}" + (f"#{len(reports)}" if reports else ""),
+                source_ref=bounded_ref(f"cap:{sender}:{identifier}" + (f"#{len(reports)}" if reports else "")),
                 category=category,
                 severity=severity,
                 lat=round(centre.y, 7),

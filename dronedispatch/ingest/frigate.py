@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError,
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
-from .base import Adapter, IngestError, decode_json_object, epoch_to_datetime, from_validation_error
+from .base import Adapter, IngestError, bounded_ref, decode_json_object, epoch_to_datetime, from_validation_error
 
 SOURCE = "frigate"
 # review messages that only annotate an item (Frigate 0.16+ GenAI summaries): nothing to dispatch
@@ -145,7 +145,7 @@ class _Lenient(BaseModel):
 
 
 class _Camera(_Lenient):
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=100)  # Frigate's are ~25 characters
     camera: str
     start_time: StrictFloat = Field(allow_inf_nan=False)
 
@@ -231,7 +231,7 @@ def parse_review(payload: bytes | str | dict, now: datetime, rules: FrigateRules
     who = f" ({', '.join(names)})" if names else ""
     return Report(
         source=SOURCE,
-        source_ref=f"frigate:review:{item.id}",
+        source_ref=bounded_ref(f"frigate:review:{item.id}"),
         category=after[0],
         severity=after[1],
         camera_id=item.camera,
@@ -258,7 +258,7 @@ def parse_event(payload: bytes | str | dict, now: datetime, rules: FrigateRules 
     score = f" (score {obj.top_score:.2f})" if obj.top_score is not None else ""
     return Report(
         source=SOURCE,
-        source_ref=f"frigate:event:{obj.id}",
+        source_ref=bounded_ref(f"frigate:event:{obj.id}"),
         category=after[0],
         severity=after[1],
         camera_id=obj.camera,

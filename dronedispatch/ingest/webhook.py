@@ -24,7 +24,7 @@ from pydantic import (
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
-from .base import IngestError, decode_json_object, from_validation_error
+from .base import MAX_SOURCE_REF, IngestError, decode_json_object, from_validation_error
 
 # A report may be timestamped slightly ahead of our clock (sender clock skew), not more.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -96,7 +96,10 @@ class WebhookPayload(BaseModel):
     )
     description: str = Field(default="", max_length=2000, description="Free text shown to the operator.")
     source_ref: str | None = Field(
-        default=None, min_length=1, max_length=200, description="The sender's own id for this report (for dedup)."
+        default=None,
+        min_length=1,
+        max_length=MAX_SOURCE_REF,
+        description="The sender's own id for this report (for dedup).",
     )
     observed_at: datetime | None = Field(
         default=None,

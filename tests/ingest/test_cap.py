@@ -226,3 +226,14 @@ def test_bad_cap_says_where_and_why(payload: bytes, path: str, reason: str) -> N
     found = {p.path: p.reason for p in info.value.problems}
     assert path in found, found
     assert reason in found[path], found
+
+
+def test_long_identifiers_still_fit_the_store() -> None:
+    from dronedispatch.ingest.base import MAX_SOURCE_REF
+
+    long_a = cap().replace(b"<identifier>T-1", b"<identifier>" + b"A" * 300)
+    long_b = cap().replace(b"<identifier>T-1", b"<identifier>" + b"A" * 299 + b"B")
+    [a], [b] = parse_cap(long_a, NOW), parse_cap(long_b, NOW)
+    assert len(a.source_ref) <= MAX_SOURCE_REF and len(b.source_ref) <= MAX_SOURCE_REF
+    assert a.source_ref != b.source_ref
+    assert a.source_ref.startswith("cap:119@example:AAAA")

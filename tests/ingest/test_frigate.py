@@ -196,6 +196,8 @@ def broken(path: str, value: Any, base: dict | None = None) -> dict:
         (broken("after.data.objects", "person"), "after.data.objects", "valid list"),
         (broken("after.data.zones", [1, 2]), "after.data.zones[0]", "valid string"),
         (broken("before.severity", 3), "before.severity", "'alert' or 'detection'"),
+        (broken("after.data.zones", ["yard\u0000"]), "after.data.zones[0]", "NUL character"),
+        (broken("after.id", "i" * 101), "after.id", "at most 100"),
     ],
 )
 def test_bad_reviews_say_where_and_why(payload: Any, path: str, reason: str) -> None:

@@ -105,6 +105,10 @@ def test_schema_has_descriptions_and_examples() -> None:
         (body(description=["a"]), "description", "valid string"),
         (body(description="x" * 2001), "description", "at most 2000"),
         (body(source_ref=""), "source_ref", "at least 1"),
+        (body(source_ref="r" * 129), "source_ref", "at most 128"),
+        (body(description="smoke\u0000"), "description", "NUL character"),
+        (body(location={"lat": 1, "lon": 2, "x\u0000": 1}), "location", "NUL character"),
+        (b'{"category": "fire", "camera_id": "c", "tags": ["ok", "bad\\u0000"]}', "tags[1]", "NUL character"),
         (body(unexpected=1), "unexpected", "Extra inputs are not permitted"),
     ],
 )
