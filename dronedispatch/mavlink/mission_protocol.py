@@ -25,6 +25,12 @@ The timing: ``resend_s`` (default 0.25 s, at least 1.5 RTT) grows linearly with 
 to ``item_timeout_s`` (1.5 s, the MAVLink default) and ``max_retries`` (5) retries in a row
 without any reply from the vehicle fail the transfer.
 
+Fast retransmit: the machine measures the round trip from each item to the next request (only
+for messages sent once). When nothing has come back after 3 smoothed round trips (at least
+10 ms) it sends its last message once more at once, instead of waiting for PX4's 250 ms
+re-request; PX4 ignores a copy of an item it already has (out of order) and answers a copy of
+the last item with the same ACK, so the only cost of a spurious copy is one datagram.
+
 Download: MISSION_REQUEST_LIST → MISSION_COUNT(n, opaque_id) → we request each item in turn →
 MISSION_ITEM_INT → … → we send MISSION_ACK. Here we drive, so every step re-sends on timeout.
 Clear: MISSION_CLEAR_ALL → MISSION_ACK, re-sent on timeout.
@@ -48,6 +54,9 @@ MAV_MISSION_ERROR = 1
 ITEM_TIMEOUT_S = 1.5
 RESEND_S = 0.25
 MAX_RETRIES = 5
+#: Re-send an unanswered COUNT or item after this many smoothed round trips (not before the minimum).
+FAST_RTO_FACTOR = 3.0
+FAST_RTO_MIN_S = 0.01
 
 
 def mission_checksum(items: Sequence[MissionItem]) -> int:
@@ -183,6 +192,11 @@ class MissionUpload(_Transfer):
         self.error_acks_after_last = 0
         self.resends_of_count = 0
         self.pending_error: int | None = None
+        # Fast retransmit: round trip of item → next request, measured in this transfer.
+        self.srtt: float | None = rtt_s
+        self.sent_at: float | None = None  # when the last message went out, if sent only once
+        self.fast_pending = False
+        self._normal_deadline = 0.0
 
     def _count_msg(self) -> Any:
         return mav.MAVLink_mission_count_message(self.ts, self.target_component, self.count, self.mission_type)
@@ -191,8 +205,19 @@ class MissionUpload(_Transfer):
         self.last_sent_seq = seq
         return item_to_msg(self.items[seq], seq, self.ts, self.target_component, self.mission_type)
 
+    def _fast_rto(self) -> float | None:
+        return None if self.srtt is None else max(FAST_RTO_FACTOR * self.srtt, FAST_RTO_MIN_S)
+
+    def _arm(self, now: float, normal: float) -> None:
+        """Deadline for what we just sent: the normal one, or sooner for a fast retransmit."""
+        fast = self._fast_rto()
+        self.fast_pending = fast is not None and fast < normal
+        self.deadline = now + (fast if self.fast_pending and fast is not None else normal)
+        self._normal_deadline = now + normal
+
     def start(self, now: float) -> list[Any]:
-        self.deadline = now + self._backoff()
+        self.sent_at = now
+        self._arm(now, self._backoff())
         return [self._count_msg()]
 
     def receive(self, msg: Any, now: float) -> list[Any]:
@@ -213,16 +238,23 @@ class MissionUpload(_Transfer):
             return []
         self.retries = 0
         self.pending_error = None
+        expected = 0 if self.last_sent_seq is None else self.last_sent_seq + 1
+        if msg.seq == expected and self.sent_at is not None:
+            # Only messages sent once give a clean sample (Karn's rule).
+            sample = now - self.sent_at
+            self.srtt = sample if self.srtt is None else 0.875 * self.srtt + 0.125 * sample
         if msg.seq > self.highest_requested:
             self.highest_requested = msg.seq
         if self.phase == "count":
             self.phase = "items"
+        out = [self._item_msg(msg.seq)]
+        self.sent_at = now
         if msg.seq == self.count - 1:
             self.phase = "ack"
-            self.deadline = now + self._backoff()
+            self._arm(now, self._backoff())
         else:
-            self.deadline = now + self.item_timeout_s
-        return [self._item_msg(msg.seq)]
+            self._arm(now, self.item_timeout_s)
+        return out
 
     def _on_ack(self, msg: Any, now: float) -> list[Any]:
         if not self._ours(msg):
@@ -267,6 +299,15 @@ class MissionUpload(_Transfer):
             return []
         if self.pending_error is not None:
             return self._fail(UploadFailed("vehicle refused the mission", self.pending_error, self.status_text))
+        self.sent_at = None
+        if self.fast_pending:
+            # No reply within a few round trips: our message was probably lost. Send it again
+            # now instead of waiting ~250 ms for PX4's re-request; a copy PX4 already has is
+            # ignored as out of order (or, for the last item, answered with the same ACK).
+            self.fast_pending = False
+            self.resends += 1
+            self.deadline = max(now, self._normal_deadline)
+            return [self._resend_last()]
         self.retries += 1
         if self.retries > self.max_retries:
             where = {
@@ -276,16 +317,17 @@ class MissionUpload(_Transfer):
             }[self.phase]
             return self._fail(UploadFailed(f"upload timed out: {where}", None, self.status_text))
         self.resends += 1
+        self.deadline = now + (self.item_timeout_s if self.phase == "items" else self._backoff())
+        return [self._resend_last()]
+
+    def _resend_last(self) -> Any:
         if self.phase == "count":
             self.resends_of_count += 1
-            self.deadline = now + self._backoff()
-            return [self._count_msg()]
+            return self._count_msg()
         if self.phase == "ack":
-            self.deadline = now + self._backoff()
-            return [self._item_msg(self.count - 1)]
-        self.deadline = now + self.item_timeout_s
+            return self._item_msg(self.count - 1)
         assert self.last_sent_seq is not None
-        return [self._item_msg(self.last_sent_seq)]
+        return self._item_msg(self.last_sent_seq)
 
 
 class MissionDownload(_Transfer):
