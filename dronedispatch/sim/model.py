@@ -231,12 +231,19 @@ class VehicleModel:
             return False, "no mission"
         if name == "ORBIT":
             return False, "use DO_ORBIT"
+        if name == "AUTO.TAKEOFF":  # a mode switch (not NAV_TAKEOFF) climbs to MIS_TAKEOFF_ALT
+            self._takeoff_alt = max(self.params["MIS_TAKEOFF_ALT"], 0.0 if self.landed else self.alt_rel)
         self.mode = name
         self._on_mode_enter(name)
         return True, ""
 
     def _on_mode_enter(self, name: str) -> None:
-        self._hold = (self.lat, self.lon, self.alt_rel)
+        # hold where a braking vehicle comes to rest, as PX4's hold does, not where the switch happened
+        speed = self.groundspeed
+        brake = speed * speed / (2.0 * self.params["MPC_ACC_HOR"]) if speed > 0.1 else 0.0
+        lat, lon = move_ne(self.lat, self.lon, self.vn / speed * brake, self.ve / speed * brake) if brake else (
+            self.lat, self.lon)
+        self._hold = (lat, lon, self.alt_rel)
         if name == "AUTO.MISSION":
             if self.mission_state == MS_COMPLETE or self.seq >= len(self.items):
                 self.seq = 0
@@ -244,10 +251,6 @@ class VehicleModel:
             self._item_phase = ""
             if self.armed and self.landed:
                 self._needs_takeoff = True
-        elif name == "AUTO.TAKEOFF":
-            self._takeoff_alt = max(self.params["MIS_TAKEOFF_ALT"], self._takeoff_alt if not self.landed else 0)
-            if not self.landed:
-                self._takeoff_alt = max(self._takeoff_alt, self.alt_rel)
         elif name == "AUTO.RTL":
             self._rtl_start()
         if name != "AUTO.MISSION" and self.mission_state == MS_ACTIVE:

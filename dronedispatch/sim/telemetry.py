@@ -156,7 +156,7 @@ BUILDERS: dict[str, Callable[[VehicleModel], Built]] = {
     "SYS_STATUS": sys_status, "EXTENDED_SYS_STATE": extended_sys_state, "ALTITUDE": altitude,
     "MISSION_CURRENT": mission_current, "HIGHRES_IMU": highres_imu,
 }
-BUILDER_BY_ID = {b(VehicleModel(1, (0.0, 0.0, 0.0)))[0].msgid: name for name, b in BUILDERS.items()}
+BUILDER_BY_ID = {getattr(wire, name).msgid: name for name in BUILDERS}
 
 # Slow-path messages (pymavlink-encoded) are streamed by name too: BATTERY_STATUS, HOME_POSITION.
 GCS_STREAMS: dict[str, float] = {
