@@ -133,6 +133,8 @@ class DroneRegistry:
                 loss=round(h.loss_ratio, 4),
             ),
             mission_id=entry.mission_id,
+            mission_seq=s.mission_seq,
+            mission_total=s.mission_total,
             capabilities=spec.capabilities,
             cruise_speed=spec.cruise_speed,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -205,7 +206,11 @@ class MissionSupervisor:
             )
 
     # -- pilot commands ------------------------------------------------------------------------
-    async def command(self, mission_id: int, command: str, actor: str) -> Mission:
+    async def command(
+        self, mission_id: int, command: str, actor: str, *, position: tuple[float, float] | None = None
+    ) -> Mission:
+        if command == "reposition":
+            return await self.reposition(mission_id, position, actor)
         mission = self.rt.store.get_mission(mission_id)
         state = MissionState(mission.state)
         if mission.state not in ACTIVE_MISSION_STATES:
@@ -236,6 +241,34 @@ class MissionSupervisor:
             self._apply(tracked, expected)
         elif expected.changed:
             self._persist(mission_id, expected)
+        return self.rt.store.get_mission(mission_id)
+
+    async def reposition(self, mission_id: int, position: tuple[float, float] | None, actor: str) -> Mission:
+        """Fly to (lat, lon) at the present altitude and hold there (PX4 DO_REPOSITION → AUTO.LOITER).
+
+        Like pause it changes no mission state: the vehicle's mode shows the hold, and resume
+        continues the mission from the item it was flying to.
+        """
+        mission = self.rt.store.get_mission(mission_id)
+        if position is None:
+            raise CommandRejected(422, "reposition needs lat and lon")
+        lat, lon = position
+        state = MissionState(mission.state)
+        if state not in ms.FLYING or state == MissionState.LAUNCHING:
+            raise CommandRejected(409, f"mission {mission_id} is {mission.state}; only a flying mission can reposition")
+        zone = self.rt.airspace.prohibited_at(lat, lon)
+        if zone is not None:
+            raise CommandRejected(422, f"({lat:.5f}, {lon:.5f}) is inside the prohibited zone {zone.name_en}")
+        vehicle = self.rt.link.vehicles.get(mission.sysid) if self.rt.link else None
+        if vehicle is None or vehicle.health.lost:
+            raise CommandRejected(409, f"vehicle {mission.sysid} is not connected")
+        self.rt.store.audit(actor, "mission.command.reposition", "mission", mission_id, lat=lat, lon=lon)
+        try:
+            await vehicle.command.reposition(lat, lon, math.nan)  # NaN altitude: keep the present one
+        except CommandDenied as exc:
+            raise CommandRejected(409, f"the vehicle refused reposition: {exc}") from exc
+        except LinkError as exc:
+            raise CommandRejected(504, f"the vehicle did not answer reposition: {exc}") from exc
         return self.rt.store.get_mission(mission_id)
 
     @staticmethod

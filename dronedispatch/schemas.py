@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dronedispatch.domain.incidents import Category, Severity
 from dronedispatch.store.models import Incident, Mission
@@ -45,6 +45,8 @@ class DronePublic(BaseModel):
     landed: bool = True
     link: LinkStatus
     mission_id: int | None = None
+    mission_seq: int | None = Field(default=None, description="Mission item the vehicle is flying to.")
+    mission_total: int | None = Field(default=None, description="Items in the mission the vehicle holds.")
     capabilities: list[str] = []
     cruise_speed: float
 
@@ -121,7 +123,24 @@ class CloseRequest(BaseModel):
 
 
 class MissionCommand(BaseModel):
-    command: Literal["pause", "resume", "rtl", "land", "abort"]
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"command": "rtl"}, {"command": "reposition", "lat": 37.3930, "lon": 126.6385}]}
+    )
+    command: Literal["pause", "resume", "rtl", "land", "abort", "reposition"]
+    lat: float | None = Field(default=None, ge=-90, le=90, description="reposition only: latitude to fly to and hold.")
+    lon: float | None = Field(
+        default=None, ge=-180, le=180, description="reposition only: longitude to fly to and hold."
+    )
+
+    @model_validator(mode="after")
+    def _reposition_needs_a_point(self) -> MissionCommand:
+        if self.command == "reposition" and (self.lat is None or self.lon is None):
+            raise ValueError("reposition needs lat and lon")
+        return self
+
+    @property
+    def position(self) -> tuple[float, float] | None:
+        return (self.lat, self.lon) if self.lat is not None and self.lon is not None else None
 
 
 class MissionItemPublic(BaseModel):

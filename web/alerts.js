@@ -45,15 +45,21 @@ export class Alerts {
     return known.includes(a.code) ? t(`alert.${a.code}`, vars) : t("alert.other");
   }
 
+  // The server's own wording adds something only where it carries a reason or the vehicle's text.
+  detail(a) {
+    if (!a.message || ["link_lost", "link_recovered"].includes(a.code)) return "";
+    return a.message === this.text(a) ? "" : a.message;
+  }
+
   render(entry) {
     const a = entry.data;
     const node = el("div", {
       class: `alert ${a.level} flashing`, role: "alert", dataset: { code: a.code, drone: a.drone_id || "", key: entry.key },
       onclick: (e) => { if (e.target.tagName !== "BUTTON" && this.onFocus) this.onFocus(a); },
     },
-      el("span", { class: "alert-icon" }, a.level === "critical" ? "⛔" : "⚠"),
+      el("span", { class: "alert-icon" }, "!"),
       el("b", {}, this.text(a)),
-      el("span", { class: "alert-msg" }, a.message || ""),
+      this.detail(a) ? el("span", { class: "alert-msg" }, this.detail(a)) : null,
       entry.count > 1 ? el("span", { class: "badge" }, t("alert.count", { n: entry.count })) : null,
       el("span", { class: "muted small" }, clockTime(a.at)),
       el("span", { class: "spacer" }),

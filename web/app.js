@@ -128,6 +128,7 @@ async function start() {
     tileUrl: config.tile_url,
     onIncidentClick: (id) => queue.select(id),
     onDroneClick: focusDrone,
+    onMapClick: (ll) => { if (panel.picking !== null) panel.mapClicked(ll); },
   });
   queue = new IncidentQueue({
     state, can, templates, features,

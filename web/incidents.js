@@ -4,7 +4,7 @@
 // template, close with an outcome.
 import { api, apiBlob } from "./api.js";
 import { getLang, t, tOr } from "./i18n.js";
-import { $, ago, clockTime, el, fmt, modal, toast } from "./ui.js";
+import { $, ago, clockTime, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
 
 const ENDED = ["completed", "aborted", "failed"];
 const SNAPSHOT_REFRESH_MS = 10000;
@@ -15,6 +15,7 @@ export class IncidentQueue {
     this.views = new Map(); // incident id → GET /incidents/{id} (recommendation list)
     this.thumbs = new Map(); // drone id → {url, at}
     this.selected = null;
+    this.held = holdWhilePressed($("#incidents"), () => this.render());
   }
 
   async refresh(id) {
@@ -38,6 +39,7 @@ export class IncidentQueue {
   }
 
   render() {
+    if (this.held()) return;
     const list = this.sorted();
     $("#queue-count").textContent = list.length;
     $("#incidents").replaceChildren(...list.map((i) => this.card(i)));
@@ -62,9 +64,8 @@ export class IncidentQueue {
         recLine = el("div", { class: "rec bad small" }, t("no.drone"), view.recommendation_error ? ` · ${view.recommendation_error}` : "");
       }
     } else if (mission) {
-      const prog = mission.progress?.total ? ` · ${mission.progress.seq ?? 0}/${mission.progress.total}` : "";
       recLine = el("div", { class: "rec" }, el("b", {}, mission.drone_id), " ",
-        el("span", { class: `state st-${mission.state}` }, tOr(`st.${mission.state}`, mission.state)), prog);
+        el("span", { class: `state st-${mission.state}` }, tOr(`st.${mission.state}`, mission.state)));
     }
     const thumbDrone = mission && !ENDED.includes(mission.state) ? mission.drone_id : null;
     const buttons = can.dispatch() ? el("div", { class: "actions" },

@@ -20,7 +20,7 @@ const ENDED = ["completed", "aborted", "failed"];
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export class OpsMap {
-  constructor(el, { tileUrl, onIncidentClick, onDroneClick } = {}) {
+  constructor(el, { tileUrl, onIncidentClick, onDroneClick, onMapClick } = {}) {
     this.map = L.map(el, { zoomControl: true, attributionControl: true }).setView([37.45, 126.6], 11);
     if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(this.map);
     else el.classList.add("offline-basemap");
@@ -35,6 +35,7 @@ export class OpsMap {
     this.onIncidentClick = onIncidentClick;
     this.onDroneClick = onDroneClick;
     this.fitted = false;
+    if (onMapClick) this.map.on("click", (e) => onMapClick(e.latlng));
     this.relabel();
   }
 

@@ -3,7 +3,7 @@
 // pilot's controls are never hidden by dispatch: any pilot sees every flying mission.
 import { api } from "./api.js";
 import { t, tOr } from "./i18n.js";
-import { $, el, fmt, modal, toast } from "./ui.js";
+import { $, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
 
 const ENDED = ["completed", "aborted", "failed"];
 const COMMANDS = ["pause", "resume", "rtl", "land", "abort"];
@@ -12,9 +12,12 @@ export class MissionPanel {
   constructor(ctx) {
     this.ctx = ctx; // {state, can(), onSelect(mission)}
     this.selected = null;
+    this.picking = null; // mission id waiting for a reposition point
+    this.held = holdWhilePressed($("#missions"), () => this.render());
   }
 
   render() {
+    if (this.held()) return;
     const { state } = this.ctx;
     const all = [...state.missions.values()];
     const active = all.filter((m) => !ENDED.includes(m.state)).sort((a, b) => b.id - a.id);
@@ -28,7 +31,7 @@ export class MissionPanel {
     const d = state.drones.get(m.drone_id);
     const live = !ENDED.includes(m.state);
     const incident = state.incidents.get(m.incident_id);
-    const seq = m.progress?.seq, total = m.progress?.total;
+    const { seq, total } = progressOf(m, d);
     const pct = total ? Math.min(100, Math.round(((seq ?? 0) / Math.max(1, total - 1)) * 100)) : 0;
     const tele = d && live ? el("div", { class: "tele" },
       cell(t("alt"), fmt.m(d.position?.alt)), cell(t("speed"), fmt.ms(d.groundspeed)),
@@ -38,9 +41,12 @@ export class MissionPanel {
     const progress = live && total ? el("div", { class: "progress", title: `${t("progress")} ${seq ?? 0}/${total}` },
       el("div", { class: "bar", style: { width: `${pct}%` } }),
       el("span", { class: "progress-text", dataset: { progress: `${seq ?? 0}/${total}` } }, `${t("progress")} ${seq ?? 0}/${total}`)) : null;
+    const picking = this.picking === m.id;
     const controls = can.command() && live ? el("div", { class: "actions" },
       ...COMMANDS.map((c) => el("button", { class: c === "abort" ? "danger" : c === "rtl" ? "warn" : "ghost", dataset: { command: c },
-        onclick: () => this.command(m, c) }, t(c)))) : null;
+        onclick: () => this.command(m, c) }, t(c))),
+      el("button", { class: picking ? "primary" : "ghost", dataset: { command: "reposition" }, title: t("reposition.hint"),
+        onclick: () => this.pickPoint(picking ? null : m.id) }, picking ? t("reposition.cancel") : t("reposition"))) : null;
     return el("li", {
       class: `card mission${live ? "" : " ended"}${this.selected === m.id ? " selected" : ""}`,
       dataset: { mission: m.id, state: m.state, drone: m.drone_id },
@@ -54,7 +60,7 @@ export class MissionPanel {
       el("div", { class: "muted small" }, `${t("template")}: ${m.template}`),
       m.reason ? el("div", { class: m.state === "failed" ? "bad small" : "muted small" }, m.reason) : null,
       progress, tele, controls,
-      live && can.command() ? el("div", { class: "muted tiny" }, t("reposition.na")) : null);
+      picking ? el("div", { class: "hint" }, t("reposition.hint")) : null);
   }
 
   select(id) {
@@ -64,18 +70,40 @@ export class MissionPanel {
     if (m) this.ctx.onSelect(m);
   }
 
-  async command(m, c) {
+  // Reposition: the next click on the map picks the point (the map calls mapClicked).
+  pickPoint(missionId) {
+    this.picking = missionId;
+    document.body.classList.toggle("picking-point", missionId !== null);
+    this.render();
+  }
+
+  mapClicked(latlng) {
+    const m = this.picking !== null ? this.ctx.state.missions.get(this.picking) : null;
+    this.pickPoint(null);
+    if (m) this.command(m, "reposition", { lat: +latlng.lat.toFixed(7), lon: +latlng.lng.toFixed(7) });
+  }
+
+  async command(m, c, extra = {}) {
+    const question = c === "reposition"
+      ? t("confirm.reposition", { drone: m.drone_id, ll: `${extra.lat.toFixed(5)}, ${extra.lon.toFixed(5)}` })
+      : t("confirm.command", { cmd: t(c), drone: m.drone_id });
     const form = await modal({
-      title: t("confirm.title"), body: el("p", {}, t("confirm.command", { cmd: t(c), drone: m.drone_id })),
+      title: t("confirm.title"), body: el("p", {}, question),
       confirmLabel: `${t("send")}: ${t(c)}`, danger: c === "abort" || c === "land", testid: "command",
     });
     if (!form) return;
     try {
-      const updated = await api(`/missions/${m.id}/commands`, { method: "POST", body: { command: c } });
+      const updated = await api(`/missions/${m.id}/commands`, { method: "POST", body: { command: c, ...extra } });
       this.ctx.state.missions.set(updated.id, updated);
       this.render();
     } catch (e) { toast(`${t(c)}: ${e.message}`, "warning"); }
   }
+}
+
+// Live progress from the vehicle's own report (drone events), else the mission's last one.
+export function progressOf(m, d) {
+  if (d && d.mission_id === m.id && d.mission_total) return { seq: d.mission_seq, total: d.mission_total };
+  return { seq: m.progress?.seq, total: m.progress?.total };
 }
 
 function cell(label, value, cls = "") {

@@ -67,3 +67,16 @@ export function toast(message, level = "info") {
   setTimeout(() => box.remove(), level === "info" ? 5000 : 9000);
   while ($("#toasts").children.length > 4) $("#toasts").firstChild.remove();
 }
+
+// Live panels re-render several times a second; a press on a button must not be lost when
+// its node is replaced mid-click. While the pointer is down inside `root`, rendering waits.
+export function holdWhilePressed(root, render) {
+  let held = false, pending = false;
+  root.addEventListener("pointerdown", () => { held = true; });
+  window.addEventListener("pointerup", () => {
+    if (!held) return;
+    held = false;
+    if (pending) { pending = false; setTimeout(render, 0); }
+  }, true);
+  return () => { if (held) { pending = true; return true; } return false; };
+}

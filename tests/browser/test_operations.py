@@ -1,5 +1,6 @@
 """The operations view driven in chromium against the real system: an incident arrives, the
-operator dispatches it from its card, the drone flies on the map, the pilot brings it home."""
+operator dispatches it from its card, the drone flies on the map, the pilot repositions it by
+clicking the map and brings it home."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import WatchedPage, open_page
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -103,8 +104,34 @@ def test_incident_dispatch_fly_and_return(system: System, browser: Browser, tmp_
         "a pilot has no dispatch buttons"
     )
     shot(ppage, tmp_path, "04-pilot-on-scene")
-    pcard.locator("[data-command=rtl]").click()
+
+    # reposition: pick a point on the map a few hundred metres away; the drone flies there and holds
+    pcard.locator(".card-head").click()  # select: the map centres on the drone, close in
+    pcard.locator("[data-command=reposition]").click()
+    box = ppage.locator(".drone-icon[data-drone='dd-01']").bounding_box()
+    assert box is not None
+    # north-west of the park, clear of the demo's prohibited zones (south-east lies a TFR)
+    ppage.mouse.click(box["x"] + box["width"] / 2 - 110, box["y"] + box["height"] / 2 - 70)
     dialog = ppage.locator("dialog[data-testid=command]")
+    expect(dialog).to_be_visible()
+    found = re.search(r"(\d+\.\d+), (\d+\.\d+)", dialog.inner_text())
+    assert found, dialog.inner_text()
+    target = (float(found[1]), float(found[2]))
+    dialog.locator("[data-role=confirm]").click()
+    operator_api = system.client("operator")
+
+    def near_target() -> bool:
+        refused = ppage.locator(".toast.warning")
+        if refused.count():
+            raise AssertionError(f"reposition refused: {refused.first.inner_text()}")
+        d = next(x for x in operator_api.get("/api/v1/drones").json() if x["id"] == "dd-01")
+        here = (d["position"]["lat"], d["position"]["lon"])
+        return d["mode"] == "AUTO.LOITER" and moved_m(here, target) < 25
+
+    wait_for(near_target, 90, "the drone holding at the picked point", system)
+    expect(pcard).to_have_attribute("data-state", "on_scene")
+    shot(ppage, tmp_path, "04b-pilot-repositioned")
+    pcard.locator("[data-command=rtl]").click()
     expect(dialog).to_be_visible()
     shot(ppage, tmp_path, "05-pilot-confirm-rtl")
     dialog.locator("[data-role=confirm]").click()
