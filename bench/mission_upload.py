@@ -208,9 +208,11 @@ async def main() -> None:
     ap.add_argument("-n", type=int, default=20, help="uploads per client and condition")
     ap.add_argument("--items", type=int, default=50)
     ap.add_argument("--loss", type=float, default=0.05, help="datagram loss per direction in the lossy round")
+    ap.add_argument("--uvloop", action="store_true", help="(set before start) run our side on uvloop, as uvicorn does")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"mission upload, {args.items} items, {args.n} uploads per client and condition")
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    print(f"mission upload, {args.items} items, {args.n} uploads per client and condition; our event loop: {loop_name}")
     print("vehicle: the simulator in its own process; ours on its GCS link, MAVSDK on its API link")
     print(f"{'condition':<14}{'client':<10}{'median ms':>10}{'completed':>11}{'failed, yet stored':>20}")
     await run_condition("clean", 0.0, args)
@@ -218,4 +220,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
