@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from dronedispatch.domain.incidents import Category, Report, Severity
 
@@ -56,6 +58,47 @@ class Location(BaseModel):
     lon: StrictFloat = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude, decimal degrees (WGS84).")
 
 
+Position = Annotated[list[StrictFloat], Field(min_length=2, max_length=3)]  # GeoJSON: [lon, lat(, alt)]
+Ring = Annotated[list[Position], Field(min_length=4)]
+
+
+class PolygonArea(BaseModel):
+    """A GeoJSON Polygon: outer ring first, then holes; each ring closed, positions [lon, lat]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["Polygon"]
+    coordinates: list[Ring] = Field(min_length=1)
+
+
+class MultiPolygonArea(BaseModel):
+    """A GeoJSON MultiPolygon: several polygons, positions [lon, lat]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["MultiPolygon"]
+    coordinates: list[Annotated[list[Ring], Field(min_length=1)]] = Field(min_length=1)
+
+
+def _rings(area: PolygonArea | MultiPolygonArea) -> list[list[list[Position]]]:
+    return [area.coordinates] if isinstance(area, PolygonArea) else area.coordinates
+
+
+def _check_area(area: PolygonArea | MultiPolygonArea) -> BaseGeometry:
+    """Closed rings, WGS84 ranges and a valid, non-empty shape; returns the shapely geometry."""
+    for polygon in _rings(area):
+        for ring in polygon:
+            if ring[0] != ring[-1]:
+                raise ValueError("each ring must be closed (first position equal to the last)")
+            for lon, lat, *_ in ring:
+                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                    raise ValueError(f"position [{lon}, {lat}] is outside WGS84 ranges (positions are [lon, lat])")
+    geometry = shape(area.model_dump())
+    if geometry.is_empty or not geometry.is_valid or geometry.area == 0:
+        raise ValueError("the area is degenerate or self-intersecting")
+    return geometry
+
+
 class WebhookPayload(BaseModel):
     """An incident report from an outside system (CAD, alarm panel, sensor gateway, VMS rule)."""
 
@@ -78,6 +121,23 @@ class WebhookPayload(BaseModel):
                     "camera_id": "songdo-cctv-017",
                     "description": "Two cars collided at the crossing",
                 },
+                {
+                    "category": "flood",
+                    "severity": "moderate",
+                    "area": {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [
+                                [126.630, 37.530],
+                                [126.650, 37.530],
+                                [126.650, 37.540],
+                                [126.630, 37.540],
+                                [126.630, 37.530],
+                            ]
+                        ],
+                    },
+                    "description": "Canal above the warning mark",
+                },
             ]
         },
     )
@@ -88,7 +148,12 @@ class WebhookPayload(BaseModel):
         description="1 minor, 2 moderate, 3 severe, 4 extreme (numbers or CAP names).",
     )
     location: Location | None = Field(
-        default=None, description="Where it happened. Required unless camera_id names a registered camera."
+        default=None, description="Where it happened. Required unless camera_id or area is given."
+    )
+    area: Annotated[PolygonArea | MultiPolygonArea, Field(discriminator="type")] | None = Field(
+        default=None,
+        description="GeoJSON Polygon or MultiPolygon ([lon, lat] positions) when the incident covers an area; "
+        "without a location, its centre is used as the point.",
     )
     camera_id: str | None = Field(
         default=None,
@@ -122,10 +187,17 @@ class WebhookPayload(BaseModel):
             raise ValueError("needs a UTC offset (e.g. 2026-11-25T06:30:00+09:00 or 2026-11-24T21:30:00Z)")
         return value
 
+    @field_validator("area")
+    @classmethod
+    def _valid_area(cls, value: PolygonArea | MultiPolygonArea | None) -> PolygonArea | MultiPolygonArea | None:
+        if value is not None:
+            _check_area(value)
+        return value
+
     @model_validator(mode="after")
     def _needs_a_place(self) -> WebhookPayload:
-        if self.location is None and self.camera_id is None:
-            raise ValueError("give a location {lat, lon} or a camera_id")
+        if self.location is None and self.camera_id is None and self.area is None:
+            raise ValueError("give a location {lat, lon}, an area or a camera_id")
         return self
 
 
@@ -139,13 +211,20 @@ def parse_webhook(payload: bytes | str | dict, now: datetime, *, source: str = "
     observed = body.observed_at or now
     if observed > now + MAX_CLOCK_SKEW:
         raise IngestError.at(source, "observed_at", f"{observed.isoformat()} is in the future (now {now.isoformat()})")
+    lat, lon = (body.location.lat, body.location.lon) if body.location else (None, None)
+    area = body.area.model_dump() if body.area else None
+    if body.area is not None and body.location is None:
+        geometry = _check_area(body.area)
+        centre = geometry.centroid if geometry.contains(geometry.centroid) else geometry.representative_point()
+        lat, lon = round(centre.y, 7), round(centre.x, 7)
     return Report(
         source=source,
         source_ref=body.source_ref,
         category=body.category,
         severity=body.severity,
-        lat=body.location.lat if body.location else None,
-        lon=body.location.lon if body.location else None,
+        lat=lat,
+        lon=lon,
+        area=area,
         camera_id=body.camera_id,
         observed_at=observed,
         description=body.description,

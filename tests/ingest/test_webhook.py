@@ -94,8 +94,33 @@ def test_schema_has_descriptions_and_examples() -> None:
         (body(location={"lat": 37.0}), "location.lon", "Field required"),
         (body(location=[37.0, 126.0]), "location", "valid dictionary"),
         (body(location={"lat": 37, "lon": 126, "alt": 3}), "location.alt", "Extra inputs are not permitted"),
-        (b'{"category": "fire"}', "$", "give a location {lat, lon} or a camera_id"),
+        (b'{"category": "fire"}', "$", "give a location {lat, lon}, an area or a camera_id"),
         (b'{"category": "fire", "location": null}', "$", "give a location"),
+        (body(area={"type": "Point", "coordinates": [1, 2]}), "area", "does not match any of the expected tags"),
+        (
+            body(area={"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1]]]}),
+            "area.Polygon.coordinates[0]",
+            "at least 4 items",
+        ),
+        (body(area={"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}), "area", "closed"),
+        (
+            body(
+                area={"type": "Polygon", "coordinates": [[[37.5, 126.6], [37.6, 126.6], [37.6, 126.7], [37.5, 126.6]]]}
+            ),
+            "area",
+            "positions are [lon, lat]",
+        ),
+        (
+            body(area={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
+            "area",
+            "self-intersecting",
+        ),
+        (
+            body(area={"type": "Polygon", "coordinates": [[["a", 0], [1, 0], [1, 1], [0, 0]]]}),
+            "area.Polygon.coordinates[0][0][0]",
+            "valid number",
+        ),
+        (body(area={"type": "MultiPolygon", "coordinates": []}), "area.MultiPolygon.coordinates", "at least 1"),
         (body(camera_id="cam 7; drop table"), "camera_id", "camera ids are 1-64"),
         (body(camera_id="c" * 65), "camera_id", "camera ids are 1-64"),
         (body(camera_id=17), "camera_id", "valid string"),
@@ -134,3 +159,20 @@ def test_error_detail_for_http() -> None:
 def test_small_clock_skew_is_accepted() -> None:
     ahead = NOW + timedelta(minutes=2)
     assert parse_webhook(body(observed_at=ahead.isoformat()), NOW).observed_at == ahead
+
+
+SQUARE = [[126.63, 37.53], [126.65, 37.53], [126.65, 37.54], [126.63, 37.54], [126.63, 37.53]]
+
+
+def test_area_alone_places_the_report_at_its_centre() -> None:
+    report = parse_webhook({"category": "flood", "area": {"type": "Polygon", "coordinates": [SQUARE]}}, NOW)
+    assert (report.lat, report.lon) == pytest.approx((37.535, 126.64))
+    assert report.area == {"type": "Polygon", "coordinates": [SQUARE]}
+
+
+def test_area_with_location_keeps_the_location() -> None:
+    report = parse_webhook(
+        {"category": "flood", "location": PARK, "area": {"type": "MultiPolygon", "coordinates": [[SQUARE]]}}, NOW
+    )
+    assert (report.lat, report.lon) == (PARK["lat"], PARK["lon"])
+    assert report.area is not None and report.area["type"] == "MultiPolygon"
