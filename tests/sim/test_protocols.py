@@ -293,3 +293,55 @@ async def test_link_faults_loss_and_drop(env: tuple[SimFleet, Gcs]) -> None:
         except TimeoutError:
             continue
     assert ack.type == 0 and len(v.mission_items) == 3
+
+
+class _Sink(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.append(data)
+
+
+async def test_video_streaming_sends_rtp_only_while_on() -> None:
+    base = free_port_block(4)
+    fleet = FleetConfig(city="t", docks=[Dock(id="a", name_ko="a", name_en="a", lat=HOME[0], lon=HOME[1])]).sized(1)
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(_Sink, local_addr=("127.0.0.1", base + 3))
+    try:
+        async with SimFleet(fleet, gcs_port=base, vehicle_port_base=base + 1, api_port_base=None, video=True,
+                            video_port_base=base + 3) as sim:
+            gcs = await Gcs.open(base, base + 1)
+            try:
+                await asyncio.sleep(0.3)
+                assert sink.packets == []
+                assert (await gcs.command(1, 2502, 1, compid=100)).result == 0
+                await eventually(lambda: len(sink.packets) > 5, 30)
+                assert sink.packets[0][0] >> 6 == 2  # RTP version 2
+                assert (await gcs.command(1, 2503, 1, compid=100)).result == 0
+                await eventually(lambda: not sim.vehicles[0].camera.streaming, 5)
+            finally:
+                gcs.close()
+    finally:
+        transport.close()
+
+
+async def test_run_sitl_logs_each_vehicle_and_stops_on_cancel(caplog: pytest.LogCaptureFixture) -> None:
+    from dronedispatch.sim.runner import run_sitl
+
+    base = free_port_block(7)
+    fleet = FleetConfig(city="t", docks=[Dock(id="a", name_ko="a", name_en="a", lat=HOME[0], lon=HOME[1])]).sized(2)
+    gcs = await Gcs.open(base)
+    caplog.set_level("INFO", logger="dronedispatch.sim.runner")
+    task = asyncio.ensure_future(run_sitl(fleet, video=False, gcs_port=base, vehicle_port_base=base + 1,
+                                          api_port_base=base + 3, api_target_base=base + 5))
+    try:
+        await gcs.wait("HEARTBEAT", sysid=2)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gcs.close()
+    lines = [r.getMessage() for r in caplog.records if "sysid" in r.getMessage()]
+    assert len(lines) == 2 and f"127.0.0.1:{base + 2}" in lines[1]
+    assert any("simulator stopped" in r.getMessage() for r in caplog.records)
