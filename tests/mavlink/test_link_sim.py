@@ -106,3 +106,16 @@ async def test_vehicle_that_stops_answering_mid_upload_fails_clearly() -> None:
         sim.vehicles[0].drop_link(False)
         # The refused upload left the previous plan in place.
         assert mission_checksum(sim.vehicles[0].mission_items) == mission_checksum(old)
+
+
+async def test_parameters_and_message_interval() -> None:
+    async with sim_and_link(1) as (_sim, link):
+        v = await link.wait_vehicle(1, 15)
+        cruise = await v.params.get("MPC_XY_CRUISE")
+        assert isinstance(cruise, float) and cruise > 0
+        assert await v.params.set("MPC_XY_CRUISE", 9.5) == 9.5
+        assert await v.params.get("MPC_XY_CRUISE") == 9.5
+        everything = await v.params.fetch_all()
+        assert everything["MPC_XY_CRUISE"] == 9.5 and len(everything) >= 5
+        assert await v.command.set_message_interval(33, 10.0) == 0
+        assert await v.command.request_message(242) == 0  # HOME_POSITION

@@ -136,3 +136,40 @@ async def test_signed_vehicle_and_rejections() -> None:
             assert link.unknown_sysid_frames > 0
         finally:
             await veh.stop()
+
+
+async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
+    from pymavlink.dialects.v20 import common as mav
+
+    enc = mav.MAVLink(None, srcSystem=9, srcComponent=1)
+    received: list[object] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        rx = mav.MAVLink(None)
+        hb = mav.MAVLink_heartbeat_message(2, 12, 29, 0x03040000, 3, 3).pack(enc)
+        for _ in range(3):
+            # one frame cut in two writes, as a serial or TCP stream may deliver it
+            writer.write(hb[:5])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(hb[5:])
+            await writer.drain()
+        while data := await reader.read(4096):
+            for m in rx.parse_buffer(data) or []:
+                received.append(m)
+                if m.get_type() == "COMMAND_LONG":
+                    writer.write(mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
+                    await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with MavlinkLink(f"tcp:127.0.0.1:{port}") as link:
+            v = await link.wait_vehicle(9, 10)
+            assert v.state.mode == "AUTO.LOITER"
+            assert await v.command.set_message_interval(33, 10.0) == 0
+            cmd = next(m for m in received if m.get_type() == "COMMAND_LONG")
+            assert (cmd.command, cmd.param1, cmd.param2) == (511, 33, 100000.0)
+            await until(lambda: any(m.get_type() == "HEARTBEAT" for m in received))
+    finally:
+        server.close()
