@@ -23,8 +23,9 @@ export class VideoTile {
 
   show(kind, text, retry = false) {
     this.node.dataset.video = kind;
-    this.status.replaceChildren(el("span", {}, text),
-      retry ? el("button", { class: "ghost small", onclick: () => this.start() }, t("video.retry")) : null);
+    const parts = [el("span", {}, text)];
+    if (retry) parts.push(el("button", { class: "ghost small", onclick: () => this.start() }, t("video.retry")));
+    this.status.replaceChildren(...parts);
     this.status.hidden = kind === "live";
   }
 
@@ -102,6 +103,6 @@ export class VideoWall {
     $("#video-drones").replaceChildren(...tiles);
     $("#video-cameras").replaceChildren(...state.cameras.map((c) => el("div", { class: "tile fixed", dataset: { camera: c.id } },
       el("div", { class: "tile-label" }, `${getLang() === "ko" ? c.name_ko : c.name_en} · ${c.id}`),
-      el("div", { class: "tile-status" }, el("span", {}, `${t("video.fixed")} · ${t("video.nostream")}`)))));
+      el("div", { class: "tile-status" }, el("span", {}, `${t(c.kind === "cctv" ? "video.fixed" : "video.sensor")} · ${t("video.nostream")}`)))));
   }
 }

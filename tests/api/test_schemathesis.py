@@ -25,8 +25,8 @@ from dronedispatch.store.users import hash_password
 from tests.api.conftest import INGEST_KEY, PASSWORD, make_settings
 from tests.fixtures.services import free_tcp_port
 
-#: Examples per operation; about twenty operations keep the whole run well under a minute.
-MAX_EXAMPLES = 25
+#: Examples per operation; with about twenty operations the run stays well under a minute.
+MAX_EXAMPLES = 40
 
 
 @pytest.fixture(scope="module")
