@@ -261,9 +261,12 @@ def advance(
         if obs.airborne and in_return_mode:
             return _go(state, S.RETURNING, f"vehicle switched to {obs.mode} during launch{batt}", "observe")
         if obs.airborne and obs.mode == MISSION_MODE:
+            # a mission already past its scene item was on scene first: a late observation must not skip it
+            if at_scene:
+                return _go(state, S.ON_SCENE, None, "observe")
             if obs.return_seq is not None and obs.mission_seq >= obs.return_seq:
                 return _go(state, S.RETURNING, "time on scene over: mission returns to launch", "observe")
-            return _go(state, S.ON_SCENE if at_scene else S.ENROUTE, None, "observe")
+            return _go(state, S.ENROUTE, None, "observe")
         if now is not None and entered_at is not None and now - entered_at > launch_timeout_s and not obs.airborne:
             why = "armed but never left the ground" if obs.armed else "vehicle did not arm"
             return _go(state, S.FAILED, f"no takeoff within {launch_timeout_s:.0f} s: {why}", "observe")
@@ -275,10 +278,10 @@ def advance(
             return _go(state, S.FAILED, f"vehicle landed and disarmed {where} (mode {obs.mode}){batt}", "observe")
         if in_return_mode:
             return _go(state, S.RETURNING, f"vehicle switched to {obs.mode}{batt}", "observe")
+        if state == S.ENROUTE and at_scene:  # before the return check, for the same reason as above
+            return _go(state, S.ON_SCENE, None, "observe")
         if obs.mode == MISSION_MODE and obs.return_seq is not None and obs.mission_seq >= obs.return_seq:
             return _go(state, S.RETURNING, "time on scene over: mission returns to launch", "observe")
-        if state == S.ENROUTE and at_scene:
-            return _go(state, S.ON_SCENE, None, "observe")
         return _stay(state)  # paused (AUTO.LOITER) or manual control: still the same mission
 
     # RETURNING
