@@ -96,6 +96,7 @@ class PassthroughTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[VideoUnit | None] = asyncio.Queue()
         self._need_keyframe = True
         self.cutbacks = 0
+        self.sent = 0
 
     def push(self, unit: VideoUnit) -> None:
         if self._need_keyframe:
@@ -125,6 +126,7 @@ class PassthroughTrack(MediaStreamTrack):
         packet = av.Packet(unit.data)
         packet.pts = packet.dts = unit.pts
         packet.time_base = _TIME_BASE
+        self.sent += 1
         return packet
 
     def stop(self) -> None:
@@ -174,6 +176,10 @@ class StreamStatus:
     lost: int
     reconnects: int
     recording: bool
+    sent: int
+    """Access units handed to the current viewers' senders, summed over viewers."""
+    cutbacks: int
+    """Times a viewer fell behind and was cut back to the next IDR."""
 
 
 class VideoHub:
@@ -243,6 +249,8 @@ class VideoHub:
             lost=ingest.lost if ingest else 0,
             reconnects=ingest.reconnects if ingest else 0,
             recording=stream.recorder is not None,
+            sent=sum(t.sent for t in stream.tracks),
+            cutbacks=sum(t.cutbacks for t in stream.tracks),
         )
 
     async def wait_state(self, stream_key: str, state: str) -> None:
