@@ -83,6 +83,10 @@ VALID = {
         "observed_at": "2026-11-25T06:00:00Z",
         "description": "d",
         "source_ref": "r",
+        "area": {
+            "type": "Polygon",
+            "coordinates": [[[126.63, 37.53], [126.65, 37.53], [126.65, 37.54], [126.63, 37.53]]],
+        },
     },
 }
 
