@@ -198,15 +198,23 @@ class SerialEndpoint(Endpoint):
         asyncio.get_running_loop().add_reader(self._port.fileno(), self._readable)
 
     def _readable(self) -> None:
-        data = self._port.read(4096)
+        try:
+            data = self._port.read(4096)
+        except Exception as exc:
+            log.warning("%s: read failed: %s", self.spec.url, exc)
+            return
         if data:
             self.bytes_in += len(data)
             self.on_data(self, data, self.default_peer)
 
     def send(self, data: bytes, peer: Peer | None = None) -> None:
-        if self._port is not None:
-            self.bytes_out += len(data)
+        if self._port is None:
+            return
+        try:
             self._port.write(data)
+            self.bytes_out += len(data)
+        except Exception as exc:  # a full or vanished serial port drops the frame, as a radio would
+            log.debug("%s: write failed: %s", self.spec.url, exc)
 
     async def close(self) -> None:
         if self._port is not None:

@@ -173,3 +173,37 @@ async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
             await until(lambda: any(m.get_type() == "HEARTBEAT" for m in received))
     finally:
         server.close()
+
+
+async def test_serial_link_over_a_pseudo_terminal() -> None:
+    import os
+    import tty
+
+    from pymavlink.dialects.v20 import common as mav
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    enc = mav.MAVLink(None, srcSystem=4, srcComponent=1)
+    rx = mav.MAVLink(None)
+    loop = asyncio.get_running_loop()
+    got: list[object] = []
+
+    def readable() -> None:
+        for m in rx.parse_buffer(os.read(master, 4096)) or []:
+            got.append(m)
+            if m.get_type() == "COMMAND_LONG":
+                os.write(master, mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
+
+    loop.add_reader(master, readable)
+    try:
+        async with MavlinkLink(f"serial:{path}:57600") as link:
+            os.write(master, mav.MAVLink_heartbeat_message(2, 12, 29, 0x04040000, 3, 3).pack(enc))
+            v = await link.wait_vehicle(4, 10)
+            assert v.state.mode == "AUTO.MISSION"
+            assert await v.command.arm() == 0
+            await until(lambda: any(m.get_type() == "HEARTBEAT" for m in got))  # our 1 Hz GCS heartbeat
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+        os.close(slave)
