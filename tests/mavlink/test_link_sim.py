@@ -151,3 +151,26 @@ async def test_signed_vehicle_ignores_unsigned_commands() -> None:
             v = await signed.wait_vehicle(1, 15)
             assert await v.command.request_message(242) == 0
             assert v.health.rejected_signature == 0
+
+
+async def test_fence_and_rally_transfers_and_error_ack() -> None:
+    from dronedispatch.domain.mission_items import Frame, MissionType
+
+    square = [(DOCK.lat + dy, DOCK.lon + dx) for dy, dx in ((-0.01, -0.01), (-0.01, 0.01), (0.01, 0.01), (0.01, -0.01))]
+    fence = [MissionItem(5001, lat, lon, 0.0, param1=4, frame=Frame.GLOBAL_INT) for lat, lon in square]
+    rally = [MissionItem(5100, DOCK.lat + 0.001, DOCK.lon, 30.0, frame=Frame.GLOBAL_RELATIVE_ALT_INT)]
+    async with sim_and_link(1) as (_sim, link):
+        v = await link.wait_vehicle(1, 15)
+        assert await v.mission.upload(fence, MissionType.FENCE) == mission_checksum(fence)
+        assert await v.mission.upload(rally, MissionType.RALLY) == mission_checksum(rally)
+        assert mission_checksum(await v.mission.download(MissionType.FENCE)) == mission_checksum(fence)
+        assert len(await v.mission.download(MissionType.RALLY)) == 1
+        await v.mission.clear(MissionType.FENCE)
+        assert await v.mission.download(MissionType.FENCE) == []
+        # A command the vehicle cannot run is refused with its meaning, and the plan stays.
+        mission = plan(4)
+        await v.mission.upload(mission)
+        with pytest.raises(UploadFailed) as refused:
+            await v.mission.upload([*plan(3), MissionItem(31337, DOCK.lat, DOCK.lon, 10.0)])
+        assert refused.value.ack_result == 3 and "not supported" in str(refused.value)
+        assert mission_checksum(await v.mission.download()) == mission_checksum(mission)
