@@ -50,8 +50,9 @@ def print_verdicts(result: RunResult, console: Console) -> None:
 
 def run_scenario_cli(file: Path, report_dir: Path | None = None, px4: Path | None = None) -> int:
     console = Console(stderr=False)
-    for name in ("dronedispatch", "httpx"):  # the progress bar tells the story
-        logging.getLogger(name).setLevel(logging.WARNING)
+    if logging.getLogger().level > logging.DEBUG:  # the progress bar and the report tell the story (-v: logs)
+        for name in ("dronedispatch", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         loaded = load_scenario(file)
     except ScenarioError as exc:

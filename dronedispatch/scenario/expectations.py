@@ -63,22 +63,21 @@ def _refs(e: Expectation, ctx: Context) -> list[str]:
     return list(e.incidents or [])
 
 
-def _nearest_drone(ctx: Context, ref: str) -> str | None:
+def _nearest_drones(ctx: Context, ref: str) -> set[str]:
+    """The drones whose dock is nearest the incident (several when they share the dock)."""
     entry = ctx.spec.incident(ref)
     arrival = ctx.rec.arrivals.get(ref)
-    if entry.location is not None:
-        lat, lon = entry.location.lat, entry.location.lon
-    elif arrival is not None and arrival.incident_id in ctx.facts.incidents:
+    if arrival is not None and arrival.incident_id in ctx.facts.incidents:
         inc = ctx.facts.incidents[arrival.incident_id]
         lat, lon = inc["lat"], inc["lon"]
+    elif entry.location is not None:
+        lat, lon = entry.location.lat, entry.location.lon
     else:
-        return None
-    best = min(
-        ctx.fleet.drones,
-        key=lambda d: distance_m(lat, lon, ctx.fleet.dock(d.dock).lat, ctx.fleet.dock(d.dock).lon),
-        default=None,
-    )
-    return best.id if best else None
+        return set()
+    docks = {d.id: ctx.fleet.dock(d.dock) for d in ctx.fleet.drones}
+    dist = {d: distance_m(lat, lon, dock.lat, dock.lon) for d, dock in docks.items()}
+    best = min(dist.values(), default=0.0)
+    return {d for d, m in dist.items() if m <= best + 1.0}
 
 
 def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
@@ -99,20 +98,19 @@ def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
             refused = [r for r in ctx.rec.refusals if r.ref == ref]
             if refused and not ms:
                 why = f"dispatch refused: {refused[-1].reason}"
-            bad.append(f"{ref}: no drone on scene ({why})")
+            waited = ctx.rec.ended_at - arrival.sent_at
+            bad.append(f"{ref}: no drone on scene within {e.within:.0f} s (waited {waited:.0f} s; {why})")
             continue
         t, drone = hit
         response = t - arrival.sent_at
-        want = _nearest_drone(ctx, ref) if e.drone == "nearest" else e.drone
+        want = _nearest_drones(ctx, ref) if e.drone == "nearest" else ({e.drone} if e.drone else set())
         if response > e.within:
             bad.append(
                 f"{ref}: first drone ({drone}) on scene after {response:.0f} s, more than {e.within:.0f} s allowed"
             )
-        elif want is not None and drone != want:
-            bad.append(
-                f"{ref}: {drone} was first on scene, expected {want}"
-                + (" (the nearest)" if e.drone == "nearest" else "")
-            )
+        elif want and drone not in want:
+            nearest = " (the nearest)" if e.drone == "nearest" else ""
+            bad.append(f"{ref}: {drone} was first on scene, expected {' or '.join(sorted(want))}{nearest}")
         else:
             good.append(f"{ref}: {drone} on scene after {response:.0f} s")
     return _verdict(bad, good)

@@ -38,6 +38,7 @@ class Operator:
         self._waiting: dict[int, tuple[int, float, dict[str, Any]]] = {}  # incident → (severity, since, request)
         self._drone_states: dict[str, str] = {}
         self._retrying: asyncio.Task[None] | None = None
+        self._catalog: list[dict[str, Any]] | None = None
 
     @property
     def pending(self) -> int:
@@ -63,15 +64,46 @@ class Operator:
         if rule is not None and rule.template:
             request["template"] = rule.template
         delay = rule.delay if rule is not None and rule.delay else self.policy.delay
-        self._spawn(self._dispatch_later(data["id"], int(data["severity"]), t + delay, request))
+        self._spawn(self._dispatch_later(data["id"], int(data["severity"]), data["category"], t + delay, request))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _dispatch_later(self, incident_id: int, severity: int, at: float, request: dict[str, Any]) -> None:
+    async def _templates(self) -> list[dict[str, Any]]:
+        if self._catalog is None:
+            r = await self.http.get("/api/v1/mission-templates", headers=self.tokens["operator"])
+            self._catalog = r.json() if r.status_code == 200 else []
+        return self._catalog
+
+    async def _fit_params(self, category: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Keep only the scenario's parameters the chosen template has, within its limits.
+
+        ``params: {time_on_scene_s: 30}`` means "where the template has a time on scene"; a search
+        pattern without one must not be refused for it.
+        """
+        catalog = await self._templates()
+        name = request.get("template")
+        tpl = next((t for t in catalog if t["name"] == name), None) if name else None
+        if tpl is None:
+            tpl = next((t for t in catalog if category in t["default_for"]), None)
+        if tpl is None:
+            return request
+        fitted = {}
+        for key, value in request.get("params", {}).items():
+            spec = tpl["params"].get(key)
+            if spec is None:
+                continue
+            lo, hi = spec.get("minimum"), spec.get("maximum")
+            fitted[key] = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
+        return {**request, "params": fitted}
+
+    async def _dispatch_later(
+        self, incident_id: int, severity: int, category: str, at: float, request: dict[str, Any]
+    ) -> None:
         await self.clock.until(at)
+        request = await self._fit_params(category, request)
         arrival = self._arrival(incident_id)
         if arrival is not None:
             entry = self.spec.incident(arrival.ref)

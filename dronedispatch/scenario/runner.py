@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -116,9 +117,8 @@ class ScenarioRun:
             fleet_file.write_text(yaml.safe_dump(self.loaded.fleet.model_dump(), allow_unicode=True), "utf-8")
             broker: MosquittoServer | None = None
             if spec.uses_mqtt:
-                (tmp / "mosquitto").mkdir()
-                broker = MosquittoServer(workdir=tmp / "mosquitto", binary=find_mosquitto())
-                await asyncio.to_thread(broker.start)
+                # its own directory, outside ours (which only we may enter): the broker runs as its own user
+                broker = MosquittoServer(workdir=Path(tempfile.mkdtemp(prefix="dd-scenario-mqtt-")), binary="")
             gcs_port = free_udp_port()
             settings = Settings(
                 database_url=f"sqlite:///{tmp / 'dronedispatch.db'}",
@@ -126,7 +126,6 @@ class ScenarioRun:
                 fleet=fleet_file,
                 airspace=self.loaded.airspace_path,
                 cameras=self.loaded.cameras_path,
-                mqtt_url=broker.url if broker else None,
                 secret_key=f"scenario-{spec.name}-{spec.seed}-secret-key-0123456789",
                 ingest_api_keys=[API_KEY],
                 recordings_dir=tmp / "recordings",
@@ -135,9 +134,14 @@ class ScenarioRun:
             runtime = Runtime(settings)
             app = create_app(settings, runtime)
             sub = runtime.bus.subscribe(maxsize=10_000_000)
-            fleet = self._fleet_backend(gcs_port, tmp)
+            fleet: FleetBackend | None = None
             error: str | None = None
             try:
+                fleet = self._fleet_backend(gcs_port, tmp)
+                if broker is not None:
+                    broker.binary = find_mosquitto()
+                    await asyncio.to_thread(broker.start)
+                    settings.mqtt_url = broker.url  # the runtime reads it on start
                 await runtime.start()
                 await fleet.start()
                 clock = Clock(spec.speed_factor, fleet.sim_time)
@@ -156,13 +160,15 @@ class ScenarioRun:
                 error = f"{type(exc).__name__}: {exc}"
             finally:
                 sub.close()
-                with contextlib.suppress(Exception):
-                    await fleet.stop()
+                if fleet is not None:
+                    with contextlib.suppress(Exception):
+                        await fleet.stop()
                 facts = await asyncio.to_thread(read_facts, runtime)
                 with contextlib.suppress(Exception):
                     await runtime.stop()
                 if broker is not None:
                     await asyncio.to_thread(broker.stop)
+                    shutil.rmtree(broker.workdir, ignore_errors=True)
             ctx = Context(spec, self.rec, facts, runtime.airspace, self.loaded.fleet)
             verdicts = evaluate(ctx) if error is None else []
             return RunResult(
@@ -295,7 +301,7 @@ class ScenarioRun:
         while clock.now() < self.spec.duration:
             if mqtt is not None:
                 await mqtt.resolve_pending(runtime)
-            if self._settled(runtime, operator):
+            if self._settled(runtime, operator) and not await asyncio.to_thread(_active_missions, runtime):
                 self.rec.note(clock.now(), "run", "every mission ended and every drone is on the ground")
                 return
             changed.clear()
@@ -475,6 +481,11 @@ class MqttSide:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.__aexit__(None, None, None)
+
+
+def _active_missions(runtime: Any) -> int:
+    """Missions the store still counts as active (the event bus may not have told us yet)."""
+    return len(runtime.store.list_missions(active=True, limit=1000))
 
 
 def read_facts(runtime: Any) -> StoreFacts:
