@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 from dronedispatch.domain.mission_items import Cmd, Frame
-from dronedispatch.sim.model import MODE_BY_CUSTOM, VehicleModel
+from dronedispatch.sim.model import VehicleModel
+from dronedispatch.sim.modes import MODE_BY_CUSTOM
 
 ACCEPTED, TEMPORARILY_REJECTED, DENIED, UNSUPPORTED, FAILED, IN_PROGRESS = 0, 1, 2, 3, 4, 5
 FORCE_MAGIC = 21196

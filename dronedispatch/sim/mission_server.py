@@ -21,13 +21,14 @@ import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from pymavlink.dialects.v20 import common as mavlink
 
 from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem, MissionType
 from dronedispatch.sim import wire
 
-Out = mavlink.MAVLink_message | tuple[wire.FastMessage, tuple]
+Out: TypeAlias = mavlink.MAVLink_message | tuple[wire.FastMessage, tuple]
 
 REREQUEST_S = 0.25
 TRANSFER_TIMEOUT_S = 5.0
@@ -61,7 +62,7 @@ FENCE_COMMANDS = frozenset(
      FENCE_CIRCLE_EXCLUSION}
 )
 RALLY_COMMANDS = frozenset({RALLY_POINT})
-_COMMANDS = {MissionType.MISSION: MISSION_COMMANDS, MissionType.FENCE: FENCE_COMMANDS,
+_COMMANDS: dict[int, frozenset[int]] = {MissionType.MISSION: MISSION_COMMANDS, MissionType.FENCE: FENCE_COMMANDS,
              MissionType.RALLY: RALLY_COMMANDS}
 GLOBAL_FRAMES = frozenset({Frame.GLOBAL, Frame.GLOBAL_RELATIVE_ALT, Frame.GLOBAL_INT,
                            Frame.GLOBAL_RELATIVE_ALT_INT, Frame.GLOBAL_TERRAIN_ALT_INT, 10})

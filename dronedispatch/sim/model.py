@@ -14,44 +14,28 @@ advancing on "reached" the way PX4's navigator does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem
+from dronedispatch.domain.mission_items import Cmd, MissionItem
+from dronedispatch.sim import failsafe, mission_exec
+from dronedispatch.sim.failsafe import DRAIN_IDLE
 from dronedispatch.sim.geodesy import move_ne, offset_ne
-from dronedispatch.sim.mission_server import (
-    FENCE_CIRCLE_EXCLUSION,
-    FENCE_CIRCLE_INCLUSION,
-    FENCE_POLYGON_EXCLUSION,
-    FENCE_POLYGON_INCLUSION,
-    MissionStore,
+from dronedispatch.sim.mission_server import MissionStore
+from dronedispatch.sim.modes import (  # re-exported: the shell and tests read them from here
+    IN_AIR,
+    LANDING,
+    MODES,
+    MS_ACTIVE,
+    MS_COMPLETE,
+    MS_NONE,
+    MS_NOT_STARTED,
+    MS_PAUSED,
+    ON_GROUND,
+    TAKEOFF,
+    G,
 )
 from dronedispatch.sim.params import Params
 
-G = 9.81
-
-#: PX4 custom modes as (main_mode, sub_mode); custom_mode = main << 16 | sub << 24.
-MODES: dict[str, tuple[int, int]] = {
-    "MANUAL": (1, 0), "ALTCTL": (2, 0), "POSCTL": (3, 0), "ORBIT": (3, 1), "ACRO": (5, 0),
-    "OFFBOARD": (6, 0), "STABILIZED": (7, 0), "AUTO.READY": (4, 1), "AUTO.TAKEOFF": (4, 2),
-    "AUTO.LOITER": (4, 3), "AUTO.MISSION": (4, 4), "AUTO.RTL": (4, 5), "AUTO.LAND": (4, 6),
-}
-MODE_BY_CUSTOM = {(main << 16) | (sub << 24): name for name, (main, sub) in MODES.items()}
-# AUTO with sub-mode 0 is how some clients ask for AUTO; PX4 treats it as mission.
-MODE_BY_CUSTOM[4 << 16] = "AUTO.MISSION"
-MODE_BY_CUSTOM[(3 << 16) | (0 << 24)] = "POSCTL"
-
-# MAV_LANDED_STATE
-ON_GROUND, IN_AIR, TAKEOFF, LANDING = 1, 2, 3, 4
-# MISSION_STATE (MISSION_CURRENT.mission_state)
-MS_NONE, MS_NOT_STARTED, MS_ACTIVE, MS_PAUSED, MS_COMPLETE = 1, 2, 3, 4, 5
-
-_NAV = frozenset({Cmd.NAV_WAYPOINT, Cmd.NAV_LOITER_UNLIM, Cmd.NAV_LOITER_TURNS, Cmd.NAV_LOITER_TIME,
-                  Cmd.NAV_RETURN_TO_LAUNCH, Cmd.NAV_LAND, Cmd.NAV_TAKEOFF, Cmd.NAV_LOITER_TO_ALT,
-                  Cmd.NAV_DELAY})
-# Battery drain relative to hover, per flight phase.
-DRAIN_IDLE, DRAIN_HOVER, DRAIN_CLIMB, DRAIN_DESCENT = 0.03, 1.0, 1.45, 0.85
 BOOT_READY_S = 4.0  # pre-arm checks pass this long after boot, as PX4 SITL does
-CELLS = 4
 
 
 class VehicleModel:
@@ -369,11 +353,11 @@ class VehicleModel:
                 self.vn = self.ve = self.vd = 0.0
                 self.roll = self.pitch = self.yaw_rate = 0.0
                 self.airspeed = 0.0
-            self._battery_step(dt, 0.0)
+            failsafe.battery_step(self, dt, 0.0)
             return
         self._fly(dt)
-        self._battery_step(dt, DRAIN_IDLE if self.landed else self._drain_factor())
-        self._failsafes()
+        failsafe.battery_step(self, dt, DRAIN_IDLE if self.landed else failsafe.drain_factor(self))
+        failsafe.check(self)
         if self.armed and self.landed and self._landed_at is not None and not self._wants_climb():
             # PX4: COM_DISARM_PRFLT if it never took off since arming, COM_DISARM_LAND after a landing
             limit = self.params["COM_DISARM_LAND"] if self._flew else self.params["COM_DISARM_PRFLT"]
@@ -395,7 +379,7 @@ class VehicleModel:
                 self.mode = "AUTO.LOITER"
                 self._hold = (self.lat, self.lon, self.alt_rel)
         elif mode == "AUTO.MISSION":
-            self._mission_step(dt)
+            mission_exec.step(self, dt)
         elif mode == "AUTO.RTL":
             self._rtl_step(dt)
         elif mode == "AUTO.LAND":
@@ -589,245 +573,11 @@ class VehicleModel:
         elif self._rtl_phase == "land" and self._land(dt, lat, lon):
             self._rtl_phase = "done"
 
-    # mission --------------------------------------------------------------------------------------------
-    def _alt_of(self, it: MissionItem) -> float:
-        if it.frame in (Frame.GLOBAL, Frame.GLOBAL_INT):
-            return it.alt - self.home[2]
-        return it.alt
-
-    def _mission_step(self, dt: float) -> None:
-        items = self.items
-        if not self.armed:
-            return
-        if self.mission_state == MS_COMPLETE or not items:
-            hold = self._hold or (self.lat, self.lon, self.alt_rel)
-            if not self.landed:
-                self._goto(hold[0], hold[1], hold[2], self.cruise, dt)
-            return
-        self.mission_state = MS_ACTIVE
-        for _ in range(64):  # DO items run immediately; bounded so a jump loop cannot spin
-            if self.seq >= len(items):
-                self._mission_done()
-                return
-            it = items[self.seq]
-            if it.command in _NAV:
-                break
-            self._do_item(it)
-        else:
-            return
-        if self._needs_takeoff and it.command != Cmd.NAV_TAKEOFF:
-            self._hold = (self.lat, self.lon, self.alt_rel)
-            if self._climb(max(self.params["MIS_TAKEOFF_ALT"], min(self._alt_of(it), 10.0)), dt):
-                self._needs_takeoff = False
-            return
-        self._nav_item(it, dt)
-
-    def _do_item(self, it: MissionItem) -> None:
-        c = it.command
-        if c == Cmd.DO_JUMP:
-            done = self._jumps.get(self.seq, 0)
-            if it.param2 < 0 or done < it.param2:
-                self._jumps[self.seq] = done + 1
-                self.seq = int(it.param1)
-                self._item_phase = ""
-                return
-        elif c == Cmd.DO_CHANGE_SPEED:
-            self.change_speed(it.param2)
-        elif c in (Cmd.DO_SET_ROI_LOCATION, Cmd.DO_SET_ROI):
-            self.roi = (it.lat, it.lon, self._alt_of(it))
-        elif c == Cmd.DO_SET_ROI_NONE:
-            self.roi = None
-        elif c == Cmd.DO_SET_HOME:
-            if it.param1 == 1:
-                self.home = (self.lat, self.lon, self.alt_amsl)
-            else:
-                self.home = (it.lat, it.lon, it.alt if it.frame in (Frame.GLOBAL, Frame.GLOBAL_INT) else self.home[2])
-        self._advance()
-
-    def _advance(self) -> None:
-        self.seq += 1
-        self._item_phase = ""
-        self._item_timer = 0.0
-
-    def _reach(self, seq: int) -> None:
-        self.reached.append(seq)
-
-    def _nav_item(self, it: MissionItem, dt: float) -> None:
-        c = it.command
-        alt = self._alt_of(it)
-        here = it.x == 0 and it.y == 0
-        lat, lon = (self.lat, self.lon) if here and not self._item_phase else (it.lat, it.lon)
-        if not self._item_phase:
-            self._item_phase = "goto"
-            self._item_timer = 0.0
-            self._hold = (lat, lon, alt)
-        hold = self._hold or (lat, lon, alt)
-        if c == Cmd.NAV_TAKEOFF:
-            self._hold = (self.lat, self.lon, alt) if self.landed or self._item_phase == "goto" else hold
-            if self._climb(alt, dt):
-                self._needs_takeoff = False
-                self._reach(self.seq)
-                self._advance()
-            return
-        if c == Cmd.NAV_LAND:
-            if self._item_phase == "goto":
-                dh, _ = self._goto(hold[0], hold[1], self.alt_rel, self.cruise, dt)
-                if dh < self.params["NAV_ACC_RAD"]:
-                    self._item_phase = "land"
-            elif self._land(dt, hold[0], hold[1]):
-                self._reach(self.seq)
-                self.seq = len(self.items) - 1
-                self.mission_state = MS_COMPLETE
-                self.say(6, "Mission finished, landed")
-            return
-        if c == Cmd.NAV_RETURN_TO_LAUNCH:
-            self._reach(self.seq)
-            self.mission_state = MS_COMPLETE
-            self.mode = "AUTO.RTL"
-            self._on_mode_enter("AUTO.RTL")
-            return
-        if c == Cmd.NAV_DELAY:
-            self._goto(self.lat, self.lon, self.alt_rel, self.cruise, dt)
-            self._item_timer += dt
-            if self._item_timer >= max(it.param1, 0.0):
-                self._advance()
-            return
-        if self._item_phase == "goto":
-            acc = it.param2 if c == Cmd.NAV_WAYPOINT and it.param2 > 0 else self.params["NAV_ACC_RAD"]
-            dh, dv = self._goto(hold[0], hold[1], hold[2], self.cruise, dt)
-            if dh < acc and dv < 1.0:
-                self._reach(self.seq)
-                self._item_phase = "hold"
-                self._item_timer = 0.0
-            return
-        # at the point: hold time / loiter
-        self._goto(hold[0], hold[1], hold[2], self.cruise, dt)
-        self._item_timer += dt
-        if c == Cmd.NAV_LOITER_UNLIM:
-            return
-        wait = it.param1 if c in (Cmd.NAV_WAYPOINT, Cmd.NAV_LOITER_TIME) else 0.0
-        if c == Cmd.NAV_LOITER_TURNS:
-            wait = abs(it.param1) * 2 * math.pi * max(abs(it.param3), 1.0) / max(self.cruise, 1.0)
-        if self._item_timer >= wait and it.autocontinue:
-            self._advance()
-
-    def _mission_done(self) -> None:
-        self.seq = max(len(self.items) - 1, 0)
-        self.mission_state = MS_COMPLETE
-        self._hold = (self.lat, self.lon, self.alt_rel)
-        self.say(6, "Mission finished, loitering")
-
-    # battery and failsafes --------------------------------------------------------------------------
-    def _drain_factor(self) -> float:
-        if self.vd < -0.3:
-            base = DRAIN_CLIMB
-        elif self.vd > 0.3:
-            base = DRAIN_DESCENT
-        else:
-            base = DRAIN_HOVER
-        # forward flight: slightly cheaper than hover around 8 m/s, dearer when fast (induced + parasite)
-        v = self.airspeed
-        return base * (1.0 - 0.12 * min(v, 8.0) / 8.0 + 0.004 * max(v - 8.0, 0.0) ** 2)
-
-    def _battery_step(self, dt: float, factor: float) -> None:
-        self.battery = max(0.0, self.battery - factor * dt / self.endurance_s)
-        self.current_a = factor * 22.0  # a 5 Ah 4S pack at ~22 A hover
-
+    # -- battery and geofence, for the shell and tests ------------------------------------------------
     @property
     def voltage(self) -> float:
-        cell = 3.5 + 0.7 * self.battery - 0.004 * self.current_a
-        return cell * CELLS
-
-    def _failsafes(self) -> None:
-        p = self.params
-        in_air = not self.landed
-        level = 3 if self.battery <= p["BAT_EMERGEN_THR"] else 2 if self.battery <= p["BAT_CRIT_THR"] else (
-            1 if self.battery <= p["BAT_LOW_THR"] else 0)
-        if level > self._bat_level:
-            self._bat_level = level
-            if level == 1:
-                self.say(4, "Low battery level, return advised")
-                if in_air and self.mode not in ("AUTO.RTL", "AUTO.LAND"):
-                    self.say(1, "Failsafe: low battery, returning")
-                    self.mode = "AUTO.RTL"
-                    self._on_mode_enter("AUTO.RTL")
-            elif level >= 2:
-                self.say(2, "Critical battery level, landing")
-                if in_air and self.mode != "AUTO.LAND":
-                    self.mode = "AUTO.LAND"
-                    self._hold = (self.lat, self.lon, self.alt_rel)
-        if in_air:
-            self._check_fence()
-            self._check_link()
-
-    def _check_link(self) -> None:
-        p = self.params
-        if self._gcs_seen is None or self._dll:
-            return
-        if self.t - self._gcs_seen > max(p["COM_DL_LOSS_T"], self.dll_floor_s):
-            self._dll = True
-            self.say(2, "Connection to ground station lost")
-            act = int(p["NAV_DLL_ACT"])
-            self._failsafe_action({1: "AUTO.LOITER", 2: "AUTO.RTL", 3: "AUTO.LAND"}.get(act))
-
-    def _failsafe_action(self, mode: str | None) -> None:
-        if mode is None or self.mode == mode or (mode == "AUTO.RTL" and self.mode == "AUTO.LAND"):
-            return
-        self.say(1, f"Failsafe activated: {mode.split('.')[-1].lower()}")
-        self.mode = mode
-        self._on_mode_enter(mode)
-
-    def _check_fence(self) -> None:
-        breach = self.fence_breach()
-        if breach and not self._fence_breached:
-            self._fence_breached = True
-            self.say(1, f"Geofence breached: {breach}")
-            act = int(self.params["GF_ACTION"])
-            self._failsafe_action({2: "AUTO.LOITER", 3: "AUTO.RTL", 5: "AUTO.LAND"}.get(act))
-        elif not breach:
-            self._fence_breached = False
+        return failsafe.voltage(self)
 
     def fence_breach(self) -> str:
         """Why the current position is outside the geofence, or '' when inside."""
-        p = self.params
-        max_h, max_v = p["GF_MAX_HOR_DIST"], p["GF_MAX_VER_DIST"]
-        if max_v > 0 and self.alt_rel > max_v:
-            return "altitude limit"
-        if max_h > 0 and math.hypot(*offset_ne(self.home[0], self.home[1], self.lat, self.lon)) > max_h:
-            return "distance limit"
-        fence = self.store.plans[1]
-        inclusion_seen = inside_any = False
-        i = 0
-        while i < len(fence):
-            it = fence[i]
-            if it.command in (FENCE_POLYGON_INCLUSION, FENCE_POLYGON_EXCLUSION):
-                n = max(int(it.param1), 1)
-                poly = [(f.lat, f.lon) for f in fence[i:i + n]]
-                inside = _in_polygon(self.lat, self.lon, poly)
-                i += n
-            elif it.command in (FENCE_CIRCLE_INCLUSION, FENCE_CIRCLE_EXCLUSION):
-                inside = math.hypot(*offset_ne(it.lat, it.lon, self.lat, self.lon)) <= it.param1
-                i += 1
-            else:
-                i += 1
-                continue
-            if it.command in (FENCE_POLYGON_INCLUSION, FENCE_CIRCLE_INCLUSION):
-                inclusion_seen = True
-                inside_any = inside_any or inside
-            elif inside:
-                return "inside an exclusion zone"
-        if inclusion_seen and not inside_any:
-            return "outside the inclusion zone"
-        return ""
-
-
-def _in_polygon(lat: float, lon: float, poly: Sequence[tuple[float, float]]) -> bool:
-    inside = False
-    j = len(poly) - 1
-    for i in range(len(poly)):
-        yi, xi = poly[i]
-        yj, xj = poly[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / ((yj - yi) or 1e-12) + xi:
-            inside = not inside
-        j = i
-    return inside
+        return failsafe.fence_breach(self)

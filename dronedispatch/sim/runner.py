@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from types import TracebackType
@@ -158,7 +159,7 @@ class SimFleet:
                     binds.append(self.api_port_base + i)
                 for link, port in zip(v.links, binds, strict=True):
                     _, proto = await loop.create_datagram_endpoint(
-                        lambda v=v, link=link: _LinkProtocol(v, link), local_addr=("127.0.0.1", port)
+                        functools.partial(_LinkProtocol, v, link), local_addr=("127.0.0.1", port)
                     )
                     self._protocols.append(proto)
         except OSError:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from dronedispatch.sim import wire
 from dronedispatch.sim.geodesy import offset_ne
-from dronedispatch.sim.model import MS_NONE, VehicleModel
+from dronedispatch.sim.model import VehicleModel
+from dronedispatch.sim.modes import MS_NONE
 
 Built = tuple[wire.FastMessage, tuple]
 

@@ -22,7 +22,8 @@ from dronedispatch.sim import commands, telemetry, wire
 from dronedispatch.sim.camera_protocol import CameraComponent
 from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command, as_int
 from dronedispatch.sim.mission_server import MissionServer
-from dronedispatch.sim.model import MODE_BY_CUSTOM, VehicleModel
+from dronedispatch.sim.model import VehicleModel
+from dronedispatch.sim.modes import MODE_BY_CUSTOM
 from dronedispatch.sim.params import BY_NAME, SPECS, from_wire, wire_value
 
 log = logging.getLogger(__name__)

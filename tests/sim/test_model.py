@@ -16,7 +16,8 @@ from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.sim import wire
 from dronedispatch.sim.geodesy import offset_ne
 from dronedispatch.sim.mission_server import MissionServer, MissionStore, opaque_id
-from dronedispatch.sim.model import IN_AIR, MS_COMPLETE, ON_GROUND, VehicleModel
+from dronedispatch.sim.model import VehicleModel
+from dronedispatch.sim.modes import IN_AIR, MS_COMPLETE, ON_GROUND
 
 HOME = (37.3918, 126.6393, 5.0)
 
