@@ -120,7 +120,13 @@ def test_state_tracker_reports_discrete_changes_and_telemetry() -> None:
     changed, moved = tr.apply(
         mav.MAVLink_global_position_int_message(5, 373918000, 1266393000, 40000, 30000, 300, 400, -100, 9000), 2.1
     )
-    assert moved and s.lat == 37.3918 and s.alt_rel == 30.0 and abs(s.groundspeed - 5.0) < 1e-9 and s.climb_rate == 1.0
+    assert (
+        moved
+        and s.lat == 37.3918
+        and s.alt_rel == 30.0
+        and abs((s.groundspeed or 0) - 5.0) < 1e-9
+        and s.climb_rate == 1.0
+    )
     cur = mav.MAVLink_mission_current_message(3, 10, 3, 1)
     cur.mission_id = 42
     changed, _ = tr.apply(cur, 3.0)

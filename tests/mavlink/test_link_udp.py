@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -142,7 +143,7 @@ async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
     from pymavlink.dialects.v20 import common as mav
 
     enc = mav.MAVLink(None, srcSystem=9, srcComponent=1)
-    received: list[object] = []
+    received: list[Any] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         rx = mav.MAVLink(None)
@@ -187,7 +188,7 @@ async def test_serial_link_over_a_pseudo_terminal() -> None:
     enc = mav.MAVLink(None, srcSystem=4, srcComponent=1)
     rx = mav.MAVLink(None)
     loop = asyncio.get_running_loop()
-    got: list[object] = []
+    got: list[Any] = []
 
     def readable() -> None:
         for m in rx.parse_buffer(os.read(master, 4096)) or []:

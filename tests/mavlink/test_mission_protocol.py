@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -226,7 +227,7 @@ def test_success_is_never_claimed_for_a_plan_the_vehicle_lacks(n: int, seed: int
         assert isinstance(tx.error, UploadFailed)
 
 
-def _num(x: object) -> object:
+def _num(x: Any) -> Any:
     return float("nan") if x == "NaN" else x
 
 
