@@ -66,7 +66,10 @@ def parse_yaml(text: str, name: str) -> tuple[Any, dict[Path_, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ScenarioError([f"{name}:{line}: not valid YAML: {exc.problem or exc.context}"]) from None
+        started = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            started = f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise ScenarioError([f"{name}:{line}: not valid YAML: {exc.problem or exc.context}{started}"]) from None
     except ScenarioError as exc:
         problems = [p if p.startswith(name) else f"{name}:{p.removeprefix('line ')}" for p in exc.problems]
         raise ScenarioError(problems) from None
@@ -113,6 +116,35 @@ def validate(data: Any, lines: dict[Path_, int], name: str) -> Scenario:
                 seen.add(text)
                 problems.append(text)
         raise ScenarioError(problems) from None
+
+
+def _check_references(spec: Scenario, lines: dict[Path_, int], name: str) -> None:
+    """Incident ids unique; actions and checks name incidents that exist. Each problem with its line."""
+    problems = []
+    seen: set[str] = set()
+    for i, inc in enumerate(spec.incidents):
+        if inc.id in seen:
+            problems.append(
+                f"{name}:{_line_of(('incidents', i, 'id'), lines)}: incidents[{i}].id: {inc.id!r} is used twice"
+            )
+        seen.add(inc.id)
+    for i, action in enumerate(spec.actions):
+        if action.incident not in seen:
+            problems.append(
+                f"{name}:{_line_of(('actions', i, 'incident'), lines)}: actions[{i}].incident: "
+                f"no incident {action.incident!r} in the timeline"
+            )
+    for i, e in enumerate(spec.expect):
+        key = "incident" if e.incident else "incidents"
+        named = [e.incident] if e.incident else (e.incidents if isinstance(e.incidents, list) else [])
+        for ref in named:
+            if ref not in seen:
+                problems.append(
+                    f"{name}:{_line_of(('expect', i, key), lines)}: expect[{i}].{key}: "
+                    f"no incident {ref!r} in the timeline"
+                )
+    if problems:
+        raise ScenarioError(problems)
 
 
 @dataclass
@@ -162,6 +194,7 @@ def load_scenario(path: Path | str) -> LoadedScenario:
             raise ScenarioError([f"{name}:{_line_of(('fleet', 'file'), lines)}: fleet.file: {exc}"]) from None
     if f.vehicles is not None:
         fleet = fleet.sized(f.vehicles)
+    _check_references(spec, lines, name)
     ids = {d.id for d in fleet.drones}
     for i, fault in enumerate(spec.faults):
         if fault.drone != "all" and fault.drone not in ids:
