@@ -67,7 +67,8 @@ class _VehicleLink:
         self.encoder = encoder
         self.gate = gate
         self.tracker = StateTracker(vehicle.state)
-        self.seq = SequenceTracker()
+        # One per route: a vehicle heard on two links (GCS and API) numbers each separately.
+        self.seq: dict[tuple[int, Peer], SequenceTracker] = {}
         self.endpoint: Endpoint | None = None
         self.peer: Peer | None = None
         self.last_telemetry = 0.0
@@ -244,7 +245,11 @@ class MavlinkLink:
         now = self._loop.time() if self._loop is not None else time.monotonic()
         h = vehicle.health
         h.packets_received += 1
-        h.packets_lost += vl.seq.observe(frame.compid, frame.seq)
+        route = (id(endpoint), peer)
+        tracker = vl.seq.get(route)
+        if tracker is None:
+            tracker = vl.seq[route] = SequenceTracker()
+        h.packets_lost += tracker.observe(frame.compid, frame.seq)
         h.last_heard = now
         vl.endpoint, vl.peer = endpoint, peer
         if h.lost:

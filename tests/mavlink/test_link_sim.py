@@ -174,3 +174,24 @@ async def test_fence_and_rally_transfers_and_error_ack() -> None:
             await v.mission.upload([*plan(3), MissionItem(31337, DOCK.lat, DOCK.lon, 10.0)])
         assert refused.value.ack_result == 3 and "not supported" in str(refused.value)
         assert mission_checksum(await v.mission.download()) == mission_checksum(mission)
+
+
+async def test_one_vehicle_heard_on_two_endpoints() -> None:
+    """PX4's GCS and API links both into one MavlinkLink: one vehicle, no false loss."""
+    from dronedispatch.domain.fleet import FleetConfig
+    from dronedispatch.mavlink.link import MavlinkLink
+    from dronedispatch.sim.runner import SimFleet
+    from tests.fixtures.services import free_udp_port
+    from tests.mavlink.simfleet import free_udp_range
+
+    gcs_port, api_port = free_udp_port(), free_udp_port()
+    base = free_udp_range(2)
+    fleet = FleetConfig(city="t", docks=[DOCK]).sized(1)
+    sim = SimFleet(fleet, gcs_port=gcs_port, vehicle_port_base=base, api_port_base=base + 1, api_target_base=api_port)
+    async with sim, MavlinkLink([f"udpin:127.0.0.1:{gcs_port}", f"udpin:127.0.0.1:{api_port}"]) as link:
+        v = await link.wait_vehicle(1, 15)
+        await until(lambda: v.health.packets_received > 500)
+        assert list(link.vehicles) == [1]
+        assert v.health.loss_ratio < 0.01
+        items = plan(20)
+        assert await v.mission.upload(items) == mission_checksum(items)
