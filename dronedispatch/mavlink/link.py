@@ -34,7 +34,7 @@ from dronedispatch.mavlink.events import (
     VehicleRecovered,
 )
 from dronedispatch.mavlink.frames import Frame, FrameSplitter, SignatureGate
-from dronedispatch.mavlink.state import SequenceTracker, StateTracker
+from dronedispatch.mavlink.state import SequenceTracker, StateTracker, StatusTextAssembler
 from dronedispatch.mavlink.transport import Endpoint, Peer, make_endpoint, parse_url
 from dronedispatch.mavlink.vehicle import Vehicle
 
@@ -60,6 +60,7 @@ class _VehicleLink:
         "pending_position",
         "seq",
         "telemetry_pending",
+        "texts",
         "tracker",
     )
 
@@ -74,6 +75,7 @@ class _VehicleLink:
         self.last_telemetry = 0.0
         self.telemetry_pending = False
         self.pending_position: Frame | None = None
+        self.texts = StatusTextAssembler()
 
 
 class MavlinkLink:
@@ -287,8 +289,10 @@ class MavlinkLink:
             if moved:
                 self._telemetry(vehicle, vl, now)
         if mtype == "STATUSTEXT":
-            text = msg.text.decode("utf-8", "replace") if isinstance(msg.text, bytes) else str(msg.text)
-            self._emit(StatusText(vehicle, msg.severity, text))
+            raw = msg.text.decode("utf-8", "replace") if isinstance(msg.text, bytes) else str(msg.text)
+            text = vl.texts.feed(raw, getattr(msg, "id", 0), getattr(msg, "chunk_seq", 0))
+            if text is not None:
+                self._emit(StatusText(vehicle, msg.severity, text))
         elif mtype == "TIMESYNC":
             self._on_timesync(vehicle, msg)
         vehicle._dispatch(msg, compid, now)

@@ -247,3 +247,26 @@ class StateTracker:
             fs.discard("gps_lost")
         _set(s, "failsafe", fs, changed)
         return False
+
+
+class StatusTextAssembler:
+    """Joins STATUSTEXT chunks (MAVLink 2: a non-zero ``id``, numbered by ``chunk_seq``; the
+    last chunk is shorter than the 50-character field). Single messages pass straight through."""
+
+    FIELD = 50
+    MAX_PENDING = 8
+
+    def __init__(self) -> None:
+        self._pending: dict[int, dict[int, str]] = {}
+
+    def feed(self, text: str, msg_id: int, chunk_seq: int) -> str | None:
+        if msg_id == 0:
+            return text
+        chunks = self._pending.setdefault(msg_id, {})
+        chunks[chunk_seq] = text
+        if len(text) >= self.FIELD:
+            if len(self._pending) > self.MAX_PENDING:  # a lost last chunk must not pile up
+                self._pending.pop(next(iter(self._pending)))
+            return None
+        del self._pending[msg_id]
+        return "".join(chunks[k] for k in sorted(chunks))

@@ -187,3 +187,13 @@ def test_fast_decode_rejects_bad_crc() -> None:
     frame = FrameSplitter().feed(bytes(raw))[0]
     with pytest.raises(wire.MAVError):
         wire.decode(frame, mav.MAVLink(None))
+
+
+def test_statustext_chunks_are_joined() -> None:
+    from dronedispatch.mavlink.state import StatusTextAssembler
+
+    a = StatusTextAssembler()
+    assert a.feed("Takeoff detected", 0, 0) == "Takeoff detected"
+    first = "x" * 50
+    assert a.feed(first, 7, 0) is None
+    assert a.feed("tail", 7, 1) == first + "tail"
