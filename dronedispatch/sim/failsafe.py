@@ -38,13 +38,28 @@ def drain_factor(m: VehicleModel) -> float:
     v = m.airspeed
     return base * (1.0 - 0.12 * min(v, 8.0) / 8.0 + 0.004 * max(v - 8.0, 0.0) ** 2)
 
+
 def battery_step(m: VehicleModel, dt: float, factor: float) -> None:
     m.battery = max(0.0, m.battery - factor * dt / m.endurance_s)
     m.current_a = factor * 22.0  # a 5 Ah 4S pack at ~22 A hover
 
+
+def dock_charge(m: VehicleModel, dt: float) -> None:
+    """A disarmed vehicle on its dock (within 3 m of home) charges over SIM_DOCK_CHG_MIN minutes."""
+    minutes = m.params["SIM_DOCK_CHG_MIN"]
+    if minutes <= 0 or m.battery >= 1.0:
+        return
+    if math.hypot(*offset_ne(m.home[0], m.home[1], m.lat, m.lon)) > 3.0:
+        return
+    m.battery = min(1.0, m.battery + dt / (minutes * 60.0))
+    if m.battery > m.params["BAT_LOW_THR"]:
+        m._bat_level = 0  # the next flight's low/critical failsafes arm again
+
+
 def voltage(m: VehicleModel) -> float:
     cell = 3.5 + 0.7 * m.battery - 0.004 * m.current_a
     return cell * CELLS
+
 
 def check(m: VehicleModel) -> None:
     p = m.params
@@ -68,6 +83,7 @@ def check(m: VehicleModel) -> None:
         check_fence(m)
         check_link(m)
 
+
 def check_link(m: VehicleModel) -> None:
     p = m.params
     if m._gcs_seen is None or m._dll:
@@ -78,12 +94,14 @@ def check_link(m: VehicleModel) -> None:
         act = int(p["NAV_DLL_ACT"])
         failsafe_action(m, {1: "AUTO.LOITER", 2: "AUTO.RTL", 3: "AUTO.LAND"}.get(act))
 
+
 def failsafe_action(m: VehicleModel, mode: str | None) -> None:
     if mode is None or m.mode == mode or (mode == "AUTO.RTL" and m.mode == "AUTO.LAND"):
         return
     m.say(1, f"Failsafe activated: {mode.split('.')[-1].lower()}")
     m.mode = mode
     m._on_mode_enter(mode)
+
 
 def check_fence(m: VehicleModel) -> None:
     breach = fence_breach(m)
@@ -94,6 +112,7 @@ def check_fence(m: VehicleModel) -> None:
         failsafe_action(m, {2: "AUTO.LOITER", 3: "AUTO.RTL", 5: "AUTO.LAND"}.get(act))
     elif not breach:
         m._fence_breached = False
+
 
 def fence_breach(m: VehicleModel) -> str:
     """Why the current position is outside the geofence, or '' when inside."""

@@ -27,6 +27,7 @@ def alt_of(m: VehicleModel, it: MissionItem) -> float:
         return it.alt - m.home[2]
     return it.alt
 
+
 def step(m: VehicleModel, dt: float) -> None:
     items = m.items
     if not m.armed:
@@ -54,6 +55,7 @@ def step(m: VehicleModel, dt: float) -> None:
         return
     nav_item(m, it, dt)
 
+
 def do_item(m: VehicleModel, it: MissionItem) -> None:
     c = it.command
     if c == Cmd.DO_JUMP:
@@ -76,13 +78,16 @@ def do_item(m: VehicleModel, it: MissionItem) -> None:
             m.home = (it.lat, it.lon, it.alt if it.frame in (Frame.GLOBAL, Frame.GLOBAL_INT) else m.home[2])
     advance(m)
 
+
 def advance(m: VehicleModel) -> None:
     m.seq += 1
     m._item_phase = ""
     m._item_timer = 0.0
 
+
 def reach(m: VehicleModel, seq: int) -> None:
     m.reached.append(seq)
+
 
 def nav_item(m: VehicleModel, it: MissionItem, dt: float) -> None:
     c = it.command
@@ -142,6 +147,7 @@ def nav_item(m: VehicleModel, it: MissionItem, dt: float) -> None:
         wait = abs(it.param1) * 2 * math.pi * max(abs(it.param3), 1.0) / max(m.cruise, 1.0)
     if m._item_timer >= wait and it.autocontinue:
         advance(m)
+
 
 def mission_done(m: VehicleModel) -> None:
     m.seq = max(len(m.items) - 1, 0)

@@ -47,12 +47,14 @@ class VehicleModel:
         home: tuple[float, float, float],
         *,
         cruise_speed: float = 5.0,
-        climb_speed: float = 3.0,
+        climb_speed: float | None = None,
         endurance_min: float = 35.0,
         params: dict[str, float] | None = None,
     ) -> None:
         self.sysid = sysid
-        self.params = Params({"MPC_XY_CRUISE": cruise_speed, "MPC_Z_V_AUTO_UP": climb_speed, "MAV_SYS_ID": sysid,
+        # A fleet file's drone spec sets cruise and climb (take-off) speeds; otherwise PX4's defaults.
+        climb = {"MPC_Z_V_AUTO_UP": climb_speed, "MPC_TKO_SPEED": climb_speed} if climb_speed else {}
+        self.params = Params({"MPC_XY_CRUISE": cruise_speed, "MAV_SYS_ID": sysid, **climb,
                               "MPC_XY_VEL_MAX": max(12.0, cruise_speed * 1.25), **(params or {})})
         self.home = home  # lat, lon, AMSL metres
         self.lat, self.lon, self.alt_rel = home[0], home[1], 0.0
@@ -354,6 +356,8 @@ class VehicleModel:
                 self.roll = self.pitch = self.yaw_rate = 0.0
                 self.airspeed = 0.0
             failsafe.battery_step(self, dt, 0.0)
+            if self.landed:
+                failsafe.dock_charge(self, dt)
             return
         self._fly(dt)
         failsafe.battery_step(self, dt, DRAIN_IDLE if self.landed else failsafe.drain_factor(self))
@@ -402,7 +406,7 @@ class VehicleModel:
 
     # guidance -------------------------------------------------------------------------------------------
     def _goto(self, lat: float, lon: float, alt_rel: float, speed: float, dt: float,
-              yaw_to: tuple[float, float] | None = None) -> tuple[float, float]:
+              yaw_to: tuple[float, float] | None = None, climb: float | None = None) -> tuple[float, float]:
         """Fly toward a point; returns (horizontal, vertical) distance left in metres."""
         p = self.params
         dn, de = offset_ne(self.lat, self.lon, lat, lon)
@@ -414,7 +418,8 @@ class VehicleModel:
             v = min(speed, math.sqrt(2.0 * acc * 0.8 * dist), dist / max(dt, 1e-3))
             want_n, want_e = (dn / dist * v, de / dist * v) if dist > 1e-6 else (0.0, 0.0)
         dz = alt_rel - self.alt_rel
-        vz = min(p["MPC_Z_V_AUTO_UP"] if dz > 0 else p["MPC_Z_V_AUTO_DN"], math.sqrt(2.0 * 2.0 * abs(dz)),
+        up = climb if climb is not None else p["MPC_Z_V_AUTO_UP"]
+        vz = min(up if dz > 0 else p["MPC_Z_V_AUTO_DN"], math.sqrt(2.0 * 2.0 * abs(dz)),
                  abs(dz) / max(dt, 1e-3))
         self._apply_velocity(want_n, want_e, -math.copysign(vz, dz), dt, yaw_to)
         return dist, abs(alt_rel - self.alt_rel)
@@ -478,7 +483,7 @@ class VehicleModel:
             self._flew = True
         self.landed_state = TAKEOFF
         hold = self._hold or (self.lat, self.lon, self.alt_rel)
-        _, dv = self._goto(hold[0], hold[1], alt_rel, self.cruise, dt)
+        _, dv = self._goto(hold[0], hold[1], alt_rel, self.cruise, dt, climb=self.params["MPC_TKO_SPEED"])
         if dv < 0.3:
             self.landed_state = IN_AIR
             return True

@@ -33,6 +33,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("MPC_ACC_HOR", 3.0, REAL32, 2, 15),
     ParamSpec("MPC_Z_V_AUTO_UP", 3.0, REAL32, 0.5, 8),
     ParamSpec("MPC_Z_V_AUTO_DN", 1.5, REAL32, 0.5, 4),
+    ParamSpec("MPC_TKO_SPEED", 1.5, REAL32, 0.5, 8),
     ParamSpec("MPC_LAND_SPEED", 0.7, REAL32, 0.6, 4),
     ParamSpec("MPC_LAND_ALT1", 10.0, REAL32, 0, 122),
     ParamSpec("MPC_LAND_ALT2", 5.0, REAL32, 0, 122),
@@ -54,6 +55,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("SYS_AUTOSTART", 10040.0, INT32, 0, 9999999),
     ParamSpec("SIM_WIND_SPD", 0.0, REAL32, 0, 40),
     ParamSpec("SIM_WIND_DIR", 0.0, REAL32, 0, 360),
+    # Not PX4: minutes a dock takes to charge an empty battery while the vehicle sits disarmed at
+    # home (0 turns charging off, as on a bare PX4 vehicle).
+    ParamSpec("SIM_DOCK_CHG_MIN", 45.0, REAL32, 0, 1000),
 )
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -125,7 +125,7 @@ class SimFleet:
                 api_peer=(target_host, api_target_base + i) if api_port_base is not None else None,
                 video_uri=f"udp://{target_host}:{video_port_base + i}",
                 cruise_speed=spec.cruise_speed if spec is not None else 5.0,
-                climb_speed=spec.climb_speed if spec is not None else 3.0,
+                climb_speed=spec.climb_speed if spec is not None else None,
                 endurance_min=spec.endurance_min if spec is not None else 35.0,
                 seed=seed,
                 drone_id=spec.id if spec is not None else "",

@@ -148,6 +148,11 @@ def highres_imu(m: VehicleModel) -> Built:
                               m.alt_amsl, 25.0, 0x1FFF, 0)
 
 
+def timesync(m: VehicleModel) -> Built:
+    # a request (tc1 = 0) stamped with the vehicle's clock, as PX4 sends on its API link
+    return wire.TIMESYNC, (0, int(m.t * 1e9), 0, 0)
+
+
 #: name → builder, for SET_MESSAGE_INTERVAL / REQUEST_MESSAGE by id as well.
 BUILDERS: dict[str, Callable[[VehicleModel], Built]] = {
     "HEARTBEAT": heartbeat, "ATTITUDE": attitude, "ATTITUDE_QUATERNION": attitude_quaternion,
@@ -155,7 +160,7 @@ BUILDERS: dict[str, Callable[[VehicleModel], Built]] = {
     "LOCAL_POSITION_NED": local_position_ned, "POSITION_TARGET_LOCAL_NED": position_target_local_ned,
     "SERVO_OUTPUT_RAW": servo_output_raw, "VFR_HUD": vfr_hud, "GPS_RAW_INT": gps_raw_int,
     "SYS_STATUS": sys_status, "EXTENDED_SYS_STATE": extended_sys_state, "ALTITUDE": altitude,
-    "MISSION_CURRENT": mission_current, "HIGHRES_IMU": highres_imu,
+    "MISSION_CURRENT": mission_current, "HIGHRES_IMU": highres_imu, "TIMESYNC": timesync,
 }
 BUILDER_BY_ID = {getattr(wire, name).msgid: name for name in BUILDERS}
 
@@ -168,6 +173,6 @@ GCS_STREAMS: dict[str, float] = {
 }
 API_STREAMS: dict[str, float] = {
     "ATTITUDE": 100, "HIGHRES_IMU": 50, "ATTITUDE_QUATERNION": 50, "GLOBAL_POSITION_INT": 50,
-    "LOCAL_POSITION_NED": 30, "ALTITUDE": 10, "VFR_HUD": 10, "GPS_RAW_INT": 5, "SYS_STATUS": 5,
+    "LOCAL_POSITION_NED": 30, "TIMESYNC": 10, "ALTITUDE": 10, "VFR_HUD": 10, "GPS_RAW_INT": 5, "SYS_STATUS": 5,
     "EXTENDED_SYS_STATE": 5, "HEARTBEAT": 1, "MISSION_CURRENT": 1, "BATTERY_STATUS": 0.5, "HOME_POSITION": 0.5,
 }

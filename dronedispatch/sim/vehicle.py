@@ -82,7 +82,7 @@ class SimVehicle:
         api_peer: Addr | None,
         video_uri: str,
         cruise_speed: float = 5.0,
-        climb_speed: float = 3.0,
+        climb_speed: float | None = None,
         endurance_min: float = 35.0,
         seed: int = 0,
         drone_id: str = "",

@@ -86,3 +86,54 @@ async def test_mavsdk_flies_mission_raw_on_instance_0() -> None:
         assert v.landed_state == 1
         assert abs(v.lat - HOME[0]) < 2e-5 and abs(v.lon - HOME[1]) < 2e-5
         assert sim.vehicles[1].landed_state == 1 and not sim.vehicles[1].armed
+
+
+@pytest.mark.timeout(180)
+async def test_mavsdk_actions_params_and_flight_modes() -> None:
+    from mavsdk.asyncio.plugins.param import ParamAsync
+    from mavsdk.plugins.telemetry import FlightMode
+
+    base = free_port_block(8)
+    fleet = FleetConfig(
+        city="t", docks=[Dock(id="a", name_ko="a", name_en="a", lat=HOME[0], lon=HOME[1], alt=5.0)]
+    ).sized(2)
+    sim = SimFleet(fleet, speed_factor=10.0, gcs_port=base, vehicle_port_base=base + 1, api_port_base=base + 3,
+                   api_target_base=base + 5)
+    config = mavsdk_asyncio.Configuration.create_with_component_type(mavsdk_asyncio.ComponentType.GROUND_STATION)
+    async with sim, mavsdk_asyncio.Mavsdk(config) as drone:
+        await drone.add_any_connection(f"udpin://127.0.0.1:{base + 5}")
+        system = await drone.first_autopilot(timeout_s=20.0)
+        assert system is not None
+        action, telemetry, param = ActionAsync(system), TelemetryAsync(system), ParamAsync(system)
+        v = sim.vehicles[0]
+
+        await param.set_param_float("MIS_TAKEOFF_ALT", 12.0)
+        assert await param.get_param_float("MIS_TAKEOFF_ALT") == pytest.approx(12.0)
+        await param.set_param_int("NAV_DLL_ACT", 2)
+        assert v.model.params["NAV_DLL_ACT"] == 2
+        await action.set_return_to_launch_altitude(25.0)
+        assert v.model.params["RTL_RETURN_ALT"] == 25.0
+
+        for _ in range(100):
+            try:
+                await action.arm()
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        await action.takeoff()
+        await eventually(lambda: v.mode == "AUTO.LOITER" and v.alt_rel > 11.5, 60)
+
+        async def mode_is_hold() -> bool:
+            return await telemetry.flight_mode() == FlightMode.HOLD
+
+        await eventually(mode_is_hold, 10)
+        await action.goto_location(HOME[0] + 0.001, HOME[1], 5.0 + 15.0, 0.0)  # AMSL, ~111 m north
+        await eventually(lambda: abs(v.lat - (HOME[0] + 0.001)) < 2e-6 and v.model.groundspeed < 0.1, 60)
+        assert abs(v.alt_rel - 15.0) < 0.5
+        await action.return_to_launch()
+        await eventually(lambda: v.mode == "AUTO.RTL", 10)
+        await eventually(lambda: v.alt_rel > 24.5, 60)  # climbs to RTL_RETURN_ALT first
+        await action.land()
+        await eventually(lambda: not v.armed, 90)
+        assert v.landed_state == 1
+        assert not sim.vehicles[1].armed

@@ -217,3 +217,34 @@ def test_mission_server_survives_any_message_order(ops: list[tuple[str, int, int
 def test_takeoff_on_model_reaches_in_air() -> None:
     m = flying(15)
     assert m.landed_state == IN_AIR and abs(m.alt_rel - 15) < 0.5
+
+
+def test_px4_default_timings_in_simulated_seconds() -> None:
+    """px4-wire-facts.md: take-off to 30 m ~22 s, a 200 m leg ~46 s, landing from 30 m ~28 s."""
+    m = VehicleModel(1, HOME)  # PX4's defaults: no fleet-file speeds
+    run(m, 5)
+    m.arm()
+    m.takeoff(30)
+    t0 = m.t
+    run(m, 60, lambda m: m.mode == "AUTO.LOITER")
+    assert 18 < m.t - t0 < 26
+    lat, lon = HOME[0] + 200 / 111_000, HOME[1]
+    t0 = m.t
+    m.reposition(lat, lon, 30, None)
+    run(m, 100, lambda m: abs(m.lat - lat) < 1e-6 and m.groundspeed < 0.05)
+    assert 40 < m.t - t0 < 52
+    m.set_mode("AUTO.LAND")
+    t0 = m.t
+    run(m, 60, lambda m: m.landed)
+    assert 22 < m.t - t0 < 32
+
+
+def test_dock_charges_a_disarmed_vehicle_at_home_only() -> None:
+    m = VehicleModel(1, HOME)
+    m.set_battery(0.10)
+    run(m, 600)
+    assert 0.31 < m.battery < 0.34  # 45 minutes for a full charge
+    m.params.set("SIM_DOCK_CHG_MIN", 0)
+    b = m.battery
+    run(m, 60)
+    assert m.battery == b
