@@ -79,18 +79,26 @@ class Vehicle:
                 if not done.done():
                     done.set_result(None)
                 return
-            if tx.deadline != armed_for:  # re-arm only when the machine moved its deadline
+            deadline = tx.deadline
+            if deadline is None or armed_for is None or deadline < armed_for:
+                # Re-arm only for an earlier deadline; a later one is picked up when the armed
+                # timer fires (most messages push the deadline later: no timer churn per message).
                 if timer is not None:
                     timer.cancel()
                     timer = None
-                armed_for = tx.deadline
-                if tx.deadline is not None:
-                    timer = loop.call_at(tx.deadline, fire)
+                armed_for = deadline
+                if deadline is not None:
+                    timer = loop.call_at(deadline, fire)
 
         def fire() -> None:
-            nonlocal armed_for
+            nonlocal timer, armed_for
+            timer = None
             armed_for = None
-            settle(tx.on_timeout(loop.time()))
+            now = loop.time()
+            if tx.deadline is not None and tx.deadline > now:
+                settle([])  # the machine moved its deadline later meanwhile
+                return
+            settle(tx.on_timeout(now))
 
         tx._settle = settle  # type: ignore[attr-defined]
         self._active.add(tx)
