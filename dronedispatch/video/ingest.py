@@ -113,6 +113,7 @@ class StreamIngest:
         self._depack = Depacketizer()
         self._ssrc: int | None = None
         self._stop_pull = threading.Event()
+        self._loop_time: Callable[[], float] = time.monotonic
 
     @property
     def lost(self) -> int:
@@ -120,6 +121,7 @@ class StreamIngest:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._loop_time = loop.time
         self._last_data = loop.time()
         if self.source.kind == "rtp-udp":
             await self._bind()
@@ -149,7 +151,7 @@ class StreamIngest:
 
     def _emit(self, data: bytes, src_ts: int, keyframe: bool) -> None:
         now = time.monotonic()
-        self._last_data = asyncio.get_running_loop().time()
+        self._last_data = self._loop_time()
         if self.state != IngestState.LIVE:
             self._set_state(IngestState.LIVE)
             self._data.set()
@@ -170,7 +172,10 @@ class StreamIngest:
             self._depack.reset()
             self.reconnects += 1
             if self.source.kind == "rtp-udp":
-                await self._bind()
+                try:
+                    await self._bind()
+                except OSError as exc:
+                    log.warning("video %s: %s; retrying", self.uri, exc)
             # The pull thread reconnects by itself (its read times out); wait for data or retry.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._data.wait(), self.stall_after_s)
@@ -193,13 +198,16 @@ class StreamIngest:
             except OSError as exc:
                 # Rebinding right after close can race the old socket's release; retry briefly.
                 if attempt == 19:
-                    raise
-                log.debug("video %s: bind failed (%s), retrying", self.uri, exc)
+                    raise OSError(
+                        exc.errno, f"cannot listen for video on {self.source.host}:{self.source.port}: {exc.strerror}"
+                    ) from exc
                 await asyncio.sleep(0.05)
 
     def _datagram(self, data: bytes) -> None:
         if len(data) < 12 or data[0] >> 6 != 2:
             return
+        # The source is alive as long as RTP arrives, even if loss keeps every picture from completing.
+        self._last_data = self._loop_time()
         try:
             packet = RtpPacket.parse(data)
         except ValueError:

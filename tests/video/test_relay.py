@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import socket
 
 import cv2
 import numpy as np
@@ -14,7 +16,7 @@ from dronedispatch.video.relay import StreamNotFound, VideoHub
 from dronedispatch.video.sdp import OfferError
 from dronedispatch.video.snapshot import SnapshotError
 
-from .conftest import HEIGHT, WIDTH, connect_viewer
+from .conftest import HEIGHT, WIDTH, connect_viewer, free_udp_port, still_pose
 
 
 def uri(camera: SimCamera) -> str:
@@ -106,3 +108,55 @@ async def test_stop_stream_hangs_up_viewers(hub: VideoHub, camera: SimCamera) ->
     await asyncio.wait_for(viewer.task, 20)  # the track ended
     assert "d1" not in hub.streams()
     await viewer.close()
+
+
+class _LossyForwarder(asyncio.DatagramProtocol):
+    """Copies datagrams to a port, dropping every n-th one and injecting garbage now and then."""
+
+    def __init__(self, port: int, drop_every: int) -> None:
+        self.port, self.drop_every, self.count = port, drop_every, 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        assert self.transport is not None
+        self.count += 1
+        if self.count % 17 == 0:
+            self.transport.sendto(b"\x80\x60garbage", ("127.0.0.1", self.port))  # truncated RTP
+            self.transport.sendto(b"\x00" * 40, ("127.0.0.1", self.port))  # not RTP at all
+        if self.count % self.drop_every:
+            self.transport.sendto(data, ("127.0.0.1", self.port))
+
+
+async def test_packet_loss_and_garbage_cost_pictures_not_the_stream(hub: VideoHub) -> None:
+    loop = asyncio.get_running_loop()
+    ingest_port = free_udp_port()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _LossyForwarder(ingest_port, drop_every=60), local_addr=("127.0.0.1", 0)
+    )
+    cam = SimCamera(0, still_pose, port=transport.get_extra_info("sockname")[1], width=WIDTH, height=HEIGHT)
+    await hub.ensure_stream("d1", f"udp://127.0.0.1:{ingest_port}")
+    await cam.start()
+    viewer = await connect_viewer(hub, "d1")
+    try:
+        while hub.status("d1").lost == 0:
+            await viewer.wait_frames(len(viewer.stamps) + 1, within_s=60)
+        await viewer.wait_frames(len(viewer.stamps) + 10, within_s=60)  # and pictures come back
+        counters = [s.counter for s in viewer.stamps]
+        assert counters == sorted(counters) and len(set(counters)) == len(counters)
+        assert max(b - a for a, b in itertools.pairwise(counters)) > 1  # a gap: damage dropped
+        assert viewer.unreadable == 0  # nothing garbled reached the viewer
+    finally:
+        await viewer.close()
+        await cam.stop()
+        transport.close()
+
+
+async def test_a_port_in_use_is_a_clear_error(hub: VideoHub) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen for video on 127.0.0.1:{port}"):
+            await hub.ensure_stream("d1", f"udp://127.0.0.1:{port}")
