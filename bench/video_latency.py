@@ -133,8 +133,8 @@ async def _viewer(port: int, key: str, mode: str, latencies: list[float] | None)
                 while True:
                     frame = await track.recv()
                     now_us = time.time_ns() // 1000
-                    if latencies is not None:
-                        s = stamp.read(frame.to_ndarray(format="gray"))  # type: ignore[attr-defined]
+                    if latencies is not None and isinstance(frame, av.VideoFrame):
+                        s = stamp.read(frame.to_ndarray(format="gray"))
                         if s is not None:
                             latencies.append((now_us - stamp.unwrap_time_us(s.time_us, now_us)) / 1000)
 
@@ -154,7 +154,7 @@ async def run_viewers(port: int, keys: list[str], per_stream: int, mode: str, se
         # would take more CPU than the relay under test; a browser does that work on its own machine.
         import aiortc.rtcrtpreceiver
 
-        aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = _FrameCounter.handle_rtp  # type: ignore[method-assign]
+        aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = _FrameCounter.handle_rtp  # type: ignore[method-assign,assignment]
     pcs = [await _viewer(port, k, mode, latencies) for k in keys for _ in range(per_stream)]
     print("READY", flush=True)
     await asyncio.sleep(1.0)
@@ -212,17 +212,18 @@ class ReencodingRelay:
 
         def on_unit(unit: VideoUnit) -> None:
             fut = loop.run_in_executor(self.pool, decode, unit)
-            fut.add_done_callback(lambda f: [self._push(fr) for fr in f.result()])
+            fut.add_done_callback(lambda f: self._push_all(f.result()))
 
         ingest = StreamIngest(uri, on_unit, stall_after_s=5.0)
         await ingest.start()
         self.ingests.append(ingest)
 
-    def _push(self, frame: av.VideoFrame) -> None:
-        for t in self.tracks:
-            if t.queue.full():
-                t.queue.get_nowait()
-            t.queue.put_nowait(frame)
+    def _push_all(self, frames: list[av.VideoFrame]) -> None:
+        for frame in frames:
+            for t in self.tracks:
+                if t.queue.full():
+                    t.queue.get_nowait()
+                t.queue.put_nowait(frame)
 
     async def offer(self, sdp: str) -> str:
         sdp, _ = filter_candidates(sdp, [HOST])

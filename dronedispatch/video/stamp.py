@@ -11,6 +11,7 @@ reader restores the high bits from its own clock (``unwrap_time_us``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,7 +99,7 @@ def draw(image: NDArray[np.uint8], stamp: Stamp) -> None:
             image[y : y + b, x : x + b] = 255
 
 
-def read(luma: NDArray[np.uint8]) -> Stamp | None:
+def read(luma: NDArray[Any]) -> Stamp | None:
     """Read a stamp from the luma (Y) plane of a decoded picture; None when absent or damaged."""
     try:
         g = geometry(luma.shape[1], luma.shape[0])

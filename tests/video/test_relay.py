@@ -66,7 +66,7 @@ async def test_snapshot_is_a_jpeg_of_the_live_picture(hub: VideoHub, camera: Sim
     data = await hub.snapshot_jpeg("d1", wait_s=20)
     assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == (HEIGHT, WIDTH, 3)
+    assert image is not None and image.shape == (HEIGHT, WIDTH, 3)
     assert stamp.read(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) is not None
 
 
