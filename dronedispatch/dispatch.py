@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Time on scene the energy check assumes for a hover that lasts until the pilot ends it.
+HOLD_PLANNING_S = 600.0
+
+
 class DispatchError(Exception):
     def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -204,13 +208,19 @@ class Dispatcher:
     def recommend(self, incident: Incident, template: str | None = None) -> list[planning.Candidate]:
         tpl = self.template(incident.category, template)
         params = templates.resolve_params(tpl, incident.category)
+        if "time_on_scene_s" in params:  # 0 holds until the pilot sends it back: plan for a typical stay
+            scene_s = params["time_on_scene_s"] or HOLD_PLANNING_S
+        else:  # search patterns: as long as the pattern takes
+            scene_s = templates.estimated_scene_time_s(
+                tpl, incident.category, params, target=(incident.lat, incident.lon)
+            )
         return planning.recommend(
             incident.lat,
             incident.lon,
             Category(incident.category),
             self.drone_statuses(),
             self.rt.airspace,
-            time_on_scene_s=float(params.get("time_on_scene_s", 600)),
+            time_on_scene_s=float(scene_s),
             cruise_alt_m=float(params.get("altitude_m", planning.DEFAULT_CRUISE_ALT_M)),
         )
 
@@ -257,6 +267,7 @@ class Dispatcher:
                 area=incident.area,
                 category=incident.category,
                 cruise_speed=entry.spec.cruise_speed,
+                airspace=rt.airspace,
             )
         except NoRoute as exc:
             raise DispatchError(422, "no_route", exc.reason) from exc

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dronedispatch.domain import mission_state as ms
+from dronedispatch.domain.airspace import NoRoute
 from dronedispatch.domain.mission_state import MissionState, PilotCommand, Transition, VehicleObservation
-from dronedispatch.mavlink.errors import CommandDenied, LinkError, UploadFailed
+from dronedispatch.domain.templates import CEILING_M, return_mission
+from dronedispatch.mavlink.errors import CommandDenied, LinkError
 from dronedispatch.store.models import Mission
 from dronedispatch.store.repo import ACTIVE_MISSION_STATES
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from dronedispatch.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: Lowest height for a routed return (clear of buildings in the demo area), metres above home.
+RETURN_ALT_MIN_M = 40.0
 
 #: A vehicle silent this long during a flying mission fails the mission (the vehicle's own
 #: data-link-loss failsafe is already bringing it home by then).
@@ -117,11 +122,8 @@ class MissionSupervisor:
         items = [item_from_dict(d) for d in mission.items]
         try:
             opaque_id = await vehicle.mission.upload(items)
-        except UploadFailed as exc:
-            self._apply(tracked, ms.upload_failed(tracked.state, f"mission upload failed: {exc}"))
-            return
-        except LinkError as exc:
-            self._apply(tracked, ms.upload_failed(tracked.state, f"mission upload failed: {exc}"))
+        except LinkError as exc:  # UploadFailed, VehicleNotFound, …: the reason says which
+            self._apply(tracked, ms.upload_failed(tracked.state, str(exc)))
             return
         self.rt.store.update_mission(tracked.mission_id, opaque_id=opaque_id)
         self._apply(tracked, ms.upload_accepted(tracked.state))
@@ -129,7 +131,7 @@ class MissionSupervisor:
             await vehicle.command.arm()
             await vehicle.command.mission_start()
         except (CommandDenied, LinkError) as exc:
-            self._apply(tracked, ms.launch_failed(tracked.state, f"launch refused by the vehicle: {exc}"))
+            self._apply(tracked, ms.launch_failed(tracked.state, str(exc)))
             return
         self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
         self.rt.store.audit("system", "mission.launch", "mission", tracked.mission_id, opaque_id=opaque_id)
@@ -142,6 +144,8 @@ class MissionSupervisor:
         if tracked is None:
             return
         s = vehicle.state
+        if s.mode == "UNKNOWN":  # no HEARTBEAT folded in yet (just rediscovered): nothing to judge by
+            return
         now = time.monotonic()
         if vehicle.health.lost:
             tracked.lost_since = tracked.lost_since or now
@@ -226,7 +230,7 @@ class MissionSupervisor:
         self.rt.store.audit(actor, f"mission.command.{cmd.value}", "mission", mission_id, state=state.value)
         if vehicle is not None and state not in (MissionState.PLANNED, MissionState.UPLOADING):
             try:
-                await self._send(vehicle, cmd, airborne)
+                await self._send(vehicle, cmd, airborne, self._route_home(mission.drone_id, vehicle))
             except CommandDenied as exc:
                 raise CommandRejected(409, f"the vehicle refused {cmd.value}: {exc}") from exc
             except LinkError as exc:
@@ -271,22 +275,38 @@ class MissionSupervisor:
             raise CommandRejected(504, f"the vehicle did not answer reposition: {exc}") from exc
         return self.rt.store.get_mission(mission_id)
 
+    def _route_home(self, drone_id: str, vehicle: Vehicle) -> list[tuple[float, float]] | None:
+        """The way home round prohibited zones, when the straight line would cross one."""
+        entry = self.rt.registry.get(drone_id)
+        s = vehicle.state
+        if entry is None or s.lat is None or s.lon is None:
+            return None
+        try:
+            route = self.rt.airspace.route((s.lat, s.lon), (entry.dock.lat, entry.dock.lon))
+        except NoRoute:
+            return None  # already inside a zone: the straight way out is the only way
+        return route if len(route) > 2 else None
+
     @staticmethod
-    async def _send(vehicle: Vehicle, cmd: PilotCommand, airborne: bool) -> None:
+    async def _send(
+        vehicle: Vehicle, cmd: PilotCommand, airborne: bool, route_home: list[tuple[float, float]] | None
+    ) -> None:
         c = vehicle.command
         if cmd is PilotCommand.PAUSE:
             await c.pause()
         elif cmd is PilotCommand.RESUME:
             await c.resume()
-        elif cmd is PilotCommand.RTL:
-            await c.return_to_launch()
         elif cmd is PilotCommand.LAND:
             await c.land()
-        elif cmd is PilotCommand.ABORT:
-            if ms.ABORT_VEHICLE_ACTION[airborne] == "rtl":
+        elif cmd is PilotCommand.RTL or (cmd is PilotCommand.ABORT and ms.ABORT_VEHICLE_ACTION[airborne] == "rtl"):
+            if route_home is None:
                 await c.return_to_launch()
-            elif vehicle.state.armed:
-                await c.disarm()
+            else:  # a plain RTL flies straight home, through the zone: fly the bends, then RTL
+                alt = max(RETURN_ALT_MIN_M, vehicle.state.alt_rel or 0.0)
+                await vehicle.mission.upload(list(return_mission(route_home, alt=min(alt, CEILING_M))))
+                await c.mission_start()
+        elif cmd is PilotCommand.ABORT and vehicle.state.armed:
+            await c.disarm()
 
 
 def _return_seq(m: Mission) -> int | None:

@@ -7,6 +7,7 @@ is created at import time.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from dronedispatch.domain.assets import AssetRegistry, load_assets
 from dronedispatch.domain.incidents import Report
 from dronedispatch.drones import DroneEntry, DroneRegistry
 from dronedispatch.events import Event, LocalEventBus
-from dronedispatch.ingest.base import IngestStats
+from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
 from dronedispatch.mavlink import events as link_events
 from dronedispatch.mavlink.link import MavlinkLink
@@ -75,7 +76,7 @@ class Runtime:
                 default_topics(),
                 self._on_ingested_report,
                 self._on_ingest_error,
-                client_id=f"dronedispatch-{self.fleet.city}",
+                client_id=self._mqtt_client_id(),
                 stats=self.ingest_stats,
                 error_topic="dronedispatch/ingest-errors",
             )
@@ -93,13 +94,19 @@ class Runtime:
         self.engine.dispose()
 
     # -- ingest -------------------------------------------------------------------------------
+    def _mqtt_client_id(self) -> str:
+        """Stable per store: a restarted node resumes its broker session (and the messages queued
+        meanwhile); two services with different stores never knock each other off the broker."""
+        digest = hashlib.sha1(f"{self.settings.database_url}|{self.fleet.city}".encode()).hexdigest()[:12]
+        return f"dronedispatch-{self.fleet.city}-{digest}"
+
     async def _on_ingested_report(self, report: Report) -> None:
         from dronedispatch.dispatch import DispatchError
 
         try:
             self.dispatcher.ingest_report(report, actor=f"ingest:{report.source}")
-        except DispatchError as exc:  # e.g. a camera id we do not know: counted, logged, never fatal
-            self._on_ingest_error(report.source, exc.reason)
+        except DispatchError as exc:  # e.g. a camera id we do not know: counted as rejected, never fatal
+            raise IngestError(report.source, Problem("camera_id" if report.camera_id else "$", exc.reason)) from exc
 
     def _on_ingest_error(self, source: str, reason: str) -> None:
         log.warning("ingest %s: rejected: %s", source, reason)

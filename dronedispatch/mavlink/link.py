@@ -243,6 +243,9 @@ class MavlinkLink:
                 self.unknown_sysid_frames += 1
                 return
             vehicle, vl = self._discover(frame, gate)
+            new = True
+        else:
+            new = False
         assert vl is not None
         now = self._loop.time() if self._loop is not None else time.monotonic()
         h = vehicle.health
@@ -258,6 +261,10 @@ class MavlinkLink:
             self._recover(vehicle, vl)
         if msg is None:
             return
+        if new:
+            vl.tracker.apply(msg, now)  # quietly: listeners hear of it first as VehicleDiscovered
+            self._announce(vehicle)
+            return
         self._on_message(vehicle, vl, msg, frame.compid, now)
 
     @staticmethod
@@ -271,11 +278,14 @@ class MavlinkLink:
         self.vehicles[frame.sysid] = vehicle
         self._links[frame.sysid] = vl
         log.info("vehicle %d discovered (component %d)", frame.sysid, frame.compid)
+        return vehicle, vl
+
+    def _announce(self, vehicle: Vehicle) -> None:
+        """VehicleDiscovered once the first heartbeat is in the state (mode, type, armed)."""
         self._emit(VehicleDiscovered(vehicle))
-        for fut in self._waiters.pop(frame.sysid, []):
+        for fut in self._waiters.pop(vehicle.sysid, []):
             if not fut.done():
                 fut.set_result(vehicle)
-        return vehicle, vl
 
     def _on_message(self, vehicle: Vehicle, vl: _VehicleLink, msg: Any, compid: int, now: float) -> None:
         mtype = msg.get_type()

@@ -191,11 +191,14 @@ class VideoHub:
         ice_hosts: Sequence[str] = ("127.0.0.1",),
         ice_servers: Sequence[str] = (),
         stall_after_s: float = 2.0,
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self.ice_hosts = list(ice_hosts)
         self.ice_servers = list(ice_servers)
         self.stall_after_s = stall_after_s
+        self.connect_timeout_s = connect_timeout_s
         self._streams: dict[str, _Stream] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         restrict_ice_hosts(self.ice_hosts)
 
     @classmethod
@@ -264,6 +267,8 @@ class VideoHub:
     async def close(self) -> None:
         for key in list(self._streams):
             await self.stop_stream(key)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _get(self, stream_key: str) -> _Stream:
         try:
@@ -312,8 +317,20 @@ class VideoHub:
                 raise
             raise OfferError(f"cannot answer the offer: {exc}") from exc
         stream.tracks.add(track)
+        # A viewer that never completes ICE/DTLS (closed tab, unreachable candidates) is hung up on.
+        asyncio.get_running_loop().call_later(self.connect_timeout_s, self._expire, stream, pc, track)
         local = pc.localDescription
         return local.sdp, local.type
+
+    def _expire(self, stream: _Stream, pc: RTCPeerConnection, track: PassthroughTrack) -> None:
+        if pc.connectionState in ("connected", "closed"):
+            return
+        log.info("video %s: viewer did not connect within %.0f s", stream.key, self.connect_timeout_s)
+        stream.peers.discard(pc)
+        track.stop()
+        task = asyncio.ensure_future(pc.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # --- snapshots ------------------------------------------------------------------------------
 

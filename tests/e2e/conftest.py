@@ -49,6 +49,24 @@ class System:
     sitl: subprocess.Popen[bytes]
     serve: subprocess.Popen[bytes]
     logs: Path
+    serve_cmd: list[str]
+    env: dict[str, str]
+
+    def restart_serve(self) -> None:
+        """Stop the service (SIGTERM, as an operator or systemd would) and start it again on the same store."""
+        self.serve.terminate()
+        self.serve.wait(timeout=30)
+        log = open(self.logs / "serve.log", "ab")
+        self.serve = subprocess.Popen(self.serve_cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.healthy, 60, "the restarted service to answer /healthz", self)
+
+    def healthy(self) -> bool:
+        if self.serve.poll() is not None or self.sitl.poll() is not None:
+            raise AssertionError("a process exited early\n" + self.log_tail())
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def client(self, role: str) -> httpx.Client:
         c = httpx.Client(base_url=self.url, timeout=30)
@@ -60,7 +78,8 @@ class System:
     def log_tail(self) -> str:
         out = []
         for name in ("sitl.log", "serve.log"):
-            lines = (self.logs / name).read_text(errors="replace").splitlines()[-40:]
+            text = (self.logs / name).read_text(errors="replace").splitlines()
+            lines = [line for line in text if '" 200 OK' not in line and '" 201 Created' not in line][-60:]
             out.append(f"--- {name}\n" + "\n".join(lines))
         return "\n".join(out)
 
@@ -131,26 +150,16 @@ def start_system(
         stdout=sitl_log,
         stderr=subprocess.STDOUT,
     )
-    serve = subprocess.Popen(
-        [*DD, "serve", "--port", str(http_port)], env=env, stdout=serve_log, stderr=subprocess.STDOUT
-    )
-    system = System(f"http://127.0.0.1:{http_port}", fleet_file, sitl, serve, logs)
+    serve_cmd = [*DD, "serve", "--port", str(http_port)]
+    serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
+    system = System(f"http://127.0.0.1:{http_port}", fleet_file, sitl, serve, logs, serve_cmd, env)
     try:
-
-        def healthy() -> bool:
-            if serve.poll() is not None or sitl.poll() is not None:
-                raise AssertionError("a process exited early\n" + system.log_tail())
-            try:
-                return httpx.get(f"{system.url}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 60, "the service to answer /healthz", system)
+        wait_for(system.healthy, 60, "the service to answer /healthz", system)
         yield system
     finally:
-        for proc in (serve, sitl):
+        for proc in (system.serve, sitl):
             proc.terminate()
-        for proc in (serve, sitl):
+        for proc in (system.serve, sitl):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -90,3 +90,41 @@ def test_incident_to_on_scene_to_home(system: System) -> None:
 
     audit_actions = operator.get(f"/api/v1/incidents/{incident['id']}").json()["missions"][0]
     assert audit_actions["state"] == "completed"
+
+
+def test_restart_loses_nothing_and_keeps_watching_the_flight(system: System) -> None:
+    operator = system.client("operator")
+    wait_for(
+        lambda: all(d["state"] == "ready" for d in operator.get("/api/v1/drones").json()), 60, "drones ready", system
+    )
+    incident = operator.post("/api/v1/incidents", json={"category": "traffic_accident", "location": PARK}).json()
+    mission = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={}).json()
+    wait_for(
+        lambda: operator.get(f"/api/v1/missions/{mission['id']}").json()["state"] in ("enroute", "on_scene"),
+        90,
+        "the drone in the air",
+        system,
+    )
+    audit_before = operator.get(f"/api/v1/incidents/{incident['id']}").json()
+
+    system.restart_serve()
+
+    operator = system.client("operator")  # tokens survive a restart (same key), but log in afresh anyway
+    after = operator.get(f"/api/v1/incidents/{incident['id']}").json()
+    assert after["reports"] == audit_before["reports"]
+    assert after["missions"][0]["id"] == mission["id"]
+    # the restarted service still follows the flight: it reaches the scene and comes home on command
+    wait_for(
+        lambda: operator.get(f"/api/v1/missions/{mission['id']}").json()["state"] == "on_scene",
+        90,
+        "on scene after the restart",
+        system,
+    )
+    r = system.client("pilot").post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "rtl"})
+    assert r.status_code == 200, r.text
+    wait_for(
+        lambda: operator.get(f"/api/v1/missions/{mission['id']}").json()["state"] == "completed",
+        180,
+        "the mission completed after the restart",
+        system,
+    )
