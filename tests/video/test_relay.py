@@ -9,10 +9,11 @@ import socket
 import cv2
 import numpy as np
 import pytest
+from aiortc import RTCPeerConnection
 
 from dronedispatch.sim.camera import SimCamera
 from dronedispatch.video import stamp
-from dronedispatch.video.relay import StreamNotFound, VideoHub
+from dronedispatch.video.relay import StreamNotFound, VideoHub, rtc_configuration
 from dronedispatch.video.sdp import OfferError
 from dronedispatch.video.snapshot import SnapshotError
 
@@ -160,3 +161,19 @@ async def test_a_port_in_use_is_a_clear_error(hub: VideoHub) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen for video on 127.0.0.1:{port}"):
             await hub.ensure_stream("d1", f"udp://127.0.0.1:{port}")
+
+
+async def test_a_viewer_that_never_connects_is_hung_up_on(camera: SimCamera) -> None:
+    hub = VideoHub(connect_timeout_s=0.5)
+    try:
+        await hub.ensure_stream("d1", uri(camera))
+        pc = RTCPeerConnection(rtc_configuration([]))
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await hub.offer("d1", pc.localDescription.sdp, "offer")  # the answer is never applied
+        assert hub.status("d1").viewers == 1
+        await pc.close()
+        await asyncio.sleep(2.0)  # well past the 0.5 s connect timeout
+        assert hub.status("d1").viewers == 0
+    finally:
+        await hub.close()
