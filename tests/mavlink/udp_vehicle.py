@@ -32,7 +32,7 @@ class UdpVehicle(asyncio.DatagramProtocol):
         self.results: dict[int, int] = {}
         self.commands: list[Any] = []
         self.armed = False
-        self.custom_mode = 3 << 16 | 4 << 24 if False else 0x03040000
+        self.custom_mode = 0x03040000  # PX4 AUTO.LOITER (hold), as at boot
         self.silent = False
         self.transport: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
