@@ -40,6 +40,8 @@ class UdpRelay:
         self.delay = delay
         self.rng = random.Random(seed)
         self.record = False
+        #: Message ids never passed from vehicles to the link (to stage a lost ACK, say).
+        self.block_to_link: set[int] = set()
         self.capture: list[dict[str, Any]] = []
         self._vehicle_side: _Side | None = None
         self._link_side: _Side | None = None
@@ -68,6 +70,11 @@ class UdpRelay:
         if side == "vehicle":
             for f in frames:
                 self._vehicle_addr[f.sysid] = addr
+            if self.block_to_link and any(f.msgid in self.block_to_link for f in frames):
+                kept = [f.raw for f in frames if f.msgid not in self.block_to_link]
+                if not kept:
+                    return
+                data = b"".join(kept)
             out_side, targets = self._link_side, [("127.0.0.1", self.link_port)]
         else:
             # Vehicles ignore what is addressed to another system id, so every one gets it.

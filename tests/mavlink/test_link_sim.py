@@ -195,3 +195,32 @@ async def test_one_vehicle_heard_on_two_endpoints() -> None:
         assert v.health.loss_ratio < 0.01
         items = plan(20)
         assert await v.mission.upload(items) == mission_checksum(items)
+
+
+async def test_upload_accepted_without_any_ack_or_mission_current_is_not_a_failure() -> None:
+    """Every MISSION_ACK and MISSION_CURRENT from the vehicle is lost: the machine runs out of
+    retries, then the link reads the plan back and finds the vehicle did store it."""
+    from pymavlink.dialects.v20 import common as mav
+
+    from dronedispatch.domain.fleet import FleetConfig
+    from dronedispatch.mavlink.link import MavlinkLink
+    from dronedispatch.sim.runner import SimFleet
+    from tests.fixtures.services import free_udp_port
+    from tests.mavlink.relay import UdpRelay
+    from tests.mavlink.simfleet import free_udp_range
+
+    link_port = free_udp_port()
+    relay = UdpRelay(link_port)
+    relay_port = await relay.start()
+    fleet = FleetConfig(city="t", docks=[DOCK]).sized(1)
+    sim = SimFleet(fleet, gcs_port=relay_port, vehicle_port_base=free_udp_range(1), api_port_base=None)
+    try:
+        async with sim, MavlinkLink(f"udpin:127.0.0.1:{link_port}") as link:
+            v = await link.wait_vehicle(1, 15)
+            relay.block_to_link = {mav.MAVLINK_MSG_ID_MISSION_ACK, mav.MAVLINK_MSG_ID_MISSION_CURRENT}
+            items = plan(15)
+            async with asyncio.timeout(60):
+                opaque = await v.mission.upload(items)
+            assert opaque == mission_checksum(items) == mission_checksum(sim.vehicles[0].mission_items)
+    finally:
+        relay.stop()
