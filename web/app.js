@@ -135,7 +135,7 @@ async function start() {
     onSelect: (i) => opsMap.focus(i.location.lat, i.location.lon),
     onDispatched: (m) => { opsMap.setRoute(m); selectMission(m); mark("incidents", "missions"); },
   });
-  panel = new MissionPanel({ state, can, onSelect: selectMission });
+  panel = new MissionPanel({ state, can, features, onSelect: selectMission });
   wall = new VideoWall({ state, features });
   alerts = new Alerts($("#alerts"), { onFocus: (a) => { showPage("ops"); if (a.drone_id) focusDrone(a.drone_id); } });
   const [districts, zones, docks, cameras] = await Promise.all([api("/districts"), api("/airspace"), api("/docks"), api("/cameras")]);

@@ -18,9 +18,26 @@ export class IncidentQueue {
     this.held = holdWhilePressed($("#incidents"), () => this.render());
   }
 
-  async refresh(id) {
-    try { this.views.set(id, await api(`/incidents/${id}`)); } catch { this.views.set(id, { recommendation: [] }); }
-    this.render();
+  // Recommendations are fetched one at a time, each id once per burst: a reconnect with fifty
+  // open incidents costs the server fifty sequential requests, not fifty at once.
+  refresh(id) {
+    this.pending = this.pending || new Map();
+    if (!this.pending.has(id)) this.pending.set(id, []);
+    const done = new Promise((resolve) => this.pending.get(id).push(resolve));
+    if (!this.fetching) this.drain();
+    return done;
+  }
+
+  async drain() {
+    this.fetching = true;
+    while (this.pending.size) {
+      const [id, waiters] = this.pending.entries().next().value;
+      this.pending.delete(id);
+      try { this.views.set(id, await api(`/incidents/${id}`)); } catch { this.views.set(id, { recommendation: [] }); }
+      this.render();
+      for (const resolve of waiters) resolve();
+    }
+    this.fetching = false;
   }
 
   forget(id) { this.views.delete(id); }

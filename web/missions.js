@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { t, tOr } from "./i18n.js";
 import { $, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
+import { VideoTile } from "./video.js";
 
 const ENDED = ["completed", "aborted", "failed"];
 const COMMANDS = ["pause", "resume", "rtl", "land", "abort"];
@@ -14,6 +15,19 @@ export class MissionPanel {
     this.selected = null;
     this.picking = null; // mission id waiting for a reposition point
     this.held = holdWhilePressed($("#missions"), () => this.render());
+    this.tiles = new Map(); // drone id → VideoTile of the selected mission
+  }
+
+  // The selected mission's live video, kept across re-renders so the stream is not renegotiated.
+  videoFor(m, d) {
+    let tile = this.tiles.get(m.drone_id);
+    if (!tile) { tile = new VideoTile(m.drone_id, { supported: this.ctx.features.video }); this.tiles.set(m.drone_id, tile); }
+    if (this.ctx.features.video && d && !d.landed && d.link.ok && !tile.pc && tile.node.dataset.video !== "failed") tile.start();
+    return tile.node;
+  }
+
+  dropVideo(keep) {
+    for (const [id, tile] of this.tiles) if (id !== keep) { tile.stop(); this.tiles.delete(id); }
   }
 
   render() {
@@ -23,6 +37,8 @@ export class MissionPanel {
     const active = all.filter((m) => !ENDED.includes(m.state)).sort((a, b) => b.id - a.id);
     const recent = all.filter((m) => ENDED.includes(m.state)).sort((a, b) => b.id - a.id).slice(0, 3);
     $("#missions-count").textContent = active.length;
+    const sel = active.find((m) => m.id === this.selected);
+    this.dropVideo(sel ? sel.drone_id : null);
     $("#missions").replaceChildren(...[...active, ...recent].map((m) => this.card(m)));
   }
 
@@ -59,7 +75,9 @@ export class MissionPanel {
         el("span", { class: "muted small" }, `#${m.id} → ${incident ? tOr(`cat.${incident.category}`, incident.category) + " " : ""}#${m.incident_id}`)),
       el("div", { class: "muted small" }, `${t("template")}: ${m.template}`),
       m.reason ? el("div", { class: m.state === "failed" ? "bad small" : "muted small" }, m.reason) : null,
-      progress, tele, controls,
+      progress, tele,
+      live && this.selected === m.id ? el("div", { class: "mission-video" }, this.videoFor(m, d)) : null,
+      controls,
       picking ? el("div", { class: "hint" }, t("reposition.hint")) : null);
   }
 

@@ -203,3 +203,33 @@ def test_language_pages_and_alert_banner(system: System, browser: Browser, tmp_p
     banner.locator("[data-action=ack]").click()
     expect(banner).to_have_count(0)
     assert not admin.errors, "\n".join(admin.errors)
+
+
+#: What a browser logs while the service is down: refused connections, nothing else.
+NETWORK_DOWN = re.compile(r"ERR_CONNECTION_(REFUSED|RESET)|ERR_EMPTY_RESPONSE|WebSocket connection to .* failed")
+
+
+def test_reconnects_after_a_service_restart(system: System, browser: Browser, tmp_path: Path) -> None:
+    if not hasattr(system, "restart_serve"):
+        pytest.skip("tests/e2e System has no restart_serve() in this tree")
+    op = open_page(browser, system, "operator")
+    page = op.page
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    expect(page.locator("#drones tr")).to_have_count(2, timeout=60_000)
+    before = len(op.errors)
+
+    system.restart_serve()
+    # the view notices, says so, and comes back by itself with a fresh snapshot
+    expect(page.locator(".conn[data-state=open]")).to_be_visible(timeout=60_000)
+    expect(page.locator("#conn-banner")).to_be_hidden()
+    assert sockets, "a new event stream was opened after the restart"
+    r = system.client("operator").post(
+        "/api/v1/incidents",
+        json={"category": "crime", "severity": 3, "location": PARK, "description": "after the restart"},
+    )
+    assert r.status_code == 201, r.text
+    expect(page.locator(f"#incidents [data-incident='{r.json()['id']}']")).to_be_visible(timeout=15_000)
+    shot(page, tmp_path, "20-after-restart")
+    unexpected = [e for e in op.errors[before:] if not NETWORK_DOWN.search(e)]
+    assert not op.errors[:before] + unexpected, "\n".join(op.errors[:before] + unexpected)
