@@ -39,10 +39,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dronedispatch.sim.camera import CameraPose, SimCamera
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
+from dronedispatch.video.formats import filter_candidates
 from dronedispatch.video.ingest import StreamIngest, VideoUnit
 from dronedispatch.video.relay import VideoHub, h264_preferences, restrict_ice_hosts, rtc_configuration
-from dronedispatch.video.sdp import filter_candidates
 
 HOST = "127.0.0.1"
 
@@ -134,9 +134,9 @@ async def _viewer(port: int, key: str, mode: str, latencies: list[float] | None)
                     frame = await track.recv()
                     now_us = time.time_ns() // 1000
                     if latencies is not None and isinstance(frame, av.VideoFrame):
-                        s = stamp.read(frame.to_ndarray(format="gray"))
+                        s = formats.read_stamp(frame.to_ndarray(format="gray"))
                         if s is not None:
-                            latencies.append((now_us - stamp.unwrap_time_us(s.time_us, now_us)) / 1000)
+                            latencies.append((now_us - formats.unwrap_time_us(s.time_us, now_us)) / 1000)
 
         readers.append(asyncio.ensure_future(read()))
 

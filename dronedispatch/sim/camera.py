@@ -4,7 +4,7 @@ Like PX4 SITL's camera, it pushes RTP/H.264 to 127.0.0.1:5600+i while streaming 
 frame is a cheap OpenCV drawing of the ground seen through a pinhole camera at the vehicle's
 position, heading and gimbal pitch: a 25 m grid, roads every 200 m and the incident marker, all
 anchored to the world so motion shows. The top-left corner carries a pixel timestamp
-(``dronedispatch.video.stamp``) with the wall-clock time the frame was captured, so a viewer can
+(``dronedispatch.video.formats``) with the wall-clock time the frame was captured, so a viewer can
 measure glass-to-glass latency.
 
 Encoding is libx264 through PyAV — ultrafast, zerolatency, baseline profile, no B-frames, an IDR
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
 from dronedispatch.video.h264 import VIDEO_CLOCK, Packetizer
 
 _M_PER_DEG_LAT = 110_574.0
@@ -273,7 +273,7 @@ class SimCamera:
         """Render, stamp, encode and send one frame (worker thread)."""
         img = self._renderer.render(pose, self.frames_sent)
         captured = time.monotonic()
-        stamp.draw(img, stamp.Stamp(time_us=time.time_ns() // 1000, counter=self.frames_sent & 0xFFFF))
+        formats.draw_stamp(img, formats.Stamp(time_us=time.time_ns() // 1000, counter=self.frames_sent & 0xFFFF))
         yuv: NDArray[np.uint8] = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)  # type: ignore[assignment]
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         rtp_ts = int((captured - self._t0) * VIDEO_CLOCK)

@@ -1,6 +1,6 @@
 """Video ingest: one vehicle stream in, H.264 access units out — never decoded on this path.
 
-Two kinds of source (``streamuri.parse_stream_uri``):
+Two kinds of source (``formats.parse_stream_uri``):
 
 * ``udp://host:port`` — the vehicle pushes RTP/H.264 (PX4 and the simulator send to 5600+i). An
   asyncio datagram endpoint bound to host:port feeds ``h264.Depacketizer``; a new SSRC (the camera
@@ -30,8 +30,8 @@ from fractions import Fraction
 import av
 from aiortc.rtp import RtpPacket
 
+from dronedispatch.video.formats import StreamSource, parse_stream_uri
 from dronedispatch.video.h264 import NAL_PPS, NAL_SPS, VIDEO_CLOCK, Depacketizer, join_annexb, nal_type, split_annexb
-from dronedispatch.video.streamuri import StreamSource, parse_stream_uri
 
 log = logging.getLogger(__name__)
 

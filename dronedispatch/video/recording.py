@@ -1,4 +1,6 @@
-"""Mission recordings: the H.264 stream remuxed to MP4 as it arrives, plus a WebVTT telemetry track.
+"""Evidence from a stream: mission recordings (MP4 + WebVTT telemetry) and JPEG snapshots.
+
+Recordings: the H.264 stream remuxed to MP4 as it arrives, plus a WebVTT telemetry track.
 
 Nothing is re-encoded: access units from the ingest go into PyAV's MP4 muxer, which converts
 Annex B to the length-prefixed form MP4 wants and builds the avcC box from the first IDR's
@@ -7,6 +9,10 @@ the simulator). Muxing runs in a worker thread fed by a queue so disk writes nev
 loop. The telemetry track sits beside the video as ``<name>.vtt``: one cue per telemetry sample,
 timed from the wall-clock instant the first recorded picture arrived, lasting until the next
 sample. ``finish`` closes both files and returns their SHA-256, for the audit log.
+
+Snapshots: only IDRs are decoded (PyAV) and encoded as JPEG (OpenCV) — an IDR stands alone, so no
+decoder has to follow the stream and the relay path stays decode-free. With a 1 s GOP a snapshot
+is at most about a second old.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from dronedispatch.video.h264 import VIDEO_CLOCK
 from dronedispatch.video.ingest import VideoUnit
@@ -189,11 +198,8 @@ class Recorder:
 
 def _picture_size(access_unit: bytes) -> tuple[int, int]:
     """Width and height of an IDR access unit, by decoding it once (only at the start of a recording)."""
-    decoder = av.CodecContext.create("h264", "r")
-    frames = [*decoder.decode(av.Packet(access_unit)), *decoder.decode(None)]
-    if not frames:
-        raise ValueError("the first access unit of the recording does not decode")
-    return frames[0].width, frames[0].height
+    height, width = decode_keyframe(access_unit).shape[:2]
+    return width, height
 
 
 def _sha256(path: Path) -> str:
@@ -202,3 +208,31 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- snapshots ------------------------------------------------------------------------------------
+
+
+class SnapshotError(RuntimeError):
+    """No picture could be produced (no keyframe yet, or it does not decode)."""
+
+
+def decode_keyframe(access_unit: bytes) -> NDArray[np.uint8]:
+    """BGR pixels of one IDR access unit (Annex B with SPS/PPS)."""
+    decoder = av.CodecContext.create("h264", "r")
+    try:
+        frames = [*decoder.decode(av.Packet(access_unit)), *decoder.decode(None)]
+    except av.error.FFmpegError as exc:
+        raise SnapshotError(f"keyframe does not decode: {exc}") from exc
+    if not frames:
+        raise SnapshotError("keyframe produced no picture")
+    image: NDArray[np.uint8] = frames[0].to_ndarray(format="bgr24")  # type: ignore[assignment]
+    return image
+
+
+def keyframe_jpeg(access_unit: bytes, quality: int = 85) -> bytes:
+    """Decode an IDR and return it as JPEG bytes (blocking: run it in a thread)."""
+    ok, buf = cv2.imencode(".jpg", decode_keyframe(access_unit), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise SnapshotError("JPEG encoding failed")
+    return buf.tobytes()

@@ -15,7 +15,7 @@ candidates from ``aioice.ice.get_host_addresses()``, which skips loopback; ``res
 replaces that module function with one returning the configured ``ice_hosts`` (127.0.0.1 by
 default). It is process-wide, as aioice offers no per-connection hook, and also applies to aiortc
 clients in the same process. Remote candidates outside ``ice_hosts`` are removed from the offer
-before ``setRemoteDescription`` (``sdp.filter_candidates``), so aioice never sends mDNS queries.
+before ``setRemoteDescription`` (``formats.filter_candidates``), so aioice never sends mDNS queries.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from dronedispatch.video import snapshot
+from dronedispatch.video.formats import OfferError, check_video_offer, filter_candidates
 from dronedispatch.video.h264 import VIDEO_CLOCK
 from dronedispatch.video.ingest import IngestState, StreamIngest, VideoUnit
-from dronedispatch.video.recording import Recorder, RecordingInfo, TelemetrySample
-from dronedispatch.video.sdp import OfferError, check_video_offer, filter_candidates
+from dronedispatch.video.recording import Recorder, RecordingInfo, SnapshotError, TelemetrySample, keyframe_jpeg
 
 if TYPE_CHECKING:
     from dronedispatch.settings import Settings
@@ -342,10 +341,10 @@ class VideoHub:
                 await asyncio.wait_for(stream.keyframe_seen.wait(), wait_s)
         unit = stream.last_keyframe
         if unit is None:
-            raise snapshot.SnapshotError(f"no picture from {stream_key!r} yet")
+            raise SnapshotError(f"no picture from {stream_key!r} yet")
         if stream._jpeg is not None and stream._jpeg[0] is unit:
             return stream._jpeg[1]
-        data = await asyncio.to_thread(snapshot.keyframe_jpeg, unit.data)
+        data = await asyncio.to_thread(keyframe_jpeg, unit.data)
         stream._jpeg = (unit, data)
         return data
 

@@ -13,7 +13,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from dronedispatch.sim.camera import CameraPose, SimCamera
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
 from dronedispatch.video.relay import VideoHub, rtc_configuration
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
@@ -34,7 +34,7 @@ class Viewer:
     """An aiortc peer that receives one video track and reads the pixel timestamps."""
 
     pc: RTCPeerConnection
-    stamps: list[stamp.Stamp] = field(default_factory=list)
+    stamps: list[formats.Stamp] = field(default_factory=list)
     latencies_us: list[int] = field(default_factory=list)
     frames: int = 0
     unreadable: int = 0
@@ -78,12 +78,12 @@ async def connect_viewer(hub: VideoHub, key: str) -> Viewer:
                 now_us = time.time_ns() // 1000
                 viewer.frames += 1
                 luma = frame.to_ndarray(format="gray")
-                st = stamp.read(luma)
+                st = formats.read_stamp(luma)
                 if st is None:
                     viewer.unreadable += 1
                     continue
                 viewer.stamps.append(st)
-                viewer.latencies_us.append(now_us - stamp.unwrap_time_us(st.time_us, now_us))
+                viewer.latencies_us.append(now_us - formats.unwrap_time_us(st.time_us, now_us))
                 viewer.got.set()
         except MediaStreamError:
             pass

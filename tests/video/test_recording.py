@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 
 from dronedispatch.sim.camera import SimCamera
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
 from dronedispatch.video.recording import format_vtt_time
 from dronedispatch.video.relay import VideoHub
 
@@ -29,9 +29,9 @@ def ffprobe(path: Path, *args: str) -> dict:
     return json.loads(out.stdout)
 
 
-def first_and_last_stamps(path: Path) -> tuple[stamp.Stamp, stamp.Stamp, int]:
+def first_and_last_stamps(path: Path) -> tuple[formats.Stamp, formats.Stamp, int]:
     with av.open(str(path)) as container:
-        stamps = [stamp.read(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+        stamps = [formats.read_stamp(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
     read = [s for s in stamps if s is not None]
     return read[0], read[-1], len(stamps)
 

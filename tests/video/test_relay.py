@@ -12,10 +12,10 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from dronedispatch.sim.camera import SimCamera
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
+from dronedispatch.video.formats import OfferError
+from dronedispatch.video.recording import SnapshotError
 from dronedispatch.video.relay import StreamNotFound, VideoHub, rtc_configuration
-from dronedispatch.video.sdp import OfferError
-from dronedispatch.video.snapshot import SnapshotError
 
 from .conftest import HEIGHT, WIDTH, connect_viewer, free_udp_port, still_pose
 
@@ -68,7 +68,7 @@ async def test_snapshot_is_a_jpeg_of_the_live_picture(hub: VideoHub, camera: Sim
     assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape == (HEIGHT, WIDTH, 3)
-    assert stamp.read(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) is not None
+    assert formats.read_stamp(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) is not None
 
 
 async def test_unknown_streams_and_bad_offers_are_clear_errors(hub: VideoHub, camera: SimCamera) -> None:

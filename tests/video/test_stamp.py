@@ -11,35 +11,35 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dronedispatch.video import stamp
+from dronedispatch.video import formats
 
 
 @given(st.integers(0, (1 << 48) - 1), st.integers(0, 0xFFFF))
 def test_bits_round_trip(time_us: int, counter: int) -> None:
-    s = stamp.Stamp(time_us, counter)
-    assert stamp.from_bits(stamp.to_bits(s)) == s
+    s = formats.Stamp(time_us, counter)
+    assert formats.stamp_from_bits(formats.stamp_to_bits(s)) == s
 
 
-@given(st.integers(0, (1 << 48) - 1), st.integers(0, 0xFFFF), st.integers(0, stamp.BITS - 1))
+@given(st.integers(0, (1 << 48) - 1), st.integers(0, 0xFFFF), st.integers(0, formats.STAMP_BITS - 1))
 def test_a_flipped_bit_is_rejected(time_us: int, counter: int, flip: int) -> None:
-    bits = stamp.to_bits(stamp.Stamp(time_us, counter))
+    bits = formats.stamp_to_bits(formats.Stamp(time_us, counter))
     bits[flip] ^= 1
-    assert stamp.from_bits(bits) is None
+    assert formats.stamp_from_bits(bits) is None
 
 
 def test_unwrap_restores_the_high_bits_near_now() -> None:
     now = time.time_ns() // 1000
     for sent in (now - 150_000, now, now + 3_000):
-        assert stamp.unwrap_time_us(sent & ((1 << 48) - 1), now) == sent
+        assert formats.unwrap_time_us(sent & ((1 << 48) - 1), now) == sent
     # Across a wrap of the 48-bit counter.
     edge = (7 << 48) + 5
-    assert stamp.unwrap_time_us((edge - 10) & ((1 << 48) - 1), edge) == edge - 10
+    assert formats.unwrap_time_us((edge - 10) & ((1 << 48) - 1), edge) == edge - 10
 
 
 def test_picture_too_small_is_an_error_and_reads_as_none() -> None:
     with pytest.raises(ValueError):
-        stamp.geometry(100, 40)
-    assert stamp.read(np.zeros((40, 100), np.uint8)) is None
+        formats.stamp_geometry(100, 40)
+    assert formats.read_stamp(np.zeros((40, 100), np.uint8)) is None
 
 
 @pytest.mark.parametrize(("width", "height"), [(320, 240), (1280, 720)])
@@ -51,20 +51,20 @@ def test_stamp_survives_h264_at_a_low_bitrate(width: int, height: int) -> None:
     enc.bit_rate = width * height * 2  # what SimCamera spends: ~0.07 bit per pixel per frame
     enc.options = {"preset": "ultrafast", "tune": "zerolatency"}
     dec = av.CodecContext.create("h264", "r")
-    sent = [stamp.Stamp(1_700_000_000_000_000 + k * 33_333, k) for k in range(20)]
+    sent = [formats.Stamp(1_700_000_000_000_000 + k * 33_333, k) for k in range(20)]
     read = []
     for k, s in enumerate(sent):
         img = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)  # noise: the worst case for an encoder
-        stamp.draw(img, s)
+        formats.draw_stamp(img, s)
         frame = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
         frame.pts = k
         for packet in enc.encode(frame):
             for out in dec.decode(packet):
-                read.append(stamp.read(out.to_ndarray(format="gray")))
+                read.append(formats.read_stamp(out.to_ndarray(format="gray")))
     for packet in enc.encode(None):
         for out in dec.decode(packet):
-            read.append(stamp.read(out.to_ndarray(format="gray")))
+            read.append(formats.read_stamp(out.to_ndarray(format="gray")))
     # Starved of bits the encoder may repeat a stale picture, but never invents a stamp.
-    wrapped = {stamp.Stamp(s.time_us & ((1 << 48) - 1), s.counter) for s in sent}
+    wrapped = {formats.Stamp(s.time_us & ((1 << 48) - 1), s.counter) for s in sent}
     assert all(r in wrapped for r in read if r is not None)
     assert len({r for r in read if r is not None}) >= 0.9 * len(sent)

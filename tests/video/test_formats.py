@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from dronedispatch.video.formats import (
+    OfferError,
+    VideoStreamType,
+    check_video_offer,
+    filter_candidates,
+    parse_stream_uri,
+    simulator_uri,
+)
 from dronedispatch.video.ingest import Timeline
-from dronedispatch.video.sdp import OfferError, check_video_offer, filter_candidates
-from dronedispatch.video.streamuri import VideoStreamType, parse_stream_uri, simulator_uri
 
 OFFER = "\r\n".join(
     [
