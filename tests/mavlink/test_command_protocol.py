@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymavlink.dialects.v20 import common as mav
 
 from dronedispatch.mavlink.command_protocol import CommandTransaction
 from dronedispatch.mavlink.errors import CommandDenied, CommandTimeout
+from tests.mavlink.harness import Channel, run_pair
 
 P7 = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -73,3 +78,48 @@ def test_cancel_sends_command_cancel() -> None:
     out = tx.cancel()
     assert out[0].msgname == "COMMAND_CANCEL" and out[0].command == 2500
     assert isinstance(tx.error, CommandDenied) and tx.error.result == 6
+
+
+class _AckingVehicle:
+    """Answers every COMMAND_LONG with ACCEPTED, after an optional IN_PROGRESS."""
+
+    def __init__(self, in_progress: bool) -> None:
+        self.in_progress = in_progress
+        self.deadline: float | None = None
+        self.pending: list[float] = []
+        self.seen = 0
+
+    def receive(self, msg: object, now: float) -> list[object]:
+        self.seen += 1
+        cmd = msg.command  # type: ignore[attr-defined]
+        if self.in_progress:
+            return [ack(cmd, 5), ack(cmd, 0)]
+        return [ack(cmd, 0)]
+
+    def on_timeout(self, now: float) -> list[object]:
+        return []
+
+    def mission_current(self) -> object:
+        return mav.MAVLink_heartbeat_message(2, 12, 29, 0, 3, 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    loss=st.floats(min_value=0.0, max_value=0.4),
+    in_progress=st.booleans(),
+)
+def test_command_under_loss_ends_accepted_or_timed_out_never_otherwise(
+    seed: int, loss: float, in_progress: bool
+) -> None:
+    vehicle = _AckingVehicle(in_progress)
+    tx = CommandTransaction(1, 1, 400, P7, in_progress_timeout_s=3.0)
+    run_pair(tx, vehicle, Channel(random.Random(seed), loss, 0.0, 0.01, 0.01))  # type: ignore[arg-type]
+    assert tx.done
+    if tx.error is None:
+        assert tx.result == 0 and vehicle.seen >= 1
+    else:
+        assert isinstance(tx.error, CommandTimeout)
+    if loss < 0.2 and not in_progress:
+        # six tries at 20 % loss each way: a timeout is possible but rare; both ends agree
+        assert tx.attempts <= 6

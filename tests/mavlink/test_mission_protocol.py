@@ -18,6 +18,7 @@ from dronedispatch.mavlink.mission_protocol import (
     MissionClear,
     MissionDownload,
     MissionUpload,
+    item_to_msg,
     mission_checksum,
 )
 from tests.mavlink.harness import Channel, run_pair
@@ -151,26 +152,28 @@ def test_empty_upload_clears() -> None:
     assert vehicle.plan == []
 
 
+class Serve(Px4MissionModel):
+    """The model, also answering downloads (REQUEST_LIST → COUNT, REQUEST_INT → ITEM_INT)."""
+
+    def receive(self, msg: Any, now: float) -> list[Any]:
+        t = msg.get_type()
+        if t == "MISSION_REQUEST_LIST":
+            m = mav.MAVLink_mission_count_message(255, 190, len(self.plan), 0)
+            m.opaque_id = self.opaque_id
+            return [m]
+        if t == "MISSION_REQUEST_INT":
+            if not 0 <= msg.seq < len(self.plan):
+                return [ack(1, 0)]
+            return [item_to_msg(self.plan[msg.seq], msg.seq, 255, 190, 0)]
+        return super().receive(msg, now)
+
+
 def test_download_and_clear_against_model() -> None:
     vehicle = Px4MissionModel()
     items = plan(12)
     up = MissionUpload(1, 1, items)
     run_pair(up, vehicle, Channel(random.Random(2), loss=0.2, dup=0.1, jitter=0.05))
     assert up.result == mission_checksum(items)
-
-    class Serve(Px4MissionModel):
-        def receive(self, msg, now):  # type: ignore[no-untyped-def]
-            t = msg.get_type()
-            if t == "MISSION_REQUEST_LIST":
-                m = mav.MAVLink_mission_count_message(255, 190, len(self.plan), 0)
-                m.opaque_id = self.opaque_id
-                return [m]
-            if t == "MISSION_REQUEST_INT":
-                it = self.plan[msg.seq]
-                from dronedispatch.mavlink.mission_protocol import item_to_msg
-
-                return [item_to_msg(it, msg.seq, 255, 190, 0)]
-            return super().receive(msg, now)
 
     server = Serve()
     server.plan, server.opaque_id = vehicle.plan, vehicle.opaque_id
@@ -283,3 +286,24 @@ def test_recorded_exchange_with_every_vehicle_message_doubled(name: str) -> None
             doubled.append({**s, "t": s["t"] + 1e-4})
     tx, _ = _replay({**rec, "exchange": doubled})
     assert tx.done and tx.error is None and tx.result == rec["opaque_id"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(min_value=0, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    loss=st.floats(min_value=0.0, max_value=0.25),
+    dup=st.floats(min_value=0.0, max_value=0.2),
+    jitter=st.floats(min_value=0.0, max_value=0.05),
+)
+def test_download_completes_under_loss_duplication_and_reordering(
+    n: int, seed: int, loss: float, dup: float, jitter: float
+) -> None:
+    server = Serve()
+    server.plan = plan(n)
+    server.opaque_id = mission_checksum(server.plan)
+    tx = MissionDownload(1, 1)
+    run_pair(tx, server, Channel(random.Random(seed), loss, dup, 0.005, jitter))
+    assert tx.done and tx.error is None, str(tx.error)
+    items, opaque = tx.result
+    assert mission_checksum(items) == opaque == server.opaque_id and len(items) == n
