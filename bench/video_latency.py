@@ -173,6 +173,78 @@ async def run_viewers(port: int, keys: list[str], per_stream: int, mode: str, se
         await pc.close()
 
 
+# --- Chromium viewer (optional) ------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]  # fmt: skip
+
+# Non-trickle offer; each presented frame is drawn to a canvas and its stamp blocks are sampled
+# (requestVideoFrameCallback), so the time is taken when Chromium presents the picture.
+CHROMIUM_PAGE = """<html><body><video id=v autoplay muted playsinline></video><script>
+window.samples = [];
+window.start = async () => {
+  const pc = new RTCPeerConnection({iceServers: []});
+  pc.addTransceiver('video', {direction: 'recvonly'});
+  const v = document.getElementById('v');
+  pc.ontrack = e => { v.srcObject = new MediaStream([e.track]); };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') r(); }; });
+  await pc.setRemoteDescription({type: 'answer', sdp: await window.ddOffer(pc.localDescription.sdp)});
+  const c = document.createElement('canvas'), ctx = c.getContext('2d', {willReadFrequently: true});
+  const grab = (now) => {
+    const t = performance.timeOrigin + now;
+    c.width = v.videoWidth; c.height = v.videoHeight; ctx.drawImage(v, 0, 0);
+    const b = Math.max(8, Math.floor(Math.floor(c.width / 32) / 4) * 4), q = b / 4, rw = 24 * b;
+    const d = ctx.getImageData(b, b, rw, 3 * b).data, bits = [];
+    for (let row = 0; row < 3; row++) for (let col = 0; col < 24; col++) {
+      let sum = 0, n = 0;
+      for (let y = row * b + q; y < row * b + b - q; y++) for (let x = col * b + q; x < col * b + b - q; x++) {
+        const i = 4 * (y * rw + x); sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]; n++; }
+      bits.push(sum / n > 128 ? 1 : 0);
+    }
+    window.samples.push({t, bits});
+    v.requestVideoFrameCallback(grab);
+  };
+  v.requestVideoFrameCallback(grab);
+};
+</script></body></html>"""
+
+
+async def chromium_latencies(hub: VideoHub, key: str, seconds: float) -> tuple[list[float], int]:
+    """Glass-to-glass in Debian's Chromium (through Playwright); returns (latencies ms, video height)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+
+            async def dd_offer(sdp: str) -> str:
+                return (await hub.offer(key, sdp, "offer"))[0]
+
+            await page.expose_function("ddOffer", dd_offer)
+            await page.set_content(CHROMIUM_PAGE)
+            await page.evaluate("window.start()")
+            await page.wait_for_function("document.getElementById('v').currentTime > 1", timeout=30_000)
+            await page.evaluate("window.samples = []")
+            await asyncio.sleep(seconds)
+            samples = await page.evaluate("window.samples")
+            height = int(await page.evaluate("document.getElementById('v').videoHeight"))
+        finally:
+            await browser.close()
+    out = []
+    for sample in samples:
+        s = formats.stamp_from_bits(sample["bits"])
+        if s is not None:
+            now_us = int(sample["t"] * 1000)
+            out.append((now_us - formats.unwrap_time_us(s.time_us, now_us)) / 1000)
+    return out, height
+
+
 # --- relay process (this one) -------------------------------------------------------------------
 
 
@@ -320,12 +392,14 @@ async def run_bench(args: argparse.Namespace) -> int:
     def peer_in() -> int:
         return sum(i.units for i in peer.ingests)
 
-    res = {
+    res: dict[str, Any] = {
         "lat_pass": await _phase(sport, ["p0"], 1, "passthrough", s, True, hub_sent, hub_in),
         "lat_peer": await _phase(sport, ["r0"], 1, "reencode", s, True, peer_sent, peer_in),
         "cpu_pass": await _phase(sport, pass_keys, args.viewers, "passthrough", s, False, hub_sent, hub_in),
         "cpu_peer": await _phase(sport, peer_keys, args.viewers, "reencode", s, False, peer_sent, peer_in),
     }
+    if args.chromium:
+        res["chromium"], res["chromium_height"] = await chromium_latencies(hub, "p0", s)
     server.close()
     await hub.close()
     await peer.close()
@@ -349,6 +423,15 @@ def report(args: argparse.Namespace, res: dict[str, Any]) -> int:
         verdict = ("PASS" if p95 < 200 else "FAIL") if key == "lat_pass" else ""
         ok = ok and (key != "lat_pass" or p95 < 200)
         print(f"  glass-to-glass {name:24s}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (n={len(lat)}) {verdict}")
+    if "chromium" in res:
+        lat = res["chromium"]
+        if lat:
+            print(
+                f"  glass-to-glass in Chromium (passthrough, {res['chromium_height']}p, presented): "
+                f"p50 {statistics.median(lat):6.1f} ms  p95 {percentile(lat, 0.95):6.1f} ms  (n={len(lat)})"
+            )
+        else:
+            print("  glass-to-glass in Chromium: no stamped frames presented")
     lp, lr = res["lat_pass"]["latencies_ms"], res["lat_peer"]["latencies_ms"]
     if lp and lr:
         print(f"  p95 ratio passthrough / re-encoding: {percentile(lp, 0.95) / percentile(lr, 0.95):.2f}")
@@ -385,6 +468,7 @@ def main() -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--chromium", action="store_true", help="also measure in /usr/bin/chromium (Playwright)")
     p.add_argument("--role", default="bench", choices=["bench", "source", "viewers"], help=argparse.SUPPRESS)
     p.add_argument("--ports", default="", help=argparse.SUPPRESS)
     p.add_argument("--signal-port", type=int, default=0, help=argparse.SUPPRESS)
