@@ -26,7 +26,7 @@ from tests.api.conftest import INGEST_KEY, PASSWORD, make_settings
 from tests.fixtures.services import free_tcp_port
 
 #: Examples per operation; with about twenty operations the run stays well under a minute.
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 
 
 @pytest.fixture(scope="module")
