@@ -96,7 +96,7 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
 def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from dronedispatch.scenario import run_scenario_cli
 
-    return run_scenario_cli(args.file, report_dir=args.report)
+    return run_scenario_cli(args.file, report_dir=args.report, px4=args.px4)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = scenario.add_parser("run", help="run a scenario file and report a verdict")
     run.add_argument("file", type=Path)
     run.add_argument("--report", type=Path, default=None, help="directory for the JUnit XML and HTML report")
+    run.add_argument("--px4", type=Path, default=None, metavar="PATH",
+                     help="run against real PX4 SIH instances from this PX4 build (sitl/px4_sih.sh)")
     run.set_defaults(func=_cmd_scenario_run)
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)

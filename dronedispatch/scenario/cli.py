@@ -58,6 +58,13 @@ def run_scenario_cli(file: Path, report_dir: Path | None = None, px4: Path | Non
     except ScenarioError as exc:
         print(f"dronedispatch: scenario file error:\n{exc}", file=sys.stderr)
         return EXIT_BAD_FILE
+    if px4 is not None:
+        from dronedispatch.scenario.px4 import px4_available
+
+        ok, why = px4_available(px4)
+        if not ok:
+            print(f"dronedispatch: --px4: {why}", file=sys.stderr)
+            return EXIT_BAD_FILE
     with Progress(
         TextColumn("[bold]{task.fields[name]}"),
         BarColumn(),

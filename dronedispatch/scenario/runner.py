@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -33,6 +33,7 @@ from sqlmodel import select
 
 from dronedispatch.api.security import issue_token
 from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.events import Event
 from dronedispatch.scenario import sources
 from dronedispatch.scenario.broker import MosquittoServer, find_mosquitto, free_udp_block, free_udp_port
@@ -113,16 +114,17 @@ class ScenarioRun:
         spec = self.spec
         with tempfile.TemporaryDirectory(prefix="dd-scenario-") as tmp_name:
             tmp = Path(tmp_name)
+            fleet = self._fleet_backend(free_udp_port(), tmp)  # Px4Unavailable here, before anything starts
+            self.notes.extend(fleet.notes)
             fleet_file = tmp / "fleet.yaml"
-            fleet_file.write_text(yaml.safe_dump(self.loaded.fleet.model_dump(), allow_unicode=True), "utf-8")
+            fleet_file.write_text(yaml.safe_dump(fleet.fleet.model_dump(), allow_unicode=True), "utf-8")
             broker: MosquittoServer | None = None
             if spec.uses_mqtt:
                 # its own directory, outside ours (which only we may enter): the broker runs as its own user
                 broker = MosquittoServer(workdir=Path(tempfile.mkdtemp(prefix="dd-scenario-mqtt-")), binary="")
-            gcs_port = free_udp_port()
             settings = Settings(
                 database_url=f"sqlite:///{tmp / 'dronedispatch.db'}",
-                mavlink=f"udpin:127.0.0.1:{gcs_port}",
+                mavlink=f"udpin:127.0.0.1:{fleet.gcs_port}",
                 fleet=fleet_file,
                 airspace=self.loaded.airspace_path,
                 cameras=self.loaded.cameras_path,
@@ -134,10 +136,8 @@ class ScenarioRun:
             runtime = Runtime(settings)
             app = create_app(settings, runtime)
             sub = runtime.bus.subscribe(maxsize=10_000_000)
-            fleet: FleetBackend | None = None
             error: str | None = None
             try:
-                fleet = self._fleet_backend(gcs_port, tmp)
                 if broker is not None:
                     broker.binary = find_mosquitto()
                     await asyncio.to_thread(broker.start)
@@ -160,16 +160,15 @@ class ScenarioRun:
                 error = f"{type(exc).__name__}: {exc}"
             finally:
                 sub.close()
-                if fleet is not None:
-                    with contextlib.suppress(Exception):
-                        await fleet.stop()
+                with contextlib.suppress(Exception):
+                    await fleet.stop()
                 facts = await asyncio.to_thread(read_facts, runtime)
                 with contextlib.suppress(Exception):
                     await runtime.stop()
                 if broker is not None:
                     await asyncio.to_thread(broker.stop)
                     shutil.rmtree(broker.workdir, ignore_errors=True)
-            ctx = Context(spec, self.rec, facts, runtime.airspace, self.loaded.fleet)
+            ctx = Context(spec, self.rec, facts, runtime.airspace, fleet.fleet)
             verdicts = evaluate(ctx) if error is None else []
             return RunResult(
                 self.loaded,
@@ -381,19 +380,29 @@ def _detail(r: httpx.Response) -> str:
         return r.text[:200]
 
 
-class FleetBackend:
-    """What the runner needs from a fleet: start, stop, a clock, and vehicles to break."""
+class FleetBackend(Protocol):
+    """What the runner needs from a fleet: ports, the fleet the service should expect, start/stop,
+    a clock (None: wall clock × speed factor) and vehicles to break."""
+
+    fleet: FleetConfig
+    gcs_port: int
+    notes: list[str]
+    sim_time: Callable[[], float] | None
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     def vehicles(self, drone: str) -> list[Any]: ...
 
-    sim_time: Callable[[], float] | None = None
 
+class SimBackend:
+    """The built-in simulator on free ports (never the demo's)."""
 
-class SimBackend(FleetBackend):
-    def __init__(self, fleet: Any, spec: Any, gcs_port: int) -> None:
+    def __init__(self, fleet: FleetConfig, spec: Any, gcs_port: int) -> None:
         from dronedispatch.sim.runner import SimFleet
+
+        self.fleet = fleet
+        self.gcs_port = gcs_port
+        self.notes: list[str] = []
 
         n = max(len(fleet.drones), 1)
         self.sim = SimFleet(
@@ -405,7 +414,7 @@ class SimBackend(FleetBackend):
             vehicle_port_base=free_udp_block(n),
             api_port_base=None,
         )
-        self.sim_time = lambda: self.sim.vehicles[0].time_s
+        self.sim_time: Callable[[], float] | None = lambda: self.sim.vehicles[0].time_s
 
     async def start(self) -> None:
         await self.sim.start()
