@@ -52,8 +52,14 @@ def _nan(v: float) -> bool:
     return v != v
 
 
-def _position(model: VehicleModel, c: Command) -> tuple[float, float, float]:
-    """(lat, lon, alt above home) of a positional command; NaN fields mean 'where you are'."""
+MAX_ALT_M = 10000.0  # sanity bound for any commanded altitude
+
+
+def _position(model: VehicleModel, c: Command) -> tuple[float, float, float] | None:
+    """(lat, lon, alt above home) of a positional command; NaN fields mean 'where you are'.
+
+    None when the position is not a place on Earth (out of range, infinite, absurd altitude).
+    """
     p = c.params
     lat = model.lat if _nan(p[4]) or (not c.is_int and p[4] == 0 and p[5] == 0) else p[4]
     lon = model.lon if _nan(p[5]) or (not c.is_int and p[4] == 0 and p[5] == 0) else p[5]
@@ -63,6 +69,8 @@ def _position(model: VehicleModel, c: Command) -> tuple[float, float, float]:
         alt = p[6]
     else:
         alt = p[6] - model.home[2]
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and abs(alt) <= MAX_ALT_M):
+        return None
     return lat, lon, alt
 
 
@@ -89,8 +97,8 @@ def handle(model: VehicleModel, c: Command) -> int:
         return ACCEPTED if ok else TEMPORARILY_REJECTED
     if cmd == Cmd.NAV_TAKEOFF:
         alt = None if _nan(p[6]) else (p[6] - model.home[2] if c.frame in (Frame.GLOBAL, Frame.GLOBAL_INT) else p[6])
-        if alt is not None and alt <= 0:
-            model.say(3, "Takeoff denied: altitude below home")
+        if alt is not None and not 0 < alt <= MAX_ALT_M:
+            model.say(3, "Takeoff denied: altitude out of range")
             return DENIED
         ok, _ = model.takeoff(alt)
         if not ok:
@@ -128,26 +136,31 @@ def handle(model: VehicleModel, c: Command) -> int:
         if not model.armed:
             model.say(3, "Reposition denied: vehicle not armed")
             return DENIED
-        lat, lon, alt = _position(model, c)
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        pos = _position(model, c)
+        if pos is None:
             model.say(3, "Reposition denied: position out of range")
             return DENIED
-        speed = None if _nan(p[0]) or p[0] <= 0 else p[0]
+        lat, lon, alt = pos
+        speed = None if _nan(p[0]) or p[0] <= 0 else min(p[0], model.params["MPC_XY_VEL_MAX"])
         ok, why = model.reposition(lat, lon, alt, speed)
         if not ok:
             model.say(3, f"Reposition denied: {why}")
         return ACCEPTED if ok else TEMPORARILY_REJECTED
     if cmd == Cmd.DO_ORBIT:
-        lat, lon, alt = _position(model, c)
+        pos = _position(model, c)
         radius = p[0] if not _nan(p[0]) else 10.0
         speed = p[1] if not _nan(p[1]) and p[1] != 0 else 1.0
+        if pos is None or not abs(speed) <= model.params["MPC_XY_VEL_MAX"]:
+            model.say(3, "Orbit denied: centre or speed out of range")
+            return DENIED
+        lat, lon, alt = pos
         if not model.armed or model.landed:
             model.say(3, "Orbit denied: not flying")
             return DENIED
         ok, _ = model.orbit(lat, lon, alt, radius, speed)
         return ACCEPTED if ok else DENIED
     if cmd == Cmd.DO_CHANGE_SPEED:
-        if _nan(p[1]):
+        if not math.isfinite(p[1]):
             return DENIED
         model.change_speed(p[1])
         return ACCEPTED
@@ -157,8 +170,11 @@ def handle(model: VehicleModel, c: Command) -> int:
         if as_int(p[0]) == 1:
             model.home = (model.lat, model.lon, model.alt_amsl)
         else:
-            lat, lon, _ = _position(model, c)
+            pos = _position(model, c)
             alt_amsl = model.home[2] if _nan(p[6]) else p[6]
-            model.home = (lat, lon, alt_amsl)
+            if pos is None or not abs(alt_amsl) <= MAX_ALT_M:
+                model.say(3, "Set home denied: position out of range")
+                return DENIED
+            model.home = (pos[0], pos[1], alt_amsl)
         return ACCEPTED
     return UNSUPPORTED

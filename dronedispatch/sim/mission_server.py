@@ -106,7 +106,11 @@ def validate_item(mission_type: int, item: MissionItem) -> int:
     """MAV_MISSION_RESULT for one received item (ACCEPTED if the vehicle can store it)."""
     if item.command not in _COMMANDS[mission_type]:
         return UNSUPPORTED
-    if item.command in _POSITION_COMMANDS or item.command == Cmd.NAV_LAND:
+    if item.command == Cmd.DO_JUMP and not (math.isfinite(item.param1) and math.isfinite(item.param2)):
+        return INVALID_SEQUENCE
+    if item.command == Cmd.DO_SET_HOME and item.param1 == 1:
+        return ACCEPTED  # "use the current position": coordinates unused
+    if item.command in _POSITION_COMMANDS or item.command in (Cmd.NAV_LAND, Cmd.DO_SET_HOME):
         if item.frame not in GLOBAL_FRAMES:
             return UNSUPPORTED_FRAME
         if item.command == Cmd.NAV_LAND and item.x == 0 and item.y == 0:

@@ -139,6 +139,7 @@ class SimFleet:
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
         self.overruns = 0
+        self._failed: set[int] = set()
 
     def ports(self, i: int) -> dict[str, int | None]:
         """The UDP ports of instance ``i``."""
@@ -179,7 +180,12 @@ class SimFleet:
             last = now
             sim_dt = wall_dt * self.speed_factor
             for v in self.vehicles:
-                v.tick(sim_dt, now)
+                try:
+                    v.tick(sim_dt, now)
+                except Exception:  # one broken vehicle must not silence the fleet
+                    if v.sysid not in self._failed:
+                        self._failed.add(v.sysid)
+                        log.exception("vehicle %d: tick failed; it keeps running", v.sysid)
             self.ticks += 1
             next_at += TICK_S
             if next_at < loop.time():
