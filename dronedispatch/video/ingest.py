@@ -167,10 +167,11 @@ class StreamIngest:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            self._set_state(IngestState.STALLED)
+            if self.state == IngestState.LIVE:
+                self._set_state(IngestState.STALLED)  # a source never heard from stays 'waiting'
+                self.reconnects += 1
             self._data.clear()
             self._depack.reset()
-            self.reconnects += 1
             if self.source.kind == "rtp-udp":
                 try:
                     await self._bind()

@@ -8,7 +8,8 @@ SPS/PPS. A recording therefore starts at the first IDR after ``start`` (at most 
 the simulator). Muxing runs in a worker thread fed by a queue so disk writes never stall the event
 loop. The telemetry track sits beside the video as ``<name>.vtt``: one cue per telemetry sample,
 timed from the wall-clock instant the first recorded picture arrived, lasting until the next
-sample. ``finish`` closes both files and returns their SHA-256, for the audit log.
+sample. ``finish`` closes both files and returns their SHA-256, for the audit log; a recording
+that never saw an IDR leaves an empty MP4 and reports ``frames == 0``.
 
 Snapshots: only IDRs are decoded (PyAV) and encoded as JPEG (OpenCV) — an IDR stands alone, so no
 decoder has to follow the stream and the relay path stays decode-free. With a 1 s GOP a snapshot

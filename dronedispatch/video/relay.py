@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -333,15 +334,28 @@ class VideoHub:
 
     # --- snapshots ------------------------------------------------------------------------------
 
-    async def snapshot_jpeg(self, stream_key: str, *, wait_s: float = 3.0) -> bytes:
-        """JPEG of the latest keyframe; waits up to ``wait_s`` for the first one."""
+    async def snapshot_jpeg(self, stream_key: str, *, wait_s: float = 3.0, max_age_s: float | None = 5.0) -> bytes:
+        """JPEG of the latest keyframe.
+
+        A keyframe older than ``max_age_s`` (a stalled stream) does not count: the call waits up to
+        ``wait_s`` for a fresh one, then raises SnapshotError rather than return an old picture.
+        """
         stream = self._get(stream_key)
-        if stream.last_keyframe is None:
+        loop_deadline = asyncio.get_running_loop().time() + wait_s
+
+        def fresh() -> VideoUnit | None:
+            unit = stream.last_keyframe
+            if unit is None or (max_age_s is not None and time.monotonic() - unit.received > max_age_s):
+                return None
+            return unit
+
+        while (unit := fresh()) is None:
+            remaining = loop_deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise SnapshotError(f"no recent picture from {stream_key!r}")
+            stream.keyframe_seen.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stream.keyframe_seen.wait(), wait_s)
-        unit = stream.last_keyframe
-        if unit is None:
-            raise SnapshotError(f"no picture from {stream_key!r} yet")
+                await asyncio.wait_for(stream.keyframe_seen.wait(), remaining)
         if stream._jpeg is not None and stream._jpeg[0] is unit:
             return stream._jpeg[1]
         data = await asyncio.to_thread(keyframe_jpeg, unit.data)

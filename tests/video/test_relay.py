@@ -177,3 +177,16 @@ async def test_a_viewer_that_never_connects_is_hung_up_on(camera: SimCamera) -> 
         assert hub.status("d1").viewers == 0
     finally:
         await hub.close()
+
+
+async def test_a_stalled_stream_gives_no_stale_snapshot(hub: VideoHub, camera: SimCamera) -> None:
+    await hub.ensure_stream("d1", uri(camera))
+    assert hub.status("d1").state == "waiting"
+    await camera.start()
+    await hub.snapshot_jpeg("d1", wait_s=20)
+    await camera.stop()
+    await asyncio.wait_for(hub.wait_state("d1", "stalled"), 20)
+    with pytest.raises(SnapshotError, match="recent"):
+        await hub.snapshot_jpeg("d1", wait_s=0.2, max_age_s=0.5)
+    await camera.start()
+    assert (await hub.snapshot_jpeg("d1", wait_s=20, max_age_s=0.5))[:2] == b"\xff\xd8"
