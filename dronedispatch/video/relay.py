@@ -41,6 +41,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from dronedispatch.video.formats import OfferError, check_video_offer, filter_candidates
 from dronedispatch.video.h264 import VIDEO_CLOCK
@@ -81,7 +82,8 @@ def rtc_configuration(ice_servers: Sequence[str]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
 
 
-def h264_preferences() -> list:  # list[RTCRtpCodecCapability]
+def h264_preferences() -> list[RTCRtpCodecCapability]:
+    """aiortc's H.264 codecs (packetization-mode 1, constrained baseline and baseline) for setCodecPreferences."""
     return [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/h264"]
 
 
@@ -207,25 +209,28 @@ class VideoHub:
 
     # --- streams ------------------------------------------------------------------------------
 
-    async def ensure_stream(self, stream_key: str, uri: str) -> None:
-        """Start ingesting ``uri`` under ``stream_key`` (no-op if already so); viewers survive a URI change."""
+    async def ensure_stream(self, stream_key: str, uri: str, stream_type: int | None = None) -> None:
+        """Start ingesting ``uri`` under ``stream_key`` (no-op if already so); viewers survive a URI change.
+
+        ``uri`` and ``stream_type`` are VIDEO_STREAM_INFORMATION's; a bad URI raises ValueError with the
+        reason, a UDP port already taken raises OSError.
+        """
         stream = self._streams.get(stream_key)
         if stream is not None and stream.uri == uri and stream.ingest is not None:
             return
         if stream is None:
-            stream = self._streams[stream_key] = _Stream(stream_key, uri)
-        elif stream.ingest is not None:
+            stream = _Stream(stream_key, uri)
+        ingest = StreamIngest(  # parses the URI: a bad one changes nothing
+            uri, stream.on_unit, on_state=stream.on_state, stall_after_s=self.stall_after_s, stream_type=stream_type
+        )
+        if stream.ingest is not None:
             await stream.ingest.stop()
+            stream.ingest = None
             for track in stream.tracks:
                 track.resync()
-        stream.uri = uri
-        ingest = StreamIngest(uri, stream.on_unit, on_state=stream.on_state, stall_after_s=self.stall_after_s)
-        try:
-            await ingest.start()
-        except BaseException:
-            stream.ingest = None
-            raise
-        stream.ingest = ingest
+        await ingest.start()  # OSError when the port is taken; a new stream is then not registered
+        stream.uri, stream.ingest = uri, ingest
+        self._streams[stream_key] = stream
 
     async def stop_stream(self, stream_key: str) -> RecordingInfo | None:
         """Stop the ingest, hang up on its viewers and finish its recording (returned, if any)."""

@@ -85,6 +85,7 @@ async def test_unknown_streams_and_bad_offers_are_clear_errors(hub: VideoHub, ca
         await hub.snapshot_jpeg("d1", wait_s=0.1)  # camera not started: no picture yet
     with pytest.raises(ValueError, match="scheme"):
         await hub.ensure_stream("d2", "gopher://127.0.0.1:70")
+    assert hub.streams() == ["d1"]
 
 
 async def test_the_answer_offers_only_configured_hosts(hub: VideoHub, camera: SimCamera) -> None:
@@ -161,6 +162,7 @@ async def test_a_port_in_use_is_a_clear_error(hub: VideoHub) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen for video on 127.0.0.1:{port}"):
             await hub.ensure_stream("d1", f"udp://127.0.0.1:{port}")
+    assert hub.streams() == []
 
 
 async def test_a_viewer_that_never_connects_is_hung_up_on(camera: SimCamera) -> None:
