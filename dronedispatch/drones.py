@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from dronedispatch.mavlink.vehicle import Vehicle
 
 MAV_LANDED_STATE_ON_GROUND = 1
+MAV_STATE_STANDBY = 3
+MAV_STATE_ACTIVE = 4
 
 
 @dataclass
@@ -94,6 +96,7 @@ class DroneRegistry:
             landed=s.landed_state in (0, MAV_LANDED_STATE_ON_GROUND),
             mode=s.mode,
             battery_pct=s.battery_pct,
+            system_ready=s.system_status in (MAV_STATE_STANDBY, MAV_STATE_ACTIVE),
         )
 
     def public(self, entry: DroneEntry, now: float | None = None) -> DronePublic:

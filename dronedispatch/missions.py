@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 #: Lowest height for a routed return (clear of buildings in the demo area), metres above home.
 RETURN_ALT_MIN_M = 40.0
 
+#: How long a launch keeps asking a vehicle that answers "temporarily rejected" to arm.
+ARM_GRACE_S = 5.0
+ARM_RETRY_S = 0.5
+MAV_RESULT_TEMPORARILY_REJECTED = 1
+
 #: A vehicle silent this long during a flying mission fails the mission (the vehicle's own
 #: data-link-loss failsafe is already bringing it home by then).
 LINK_LOSS_FAIL_AFTER_S = 60.0
@@ -120,22 +125,48 @@ class MissionSupervisor:
             return
         self._apply(tracked, ms.upload_started(tracked.state))
         items = [item_from_dict(d) for d in mission.items]
+        t0 = time.perf_counter()
         try:
             opaque_id = await vehicle.mission.upload(items)
         except LinkError as exc:  # UploadFailed, VehicleNotFound, …: the reason says which
             self._apply(tracked, ms.upload_failed(tracked.state, str(exc)))
             return
+        t_upload = time.perf_counter()
         self.rt.store.update_mission(tracked.mission_id, opaque_id=opaque_id)
         self._apply(tracked, ms.upload_accepted(tracked.state))
         try:
-            await vehicle.command.arm()
+            await self._arm(vehicle)
+            t_arm = time.perf_counter()
             await vehicle.command.mission_start()
         except (CommandDenied, LinkError) as exc:
             self._apply(tracked, ms.launch_failed(tracked.state, str(exc)))
             return
-        self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
+        log.debug(
+            "mission %s: %d items uploaded in %.0f ms, armed after %.0f ms, started after %.0f ms",
+            tracked.mission_id, len(items), (t_upload - t0) * 1e3, (t_arm - t_upload) * 1e3,
+            (time.perf_counter() - t_arm) * 1e3,
+        )
+        launched = self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
+        self.rt.publish_mission(launched)
         self.rt.store.audit("system", "mission.launch", "mission", tracked.mission_id, opaque_id=opaque_id)
         self.observe(vehicle)
+
+    @staticmethod
+    async def _arm(vehicle: Vehicle) -> None:
+        """Arm, waiting out a vehicle that is still finishing its pre-flight checks.
+
+        PX4 answers TEMPORARILY_REJECTED while checks run (just after boot, or a moment after a
+        landing); anything else, or still refused after the grace period, is a launch failure.
+        """
+        deadline = time.monotonic() + ARM_GRACE_S
+        while True:
+            try:
+                await vehicle.command.arm()
+                return
+            except CommandDenied as exc:
+                if exc.result != MAV_RESULT_TEMPORARILY_REJECTED or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(ARM_RETRY_S)
 
     # -- observing -----------------------------------------------------------------------------
     def observe(self, vehicle: Vehicle) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from dronedispatch.api.security import InvalidToken, read_token
@@ -64,3 +64,6 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 #: A database id in a path: positive and within a 64-bit integer (larger ids cannot exist).
 DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Numeric id")]
+#: Paging of list routes.
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most rows to return")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip")]

@@ -82,8 +82,8 @@ class FleetConfig(BaseModel):
         drones = [d for d in self.drones if d.sysid <= n][:n]
         taken = {d.sysid for d in drones}
         template = self.drones[0] if self.drones else None
-        for i, sysid in enumerate(s for s in range(1, n + 1) if s not in taken):
-            dock = self.docks[(len(drones) + i) % len(self.docks)]
+        for sysid in (s for s in range(1, n + 1) if s not in taken):
+            dock = self.docks[(sysid - 1) % len(self.docks)]
             base = template.model_dump() if template else {}
             base.update(id=f"dd-{sysid:02d}", sysid=sysid, dock=dock.id)
             drones.append(DroneSpec(**base))
@@ -105,8 +105,13 @@ def derive_drone_state(
     landed: bool,
     mode: str | None,
     battery_pct: float | None,
+    system_ready: bool = True,
 ) -> DroneState:
-    """The dispatcher's view of a drone from what its vehicle reports."""
+    """The dispatcher's view of a drone from what its vehicle reports.
+
+    ``system_ready`` is the autopilot's own word that it could arm now (PX4: MAV_STATE_STANDBY
+    once its pre-flight checks pass, a few seconds after boot); until then the drone is docked.
+    """
     if maintenance:
         return DroneState.MAINTENANCE
     if not heard or link_lost:
@@ -117,4 +122,6 @@ def derive_drone_state(
         return DroneState.IN_MISSION
     if battery_pct is not None and battery_pct < READY_BATTERY_PCT:
         return DroneState.CHARGING
+    if not system_ready:
+        return DroneState.DOCKED
     return DroneState.READY

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, status
 
-from dronedispatch.api.deps import AnyUser, DbId, Operator, RuntimeDep
+from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Operator, RuntimeDep
 from dronedispatch.schemas import CloseRequest, DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 
 router = APIRouter(tags=["incidents"])
@@ -15,8 +15,8 @@ def list_incidents(
     runtime: RuntimeDep,
     _: AnyUser,
     status_: str | None = Query(default=None, alias="status", pattern="^(open|dispatched|closed)$"),
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[IncidentPublic]:
     return [IncidentPublic.of(i) for i in runtime.store.list_incidents(status=status_, limit=limit, offset=offset)]
 

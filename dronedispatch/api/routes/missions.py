@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
 
-from dronedispatch.api.deps import AnyUser, DbId, Pilot, RuntimeDep
+from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Pilot, RuntimeDep
 from dronedispatch.dispatch import item_from_dict
 from dronedispatch.domain.qgc_plan import to_plan
 from dronedispatch.missions import CommandRejected
@@ -17,8 +17,8 @@ def list_missions(
     _: AnyUser,
     active: bool | None = None,
     incident_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[MissionPublic]:
     missions = runtime.store.list_missions(active=active, incident_id=incident_id, limit=limit, offset=offset)
     return [MissionPublic.of(m, runtime.missions.progress(m.sysid)) for m in missions]
