@@ -133,8 +133,24 @@ class Recording:
         return sorted((m for m in self.missions.values() if m.incident_id == arrival.incident_id), key=lambda m: m.id)
 
     def on_scene_at(self, ref: str) -> tuple[float, str] | None:
-        """When the first drone reached the scene of incident ``ref``, and which drone."""
-        hits = [(t, m.drone_id) for m in self.missions_for(ref) if (t := m.first("on_scene")) is not None]
+        """When a drone was first on the scene of incident ``ref`` after its report arrived, and which.
+
+        A report that merged into an incident whose drone is already there is answered on arrival;
+        a drone that had already left the scene before the report came does not count.
+        """
+        arrival = self.arrivals.get(ref)
+        since = arrival.sent_at if arrival is not None else 0.0
+        hits = []
+        for m in self.missions_for(ref):
+            t = m.first("on_scene")
+            if t is None:
+                continue
+            if t >= since:
+                hits.append((t, m.drone_id))
+                continue
+            left = next((tt for tt, s in m.states if tt > t and s != "on_scene"), None)
+            if left is None or left > since:
+                hits.append((since, m.drone_id))
         return min(hits) if hits else None
 
     def response_s(self, ref: str) -> float | None:

@@ -230,6 +230,7 @@ class ScenarioRun:
                 return f"the fleet never became ready within {READY_TIMEOUT_S:.0f} s (not ready: {missing})"
             clock.start()
             started.set()
+            wall_start = time.monotonic()
             self.rec.note(0.0, "run", f"fleet ready: {len(want)} drones; speed factor {spec.speed_factor:g}")
             faults = FaultInjector(fleet, self.rec, clock)
             timeline: list[tuple[float, int, str, Callable[[], Any]]] = []
@@ -267,6 +268,11 @@ class ScenarioRun:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             self.rec.ended_at = clock.now()
+            wall = max(time.monotonic() - wall_start, 1e-3)
+            self.notes.append(
+                f"simulated {self.rec.ended_at:.0f} s in {wall:.0f} s of wall time: "
+                f"{self.rec.ended_at / wall:.1f}x against the {spec.speed_factor:g}x asked"
+            )
             if mqtt is not None:
                 await mqtt.resolve_pending(runtime)
             for r in self.rec.refusals:  # name refusals by the scenario's incident ids
