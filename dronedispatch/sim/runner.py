@@ -101,6 +101,7 @@ class SimFleet:
         api_port_base: int | None = 14580,
         api_target_base: int = 14540,
         video_port_base: int = 5600,
+        signing_keys: dict[int, bytes] | None = None,
     ) -> None:
         if speed_factor <= 0:
             raise ValueError("speed_factor must be positive")
@@ -131,6 +132,8 @@ class SimFleet:
                 drone_id=spec.id if spec is not None else "",
             )
             v.set_link_loss(loss)
+            if signing_keys and v.sysid in signing_keys:
+                v.set_signing_key(signing_keys[v.sysid])
             v.model.dll_floor_s = DLL_FLOOR_WALL_S * speed_factor
             v.camera.video_enabled = video
             v.camera.video_target = (target_host, video_port_base + i)

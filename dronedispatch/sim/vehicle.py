@@ -97,6 +97,7 @@ class SimVehicle:
         if api_peer is not None:
             self.links.append(Link(self, "api", telemetry.API_STREAMS, api_peer))
         self.camera = CameraComponent(self, video_uri)
+        self.signing_key: bytes | None = None
         # fault injection (read by the UDP shell)
         self.loss = 0.0
         self.latency = 0.0
@@ -169,6 +170,18 @@ class SimVehicle:
         self.model.wind = (max(speed, 0.0), direction % 360.0)
         self.model.params.set("SIM_WIND_SPD", speed)
         self.model.params.set("SIM_WIND_DIR", direction % 360.0)
+
+    def set_signing_key(self, key: bytes | None) -> None:
+        """MAVLink 2 signing on every link: sign what is sent, drop unsigned or badly signed frames.
+
+        ``None`` turns signing off. Link i signs with link_id i.
+        """
+        self.signing_key = key
+        for i, link in enumerate(self.links):
+            link.enc.set_signing(key, link_id=i)
+            link.parser.signing.secret_key = key
+            link.parser.signing.stream_timestamps.clear()
+            link.parser.signing.timestamp = wire.signing_timestamp() if key is not None else 0
 
     # -- ticking ---------------------------------------------------------------------------------------
     def tick(self, sim_dt: float, wall_now: float) -> None:

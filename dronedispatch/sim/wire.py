@@ -12,7 +12,9 @@ Rare messages (acks, mission items, parameters) are encoded by pymavlink itself 
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import time
 from binascii import crc_hqx
 from collections.abc import Sequence
 
@@ -21,6 +23,13 @@ from pymavlink.dialects.v20 import common as mavlink
 _REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 _HEADER = struct.Struct("<BBBBBBBHB")
 _CRC = struct.Struct("<H")
+_SIGNING_EPOCH = 1420070400  # 2015-01-01 00:00:00 UTC
+INCOMPAT_SIGNED = 0x01
+
+
+def signing_timestamp() -> int:
+    """MAVLink 2 signing time: 10 µs units since 2015-01-01."""
+    return int((time.time() - _SIGNING_EPOCH) * 100_000)
 
 
 def x25crc(data: bytes) -> int:
@@ -146,23 +155,43 @@ TIMESYNC = FastMessage(
 
 
 class LinkEncoder:
-    """Frames messages for one link: one sequence counter, MAVLink 2, unsigned."""
+    """Frames messages for one link: one sequence counter, MAVLink 2, signed when given a key."""
 
-    __slots__ = ("_mav", "seq", "sysid")
+    __slots__ = ("_mav", "key", "link_id", "seq", "sysid", "timestamp")
 
     def __init__(self, sysid: int) -> None:
         self.sysid = sysid
         self.seq = 0
         self._mav = mavlink.MAVLink(None, srcSystem=sysid, srcComponent=1)
+        self.key: bytes | None = None
+        self.link_id = 0
+        self.timestamp = 0
+
+    def set_signing(self, key: bytes | None, link_id: int = 0) -> None:
+        """Sign every frame with this 32-byte key (None: unsigned)."""
+        if key is not None and len(key) != 32:
+            raise ValueError("a MAVLink signing key is 32 bytes")
+        self.key, self.link_id = key, link_id
+
+    def _next_timestamp(self) -> int:
+        # strictly increasing per stream, and near real time so receivers accept a new stream
+        self.timestamp = max(self.timestamp + 1, signing_timestamp())
+        return self.timestamp
 
     def fast(self, spec: FastMessage, values: tuple, compid: int = 1) -> bytes:
         """Frame a high-rate message from its field values in wire order."""
         payload = spec.struct.pack(*values).rstrip(b"\x00") or b"\x00"
-        header = _HEADER.pack(0xFD, len(payload), 0, 0, self.seq, self.sysid, compid, spec.msgid & 0xFFFF,
-                              spec.msgid >> 16)
+        signed = self.key is not None
+        header = _HEADER.pack(0xFD, len(payload), INCOMPAT_SIGNED if signed else 0, 0, self.seq, self.sysid, compid,
+                              spec.msgid & 0xFFFF, spec.msgid >> 16)
         self.seq = (self.seq + 1) & 0xFF
         body = header + payload
-        return body + _CRC.pack(x25crc(body[1:] + bytes((spec.crc_extra,))))
+        frame = body + _CRC.pack(x25crc(body[1:] + bytes((spec.crc_extra,))))
+        if self.key is not None:
+            ts = self._next_timestamp()
+            tail = bytes((self.link_id,)) + ts.to_bytes(6, "little")
+            frame += tail + hashlib.sha256(self.key + frame + tail).digest()[:6]
+        return frame
 
     def encode(self, msg: mavlink.MAVLink_message, compid: int = 1) -> bytes:
         """Frame any pymavlink message (slow path, for low-rate traffic)."""
@@ -170,7 +199,15 @@ class LinkEncoder:
         mav.seq = self.seq
         mav.srcComponent = compid
         self.seq = (self.seq + 1) & 0xFF
-        return bytes(msg.pack(mav))
+        if self.key is None:
+            mav.signing.sign_outgoing = False
+            return bytes(msg.pack(mav))
+        sg = mav.signing
+        sg.secret_key, sg.link_id, sg.sign_outgoing = self.key, self.link_id, True
+        sg.timestamp = self._next_timestamp()
+        data = bytes(msg.pack(mav))
+        self.timestamp = max(self.timestamp, sg.timestamp - 1)
+        return data
 
     @property
     def factory(self) -> mavlink.MAVLink:

@@ -12,6 +12,7 @@ from pymavlink.dialects.v20 import common as mavlink
 
 from dronedispatch.domain import mission_items as mi
 from dronedispatch.domain.fleet import Dock, FleetConfig
+from dronedispatch.sim import wire
 from dronedispatch.sim.mission_server import opaque_id
 from dronedispatch.sim.params import SPECS
 from dronedispatch.sim.runner import SimFleet
@@ -349,3 +350,33 @@ async def test_run_sitl_logs_each_vehicle_and_stops_on_cancel(caplog: pytest.Log
     lines = [r.getMessage() for r in caplog.records if "sysid" in r.getMessage()]
     assert len(lines) == 2 and f"127.0.0.1:{base + 2}" in lines[1]
     assert any("simulator stopped" in r.getMessage() for r in caplog.records)
+
+
+async def test_signing_vehicle_signs_and_drops_unsigned_commands() -> None:
+    key = bytes(range(100, 132))
+    base = free_port_block(3)
+    fleet = FleetConfig(city="t", docks=[Dock(id="a", name_ko="a", name_en="a", lat=HOME[0], lon=HOME[1])]).sized(1)
+    async with SimFleet(fleet, gcs_port=base, vehicle_port_base=base + 1, api_port_base=None,
+                        signing_keys={1: key}) as sim:
+        gcs = await Gcs.open(base, base + 1)
+        try:
+            # without the key we can read the vehicle (signatures are only checked with a key), but it ignores us
+            hb = await gcs.wait("HEARTBEAT", sysid=1)
+            assert bytes(hb.get_msgbuf())[2] & 0x01  # incompat flag: signed
+            gcs.send(gcs.mav.command_long_encode(1, 1, 31337, 0, 0, 0, 0, 0, 0, 0, 0))
+            await asyncio.sleep(0.3)
+            assert not any(m.get_type() == "COMMAND_ACK" for m in gcs.msgs)
+            assert sim.vehicles[0].links[0].bad_packets >= 1
+            # with the key: signed both ways
+            for mav in (gcs.mav, gcs.parser):
+                mav.signing.secret_key = key
+                mav.signing.timestamp = wire.signing_timestamp()
+            gcs.mav.signing.sign_outgoing = True
+            await gcs.wait("HEARTBEAT", sysid=1)
+            assert (await gcs.command(1, 31337)).result == 3
+            bad = asyncio.ensure_future(gcs.wait("BAD_DATA"))
+            await asyncio.sleep(0.3)
+            assert not bad.done()
+            bad.cancel()
+        finally:
+            gcs.close()
