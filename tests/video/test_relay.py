@@ -9,7 +9,7 @@ import socket
 import cv2
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from dronedispatch.sim.camera import SimCamera
 from dronedispatch.video import formats
@@ -192,3 +192,28 @@ async def test_a_stalled_stream_gives_no_stale_snapshot(hub: VideoHub, camera: S
         await hub.snapshot_jpeg("d1", wait_s=0.2, max_age_s=0.5)
     await camera.start()
     assert (await hub.snapshot_jpeg("d1", wait_s=20, max_age_s=0.5))[:2] == b"\xff\xd8"
+
+
+async def test_foreign_and_mdns_candidates_never_reach_ice(hub: VideoHub, camera: SimCamera) -> None:
+    import aioice.ice
+
+    await hub.ensure_stream("d1", uri(camera))
+    await camera.start()
+    pc = RTCPeerConnection(rtc_configuration([]))
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    extra = (
+        "a=candidate:9 1 udp 2122260223 0b5e7a6c-1111-2222-3333-444455556666.local 40002 typ host\r\n"
+        "a=candidate:8 1 udp 2122260223 192.0.2.77 40003 typ host\r\n"
+    )
+    offer = pc.localDescription.sdp.replace("a=end-of-candidates", extra + "a=end-of-candidates", 1)
+    connected = asyncio.Event()
+    pc.on("connectionstatechange", lambda: connected.set() if pc.connectionState == "connected" else None)
+    try:
+        answer, kind = await hub.offer("d1", offer, "offer")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type=kind))
+        await asyncio.wait_for(connected.wait(), 20)
+        # aioice creates its multicast DNS responder only to resolve a .local candidate.
+        assert getattr(aioice.ice._mdns, "protocol", None) is None
+    finally:
+        await pc.close()
