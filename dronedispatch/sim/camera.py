@@ -16,6 +16,7 @@ paces frames.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import socket
@@ -33,6 +34,8 @@ from numpy.typing import NDArray
 
 from dronedispatch.video import formats
 from dronedispatch.video.h264 import VIDEO_CLOCK, Packetizer
+
+log = logging.getLogger(__name__)
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQ = 111_320.0
@@ -223,8 +226,8 @@ class SimCamera:
             task.cancel()
             try:
                 await task
-            except asyncio.CancelledError:
-                pass
+            except (asyncio.CancelledError, Exception):
+                pass  # a failure was logged when it happened
         if self._executor is not None:
             # The worker finishes the frame in hand; nothing else is queued.
             await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
@@ -239,9 +242,14 @@ class SimCamera:
         period = 1.0 / self.fps
         next_at = loop.time()
         while True:
-            pose = self._pose()
             assert self._executor is not None
-            await loop.run_in_executor(self._executor, self._frame, pose)
+            try:
+                pose = self._pose()
+                await loop.run_in_executor(self._executor, self._frame, pose)
+            except Exception:
+                # A broken pose or encoder ends this streaming session visibly (streaming turns False).
+                log.exception("camera %d: streaming stopped", self.instance)
+                raise
             next_at += period
             now = loop.time()
             if next_at < now - period:

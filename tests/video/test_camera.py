@@ -82,3 +82,17 @@ async def test_rtp_h264_on_the_wire_is_browser_friendly() -> None:
     stamps = [u.rtp_timestamp for u in units]
     assert all(0 < (b - a) % (1 << 32) < 90_000 for a, b in itertools.pairwise(stamps))
     assert poses >= 40 and cam.frames_sent >= 40
+
+
+async def test_a_failing_pose_ends_streaming_visibly() -> None:
+    def broken() -> CameraPose:
+        raise RuntimeError("no vehicle state")
+
+    cam = SimCamera(0, broken, port=9, width=320, height=240)
+    await cam.start()
+    task = cam._task
+    assert task is not None
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(task, 10)
+    assert not cam.streaming
+    await cam.stop()  # still safe
