@@ -143,11 +143,15 @@ class MissionSupervisor:
             return
         log.debug(
             "mission %s: %d items uploaded in %.0f ms, armed after %.0f ms, started after %.0f ms",
-            tracked.mission_id, len(items), (t_upload - t0) * 1e3, (t_arm - t_upload) * 1e3,
+            tracked.mission_id,
+            len(items),
+            (t_upload - t0) * 1e3,
+            (t_arm - t_upload) * 1e3,
             (time.perf_counter() - t_arm) * 1e3,
         )
         launched = self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
         self.rt.publish_mission(launched)
+        self.rt.video.mission_launched(launched)
         self.rt.store.audit("system", "mission.launch", "mission", tracked.mission_id, opaque_id=opaque_id)
         self.observe(vehicle)
 
@@ -231,7 +235,8 @@ class MissionSupervisor:
         )
         log.info("mission %s: %s → %s%s", mission_id, t.old_state, t.new_state, f" ({t.reason})" if t.reason else "")
         self.rt.publish_mission(mission)
-        if t.new_state in (MissionState.FAILED,) and t.reason:
+        self.rt.video.mission_state(mission, t.new_state)
+        if t.new_state == MissionState.FAILED and t.reason:
             self.rt.alert(
                 "critical",
                 "mission_failed",

@@ -21,6 +21,7 @@ from dronedispatch.drones import DroneEntry, DroneRegistry
 from dronedispatch.events import Event, LocalEventBus
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
+from dronedispatch.live_video import LiveVideo
 from dronedispatch.mavlink import events as link_events
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.schemas import Alert, IncidentPublic, MissionPublic
@@ -52,6 +53,7 @@ class Runtime:
         self.mqtt: MqttIngest | None = None
         self.dispatcher = Dispatcher(self)
         self.missions = MissionSupervisor(self)
+        self.video = LiveVideo(self)
         self.started_at = datetime.now(UTC)
         self._unsubscribe: Any = None
 
@@ -87,6 +89,7 @@ class Runtime:
         if self.mqtt is not None:
             await self.mqtt.stop()
         await self.missions.stop()
+        await self.video.close()
         if self._unsubscribe:
             self._unsubscribe()
         if self.link is not None:
@@ -145,6 +148,10 @@ class Runtime:
                 drone_id=entry.spec.id,
                 mission_id=entry.mission_id,
             )
+        elif isinstance(ev, link_events.Telemetry):
+            s = vehicle.state
+            if s.lat is not None and s.lon is not None:
+                self.video.telemetry(entry.spec.id, s.lat, s.lon, s.alt_rel or 0.0, s.heading_deg or 0.0)
         self.missions.observe(vehicle)
         self.publish_drone(entry)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, BigInteger, DateTime
 from sqlmodel import Field, SQLModel
 
 
@@ -100,3 +100,23 @@ class AuditEntry(SQLModel, table=True):
     target_type: str = Field(max_length=32)
     target_id: str = Field(max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class Evidence(SQLModel, table=True):
+    """A file kept as evidence of a mission: its video recording, telemetry subtitles, snapshots.
+
+    The SHA-256 is taken when the file is closed and also written to the audit log, so a file
+    changed later can be told from the original.
+    """
+
+    __tablename__ = "evidence"
+    id: int | None = Field(default=None, primary_key=True)
+    mission_id: int | None = Field(default=None, foreign_key="missions.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    kind: str = Field(max_length=16)  # recording | subtitles | snapshot
+    path: str
+    media_type: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    size_bytes: int = Field(sa_type=BigInteger)
+    duration_s: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from dronedispatch.domain.incidents import Report
-from dronedispatch.store.models import AuditEntry, Incident, IncidentReport, Mission, User, utcnow
+from dronedispatch.store.models import AuditEntry, Evidence, Incident, IncidentReport, Mission, User, utcnow
 
 ACTIVE_MISSION_STATES = ("planned", "uploading", "launching", "enroute", "on_scene", "returning")
 
@@ -171,6 +171,29 @@ class Store:
         with self.session() as s:
             q = select(Mission).where(Mission.drone_id == drone_id, col(Mission.state).in_(ACTIVE_MISSION_STATES))
             return s.exec(q).first()
+
+    # -- evidence ------------------------------------------------------------------------------
+    def add_evidence(self, evidence: Evidence) -> Evidence:
+        with self.session() as s:
+            s.add(evidence)
+            s.commit()
+            return evidence
+
+    def get_evidence(self, evidence_id: int) -> Evidence:
+        with self.session() as s:
+            e = s.get(Evidence, evidence_id)
+            if e is None:
+                raise NotFound("evidence", evidence_id)
+            return e
+
+    def list_evidence(self, *, mission_id: int | None = None, incident_id: int | None = None) -> Sequence[Evidence]:
+        with self.session() as s:
+            q = select(Evidence)
+            if mission_id is not None:
+                q = q.where(Evidence.mission_id == mission_id)
+            if incident_id is not None:
+                q = q.where(Evidence.incident_id == incident_id)
+            return s.exec(q.order_by(col(Evidence.id))).all()
 
     # -- audit ---------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, target_type: str, target_id: object, **detail: Any) -> None:

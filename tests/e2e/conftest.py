@@ -98,7 +98,12 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, system:
 
 
 def start_system(
-    tmp_path: Path, *, vehicles: int = 2, speed_factor: float = 10.0, extra_env: dict | None = None
+    tmp_path: Path,
+    *,
+    vehicles: int = 2,
+    speed_factor: float = 10.0,
+    extra_env: dict | None = None,
+    video: bool = False,
 ) -> Iterator[System]:
     gcs_port = free_udp_port()
     vehicle_base = _port_block(vehicles)
@@ -138,7 +143,7 @@ def start_system(
             str(fleet_file),
             "--speed-factor",
             str(speed_factor),
-            "--no-video",
+            *(["--video-port-base", str(_port_block(vehicles))] if video else ["--no-video"]),
             "--gcs-port",
             str(gcs_port),
             "--vehicle-port-base",

@@ -1,0 +1,91 @@
+"""Live video and evidence: WebRTC offers, snapshots, recordings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from dronedispatch.api.deps import AnyUser, DbId, RuntimeDep
+from dronedispatch.live_video import VideoUnavailable
+from dronedispatch.store.repo import NotFound
+from dronedispatch.video.formats import OfferError
+
+router = APIRouter(tags=["video"])
+
+
+class SessionDescription(BaseModel):
+    sdp: str = Field(max_length=100_000, description="SDP text")
+    type: str = Field(pattern="^(offer|answer)$", description="'offer' from the browser, 'answer' back")
+
+
+class EvidencePublic(BaseModel):
+    id: int
+    mission_id: int | None
+    incident_id: int | None
+    kind: str
+    media_type: str
+    sha256: str
+    size_bytes: int
+    duration_s: float | None
+    url: str
+
+
+@router.post(
+    "/drones/{drone_id}/video/offer",
+    response_model=SessionDescription,
+    summary="WebRTC: the browser's SDP offer for the drone's live video; the answer comes back",
+)
+async def video_offer(runtime: RuntimeDep, _: AnyUser, drone_id: str, body: SessionDescription) -> SessionDescription:
+    try:
+        sdp, type_ = await runtime.video.offer(drone_id, body.sdp, body.type)
+    except VideoUnavailable as exc:
+        raise HTTPException(exc.status, exc.reason) from exc
+    except OfferError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return SessionDescription(sdp=sdp, type=type_)
+
+
+@router.get(
+    "/drones/{drone_id}/snapshot.jpg",
+    summary="The drone camera's latest picture (JPEG)",
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def snapshot(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> Response:
+    try:
+        jpeg = await runtime.video.snapshot(drone_id)
+    except VideoUnavailable as exc:
+        raise HTTPException(exc.status, exc.reason) from exc
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/missions/{mission_id}/evidence",
+    response_model=list[EvidencePublic],
+    summary="Recordings, subtitles and snapshots kept for a mission, with their SHA-256",
+)
+def mission_evidence(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> list[EvidencePublic]:
+    runtime.store.get_mission(mission_id)  # 404 for an unknown mission
+    return [_public(e) for e in runtime.store.list_evidence(mission_id=mission_id)]
+
+
+@router.get(
+    "/evidence/{evidence_id}",
+    summary="Download one evidence file",
+    responses={200: {"content": {"video/mp4": {}, "text/vtt": {}, "image/jpeg": {}}}},
+)
+def evidence_file(runtime: RuntimeDep, principal: AnyUser, evidence_id: DbId) -> FileResponse:
+    e = runtime.store.get_evidence(evidence_id)
+    path = Path(e.path)
+    if not path.is_file():
+        raise NotFound("evidence file", e.path)
+    runtime.store.audit(principal.username, "evidence.download", "evidence", evidence_id, sha256=e.sha256)
+    return FileResponse(path, media_type=e.media_type, filename=path.name, headers={"X-SHA256": e.sha256})
+
+
+def _public(e) -> EvidencePublic:  # type: ignore[no-untyped-def]
+    return EvidencePublic(id=e.id, mission_id=e.mission_id, incident_id=e.incident_id, kind=e.kind,
+                          media_type=e.media_type, sha256=e.sha256, size_bytes=e.size_bytes,
+                          duration_s=e.duration_s, url=f"/api/v1/evidence/{e.id}")  # fmt: skip

@@ -1,0 +1,178 @@
+"""Live video of the fleet: find each drone's camera stream over MAVLink, relay it, record it.
+
+The application side of :mod:`dronedispatch.video`. When a mission launches, the drone's camera
+is asked for its stream (VIDEO_STREAM_INFORMATION), told to start streaming, and the stream is
+ingested once and recorded; viewers join it over WebRTC. On scene, a snapshot is attached to
+the incident; when the mission ends, the recording is closed and kept as evidence with its
+SHA-256 in the audit log. Video never holds a mission up: every failure here is logged and
+alerted, and the flight goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dronedispatch.domain.mission_state import TERMINAL, MissionState
+from dronedispatch.mavlink.camera import CameraCapability
+from dronedispatch.mavlink.errors import LinkError
+from dronedispatch.store.models import Evidence, Mission
+from dronedispatch.video.recording import SnapshotError
+from dronedispatch.video.relay import StreamNotFound, VideoHub
+
+if TYPE_CHECKING:
+    from dronedispatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class VideoUnavailable(Exception):
+    """No video from this drone right now; ``reason`` says why (offline, no camera, no stream)."""
+
+    def __init__(self, reason: str, status: int = 409) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class LiveVideo:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.hub = VideoHub.from_settings(runtime.settings)
+        self.dir = Path(runtime.settings.recordings_dir)
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._recording: dict[str, int] = {}  # drone id → mission id being recorded
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for drone_id, mission_id in list(self._recording.items()):
+            await self._finish_recording(drone_id, mission_id)
+        await self.hub.close()
+
+    # -- streams -------------------------------------------------------------------------------
+    async def open(self, drone_id: str) -> str:
+        """Make sure the drone's stream is being ingested; returns its stream key."""
+        entry = self.rt.registry.get(drone_id)
+        if entry is None:
+            raise VideoUnavailable(f"drone {drone_id!r} does not exist", 404)
+        vehicle = entry.vehicle
+        if vehicle is None or vehicle.health.lost:
+            raise VideoUnavailable(f"drone {drone_id} is not connected")
+        async with self._opening.setdefault(drone_id, asyncio.Lock()):
+            if drone_id in self.hub.streams():
+                return drone_id
+            camera = CameraCapability(vehicle)
+            try:
+                info = await camera.stream_information()
+                await camera.start_streaming()
+            except LinkError as exc:
+                raise VideoUnavailable(f"drone {drone_id}: camera did not answer: {exc}", 503) from exc
+            try:
+                await self.hub.ensure_stream(drone_id, info.uri)
+            except (ValueError, OSError) as exc:
+                raise VideoUnavailable(f"drone {drone_id}: cannot receive {info.uri}: {exc}", 503) from exc
+            log.info("video: %s streams %s (%dx%d @ %.0f fps)", drone_id, info.uri, info.width, info.height,
+                     info.framerate)  # fmt: skip
+            return drone_id
+
+    async def offer(self, drone_id: str, sdp: str, type_: str) -> tuple[str, str]:
+        key = await self.open(drone_id)
+        return await self.hub.offer(key, sdp, type_)
+
+    async def snapshot(self, drone_id: str) -> bytes:
+        key = await self.open(drone_id)
+        try:
+            return await self.hub.snapshot_jpeg(key)
+        except (SnapshotError, StreamNotFound) as exc:
+            raise VideoUnavailable(f"drone {drone_id}: {exc}", 503) from exc
+
+    # -- mission lifecycle ---------------------------------------------------------------------
+    def mission_launched(self, mission: Mission) -> None:
+        self._spawn(self._start_recording(mission), f"video-start-{mission.id}")
+
+    def mission_state(self, mission: Mission, state: MissionState) -> None:
+        if state == MissionState.ON_SCENE:
+            self._spawn(self._scene_snapshot(mission), f"video-snapshot-{mission.id}")
+        elif state in TERMINAL and self._recording.get(mission.drone_id) == mission.id:
+            self._spawn(self._finish_recording(mission.drone_id, mission.id), f"video-finish-{mission.id}")
+
+    def telemetry(self, drone_id: str, lat: float, lon: float, alt: float, heading: float) -> None:
+        if drone_id in self._recording:
+            self.hub.add_telemetry(drone_id, time.time(), lat, lon, alt, heading)
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_recording(self, mission: Mission) -> None:
+        assert mission.id is not None
+        try:
+            key = await self.open(mission.drone_id)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            await self.hub.start_recording(key, self.dir / f"mission-{mission.id}-{mission.drone_id}.mp4")
+            self._recording[mission.drone_id] = mission.id
+        except (VideoUnavailable, RuntimeError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, VideoUnavailable) else str(exc)
+            self.rt.alert("warning", "video_unavailable", f"mission {mission.id}: no recording: {reason}",
+                          drone_id=mission.drone_id, mission_id=mission.id)  # fmt: skip
+
+    async def _scene_snapshot(self, mission: Mission) -> None:
+        assert mission.id is not None
+        try:
+            jpeg = await self.snapshot(mission.drone_id)
+        except VideoUnavailable as exc:
+            log.warning("mission %s: no snapshot on scene: %s", mission.id, exc.reason)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"incident-{mission.incident_id}-mission-{mission.id}-on-scene.jpg"
+        await asyncio.to_thread(path.write_bytes, jpeg)
+        self._keep(path, "snapshot", "image/jpeg", hashlib.sha256(jpeg).hexdigest(), mission, None)
+
+    async def _finish_recording(self, drone_id: str, mission_id: int) -> None:
+        self._recording.pop(drone_id, None)
+        try:
+            info = await self.hub.stop_recording(drone_id)
+        except (RuntimeError, StreamNotFound) as exc:
+            log.warning("mission %s: recording not finished: %s", mission_id, exc)
+            return
+        mission = self.rt.store.get_mission(mission_id)
+        self._keep(info.path, "recording", "video/mp4", info.sha256, mission, info.duration_s)
+        self._keep(info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s)
+        camera = CameraCapability(self.rt.registry.get(drone_id).vehicle) if self._connected(drone_id) else None
+        await self.hub.stop_stream(drone_id)
+        if camera is not None:
+            try:
+                await camera.stop_streaming()
+            except LinkError as exc:
+                log.info("video: %s did not stop streaming: %s", drone_id, exc)
+
+    def _connected(self, drone_id: str) -> bool:
+        entry = self.rt.registry.get(drone_id)
+        return entry is not None and entry.vehicle is not None and not entry.vehicle.health.lost
+
+    def _keep(self, path: Path, kind: str, media_type: str, sha256: str, mission: Mission,
+              duration_s: float | None) -> None:  # fmt: skip
+        size = path.stat().st_size if path.exists() else 0
+        evidence = self.rt.store.add_evidence(
+            Evidence(
+                mission_id=mission.id,
+                incident_id=mission.incident_id,
+                kind=kind,
+                path=str(path),
+                media_type=media_type,
+                sha256=sha256,
+                size_bytes=size,
+                duration_s=duration_s,
+            )
+        )
+        self.rt.store.audit("system", f"evidence.{kind}", "mission", mission.id, evidence_id=evidence.id,
+                            path=str(path), sha256=sha256, size_bytes=size)  # fmt: skip
+        log.info("mission %s: %s kept: %s (sha256 %s…)", mission.id, kind, path, sha256[:12])
