@@ -8,7 +8,7 @@ condition). Prints medians, the ratio ours/MAVSDK (goal ≤ 1.0) and completion
 counts; a MAVSDK failure after which the vehicle does hold the plan is counted separately,
 since that is the failure mode the link is built to avoid.
 
-    .venv/bin/python bench/mission_upload.py [-n 20] [--items 50] [--loss 0.05]
+    .venv/bin/python bench/mission_upload.py [-n 20] [--items 50] [--loss 0.05] [--latency 0] [--uvloop]
 
 Ports are chosen free at start, so a running demo is not disturbed.
 """
@@ -138,9 +138,9 @@ async def connect_mavsdk(port: int) -> tuple[Any, Any]:
 
 
 @contextlib.asynccontextmanager
-async def sitl_process(loss: float, gcs_port: int, base: int) -> AsyncIterator[None]:
+async def sitl_process(loss: float, gcs_port: int, base: int, latency: float = 0.0) -> AsyncIterator[None]:
     """One simulated vehicle in its own process, as PX4 SITL is: no client shares its CPU."""
-    cmd = [sys.executable, __file__, "--serve-sim", f"{loss},{gcs_port},{base}"]
+    cmd = [sys.executable, __file__, "--serve-sim", f"{loss},{gcs_port},{base},{latency}"]
     proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE)
     try:
         yield
@@ -154,10 +154,10 @@ async def sitl_process(loss: float, gcs_port: int, base: int) -> AsyncIterator[N
             await proc.wait()
 
 
-async def run_condition(label: str, loss: float, args: argparse.Namespace) -> None:
+async def run_condition(label: str, loss: float, args: argparse.Namespace, latency: float = 0.0) -> None:
     gcs_port = free_ports(1)
     base = free_ports(4)  # vehicle GCS port, vehicle API port, MAVSDK's port, video
-    async with sitl_process(loss, gcs_port, base), MavlinkLink(f"udpin:127.0.0.1:{gcs_port}") as link:
+    async with sitl_process(loss, gcs_port, base, latency), MavlinkLink(f"udpin:127.0.0.1:{gcs_port}") as link:
         vehicle = await link.wait_vehicle(1, 30)
         drone, mission_raw = await connect_mavsdk(base + 2)
         try:
@@ -183,7 +183,7 @@ async def serve_sim(spec: str) -> None:
     from dronedispatch.domain.fleet import FleetConfig
     from dronedispatch.sim.runner import SimFleet
 
-    loss_s, gcs_s, base_s = spec.split(",")
+    loss_s, gcs_s, base_s, latency_s = spec.split(",")
     base = int(base_s)
     fleet = FleetConfig(city="bench", docks=[DOCK]).sized(1)
     sim = SimFleet(
@@ -195,6 +195,8 @@ async def serve_sim(spec: str) -> None:
         api_target_base=base + 2,
         video_port_base=base + 3,
     )
+    for v in sim.vehicles:
+        v.set_latency(float(latency_s))
     async with sim:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
@@ -208,6 +210,7 @@ async def main() -> None:
     ap.add_argument("-n", type=int, default=20, help="uploads per client and condition")
     ap.add_argument("--items", type=int, default=50)
     ap.add_argument("--loss", type=float, default=0.05, help="datagram loss per direction in the lossy round")
+    ap.add_argument("--latency", type=float, default=0.0, help="one-way delay (s) added in the lossy round")
     ap.add_argument("--uvloop", action="store_true", help="(set before start) run our side on uvloop, as uvicorn does")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -216,7 +219,8 @@ async def main() -> None:
     print("vehicle: the simulator in its own process; ours on its GCS link, MAVSDK on its API link")
     print(f"{'condition':<14}{'client':<10}{'median ms':>10}{'completed':>11}{'failed, yet stored':>20}")
     await run_condition("clean", 0.0, args)
-    await run_condition(f"{args.loss:.0%} loss", args.loss, args)
+    label = f"{args.loss:.0%} loss" + (f" {args.latency * 1000:.0f}ms" if args.latency else "")
+    await run_condition(label, args.loss, args, args.latency)
 
 
 if __name__ == "__main__":
