@@ -9,10 +9,11 @@ templates), asks the pure planner, records the decision and hands the mission to
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dronedispatch.domain import planning, templates
+from dronedispatch.domain import assignment, planning, templates
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.incidents import (
     Category,
@@ -205,7 +206,11 @@ class Dispatcher:
             raise templates.TemplateError(f"template {name!r} does not suit a {category} incident")
         return tpl
 
-    def recommend(self, incident: Incident, template: str | None = None) -> list[planning.Candidate]:
+    def recommend(
+        self, incident: Incident, template: str | None = None, *, flying_as_ready: str | None = None
+    ) -> list[planning.Candidate]:
+        """Every drone for ``incident``, best first. ``flying_as_ready`` names a drone in flight that a
+        person has chosen to pre-empt: it is considered from where it is, as if it were ready."""
         tpl = self.template(incident.category, template)
         params = templates.resolve_params(tpl, incident.category)
         if "time_on_scene_s" in params:  # 0 holds until the pilot sends it back: plan for a typical stay
@@ -218,7 +223,10 @@ class Dispatcher:
             incident.lat,
             incident.lon,
             Category(incident.category),
-            self.drone_statuses(),
+            [
+                replace(d, state=DroneState.READY, launch_delay_s=0.0) if d.drone_id == flying_as_ready else d
+                for d in self.drone_statuses()
+            ],
             self.rt.airspace,
             time_on_scene_s=float(scene_s),
             cruise_alt_m=float(params.get("altitude_m", planning.DEFAULT_CRUISE_ALT_M)),
@@ -240,16 +248,26 @@ class Dispatcher:
         except templates.TemplateError as exc:
             raise DispatchError(422, "bad_template", str(exc)) from exc
 
-        candidates = self.recommend(incident, tpl.name)
+        preempted: Mission | None = None
         if req.drone_id is not None:
-            if rt.registry.get(req.drone_id) is None:
+            entry = rt.registry.get(req.drone_id)
+            if entry is None:
                 raise DispatchError(404, "unknown_drone", f"drone {req.drone_id!r} does not exist")
+            if req.preempt:
+                preempted = rt.store.active_mission_for_drone(req.drone_id)
+                if preempted is None:
+                    raise DispatchError(409, "nothing_to_preempt", f"drone {req.drone_id} flies no mission")
+            candidates = self.recommend(incident, tpl.name, flying_as_ready=req.drone_id if req.preempt else None)
             chosen = next((c for c in candidates if c.drone_id == req.drone_id), None)
             if chosen is None or not chosen.eligible:
                 why = chosen.reason.en if chosen else "not considered"
                 raise DispatchError(409, "drone_not_eligible", f"drone {req.drone_id} cannot go: {why}")
         else:
-            chosen = next((c for c in candidates if c.eligible), None)
+            candidates = self.recommend(incident, tpl.name)
+            planned = self.assignment_plan().drone_for(incident_id)  # fleet-wide best, when several wait
+            chosen = next((c for c in candidates if c.eligible and c.drone_id == planned), None) or next(
+                (c for c in candidates if c.eligible), None
+            )
             if chosen is None:
                 reasons = "; ".join(f"{c.drone_id}: {c.reason.en}" for c in candidates) or "no drones in the fleet"
                 raise DispatchError(409, "no_drone", f"no drone can answer this incident ({reasons})")
@@ -257,11 +275,13 @@ class Dispatcher:
         assert entry is not None
         dock = (entry.dock.lat, entry.dock.lon)
         try:
-            route = list(chosen.route) if chosen.route else rt.airspace.route(dock, (incident.lat, incident.lon))
+            # a pre-empted drone starts from where it flies; the route comes from there
+            start = chosen.route[0] if chosen.route else dock
+            route = list(chosen.route) if chosen.route else rt.airspace.route(start, (incident.lat, incident.lon))
             compiled = templates.compile_mission(
                 tpl,
                 params,
-                dock=(*dock, 0.0),
+                dock=(*start, 0.0),  # the take-off item: where the drone is (its dock, unless it flies)
                 target=(incident.lat, incident.lon),
                 route=route,
                 area=incident.area,
@@ -281,6 +301,9 @@ class Dispatcher:
         check = rt.airspace.check_mission(compiled.items, home=dock, approvals=approvals)
         if not check.ok:
             raise DispatchError(422, "airspace", check.summary)
+        if preempted is not None:
+            assert preempted.id is not None
+            await rt.missions.preempt(preempted.id, incident_id, actor)
         mission = rt.store.add_mission(
             Mission(
                 incident_id=incident_id,
@@ -311,6 +334,31 @@ class Dispatcher:
         rt.publish_incident(incident)
         rt.missions.launch(mission, return_seq=compiled.return_seq)
         return mission
+
+    def assignment_plan(self) -> assignment.AssignmentPlan:
+        """The fleet-wide plan for every incident still waiting (pure planner, current snapshots)."""
+        waiting = [i for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
+        requests = []
+        for i in waiting:
+            assert i.id is not None
+            tpl = self.template(i.category, None)
+            params = templates.resolve_params(tpl, i.category)
+            requests.append(
+                assignment.IncidentRequest(
+                    i.id,
+                    i.lat,
+                    i.lon,
+                    Category(i.category),
+                    Severity(i.severity),
+                    as_utc(i.created_at),
+                    time_on_scene_s=float(params.get("time_on_scene_s") or HOLD_PLANNING_S),
+                )
+            )
+        busy: dict[str, tuple[object, float]] = {}
+        for m in self.rt.store.list_missions(active=True, limit=10_000):
+            inc = self.rt.store.get_incident(m.incident_id)
+            busy[m.drone_id] = (inc.id, assignment.priority(inc.category, inc.severity))
+        return assignment.plan(datetime.now(UTC), self.drone_statuses(), requests, self.rt.airspace, busy=busy)
 
     def incident_view(self, incident: Incident) -> dict[str, Any]:
         """An incident with its recommendation (while open) and missions, for the incident card."""

@@ -236,6 +236,8 @@ class MissionSupervisor:
         log.info("mission %s: %s → %s%s", mission_id, t.old_state, t.new_state, f" ({t.reason})" if t.reason else "")
         self.rt.publish_mission(mission)
         self.rt.video.mission_state(mission, t.new_state)
+        if t.new_state in (MissionState.ABORTED, MissionState.FAILED):
+            self._requeue(mission.incident_id)
         if t.new_state == MissionState.FAILED and t.reason:
             self.rt.alert(
                 "critical",
@@ -244,6 +246,29 @@ class MissionSupervisor:
                 drone_id=mission.drone_id,
                 mission_id=mission_id,
             )
+
+    def _requeue(self, incident_id: int) -> None:
+        """A mission that ended without finishing puts its incident back in the queue."""
+        incident = self.rt.store.get_incident(incident_id)
+        if incident.status == "dispatched" and not self.rt.store.list_missions(active=True, incident_id=incident_id):
+            self.rt.publish_incident(self.rt.store.update_incident(incident_id, status="open"))
+
+    async def preempt(self, mission_id: int, for_incident: int, actor: str) -> None:
+        """End a flying mission because a person gave its drone to a more urgent incident.
+
+        Nothing is sent to the vehicle here: the new mission's upload replaces the old one in flight.
+        """
+        mission = self.rt.store.get_mission(mission_id)
+        state = MissionState(mission.state)
+        t = ms.command(state, PilotCommand.ABORT, by=actor, note=f"pre-empted for incident {for_incident}")
+        self.rt.store.audit(actor, "mission.preempt", "mission", mission_id, for_incident=for_incident)
+        tracked = self._tracked.get(mission.sysid)
+        if tracked is not None and tracked.mission_id == mission_id:
+            if tracked.task is not None and not tracked.task.done():
+                tracked.task.cancel()
+            self._apply(tracked, t)
+        else:
+            self._persist(mission_id, t)
 
     # -- pilot commands ------------------------------------------------------------------------
     async def command(

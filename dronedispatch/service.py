@@ -17,7 +17,18 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from dronedispatch.api.errors import install_error_handlers
-from dronedispatch.api.routes import admin, auth, catalog, events, incidents, ingest, missions, scenarios, video
+from dronedispatch.api.routes import (
+    admin,
+    assignments,
+    auth,
+    catalog,
+    events,
+    incidents,
+    ingest,
+    missions,
+    scenarios,
+    video,
+)
 from dronedispatch.runtime import Runtime
 from dronedispatch.settings import Settings
 
@@ -46,7 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, incidents, missions, catalog, ingest, video, admin, events, scenarios):
+    for module in (auth, incidents, assignments, missions, catalog, ingest, video, admin, events, scenarios):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(_system_router(rt))
