@@ -6,7 +6,6 @@ import { api, apiBlob } from "./api.js";
 import { getLang, t, tOr } from "./i18n.js";
 import { $, ago, clockTime, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
 
-const ENDED = ["completed", "aborted", "failed"];
 const SNAPSHOT_REFRESH_MS = 10000;
 
 export class IncidentQueue {
@@ -84,7 +83,8 @@ export class IncidentQueue {
       recLine = el("div", { class: "rec" }, el("b", {}, mission.drone_id), " ",
         el("span", { class: `state st-${mission.state}` }, tOr(`st.${mission.state}`, mission.state)));
     }
-    const thumbDrone = mission && !ENDED.includes(mission.state) ? mission.drone_id : null;
+    // a snapshot once the drone is under way (its camera stream runs from launch)
+    const thumbDrone = mission && ["enroute", "on_scene", "returning"].includes(mission.state) ? mission.drone_id : null;
     const buttons = can.dispatch() ? el("div", { class: "actions" },
       i.status === "open" ? el("button", { class: "primary", dataset: { action: "dispatch" }, disabled: !rec,
         onclick: () => this.dispatch(i, {}) }, `${t("dispatch")}${rec ? " · " + rec.drone_id : ""}`) : null,

@@ -18,13 +18,18 @@ export class VideoTile {
     this.node = el("div", { class: "tile", dataset: { videoTile: droneId, video: "none" } },
       this.video, el("div", { class: "tile-label" }, droneId), this.status);
     this.video.muted = true;
-    this.show("none", supported ? t("video.none") : t("video.unsupported"));
+    this.idle();
   }
 
-  show(kind, text, retry = false) {
+  // Not streaming: flying drones start by themselves; a docked one on request.
+  idle() {
+    this.show("none", this.supported ? t("video.none") : t("video.unsupported"), this.supported ? t("video.show") : null);
+  }
+
+  show(kind, text, action = null) {
     this.node.dataset.video = kind;
     const parts = [el("span", {}, text)];
-    if (retry) parts.push(el("button", { class: "ghost small", onclick: () => this.start() }, t("video.retry")));
+    if (action) parts.push(el("button", { class: "ghost small", dataset: { action: "video" }, onclick: () => this.start() }, action));
     this.status.replaceChildren(...parts);
     this.status.hidden = kind === "live";
   }
@@ -43,7 +48,7 @@ export class VideoTile {
     pc.onconnectionstatechange = () => {
       if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) {
         this.stop();
-        this.show("failed", t("video.failed"), true);
+        this.show("failed", t("video.failed"), t("video.retry"));
       }
     };
     try {
@@ -55,7 +60,7 @@ export class VideoTile {
       if (this.pc !== pc) return;
       await pc.setRemoteDescription(answer);
     } catch (e) {
-      if (this.pc === pc) { this.stop(); this.show("failed", `${t("video.none")}: ${e.message}`, true); }
+      if (this.pc === pc) { this.stop(); this.show("failed", `${t("video.none")}: ${e.message}`, t("video.retry")); }
     }
   }
 
@@ -86,7 +91,7 @@ export class VideoWall {
   setVisible(v) {
     this.visible = v;
     if (v) this.render();
-    else for (const tile of this.tiles.values()) { tile.stop(); tile.show("none", this.ctx.features.video ? t("video.none") : t("video.unsupported")); }
+    else for (const tile of this.tiles.values()) { tile.stop(); tile.idle(); }
   }
 
   render() {

@@ -49,7 +49,7 @@ class WatchedPage:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """One running system for the module's tests (starting one takes a while on a busy machine)."""
-    yield from start_system(tmp_path_factory.mktemp("system"), vehicles=2, speed_factor=10.0)
+    yield from start_system(tmp_path_factory.mktemp("system"), vehicles=2, speed_factor=10.0, video=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The operations view driven in chromium against the real system: an incident arrives, the
-operator dispatches it from its card, the drone flies on the map, the pilot repositions it by
-clicking the map and brings it home."""
+operator dispatches it from its card, the drone flies on the map with its camera picture on the
+card, the pilot watches its live video, repositions it by clicking the map and brings it home."""
 
 from __future__ import annotations
 
@@ -89,6 +89,13 @@ def test_incident_dispatch_fly_and_return(system: System, browser: Browser, tmp_
         timeout=90_000,
     )
     assert moved_m(start, drone_position(page, "dd-01")) > 30, "the drone moves on the map"
+    # the card shows a picture from the drone's camera
+    page.wait_for_function(
+        """id => { const img = document.querySelector(`[data-incident='${id}'] img[data-snapshot]`);
+                   return img && img.complete && img.naturalWidth > 0; }""",
+        arg=incident_id,
+        timeout=60_000,
+    )
     expect(page.locator(".leaflet-overlay-pane path")).not_to_have_count(0)  # planned route and track drawn
     shot(page, tmp_path, "03-drone-flying")
 
@@ -103,10 +110,18 @@ def test_incident_dispatch_fly_and_return(system: System, browser: Browser, tmp_
     assert ppage.locator(f"#incidents [data-incident='{incident_id}'] [data-action=dispatch]").count() == 0, (
         "a pilot has no dispatch buttons"
     )
+    # the selected mission shows the drone's live video (WebRTC from the service)
+    pcard.locator(".card-head").click()
+    ppage.wait_for_function(
+        """id => { const v = document.querySelector(`#missions [data-mission='${id}'] [data-video-tile] video`);
+                   return v && v.readyState >= 2 && v.videoWidth > 0 && v.currentTime > 0; }""",
+        arg=mission_id,
+        timeout=60_000,
+    )
+    expect(pcard.locator("[data-video-tile]")).to_have_attribute("data-video", "live")
     shot(ppage, tmp_path, "04-pilot-on-scene")
 
     # reposition: pick a point on the map a few hundred metres away; the drone flies there and holds
-    pcard.locator(".card-head").click()  # select: the map centres on the drone, close in
     pcard.locator("[data-command=reposition]").click()
     box = ppage.locator(".drone-icon[data-drone='dd-01']").bounding_box()
     assert box is not None
