@@ -43,7 +43,7 @@ class StoreFacts:
     reports: dict[str, int] = field(default_factory=dict)  # source_ref → incident id
     incidents: dict[int, dict[str, Any]] = field(default_factory=dict)
     ingest_rejected: int = 0
-    video: dict[str, Any] | None = None  # None: the service has no video path to check
+    video: dict[int, list[dict[str, Any]]] | None = None  # mission → evidence; None: no video path
 
 
 @dataclass
@@ -284,18 +284,30 @@ def check_alert(e: Expectation, ctx: Context) -> Verdict:
 
 
 def check_video(e: Expectation, ctx: Context) -> Verdict:
-    video = ctx.facts.video
-    if video is None:
-        return Verdict(
-            "",
-            SKIP,
-            "not checked: this service build has no video path from the vehicles to the "
-            "operations view (no video ingest in the runtime)",
-        )
-    frames = int(video.get("frames", 0))
-    if frames > 0:
-        return Verdict("", PASS, f"{frames} video frames reached the operations view")
-    return Verdict("", FAIL, f"no video reached the operations view ({video.get('detail', 'no frames')})")
+    """Video from the drone on scene reached the operations view: a frame through the snapshot
+    route while on scene, and the recording and on-scene snapshot kept as evidence."""
+    if ctx.facts.video is None:
+        return Verdict("", SKIP, "not checked: this service has no video path from the vehicles to the "
+                                 "operations view (no video ingest in the runtime)")  # fmt: skip
+    refs = _refs(e, ctx) if (e.incident or e.incidents) else [i.id for i in ctx.spec.incidents]
+    bad, good = [], []
+    for ref in refs:
+        scene = [m for m in ctx.rec.missions_for(ref) if m.first("on_scene") is not None]
+        if not scene:
+            bad.append(f"{ref}: no drone on scene, so no video to check")
+            continue
+        m = scene[0]
+        frame = ctx.rec.video.get(m.id)
+        kept = {x["kind"]: x["size"] for x in ctx.facts.video.get(m.id, [])}
+        text = f"{ref}: mission {m.id} ({m.drone_id})"
+        if frame is None or not frame[0]:
+            bad.append(f"{text}: no video frame reached the operations view ({frame[1] if frame else 'not asked'})")
+        elif not kept.get("recording") or not kept.get("snapshot"):
+            have = ", ".join(f"{k} {v} bytes" for k, v in kept.items()) or "none"
+            bad.append(f"{text}: frame seen ({frame[1]}) but evidence incomplete (kept: {have})")
+        else:
+            good.append(f"{text}: {frame[1]} on scene; recording {kept['recording']} bytes and snapshot kept")
+    return _verdict(bad, good)
 
 
 CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {

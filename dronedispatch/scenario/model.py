@@ -219,6 +219,10 @@ class Scenario(_Strict):
     expect: list[Expectation] = Field(min_length=1, description="What must hold for the run to pass.")
 
     @property
+    def wants_video(self) -> bool:
+        return any(e.check == "video" for e in self.expect)
+
+    @property
     def uses_mqtt(self) -> bool:
         return any(i.via in ("frigate", "mqtt", "cap") for i in self.incidents)
 

@@ -22,6 +22,7 @@ from dronedispatch.scenario.recording import Arrival, Recording, Refusal
 log = logging.getLogger(__name__)
 
 PILOT_COMMANDS = ("pause", "resume", "rtl", "land", "abort")
+BUSY = ("no_drone", "already_dispatched")  # answers that mean "not now": the incident waits in the queue
 
 
 class Operator:
@@ -39,6 +40,7 @@ class Operator:
         self._drone_states: dict[str, str] = {}
         self._retrying: asyncio.Task[None] | None = None
         self._catalog: list[dict[str, Any]] | None = None
+        self._reports: dict[int, int] = {}  # incident → report count seen
 
     @property
     def pending(self) -> int:
@@ -54,6 +56,7 @@ class Operator:
 
     def incident_created(self, t: float, data: dict[str, Any]) -> None:
         """A new incident appeared on the event bus: dispatch it if the policy says so."""
+        self._reports.setdefault(data["id"], int(data.get("report_count") or 1))
         if self.policy.dispatch == "manual" or data.get("status") != "open":
             return
         rule = self._rule_for(data)
@@ -65,6 +68,23 @@ class Operator:
             request["template"] = rule.template
         delay = rule.delay if rule is not None and rule.delay else self.policy.delay
         self._spawn(self._dispatch_later(data["id"], int(data["severity"]), data["category"], t + delay, request))
+
+    def incident_updated(self, t: float, data: dict[str, Any]) -> None:
+        """Another report merged into a known incident. If no drone is there any more (its mission
+        ended or is on the way home), the new report is answered like a new incident."""
+        count = int(data.get("report_count") or 1)
+        previous = self._reports.get(data["id"], 1)
+        self._reports[data["id"]] = count
+        if count <= previous or data.get("status") == "closed" or self.policy.dispatch == "manual":
+            return
+        missions = [m for m in self.rec.missions.values() if m.incident_id == data["id"]]
+        if any(m.final not in ("returning", "completed", "aborted", "failed") for m in missions):
+            return  # a drone is on its way or on scene: the new report is answered
+        self.rec.note(t, "operator", f"incident {data['id']}: new report and no drone there; dispatching again")
+        self.incident_created(t, {**data, "status": "open"})
+
+    def spawn(self, coro: Any) -> None:
+        self._spawn(coro)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -110,7 +130,7 @@ class Operator:
             if entry.approval_ref and "approval_ref" not in request:
                 request = {**request, "approval_ref": entry.approval_ref}
         code = await self.dispatch(incident_id, request)
-        if code == "no_drone" and self.policy.retry_when_busy:
+        if code in BUSY and self.policy.retry_when_busy:
             self._waiting[incident_id] = (severity, self.clock.now(), request)
 
     def _arrival(self, incident_id: int) -> Arrival | None:
@@ -135,7 +155,8 @@ class Operator:
             code = await self.dispatch(incident_id, request)
             if code == "no_drone":
                 return  # still none free; wait for the next drone to turn ready
-            self._waiting.pop(incident_id, None)
+            if code != "already_dispatched":  # that one waits for its last drone to come home
+                self._waiting.pop(incident_id, None)
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def dispatch(self, incident_id: int, request: dict[str, Any]) -> str | None:
@@ -151,9 +172,11 @@ class Operator:
         body = _json(r)
         code = str(body.get("code") or f"http_{r.status_code}")
         reason = str(body.get("detail") or "")
-        final = not (code == "no_drone" and self.policy.retry_when_busy)
+        final = not (code in BUSY and self.policy.retry_when_busy)
         if code == "already_dispatched":
-            return None
+            # the incident's previous drone is still out (e.g. on its way home): not a refusal to report
+            self.rec.note(t, "operator", f"incident {incident_id}: {reason}; will dispatch when it is back")
+            return code
         self.rec.refusals.append(Refusal(t, f"#{incident_id}", code, reason, final=final, incident_id=incident_id))
         self.rec.note(
             t,

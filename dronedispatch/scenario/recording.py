@@ -75,6 +75,7 @@ class Recording:
     events: list[tuple[float, str, str]] = field(default_factory=list)  # timeline for the report
     incidents_seen: dict[int, float] = field(default_factory=dict)
     pilot_commands: list[tuple[float, str, str, str]] = field(default_factory=list)  # t, ref, command, result
+    video: dict[int, tuple[bool, str]] = field(default_factory=dict)  # mission → (frame seen, detail)
     ended_at: float = 0.0
     notes: list[str] = field(default_factory=list)
 

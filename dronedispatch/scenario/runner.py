@@ -104,6 +104,8 @@ class ScenarioRun:
         self.px4 = px4
         self.rec = Recording()
         self.notes: list[str] = []
+        self._snapshot_tried: set[int] = set()
+        self.clock_now: Callable[[], float] = lambda: 0.0
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -229,6 +231,7 @@ class ScenarioRun:
                 missing = ", ".join(sorted(want - ready_ids))
                 return f"the fleet never became ready within {READY_TIMEOUT_S:.0f} s (not ready: {missing})"
             clock.start()
+            self.clock_now = clock.now
             started.set()
             wall_start = time.monotonic()
             self.rec.note(0.0, "run", f"fleet ready: {len(want)} drones; speed factor {spec.speed_factor:g}")
@@ -334,7 +337,11 @@ class ScenarioRun:
             self.rec.on_drone(t, ev.data)
             operator.drone_ready(ev.data["id"], ev.data.get("state", ""))
         elif ev.type == "mission":
+            first_on_scene = ev.data["state"] == "on_scene" and ev.data["id"] not in self._snapshot_tried
             self.rec.on_mission(t, ev.data)
+            if first_on_scene and self.spec.wants_video and getattr(runtime, "video", None) is not None:
+                self._snapshot_tried.add(ev.data["id"])
+                operator.spawn(self._snapshot(ev.data["id"], ev.data["drone_id"], operator))
         elif ev.type == "alert":
             self.rec.on_alert(t, ev.data)
         elif ev.type == "incident":
@@ -347,6 +354,8 @@ class ScenarioRun:
                     f"incident {iid} ({ev.data['category']}, severity {ev.data['severity']}) from {ev.data['source']}",
                 )
                 operator.incident_created(t, ev.data)
+            else:
+                operator.incident_updated(t, ev.data)
 
     # -- timeline entries ----------------------------------------------------------------------
     async def _send(
@@ -374,6 +383,15 @@ class ScenarioRun:
         else:
             assert mqtt is not None
             await mqtt.publish(out, arrival)
+
+    async def _snapshot(self, mission_id: int, drone_id: str, operator: Operator) -> None:
+        """What the operations view does for a drone on scene: ask the service for a video frame."""
+        t = self.clock_now()
+        r = await operator.http.get(f"/api/v1/drones/{drone_id}/snapshot.jpg", headers=operator.tokens["operator"])
+        ok = r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+        detail = f"{len(r.content)} bytes of JPEG" if ok else f"HTTP {r.status_code}: {_detail(r)}"
+        self.rec.video[mission_id] = (ok, detail)
+        self.rec.note(t, "video", f"snapshot of {drone_id} on scene (mission {mission_id}): {detail}")
 
     async def _act(self, a: ActionEntry, operator: Operator) -> None:
         await operator.act(a)
@@ -415,10 +433,11 @@ class SimBackend:
             fleet,
             speed_factor=spec.speed_factor,
             seed=spec.seed,
-            video=False,
+            video=spec.wants_video,  # H.264 encoding costs CPU: only when a check looks at video
             gcs_port=gcs_port,
             vehicle_port_base=free_udp_block(n),
             api_port_base=None,
+            video_port_base=free_udp_block(n),  # the stream URIs the cameras announce: never the demo's
         )
         self.sim_time: Callable[[], float] | None = lambda: self.sim.vehicles[0].time_s
 
@@ -530,7 +549,9 @@ def read_facts(runtime: Any) -> StoreFacts:
         log.exception("reading the store failed")
         facts.audit = [{"action": "error", "target_type": "store", "target_id": "", "detail": {"error": str(exc)}}]
     facts.ingest_rejected = sum(runtime.ingest_stats.rejected.values())
-    video = getattr(runtime, "video", None)
-    if video is not None and hasattr(video, "stats"):
-        facts.video = dict(video.stats())
+    if getattr(runtime, "video", None) is not None:  # the service has a video path to check
+        facts.video = {}
+        with contextlib.suppress(Exception):
+            for e in store.list_evidence():
+                facts.video.setdefault(e.mission_id, []).append({"kind": e.kind, "size": e.size_bytes})
     return facts

@@ -181,3 +181,20 @@ def test_a_late_observation_does_not_skip_on_scene() -> None:
         t = ms.advance(state, past_scene)
         assert t.new_state == MissionState.ON_SCENE
         assert ms.advance(t.new_state, past_scene).new_state == MissionState.RETURNING
+
+
+def test_video_check_needs_a_frame_on_scene_and_the_evidence(ctx: Context) -> None:
+    ctx.facts.video = {}
+    assert "no video frame reached the operations view (not asked)" in outcomes(ctx)["video"][1]
+    ctx.rec.video[1] = (False, "HTTP 503: drone dd-01: camera did not answer")
+    assert "camera did not answer" in outcomes(ctx)["video"][1]
+    ctx.rec.video[1] = (True, "30000 bytes of JPEG")
+    assert "evidence incomplete (kept: none)" in outcomes(ctx)["video"][1]
+    ctx.facts.video = {1: [{"kind": "recording", "size": 900_000}, {"kind": "snapshot", "size": 30_000}]}
+    outcome, detail = outcomes(ctx)["video"]
+    assert outcome == FAIL and "b: no drone on scene, so no video to check" in detail
+    ctx.spec.expect[-1].incident = "a"
+    assert outcomes(ctx)["video"] == (
+        PASS,
+        "a: mission 1 (dd-01): 30000 bytes of JPEG on scene; recording 900000 bytes and snapshot kept",
+    )
