@@ -6,11 +6,13 @@ link's Telemetry events (4 Hz per vehicle by default) for ``--seconds`` and prin
 
 - our process's CPU use (user + system time over wall time, in % of one core), and the frames
   and datagrams per second the link took in;
-- telemetry latency percentiles: for each Telemetry event, our event time minus the simulated
-  time in the GLOBAL_POSITION_INT it carries (``time_boot_ms``). The two clocks have an unknown
-  offset per vehicle, estimated as the smallest difference seen for that vehicle (the least
-  delayed sample), so the figure is the delay above the best case, which includes the wait
-  for the 4 Hz throttle and any queueing in our process;
+- telemetry latency percentiles, two ways. End to end: for each Telemetry event, our event
+  time minus the simulated time in the GLOBAL_POSITION_INT it carries (``time_boot_ms``); the
+  clocks have an unknown offset per vehicle, estimated as the smallest difference seen for that
+  vehicle, so the figure is the delay above the best case (only meaningful while the simulator
+  keeps real time: its tick overruns are printed). In process: a second phase timestamps each
+  datagram as our socket hands it over and reports event time minus the arrival of the
+  position it carries, i.e. what the link itself adds (queueing, decoding, the 4 Hz throttle);
 - whether every vehicle was discovered and none was reported lost.
 
     .venv/bin/python bench/link_fanin.py [--vehicles 200] [--seconds 20]
@@ -73,6 +75,39 @@ async def serve_sim(spec: str) -> None:
         print(json.dumps({"ticks": sim.ticks, "overruns": sim.overruns, "cpu": cpu}), flush=True)
 
 
+async def in_process_latency(link: MavlinkLink, seconds: float) -> list[float]:
+    """Event time minus the arrival time of the GLOBAL_POSITION_INT the event carries (ms)."""
+    arrivals: dict[tuple[int, int], float] = {}
+    out: list[float] = []
+    endpoint = link.endpoints[0]
+    inner = endpoint.on_data
+
+    def on_data(ep, data: bytes, peer) -> None:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        # MAVLink 2 frames: find GLOBAL_POSITION_INT (33) headers and their time_boot_ms.
+        i = data.find(b"\xfd")
+        while 0 <= i < len(data) - 14:
+            plen = data[i + 1]
+            if data[i + 7] == 33 and data[i + 8] == 0 and data[i + 9] == 0:
+                tbm = int.from_bytes(data[i + 10 : i + 14], "little")
+                arrivals[(data[i + 5], tbm)] = now
+            i += 12 + plen + (13 if data[i + 2] & 1 else 0)
+        inner(ep, data, peer)
+
+    def on_event(ev: VehicleEvent) -> None:
+        if isinstance(ev, Telemetry) and ev.vehicle.state.time_boot_ms is not None:
+            t = arrivals.pop((ev.vehicle.sysid, ev.vehicle.state.time_boot_ms), None)
+            if t is not None:
+                out.append((time.monotonic() - t) * 1000)
+
+    endpoint.on_data = on_data
+    remove = link.add_listener(on_event)
+    await asyncio.sleep(seconds)
+    remove()
+    endpoint.on_data = inner
+    return out
+
+
 async def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-sim":
         await serve_sim(sys.argv[2])
@@ -128,6 +163,7 @@ async def main() -> None:
         measuring = False
         cpu1 = os.times()
         wall = time.monotonic() - wall0
+        internal = await in_process_latency(link, args.seconds / 2)
         frames = sum(v.health.packets_received for v in link.vehicles.values()) - frames0
         bytes_in = sum(ep.bytes_in for ep in link.endpoints) - dgrams0
         loss = statistics.mean(v.health.loss_ratio for v in link.vehicles.values())
@@ -153,6 +189,10 @@ async def main() -> None:
         f"  telemetry events: {len(latencies) / wall:,.0f}/s; latency ms p50 {pct(50):.1f}  p95 {pct(95):.1f}"
         f"  p99 {pct(99):.1f}  max {latencies[-1] if latencies else float('nan'):.1f}"
     )
+    internal.sort()
+    ip = [internal[min(len(internal) - 1, int(p / 100 * len(internal)))] for p in (50, 95, 99)] if internal else []
+    if ip:
+        print(f"  in-process latency (socket → event) ms p50 {ip[0]:.1f}  p95 {ip[1]:.1f}  p99 {ip[2]:.1f}")
     if sim_stats:
         print(
             f"  simulator (own process): {sim_stats['cpu']:.0%} of a core, "

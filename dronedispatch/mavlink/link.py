@@ -44,6 +44,8 @@ MAV_TYPE_GCS = 6
 MAV_AUTOPILOT_INVALID = 8
 MAV_STATE_ACTIVE = 4
 TICK_S = 0.25
+#: A held-back position goes out after this many throttle periods if no newer one came.
+FALLBACK_PERIODS = 2.0
 #: Fields re-read from the vehicle after a link recovery (never assumed unchanged).
 MISSION_FIELDS = ("mission_seq", "mission_total", "mission_state", "mission_id")
 
@@ -59,6 +61,7 @@ class _VehicleLink:
         "peer",
         "pending_position",
         "seq",
+        "telemetry_dirty",
         "telemetry_pending",
         "texts",
         "tracker",
@@ -74,6 +77,7 @@ class _VehicleLink:
         self.peer: Peer | None = None
         self.last_telemetry = 0.0
         self.telemetry_pending = False
+        self.telemetry_dirty = False
         self.pending_position: Frame | None = None
         self.texts = StatusTextAssembler()
 
@@ -310,35 +314,26 @@ class MavlinkLink:
     def _defer_position(self, vl: _VehicleLink, frame: Frame) -> bool:
         """Keep a position frame undecoded while the throttle holds telemetry back.
 
-        PX4 streams GLOBAL_POSITION_INT at ~50 Hz and listeners get at most telemetry_rate_hz,
-        so only the newest frame is decoded when the held-back update goes out.
+        PX4 streams GLOBAL_POSITION_INT at ~50 Hz and listeners get at most telemetry_rate_hz.
+        The first position after each throttle period goes out at once (so an event is never
+        older than processing plus one stream interval); the ones in between are only kept,
+        newest first, for a fallback flush should the stream stop.
         """
         if self._loop is None or self._loop.time() - vl.last_telemetry >= self.telemetry_period:
+            vl.pending_position = None  # superseded by the one decoded now
             return False
         vl.pending_position = frame
-        self._schedule_flush(vl)
+        self._schedule_flush(vl, vl.last_telemetry + FALLBACK_PERIODS * self.telemetry_period)
         return True
 
     def _telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float) -> None:
         if now - vl.last_telemetry >= self.telemetry_period:
-            vl.last_telemetry = now
-            self._emit(Telemetry(vehicle))
+            self._emit_telemetry(vehicle, vl, now)
         else:
-            self._schedule_flush(vl)
+            vl.telemetry_dirty = True
+            self._schedule_flush(vl, vl.last_telemetry + self.telemetry_period)
 
-    def _schedule_flush(self, vl: _VehicleLink) -> None:
-        if vl.telemetry_pending or self._loop is None:
-            return
-        vl.telemetry_pending = True
-        self._loop.call_at(vl.last_telemetry + self.telemetry_period, self._flush_telemetry, vl)
-
-    def _flush_telemetry(self, vl: _VehicleLink) -> None:
-        vl.telemetry_pending = False
-        vehicle = self.vehicles.get(vl.tracker.state.sysid)
-        if vehicle is None or self._loop is None:
-            return
-        now = self._loop.time()
-        vl.last_telemetry = now
+    def _emit_telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float) -> None:
         frame, vl.pending_position = vl.pending_position, None
         if frame is not None:
             try:
@@ -349,7 +344,23 @@ class MavlinkLink:
             else:
                 vl.tracker.apply(msg, now)
                 vehicle._dispatch(msg, frame.compid, now)
+        vl.last_telemetry = now
+        vl.telemetry_dirty = False
         self._emit(Telemetry(vehicle))
+
+    def _schedule_flush(self, vl: _VehicleLink, at: float) -> None:
+        if vl.telemetry_pending or self._loop is None:
+            return
+        vl.telemetry_pending = True
+        self._loop.call_at(at, self._flush_telemetry, vl)
+
+    def _flush_telemetry(self, vl: _VehicleLink) -> None:
+        vl.telemetry_pending = False
+        vehicle = self.vehicles.get(vl.tracker.state.sysid)
+        if vehicle is None or self._loop is None:
+            return
+        if vl.pending_position is not None or vl.telemetry_dirty:
+            self._emit_telemetry(vehicle, vl, self._loop.time())
 
     def _on_timesync(self, vehicle: Vehicle, msg: Any) -> None:
         now_ns = int((time.monotonic() - self._boot) * 1e9)

@@ -54,6 +54,7 @@ MAV_MISSION_ERROR = 1
 ITEM_TIMEOUT_S = 1.5
 RESEND_S = 0.25
 MAX_RETRIES = 5
+DOWNLOAD_MAX_RETRIES = 10
 #: Re-send an unanswered COUNT or item after this many smoothed round trips (not before the minimum).
 FAST_RTO_FACTOR = 3.0
 FAST_RTO_MIN_S = 0.01
@@ -331,7 +332,12 @@ class MissionUpload(_Transfer):
 
 
 class MissionDownload(_Transfer):
-    """Read the vehicle's plan. ``result`` is (items, opaque_id)."""
+    """Read the vehicle's plan. ``result`` is (items, opaque_id).
+
+    Here every lost message costs one of our timeouts (the vehicle does not re-send), so the
+    retry budget per step is larger than for uploads; a silent vehicle still fails within
+    ``item_timeout_s`` per retry.
+    """
 
     def __init__(
         self,
@@ -342,7 +348,7 @@ class MissionDownload(_Transfer):
         rtt_s: float | None = None,
         item_timeout_s: float = ITEM_TIMEOUT_S,
         resend_s: float = RESEND_S,
-        max_retries: int = MAX_RETRIES,
+        max_retries: int = DOWNLOAD_MAX_RETRIES,
         count_only: bool = False,
     ) -> None:
         super().__init__(
