@@ -1,8 +1,13 @@
 // The tester's page (scenarios and reports) and the administrator's page (accounts, drone
 // maintenance). Both only call routes the server's OpenAPI schema lists.
-import { api } from "./api.js";
-import { t, tOr } from "./i18n.js";
+import { api, apiBlob } from "./api.js";
+import { getLang, t, tOr } from "./i18n.js";
 import { $, el, modal, toast } from "./ui.js";
+
+// Tester: shipped scenarios with a start button, past runs with their verdict and reports, and
+// the running one's output followed every couple of seconds (scenario runs send no events).
+const POLL_MS = 2000;
+let polling = null;
 
 export async function renderTester(features) {
   const root = $("#tester-body");
@@ -10,17 +15,65 @@ export async function renderTester(features) {
     root.replaceChildren(el("div", { class: "notice", dataset: { testid: "tester-unavailable" } }, t("tester.na")));
     return;
   }
-  let scenarios = [];
-  try { scenarios = await api("/scenarios"); } catch (e) { root.replaceChildren(el("div", { class: "notice bad" }, e.message)); return; }
-  if (!scenarios.length) { root.replaceChildren(el("div", { class: "notice" }, t("tester.empty"))); return; }
-  root.replaceChildren(el("table", { class: "grid" }, el("tbody", {}, ...scenarios.map((s) => {
-    const name = s.name || s.id;
-    return el("tr", {}, el("td", {}, name), el("td", { class: "muted" }, s.description || ""),
-      el("td", {}, el("button", { class: "primary", onclick: async () => {
-        try { await api(`/scenarios/${encodeURIComponent(name)}/runs`, { method: "POST", body: {} }); toast(`${t("tester.start")}: ${name}`); }
-        catch (e) { toast(e.message, "warning"); }
-      } }, t("tester.start"))));
-  }))));
+  let data;
+  try { data = await api("/scenarios"); } catch (e) { root.replaceChildren(el("div", { class: "notice bad" }, e.message)); return; }
+  const running = data.runs.find((r) => r.state === "running");
+  const scenarioRows = data.scenarios.map((sc) => el("tr", { dataset: { scenario: sc.name } },
+    el("td", {}, el("b", {}, sc.name), sc.valid ? el("div", { class: "muted small" }, sc.title || "") : null),
+    el("td", { class: "muted small" }, sc.valid
+      ? `${sc.description || ""} · ${t("tester.summary", { i: sc.incidents, f: sc.faults, e: sc.expectations, d: sc.duration_s })}`
+      : el("span", { class: "bad" }, sc.error)),
+    el("td", {}, el("button", { class: "primary", disabled: !sc.valid || Boolean(running), dataset: { action: "start" },
+      onclick: () => startRun(sc.name, features) }, t("tester.start")))));
+  const runRows = data.runs.map((r) => el("tr", { dataset: { run: r.id, state: r.state } },
+    el("td", {}, r.scenario), el("td", { class: `run-${r.state}` }, t(`run.${r.state}`)),
+    el("td", { class: "muted small" }, new Date(r.started_at).toLocaleString(getLang() === "ko" ? "ko-KR" : "en-GB", { hour12: false })),
+    el("td", { class: "small" }, r.tests != null ? t("tester.verdict", { n: r.tests, f: r.failures ?? 0 }) : (r.detail || "")),
+    el("td", {}, r.report_url ? el("button", { class: "ghost", onclick: () => showFile(r, "report.html") }, t("tester.report")) : null,
+      el("button", { class: "ghost", onclick: () => showFile(r, "output.txt") }, t("tester.output")))));
+  root.replaceChildren(...[
+    el("table", { class: "grid" }, el("tbody", {}, ...scenarioRows)),
+    running ? el("section", { class: "notice", dataset: { running: running.id } },
+      el("b", {}, `${t("run.running")}: ${running.scenario}`), el("pre", { id: "run-output", class: "output" }, "…")) : null,
+    el("h2", {}, t("tester.reports")),
+    runRows.length ? el("table", { class: "grid" }, el("tbody", {}, ...runRows)) : el("div", { class: "muted" }, t("tester.none")),
+    el("div", { id: "run-file" })].filter(Boolean));
+  if (running) follow(running.id, features);
+}
+
+async function startRun(name, features) {
+  try {
+    await api("/scenarios", { method: "POST", body: { name } });
+    toast(`${t("tester.start")}: ${name}`);
+  } catch (e) { toast(e.message, "warning"); }
+  renderTester(features);
+}
+
+function follow(runId, features) {
+  clearTimeout(polling);
+  polling = setTimeout(async () => {
+    if ($("#page-tester").hidden) return;
+    try {
+      const run = await api(`/scenarios/runs/${runId}`);
+      const out = await apiBlob(`/scenarios/runs/${runId}/output.txt`);
+      const box = $("#run-output");
+      if (box && out) box.textContent = (await out.text()).split(/\r|\n/).filter(Boolean).slice(-15).join("\n");
+      if (run.state === "running") follow(runId, features);
+      else renderTester(features);
+    } catch { follow(runId, features); }
+  }, POLL_MS);
+}
+
+// Reports need the bearer token, so they are fetched and shown in a sandboxed frame.
+async function showFile(run, name) {
+  try {
+    const blob = await apiBlob(`/scenarios/runs/${run.id}/${name}`);
+    const box = $("#run-file");
+    if (!blob) { box.replaceChildren(el("div", { class: "muted" }, t("tester.nofile"))); return; }
+    const frame = el("iframe", { class: "report", sandbox: "", title: `${run.scenario} · ${name}` });
+    frame.srcdoc = name.endsWith(".html") ? await blob.text() : `<pre style="color:#dbe4f5;white-space:pre-wrap">${(await blob.text()).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c])}</pre>`;
+    box.replaceChildren(el("h2", {}, `${run.scenario} · ${name}`), frame);
+  } catch (e) { toast(e.message, "warning"); }
 }
 
 export async function renderAdmin(state) {

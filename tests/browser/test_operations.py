@@ -191,9 +191,10 @@ def test_language_pages_and_alert_banner(system: System, browser: Browser, tmp_p
     expect(page.locator("[data-video-tile]")).to_have_count(2)
     expect(page.locator("[data-video-tile='dd-01'] .tile-status")).not_to_be_empty()
     shot(page, tmp_path, "10-video-wall")
-    # tester page: a scenario list when the server offers one, else a clear note
+    # tester page: the shipped scenarios, each ready to start (a run itself is tested in tests/scenario)
     page.click("[data-page=tester]")
-    expect(page.locator("#tester-body")).not_to_be_empty()
+    expect(page.locator("[data-scenario='songdo-central-park'] [data-action=start]")).to_be_enabled()
+    shot(page, tmp_path, "10b-tester")
     # admin page: accounts and drone maintenance
     page.click("[data-page=admin]")
     expect(page.locator("#admin-body tr[data-user=pilot]")).to_be_visible()
