@@ -129,6 +129,9 @@ class UdpEndpoint(Endpoint):
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+            # The socket itself closes in a callback the loop runs next: let it, so the port
+            # is free again when stop() returns.
+            await asyncio.sleep(0)
 
 
 class TcpEndpoint(Endpoint):
