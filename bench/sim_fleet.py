@@ -205,9 +205,14 @@ def main() -> int:
     print(f"  encode per message    {fast_us:.2f} µs here vs {slow_us:.2f} µs pymavlink pack "
           f"(ratio {fast_us / slow_us:.2f}; pymavlink would need {slow_us * target / 1e6 * 100:.0f}% of a core "
           f"for framing alone)")
-    verdict = "meets" if rtf >= 0.98 and need < 1.0 else "misses"
-    print(f"  verdict: {verdict} the target of {args.vehicles} vehicles in real time on one core "
-          f"(projected core use {need:.2f}; measured rate {rate / target:.2f} × target on this host)")
+    if rtf >= 0.98 and rate / target >= 0.95:
+        verdict = f"meets the target: {args.vehicles} vehicles at PX4 rates in real time on one core (measured)"
+    elif need < 1.0:
+        verdict = (f"fits one core by CPU per tick (projected {need:.2f} of a core), but this busy host gave the "
+                   f"process {cpu_frac:.2f} of a core, so only {rate / target:.2f} × the PX4 rate was measured")
+    else:
+        verdict = f"misses: {need:.2f} cores needed for {args.vehicles} vehicles at 50 ticks/s"
+    print(f"  verdict: {verdict}")
     return 0
 
 
