@@ -364,6 +364,10 @@ class Dispatcher:
         """An incident with its recommendation (while open) and missions, for the incident card."""
         assert incident.id is not None
         view = IncidentPublic.of(incident).model_dump(mode="json")
+        view["evidence"] = [
+            {"id": e.id, "kind": e.kind, "mission_id": e.mission_id, "url": f"/api/v1/evidence/{e.id}"}
+            for e in self.rt.store.list_evidence(incident_id=incident.id)
+        ]
         view["missions"] = [
             MissionPublic.of(m).model_dump(mode="json")
             for m in self.rt.store.list_missions(incident_id=incident.id, limit=10)

@@ -20,6 +20,7 @@ from dronedispatch.api.errors import install_error_handlers
 from dronedispatch.api.routes import (
     admin,
     assignments,
+    audit,
     auth,
     catalog,
     events,
@@ -57,7 +58,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, incidents, assignments, missions, catalog, ingest, video, admin, events, scenarios):
+    for module in (auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(_system_router(rt))

@@ -35,6 +35,13 @@ def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(
         username, role = read_token(runtime.settings.secret_key, token)
     except InvalidToken as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    user = runtime.store.get_user(username)  # a disabled or deleted account loses its tokens at once
+    if user is None or user.disabled or user.role != role:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "account disabled or changed: log in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return Principal(username, role)
 
 

@@ -218,3 +218,29 @@ def test_health_metrics_docs(client: TestClient) -> None:
     assert "/api/v1/incidents/{incident_id}/dispatch" in client.get("/openapi.json").json()["paths"]
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
     assert "dronedispatch" in client.get("/ui/").text
+
+
+def test_audit_log_records_who_did_what(client: TestClient, auth) -> None:  # type: ignore[no-untyped-def]
+    inc = create(client, auth("operator"))
+    client.post(f"/api/v1/incidents/{inc['id']}/close", json={"outcome": "duplicate"}, headers=auth("operator"))
+    assert client.get("/api/v1/audit", headers=auth("operator")).status_code == 403
+    log = client.get(f"/api/v1/audit?target_type=incident&target_id={inc['id']}", headers=auth("tester")).json()
+    assert [(e["actor"], e["action"]) for e in log] == [("operator", "incident.close"), ("operator", "incident.create")]
+    assert log[0]["detail"]["outcome"] == "duplicate"
+
+
+def test_a_disabled_account_loses_its_token_at_once(client: TestClient, auth) -> None:  # type: ignore[no-untyped-def]
+    headers = auth("pilot")
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    with store.session() as s:
+        from sqlmodel import select
+
+        from dronedispatch.store.models import User
+
+        user = s.exec(select(User).where(User.username == "pilot")).one()
+        user.disabled = True
+        s.add(user)
+        s.commit()
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401 and "disabled" in r.json()["detail"]
