@@ -20,6 +20,10 @@ async def events(websocket: WebSocket, token: str = "") -> None:
     except InvalidToken as exc:
         await websocket.close(code=4401, reason=str(exc))
         return
+    user = runtime.store.get_user(username)
+    if user is None or user.disabled or user.role != role:
+        await websocket.close(code=4401, reason="account disabled or changed: log in again")
+        return
     await websocket.accept()
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
     try:
