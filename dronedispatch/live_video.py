@@ -14,8 +14,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dronedispatch.domain.mission_state import TERMINAL, MissionState
 from dronedispatch.mavlink.camera import CameraCapability
@@ -100,15 +101,15 @@ class LiveVideo:
     def mission_state(self, mission: Mission, state: MissionState) -> None:
         if state == MissionState.ON_SCENE:
             self._spawn(self._scene_snapshot(mission), f"video-snapshot-{mission.id}")
-        elif state in TERMINAL and self._recording.get(mission.drone_id) == mission.id:
+        elif state in TERMINAL and mission.id is not None and self._recording.get(mission.drone_id) == mission.id:
             self._spawn(self._finish_recording(mission.drone_id, mission.id), f"video-finish-{mission.id}")
 
     def telemetry(self, drone_id: str, lat: float, lon: float, alt: float, heading: float) -> None:
         if drone_id in self._recording:
             self.hub.add_telemetry(drone_id, time.time(), lat, lon, alt, heading)
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -146,7 +147,9 @@ class LiveVideo:
         mission = self.rt.store.get_mission(mission_id)
         self._keep(info.path, "recording", "video/mp4", info.sha256, mission, info.duration_s)
         self._keep(info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s)
-        camera = CameraCapability(self.rt.registry.get(drone_id).vehicle) if self._connected(drone_id) else None
+        entry = self.rt.registry.get(drone_id)
+        vehicle = entry.vehicle if entry is not None and self._connected(drone_id) else None
+        camera = CameraCapability(vehicle) if vehicle is not None else None
         await self.hub.stop_stream(drone_id)
         if camera is not None:
             try:

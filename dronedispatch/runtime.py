@@ -24,7 +24,8 @@ from dronedispatch.ingest.mqtt import MqttIngest, default_topics
 from dronedispatch.live_video import LiveVideo
 from dronedispatch.mavlink import events as link_events
 from dronedispatch.mavlink.link import MavlinkLink
-from dronedispatch.schemas import Alert, IncidentPublic, MissionPublic
+from dronedispatch.mavlink.vehicle import Vehicle
+from dronedispatch.schemas import Alert, AlertLevel, IncidentPublic, MissionPublic
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.models import Incident, Mission
@@ -116,7 +117,7 @@ class Runtime:
 
     # -- link events ---------------------------------------------------------------------------
     def _on_link_event(self, ev: object) -> None:
-        vehicle = getattr(ev, "vehicle", None)
+        vehicle: Vehicle | None = getattr(ev, "vehicle", None)
         if vehicle is None:
             return
         entry = self.registry.by_sysid(vehicle.sysid)
@@ -168,7 +169,7 @@ class Runtime:
         self.bus.publish(Event(type="mission", data=view.model_dump(mode="json")))
 
     def alert(
-        self, level: str, code: str, message: str, *, drone_id: str | None = None, mission_id: int | None = None
+        self, level: AlertLevel, code: str, message: str, *, drone_id: str | None = None, mission_id: int | None = None
     ) -> None:
         alert = Alert(
             level=level,

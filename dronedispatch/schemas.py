@@ -204,8 +204,11 @@ class MissionPublic(BaseModel):
         )
 
 
+AlertLevel = Literal["info", "warning", "critical"]
+
+
 class Alert(BaseModel):
-    level: Literal["info", "warning", "critical"]
+    level: AlertLevel
     code: str = Field(description="Stable code the view translates, e.g. link_lost, battery_low.")
     message: str
     drone_id: str | None = None
