@@ -151,6 +151,8 @@ class ScenarioRun:
                     transport=httpx.ASGITransport(app=app), base_url="http://scenario.local", timeout=60
                 ) as http:
                     key = settings.secret_key
+                    for role in ("operator", "pilot"):  # tokens are honoured only for accounts that exist
+                        runtime.store.upsert_user(f"scenario-{role}", "!no-password-login", role)
                     tokens = {
                         role: {"Authorization": f"Bearer {issue_token(key, f'scenario-{role}', role, 600)}"}
                         for role in ("operator", "pilot")

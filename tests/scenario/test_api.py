@@ -16,6 +16,7 @@ from dronedispatch.runtime import Runtime
 from dronedispatch.scenario.service import ScenarioRuns
 from dronedispatch.service import create_app
 from dronedispatch.settings import Settings
+from dronedispatch.store.db import migrate
 
 QUICK = """\
 name: quick
@@ -43,7 +44,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'dd.db'}", secret_key="scenario-api-test-secret-key-0123456789abcdef"
     )
-    app = create_app(settings, Runtime(settings))
+    runtime = Runtime(settings)
+    migrate(runtime.engine)
+    for name, role in (("tess", "tester"), ("olga", "operator")):  # tokens count only for existing accounts
+        runtime.store.upsert_user(name, "!no-password-login", role)
+    app = create_app(settings, runtime)
     if not any(getattr(r, "path", "") == "/api/v1/scenarios" for r in app.routes):
         app.include_router(scenarios.router, prefix="/api/v1")
     app.dependency_overrides[scenarios.get_scenario_runs] = lambda: ScenarioRuns(tmp_path / "runs", shipped)
