@@ -59,6 +59,7 @@ def test_lost_message_is_asked_again_after_the_ack() -> None:
 def test_lost_ack_is_resent_by_the_command() -> None:
     t = tx()
     t.start(0.0)
+    assert t.deadline is not None
     out = t.on_timeout(t.deadline)
     assert sent_requests(out)[0].confirmation == 1
     t.receive(stream_info(), 1.0)
