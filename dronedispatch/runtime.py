@@ -72,6 +72,10 @@ class Runtime:
         )
         self._unsubscribe = self.link.add_listener(self._on_link_event)
         await self.link.start()
+        for drone_id, detail in self.store.latest_audit_detail("drone.maintenance", "drone").items():
+            entry = self.registry.get(drone_id)
+            if entry is not None:
+                entry.maintenance = bool(detail.get("maintenance"))
         self.missions.resume_from_store()
         if self.settings.mqtt_url:
             self.mqtt = MqttIngest(

@@ -214,6 +214,16 @@ class Store:
                 q = q.where(AuditEntry.target_id == target_id)
             return s.exec(q.order_by(col(AuditEntry.id).desc()).limit(limit)).all()
 
+    def latest_audit_detail(self, action: str, target_type: str) -> dict[str, dict[str, Any]]:
+        """The detail of the newest entry of ``action`` per target: state that is only ever set by
+        an audited action (e.g. a drone's maintenance flag) is read back from here on start."""
+        with self.session() as s:
+            q = select(AuditEntry).where(AuditEntry.action == action, AuditEntry.target_type == target_type)
+            out: dict[str, dict[str, Any]] = {}
+            for e in s.exec(q.order_by(col(AuditEntry.id))):
+                out[e.target_id] = e.detail
+            return out
+
     def counts(self) -> dict[str, int]:
         with self.session() as s:
             return {

@@ -244,3 +244,22 @@ def test_a_disabled_account_loses_its_token_at_once(client: TestClient, auth) ->
         s.commit()
     r = client.get("/api/v1/me", headers=headers)
     assert r.status_code == 401 and "disabled" in r.json()["detail"]
+
+
+def test_maintenance_flag_survives_a_restart(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dronedispatch.service import create_app
+    from dronedispatch.store.users import hash_password
+    from tests.api.conftest import PASSWORD
+
+    def login(c: TestClient) -> dict[str, str]:
+        r = c.post("/api/v1/auth/token", data={"username": "admin", "password": PASSWORD})
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    app = create_app(settings)
+    with TestClient(app) as c:
+        app.state.runtime.store.upsert_user("admin", hash_password(PASSWORD), "admin")
+        r = c.put("/api/v1/admin/drones/dd-02/maintenance", json={"maintenance": True}, headers=login(c))
+        assert r.status_code == 200 and r.json()["state"] == "maintenance"
+    with TestClient(create_app(settings)) as c:
+        drones = {d["id"]: d for d in c.get("/api/v1/drones", headers=login(c)).json()}
+        assert drones["dd-02"]["state"] == "maintenance" and drones["dd-01"]["state"] == "offline"

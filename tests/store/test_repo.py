@@ -133,3 +133,14 @@ def test_data_survives_a_restart(database_url: str) -> None:
     assert store2.get_incident(inc.id).category == "fire"
     assert store2.counts() == {"incidents": 1, "missions": 0, "audit": 1}
     engine2.dispose()
+
+
+def test_latest_audit_detail_per_target(store: Store) -> None:
+    store.audit("admin", "drone.maintenance", "drone", "dd-01", maintenance=True)
+    store.audit("admin", "drone.maintenance", "drone", "dd-02", maintenance=True)
+    store.audit("admin", "drone.maintenance", "drone", "dd-01", maintenance=False)
+    store.audit("admin", "other.action", "drone", "dd-03", maintenance=True)
+    assert store.latest_audit_detail("drone.maintenance", "drone") == {
+        "dd-01": {"maintenance": False},
+        "dd-02": {"maintenance": True},
+    }
