@@ -82,7 +82,8 @@ def _nearest_drones(ctx: Context, ref: str) -> set[str]:
 
 def check_on_scene(e: Expectation, ctx: Context) -> Verdict:
     assert e.within is not None
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for ref in _refs(e, ctx):
         arrival = ctx.rec.arrivals.get(ref)
         if arrival is None or arrival.incident_id is None:
@@ -133,7 +134,8 @@ def check_dispatch_refused(e: Expectation, ctx: Context) -> Verdict:
 
 
 def check_mission_state(e: Expectation, ctx: Context) -> Verdict:
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for ref in _refs(e, ctx):
         ms = ctx.rec.missions_for(ref)
         if not ms:
@@ -176,7 +178,8 @@ def airspace_violations(samples: list[Sample], airspace: Airspace, approved: Cal
 
 def check_airspace(e: Expectation, ctx: Context) -> Verdict:
     approved_missions = {m.id for m in ctx.rec.missions.values() if m.approval}
-    bad, flown = [], 0
+    bad: list[str] = []
+    flown = 0
     for drone, samples in sorted(ctx.rec.tracks.items()):
         if e.drones and drone not in e.drones:
             continue
@@ -207,7 +210,8 @@ def flights(samples: list[Sample]) -> list[tuple[Sample, Sample]]:
 
 
 def check_battery_reserve(e: Expectation, ctx: Context) -> Verdict:
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for drone, samples in sorted(ctx.rec.tracks.items()):
         if e.drones and drone not in e.drones:
             continue
@@ -226,7 +230,8 @@ def check_battery_reserve(e: Expectation, ctx: Context) -> Verdict:
 
 
 def check_failures_have_reasons(e: Expectation, ctx: Context) -> Verdict:
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for m in ctx.facts.missions:
         if m["state"] in ("failed", "aborted"):
             (good if (m.get("reason") or "").strip() else bad).append(
@@ -241,7 +246,8 @@ def check_failures_have_reasons(e: Expectation, ctx: Context) -> Verdict:
 
 
 def check_nothing_lost(e: Expectation, ctx: Context) -> Verdict:
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for entry in ctx.spec.incidents:
         a = ctx.rec.arrivals.get(entry.id)
         if a is None:
@@ -290,7 +296,8 @@ def check_video(e: Expectation, ctx: Context) -> Verdict:
         return Verdict("", SKIP, "not checked: this service has no video path from the vehicles to the "
                                  "operations view (no video ingest in the runtime)")  # fmt: skip
     refs = _refs(e, ctx) if (e.incident or e.incidents) else [i.id for i in ctx.spec.incidents]
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for ref in refs:
         scene = [m for m in ctx.rec.missions_for(ref) if m.first("on_scene") is not None]
         if not scene:

@@ -85,7 +85,7 @@ def _line_of(loc: Path_, lines: dict[Path_, int]) -> int:
     return 1
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Any) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def px4_available(build_dir: Path | str | None) -> tuple[bool, str]:
 class Px4Fleet:
     """The scenario's drones as PX4 SIH processes, started and stopped through sitl/px4_sih.sh."""
 
-    sim_time = None  # scenario time comes from the wall clock × speed factor
+    sim_time: Callable[[], float] | None = None  # scenario time: the wall clock × speed factor
 
     def __init__(self, build_dir: Path, fleet: FleetConfig, spec: Scenario, gcs_port: int, tmp: Path) -> None:
         ok, why = px4_available(build_dir)

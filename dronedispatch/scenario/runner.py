@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import yaml
-from sqlmodel import select
+from sqlmodel import col, select
 
 from dronedispatch.api.security import issue_token
 from dronedispatch.domain.airspace import Airspace
@@ -245,17 +246,17 @@ class ScenarioRun:
                         inc.at,
                         1,
                         f"incident {inc.id}",
-                        lambda inc=inc: self._send(inc, http, mqtt, clock, operator, runtime),
+                        partial(self._send, inc, http, mqtt, clock, operator, runtime),
                     )
                 )
             for f in spec.faults:
-                timeline.append((f.at, 0, f"fault {f.kind} on {f.drone}", lambda f=f: faults.apply(f)))
+                timeline.append((f.at, 0, f"fault {f.kind} on {f.drone}", partial(faults.apply, f)))
                 if f.duration is not None:
                     timeline.append(
-                        (f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends", lambda f=f: faults.undo(f))
+                        (f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends", partial(faults.undo, f))
                     )
             for a in spec.actions:
-                timeline.append((a.at, 2, f"{a.do} {a.incident}", lambda a=a: self._act(a, operator)))
+                timeline.append((a.at, 2, f"{a.do} {a.incident}", partial(self._act, a, operator)))
             timeline.sort(key=lambda x: (x[0], x[1]))
             ticker = asyncio.create_task(self._tick(clock), name="scenario-progress")
             try:
@@ -503,7 +504,7 @@ class MqttSide:
 
         def query() -> dict[str, int]:
             with runtime.store.session() as s:
-                rows = s.exec(select(IncidentReport).where(IncidentReport.source_ref.in_(list(pending)))).all()  # type: ignore[attr-defined]
+                rows = s.exec(select(IncidentReport).where(col(IncidentReport.source_ref).in_(list(pending)))).all()
                 return {r.source_ref: r.incident_id for r in rows if r.source_ref}
 
         for ref, iid in (await asyncio.to_thread(query)).items():
