@@ -102,7 +102,7 @@ class SimVehicle:
         self.loss = 0.0
         self.latency = 0.0
         self.link_dropped = False
-        self._reached: list[list[float]] = []  # [seq, repeats left, next due (sim s)]
+        self._reached: list[Any] | None = None  # [seq, repeats left, next due (sim s)] of the latest
         self._cache: dict[str, telemetry.Built] = {}
 
     # -- state for tests and scenarios -----------------------------------------------------------------
@@ -192,14 +192,17 @@ class SimVehicle:
             m.step(sim_dt / n)
         self._cache.clear()
         texts, m.texts = m.texts, []
-        for seq in m.reached:
-            self._reached.append([seq, REACHED_REPEATS, m.t])
+        # PX4 sends MISSION_ITEM_REACHED once, then repeats only the latest reached item, 10 times at 1 Hz
+        reached_now = list(m.reached)
+        if reached_now:
+            self._reached = [reached_now[-1], REACHED_REPEATS, m.t + 1.0]
+        elif self._reached is not None and self._reached[2] <= m.t:
+            reached_now = [self._reached[0]]
+            self._reached[1] -= 1
+            self._reached[2] = m.t + 1.0
+            if self._reached[1] <= 0:
+                self._reached = None
         m.reached.clear()
-        reached_now = [r for r in self._reached if r[2] <= m.t]
-        for r in reached_now:
-            r[1] -= 1
-            r[2] = m.t + 1.0
-        self._reached = [r for r in self._reached if r[1] >= 0]
         t = m.t
         for link in self.links:
             frames: list[bytes] = []
@@ -212,7 +215,7 @@ class SimVehicle:
             if t >= self.camera.heartbeat_due:
                 frames.append(link.encode(telemetry.camera_heartbeat(m), self.camera.compid))
             for r in reached_now:
-                frames.append(link.encode(link.enc.factory.mission_item_reached_encode(int(r[0]))))
+                frames.append(link.encode(link.enc.factory.mission_item_reached_encode(int(r))))
             for out in link.server.poll(wall_now):
                 frames.append(link.encode(out))
             texts_here = texts + link.server.texts

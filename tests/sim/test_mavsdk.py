@@ -77,9 +77,19 @@ async def test_mavsdk_flies_mission_raw_on_instance_0() -> None:
         assert sim.vehicles[0].armed
         await mission.start_mission()
 
-        await eventually(mission.is_mission_finished, 120, 0.2)
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for progress in mission.subscribe_mission_progress():
+                seen.append(progress.current)
+                if progress.total == 20 and progress.current == 20:
+                    return
+
+        await asyncio.wait_for(follow(), 120)
+        assert seen == sorted(seen) and len(set(seen)) > 10  # item by item, never backwards
+        await eventually(mission.is_mission_finished, 60, 0.2)
         progress = await mission.mission_progress()
-        assert progress.total == 20
+        assert progress.total == 20 and progress.current == 20
 
         await eventually(lambda: not sim.vehicles[0].armed, 60)
         v = sim.vehicles[0]

@@ -200,6 +200,12 @@ async def test_mission_flight_reports_progress(env: tuple[SimFleet, Gcs]) -> Non
     done = await gcs.wait_type("MISSION_CURRENT", lambda m: m.mission_state == 5, within=30, sysid=1)
     assert done.seq == 2
     await gcs.wait_type("EXTENDED_SYS_STATE", lambda m: m.landed_state == 1, within=30, sysid=1)
+    # after the last item only that item is repeated (PX4 repeats its latest MISSION_ITEM_REACHED)
+    await gcs.wait_type("MISSION_ITEM_REACHED", lambda m: m.seq == 2, within=10, sysid=1)
+    reached = [m.seq for m in gcs.msgs if m.get_type() == "MISSION_ITEM_REACHED" and m.get_srcSystem() == 1]
+    last = reached[reached.index(2):]
+    assert len(last) >= 2 and set(last) == {2}
+    assert reached == sorted(reached)
 
 
 async def test_params_list_read_set(env: tuple[SimFleet, Gcs]) -> None:
