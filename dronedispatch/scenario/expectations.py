@@ -317,6 +317,17 @@ def check_video(e: Expectation, ctx: Context) -> Verdict:
     return _verdict(bad, good)
 
 
+def check_commands_accepted(e: Expectation, ctx: Context) -> Verdict:
+    """Every pilot command of the timeline was accepted by the service and the vehicle."""
+    if not ctx.rec.pilot_commands:
+        return Verdict("", FAIL, "no pilot command was sent")
+    bad: list[str] = []
+    good: list[str] = []
+    for t, ref, command, result in ctx.rec.pilot_commands:
+        (good if result == "accepted" else bad).append(f"t={t:.0f} s {command} {ref}: {result}")
+    return _verdict(bad, good)
+
+
 CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "on_scene": check_on_scene,
     "dispatch_refused": check_dispatch_refused,
@@ -327,6 +338,7 @@ CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "nothing_lost": check_nothing_lost,
     "alert": check_alert,
     "video": check_video,
+    "commands_accepted": check_commands_accepted,
 }
 
 

@@ -176,6 +176,7 @@ class Expectation(_Strict):
         "nothing_lost",
         "alert",
         "video",
+        "commands_accepted",
     ] = Field(description="What is checked.")
     incident: str | None = Field(default=None, description="Scenario incident id (on_scene, dispatch_refused, ...).")
     incidents: Literal["all"] | list[str] | None = Field(default=None, description="Several incidents, or 'all'.")

@@ -198,3 +198,10 @@ def test_video_check_needs_a_frame_on_scene_and_the_evidence(ctx: Context) -> No
         PASS,
         "a: mission 1 (dd-01): 30000 bytes of JPEG on scene; recording 900000 bytes and snapshot kept",
     )
+
+
+def test_pilot_commands_must_be_accepted(ctx: Context) -> None:
+    ctx.spec.expect.append(ctx.spec.expect[0].model_copy(update={"check": "commands_accepted", "incidents": None}))
+    assert outcomes(ctx)["commands_accepted"] == (FAIL, "no pilot command was sent")
+    ctx.rec.pilot_commands += [(240.0, "a", "rtl", "accepted"), (250.0, "a", "land", "HTTP 504: no answer")]
+    assert outcomes(ctx)["commands_accepted"] == (FAIL, "t=250 s land a: HTTP 504: no answer")
