@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mission_upload import free_ports
+from benchkit import connect_mavsdk, free_ports  # bench/ is on sys.path: scripts run as bench/NAME.py
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.geo import destination
@@ -53,17 +51,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def mavsdk_peer(port: int, items: list[Any], n: int) -> list[float]:
-    from mavsdk import ComponentType, Configuration, Mavsdk
     from mavsdk.plugins.action import Action
     from mavsdk.plugins.mission_raw import MissionItem as RawItem
     from mavsdk.plugins.mission_raw import MissionRaw
 
     loop = asyncio.get_running_loop()
-    drone = Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION))
-    await loop.run_in_executor(None, drone.add_any_connection, f"udpin://127.0.0.1:{port}")
-    system = await loop.run_in_executor(None, drone.first_autopilot, 15.0)
-    if system is None:
-        raise RuntimeError("MAVSDK did not see the simulated vehicle")
+    drone, system = await connect_mavsdk(port)
     mission_raw, action = MissionRaw(system), Action(system)
     raw = [
         RawItem(i, int(it.frame), int(it.command), 1 if i == 0 else 0, int(it.autocontinue),

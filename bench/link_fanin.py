@@ -24,12 +24,12 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import socket
 import statistics
 import sys
 import time
 from collections import defaultdict
+
+from benchkit import free_ports
 
 from dronedispatch.domain.fleet import Dock, FleetConfig
 from dronedispatch.mavlink.events import Telemetry, VehicleEvent, VehicleLost
@@ -39,24 +39,6 @@ DOCKS = [
     Dock(id="a", name_ko="가", name_en="A", lat=37.3918, lon=126.6393, alt=5.0),
     Dock(id="b", name_ko="나", name_en="B", lat=37.3780, lon=126.6600, alt=5.0),
 ]
-
-
-def free_ports(n: int) -> int:
-    for _ in range(500):
-        base = random.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 async def serve_sim(spec: str) -> None:

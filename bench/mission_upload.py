@@ -19,14 +19,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import random
-import socket
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from benchkit import connect_mavsdk, free_ports
 
 from dronedispatch.domain.fleet import Dock
 from dronedispatch.domain.mission_items import MissionItem, return_to_launch, takeoff, waypoint
@@ -37,24 +37,6 @@ from dronedispatch.mavlink.vehicle import Vehicle
 
 DOCK = Dock(id="b", name_ko="벤치", name_en="Bench", lat=37.3918, lon=126.6393, alt=5.0)
 TIMEOUT_S = 120.0
-
-
-def free_ports(n: int) -> int:
-    for _ in range(500):
-        base = random.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def plan(n: int, variant: int) -> list[MissionItem]:
@@ -123,20 +105,6 @@ async def mavsdk_upload(mission_raw: Any, items: list[MissionItem], tally: Tally
     tally.ok += 1
 
 
-async def connect_mavsdk(port: int) -> tuple[Any, Any]:
-    from mavsdk import ComponentType, Configuration, Mavsdk
-
-    loop = asyncio.get_running_loop()
-    drone = Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION))
-    await loop.run_in_executor(None, drone.add_any_connection, f"udpin://127.0.0.1:{port}")
-    from mavsdk.plugins.mission_raw import MissionRaw
-
-    system = await loop.run_in_executor(None, drone.first_autopilot, 15.0)
-    if system is None:
-        raise RuntimeError("MAVSDK did not see the simulated vehicle")
-    return drone, MissionRaw(system)
-
-
 @contextlib.asynccontextmanager
 async def sitl_process(loss: float, gcs_port: int, base: int, latency: float = 0.0) -> AsyncIterator[None]:
     """One simulated vehicle in its own process, as PX4 SITL is: no client shares its CPU."""
@@ -159,7 +127,10 @@ async def run_condition(label: str, loss: float, args: argparse.Namespace, laten
     base = free_ports(4)  # vehicle GCS port, vehicle API port, MAVSDK's port, video
     async with sitl_process(loss, gcs_port, base, latency), MavlinkLink(f"udpin:127.0.0.1:{gcs_port}") as link:
         vehicle = await link.wait_vehicle(1, 30)
-        drone, mission_raw = await connect_mavsdk(base + 2)
+        from mavsdk.plugins.mission_raw import MissionRaw
+
+        drone, system = await connect_mavsdk(base + 2)
+        mission_raw = MissionRaw(system)
         try:
             ours, theirs = Tally(), Tally()
             for k in range(args.n):

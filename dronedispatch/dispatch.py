@@ -264,7 +264,7 @@ class Dispatcher:
                 raise DispatchError(409, "drone_not_eligible", f"drone {req.drone_id} cannot go: {why}")
         else:
             candidates = self.recommend(incident, tpl.name)
-            planned = self.assignment_plan().drone_for(incident_id)  # fleet-wide best, when several wait
+            planned = self._planned_drone(incident_id)
             chosen = next((c for c in candidates if c.eligible and c.drone_id == planned), None) or next(
                 (c for c in candidates if c.eligible), None
             )
@@ -334,6 +334,14 @@ class Dispatcher:
         rt.publish_incident(incident)
         rt.missions.launch(mission, return_seq=compiled.return_seq)
         return mission
+
+    def _planned_drone(self, incident_id: int) -> str | None:
+        """The fleet-wide plan's drone for this incident, when other incidents also wait for one
+        (alone, the plan is the recommendation itself, and computing it again costs a planning round)."""
+        waiting = [i.id for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
+        if waiting == [incident_id] or not waiting:
+            return None
+        return self.assignment_plan().drone_for(incident_id)
 
     def assignment_plan(self) -> assignment.AssignmentPlan:
         """The fleet-wide plan for every incident still waiting (pure planner, current snapshots)."""

@@ -96,7 +96,7 @@ class DroneRegistry:
             landed=s.landed_state in (0, MAV_LANDED_STATE_ON_GROUND),
             mode=s.mode,
             battery_pct=s.battery_pct,
-            system_ready=s.system_status in (MAV_STATE_STANDBY, MAV_STATE_ACTIVE),
+            system_ready=s.system_status in (MAV_STATE_STANDBY, MAV_STATE_ACTIVE) and s.prearm_ok is not False,
         )
 
     def public(self, entry: DroneEntry, now: float | None = None) -> DronePublic:

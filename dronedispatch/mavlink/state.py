@@ -16,6 +16,8 @@ from dronedispatch.mavlink.px4_modes import MAV_MODE_FLAG_SAFETY_ARMED, decode_m
 MAV_STATE_CRITICAL = 5
 MAV_STATE_EMERGENCY = 6
 LOW_BATTERY_PCT = 15.0
+#: SYS_STATUS sensor bit: the autopilot's pre-arm checks pass (PX4 sets it when it could arm now).
+MAV_SYS_STATUS_PREARM_CHECK = 0x10000000
 
 
 @dataclass
@@ -52,6 +54,8 @@ class VehicleState:
     gps_fix: int = 0
     satellites: int | None = None
     failsafe: set[str] = field(default_factory=set)
+    #: SYS_STATUS pre-arm check bit: None while the vehicle has not reported it
+    prearm_ok: bool | None = None
     time_boot_ms: int | None = None  # from the last GLOBAL_POSITION_INT
     last_heard: float = 0.0
 
@@ -195,6 +199,8 @@ class StateTracker:
 
     @classmethod
     def _on_SYS_STATUS(cls, s: VehicleState, m: Any, changed: set[str]) -> bool:
+        if m.onboard_control_sensors_present & MAV_SYS_STATUS_PREARM_CHECK:
+            _set(s, "prearm_ok", bool(m.onboard_control_sensors_health & MAV_SYS_STATUS_PREARM_CHECK), changed)
         if m.voltage_battery != 65535:
             s.voltage = m.voltage_battery / 1000.0
         return cls._set_battery(s, m.battery_remaining, changed)

@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmarks: free loopback ports and a MAVSDK connection (the peer)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from typing import Any
+
+
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive UDP ports on 127.0.0.1 that were all free a moment ago."""
+    for _ in range(500):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+async def connect_mavsdk(port: int, timeout_s: float = 15.0) -> tuple[Any, Any]:
+    """MAVSDK as a ground station listening on 127.0.0.1:``port``; returns (mavsdk, first autopilot).
+
+    The blocking calls run in worker threads, as MAVSDK's own asyncio wrapper does.
+    """
+    from mavsdk import ComponentType, Configuration, Mavsdk
+
+    loop = asyncio.get_running_loop()
+    drone = Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION))
+    await loop.run_in_executor(None, drone.add_any_connection, f"udpin://127.0.0.1:{port}")
+    system = await loop.run_in_executor(None, drone.first_autopilot, timeout_s)
+    if system is None:
+        drone.destroy()
+        raise RuntimeError("MAVSDK did not see the simulated vehicle")
+    return drone, system
