@@ -94,12 +94,12 @@ def _rings(geometry: dict[str, Any]) -> Iterable[list[list[float]]]:
 def map_png(result: RunResult) -> str:
     rec, fleet = result.recording, result.scenario.fleet
     fig, ax = plt.subplots(figsize=(9, 8))
-    lats = [s.lat for t in rec.tracks.values() for s in t] + [d.lat for d in fleet.docks]
-    lons = [s.lon for t in rec.tracks.values() for s in t] + [d.lon for d in fleet.docks]
-    for inc in result.scenario.spec.incidents:
-        if inc.location is not None:
-            lats.append(inc.location.lat)
-            lons.append(inc.location.lon)
+    # frame what happened (flown tracks and incidents); the docks only when nothing flew
+    flown_pts = [(s.lat, s.lon) for t in rec.tracks.values() for s in t if not s.landed or s.armed]
+    incident_pts = [(i.location.lat, i.location.lon) for i in result.scenario.spec.incidents if i.location]
+    pts = flown_pts + incident_pts or [(d.lat, d.lon) for d in fleet.docks]
+    lats = [p[0] for p in pts]
+    lons = [p[1] for p in pts]
     for feature in result.districts.get("features", []):
         for ring in _rings(feature.get("geometry") or {}):
             xs, ys = zip(*[(p[0], p[1]) for p in ring], strict=True) if ring else ((), ())
@@ -138,6 +138,7 @@ def map_png(result: RunResult) -> str:
 
     ax.set_aspect(1 / max(math.cos(math.radians(mid)), 0.1))
     ax.locator_params(nbins=6)
+    ax.ticklabel_format(useOffset=False, style="plain")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title("Flown tracks")
