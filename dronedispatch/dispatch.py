@@ -13,8 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dronedispatch.domain import assignment, planning, templates
+from dronedispatch.domain import assignment, planning, qgc_plan, templates
 from dronedispatch.domain.fleet import DroneState
+from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.incidents import (
     Category,
     IncidentStatus,
@@ -25,7 +26,7 @@ from dronedispatch.domain.incidents import (
     locate_report,
     match_report,
 )
-from dronedispatch.domain.mission_items import MissionItem
+from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.domain.planning import DroneStatus, NoRoute
 from dronedispatch.schemas import DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 from dronedispatch.store.models import Incident, Mission
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+#: Template name recorded for a mission that came from a QGroundControl .plan file.
+IMPORTED_PLAN = "qgc_plan"
+#: An imported plan's item this close to the incident is where the scene starts, metres.
+SCENE_RADIUS_M = 150.0
 
 #: Time on scene the energy check assumes for a hover that lasts until the pilot ends it.
 HOLD_PLANNING_S = 600.0
@@ -274,31 +280,37 @@ class Dispatcher:
         entry = rt.registry.get(chosen.drone_id)
         assert entry is not None
         dock = (entry.dock.lat, entry.dock.lon)
-        try:
-            # a pre-empted drone starts from where it flies; the route comes from there
-            start = chosen.route[0] if chosen.route else dock
-            route = list(chosen.route) if chosen.route else rt.airspace.route(start, (incident.lat, incident.lon))
-            compiled = templates.compile_mission(
-                tpl,
-                params,
-                dock=(*start, 0.0),  # the take-off item: where the drone is (its dock, unless it flies)
-                target=(incident.lat, incident.lon),
-                route=route,
-                area=incident.area,
-                category=incident.category,
-                cruise_speed=entry.spec.cruise_speed,
-                airspace=rt.airspace,
-            )
-        except NoRoute as exc:
-            raise DispatchError(422, "no_route", exc.reason) from exc
-        except templates.TemplateError as exc:
-            raise DispatchError(422, "bad_template", str(exc)) from exc
+        if req.plan is not None:
+            items, on_scene_seq, return_seq = self._imported(req.plan, incident)
+            template_name = IMPORTED_PLAN
+        else:
+            try:
+                # a pre-empted drone starts from where it flies; the route comes from there
+                start = chosen.route[0] if chosen.route else dock
+                route = list(chosen.route) if chosen.route else rt.airspace.route(start, (incident.lat, incident.lon))
+                compiled = templates.compile_mission(
+                    tpl,
+                    params,
+                    dock=(*start, 0.0),  # the take-off item: where the drone is (its dock, unless it flies)
+                    target=(incident.lat, incident.lon),
+                    route=route,
+                    area=incident.area,
+                    category=incident.category,
+                    cruise_speed=entry.spec.cruise_speed,
+                    airspace=rt.airspace,
+                )
+            except NoRoute as exc:
+                raise DispatchError(422, "no_route", exc.reason) from exc
+            except templates.TemplateError as exc:
+                raise DispatchError(422, "bad_template", str(exc)) from exc
+            items, on_scene_seq, return_seq = list(compiled.items), compiled.on_scene_seq, compiled.return_seq
+            template_name = tpl.name
         approvals = (
             {z.id: incident.approval_ref for z in rt.airspace.zones if z.rule == "approval"}
             if incident.approval_ref
             else {}
         )
-        check = rt.airspace.check_mission(compiled.items, home=dock, approvals=approvals)
+        check = rt.airspace.check_mission(items, home=dock, approvals=approvals)
         if not check.ok:
             raise DispatchError(422, "airspace", check.summary)
         if preempted is not None:
@@ -309,10 +321,10 @@ class Dispatcher:
                 incident_id=incident_id,
                 drone_id=chosen.drone_id,
                 sysid=chosen.sysid,
-                template=tpl.name,
-                params=params,
-                items=[item_to_dict(i, it) for i, it in enumerate(compiled.items)],
-                on_scene_seq=compiled.on_scene_seq,
+                template=template_name,
+                params=params if req.plan is None else {},
+                items=[item_to_dict(i, it) for i, it in enumerate(items)],
+                on_scene_seq=on_scene_seq,
                 airspace_check=check.as_dict(),
                 created_by=actor,
             )
@@ -332,8 +344,27 @@ class Dispatcher:
         )
         incident = rt.store.update_incident(incident_id, status=IncidentStatus.DISPATCHED.value)
         rt.publish_incident(incident)
-        rt.missions.launch(mission, return_seq=compiled.return_seq)
+        rt.missions.launch(mission, return_seq=return_seq)
         return mission
+
+    @staticmethod
+    def _imported(plan: dict[str, Any], incident: Incident) -> tuple[list[MissionItem], int, int | None]:
+        """Items of a QGroundControl plan, with where the scene starts: the first item flown to
+        within :data:`SCENE_RADIUS_M` of the incident (else the last place flown to)."""
+        try:
+            imported = qgc_plan.from_plan(plan)
+        except qgc_plan.PlanFormatError as exc:
+            raise DispatchError(422, "bad_plan", f"plan: {exc}") from exc
+        items = list(imported.items)
+        flown = [i for i, it in enumerate(items) if it.is_positional and it.command != Cmd.DO_SET_ROI_LOCATION]
+        if not flown:
+            raise DispatchError(422, "bad_plan", "plan: it flies nowhere (no positional item)")
+        near = [
+            i for i in flown if distance_m(items[i].lat, items[i].lon, incident.lat, incident.lon) <= SCENE_RADIUS_M
+        ]
+        on_scene_seq = near[0] if near else flown[-1]
+        return_seq = next((i for i, it in enumerate(items) if it.command == Cmd.NAV_RETURN_TO_LAUNCH), None)
+        return items, max(on_scene_seq, 1), return_seq
 
     def _planned_drone(self, incident_id: int) -> str | None:
         """The fleet-wide plan's drone for this incident, when other incidents also wait for one

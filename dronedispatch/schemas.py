@@ -116,6 +116,10 @@ class DispatchRequest(BaseModel):
     template: str | None = Field(default=None, description="Mission template; default: the category's.")
     params: dict[str, Any] = Field(default_factory=dict, description="Template parameters to override.")
     approval_ref: str | None = Field(default=None, max_length=128, description="Airspace approval reference.")
+    plan: dict[str, Any] | None = Field(
+        default=None,
+        description="A QGroundControl .plan (JSON) to fly instead of a template; checked against the airspace.",
+    )
     preempt: bool = Field(
         default=False,
         description="Take drone_id off the mission it flies (a person's confirmation of a pre-emption proposal).",

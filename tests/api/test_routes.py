@@ -263,3 +263,18 @@ def test_maintenance_flag_survives_a_restart(settings, tmp_path) -> None:  # typ
     with TestClient(create_app(settings)) as c:
         drones = {d["id"]: d for d in c.get("/api/v1/drones", headers=login(c)).json()}
         assert drones["dd-02"]["state"] == "maintenance" and drones["dd-01"]["state"] == "offline"
+
+
+def test_cap_alerts_over_http(client: TestClient, auth) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    xml = (Path(__file__).parents[1] / "ingest" / "data" / "cap_flood_ko_en.xml").read_bytes()
+    headers = {"X-API-Key": INGEST_KEY, "Content-Type": "application/xml"}
+    r = client.post("/api/v1/ingest/cap", content=xml, headers=headers)
+    assert r.status_code == 202, r.text
+    [incident] = r.json()
+    assert incident["category"] == "flood" and incident["source"] == "cap"
+    assert abs(incident["location"]["lat"] - 37.535) < 0.01
+    assert client.post("/api/v1/ingest/cap", content=xml).status_code == 401
+    bad = client.post("/api/v1/ingest/cap", content=b"<alert>not cap</alert>", headers=headers)
+    assert bad.status_code == 422 and bad.json()["detail"]

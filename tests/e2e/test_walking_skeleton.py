@@ -128,3 +128,35 @@ def test_restart_loses_nothing_and_keeps_watching_the_flight(system: System) -> 
         "the mission completed after the restart",
         system,
     )
+
+
+def test_a_qgroundcontrol_plan_round_trips_and_flies(system: System) -> None:
+    operator, pilot = system.client("operator"), system.client("pilot")
+    wait_for(lambda: all(d["state"] == "ready" for d in operator.get("/api/v1/drones").json()), 60,
+             "drones ready", system)  # fmt: skip
+    first = operator.post("/api/v1/incidents", json={"category": "traffic_accident", "location": PARK}).json()
+    mission = operator.post(f"/api/v1/incidents/{first['id']}/dispatch", json={}).json()
+    plan = operator.get(f"/api/v1/missions/{mission['id']}/plan").json()
+    assert plan["fileType"] == "Plan" and plan["mission"]["items"][0]["command"] == 22
+    assert len(plan["mission"]["items"]) == len(mission["items"])
+    r = pilot.post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "abort"})
+    assert r.status_code == 200 and r.json()["state"] == "aborted"
+    wait_for(lambda: next(d for d in operator.get("/api/v1/drones").json() if d["id"] == "dd-01")["state"] == "ready",
+             120, "dd-01 home again after the abort", system)  # fmt: skip
+
+    # a plan made elsewhere (here: the exported one) flies for another incident, checked like any mission
+    second = operator.post("/api/v1/incidents", json={"category": "crime", "location": PARK}).json()
+    bad = operator.post(f"/api/v1/incidents/{second['id']}/dispatch", json={"plan": {"fileType": "Nope"}})
+    assert bad.status_code == 422 and "fileType" in bad.json()["detail"]
+    # from dd-02's dock the plan's first leg would cross a no-fly zone: refused, with the reason
+    r = operator.post(f"/api/v1/incidents/{second['id']}/dispatch", json={"plan": plan, "drone_id": "dd-02"})
+    assert r.status_code == 422 and r.json()["code"] == "airspace" and "prohibited zone" in r.json()["detail"]
+    r = operator.post(f"/api/v1/incidents/{second['id']}/dispatch", json={"plan": plan, "drone_id": "dd-01"})
+    assert r.status_code == 201, r.text
+    flown = r.json()
+    assert flown["template"] == "qgc_plan"
+    assert [(i["command"], round(i["lat"], 6)) for i in flown["items"]] == [
+        (i["command"], round(i["lat"], 6)) for i in mission["items"]
+    ]
+    wait_for(lambda: operator.get(f"/api/v1/missions/{flown['id']}").json()["state"] in ("enroute", "on_scene"), 90,
+             "the imported plan flying", system)  # fmt: skip
