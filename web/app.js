@@ -62,15 +62,19 @@ function onEvent(msg) {
       for (const d of msg.data.drones) { state.drones.set(d.id, d); opsMap.upsertDrone(d); }
       for (const i of msg.data.incidents) { state.incidents.set(i.id, i); opsMap.upsertIncident(i); if (i.status === "open") queue.refresh(i.id); }
       for (const m of msg.data.missions) { state.missions.set(m.id, m); opsMap.setRoute(m); }
+      queue.refreshPlan();
       mark("incidents", "missions", "drones");
       break;
     }
-    case "drone":
+    case "drone": {
+      const before = state.drones.get(msg.data.id);
       state.drones.set(msg.data.id, msg.data);
+      if (before && before.state !== msg.data.state) queue.refreshPlan(); // a drone freed or taken
       opsMap.upsertDrone(msg.data);
       alerts.watchDrone(msg.data, activeMissionOf);
       mark("drones", "missions");
       break;
+    }
     case "incident": {
       const i = msg.data;
       const isNew = !state.incidents.has(i.id);
@@ -80,6 +84,7 @@ function onEvent(msg) {
       else queue.forget(i.id);
       // other open incidents' recommendations change when a drone is taken
       if (i.status === "dispatched") for (const o of state.incidents.values()) if (o.status === "open") queue.refresh(o.id);
+      queue.refreshPlan();
       if (isNew) toast(t("new.incident", { id: i.id, cat: t(`cat.${i.category}`) }), i.severity >= 4 ? "warning" : "info");
       mark("incidents");
       break;

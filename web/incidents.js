@@ -17,6 +17,20 @@ export class IncidentQueue {
     this.held = holdWhilePressed($("#incidents"), () => this.render());
   }
 
+  // The fleet-wide plan (GET /assignments) matters once several incidents wait: it may give an
+  // incident another drone than its own best one, and proposes pre-emptions that a person confirms.
+  refreshPlan() {
+    const waiting = [...this.ctx.state.incidents.values()].filter((i) => i.status === "open").length;
+    if (waiting < 2) { this.plan = null; this.render(); return; }
+    if (this.planning) { this.planAgain = true; return; }
+    this.planning = true;
+    api("/assignments").then((plan) => { this.plan = plan; }).catch(() => { this.plan = null; }).finally(() => {
+      this.planning = false;
+      this.render();
+      if (this.planAgain) { this.planAgain = false; this.refreshPlan(); }
+    });
+  }
+
   // Recommendations are fetched one at a time, each id once per burst: a reconnect with fifty
   // open incidents costs the server fifty sequential requests, not fifty at once.
   refresh(id) {
@@ -65,17 +79,25 @@ export class IncidentQueue {
     const { state, can } = this.ctx;
     const view = this.views.get(i.id);
     const recs = view?.recommendation || [];
-    const rec = recs.find((c) => c.eligible);
+    const best = recs.find((c) => c.eligible);
+    const planned = this.plan?.assignments.find((a) => a.incident_id === i.id);
+    const unassigned = this.plan?.unassigned.find((u) => u.incident_id === i.id);
+    const preemptions = (this.plan?.preemptions || []).filter((p) => p.to_incident === i.id);
+    // what one click sends: the plan's drone when there is a plan, else the incident's best
+    const rec = planned ? { drone_id: planned.drone_id, eta_s: planned.eta_s, reason: planned.reason, planned: true } : best;
     const mission = [...state.missions.values()].filter((m) => m.incident_id === i.id).sort((a, b) => b.id - a.id)[0];
     const tpl = this.presetTemplate(i.category);
     let recLine = null;
     if (i.status === "open") {
       if (rec) {
         recLine = el("div", { class: "rec", dataset: { recommended: rec.drone_id } },
-          el("span", { class: "muted" }, `${t("recommended")} `), el("b", {}, rec.drone_id),
+          el("span", { class: "muted" }, `${t(rec.planned ? "planned" : "recommended")} `), el("b", {}, rec.drone_id),
           ` · ${t("eta")} ${(rec.eta_s / 60).toFixed(1)} ${t("min")}`,
           el("div", { class: "muted small" }, getLang() === "ko" ? rec.reason.ko : rec.reason.en),
-          el("div", { class: "muted small" }, `${t("template")}: ${this.tplTitle(tpl)}`));
+          el("div", { class: "muted small" }, `${t("template")}: ${this.tplTitle(tpl)}`),
+          unassigned ? el("div", { class: "warn-text small" }, `${t("planned")}: ${t("plan.waiting")} · ${unassigned.reason}`) : null);
+      } else if (unassigned) {
+        recLine = el("div", { class: "rec bad small" }, `${t("plan.waiting")}: ${unassigned.reason}`);
       } else if (view) {
         recLine = el("div", { class: "rec bad small" }, t("no.drone"), view.recommendation_error ? ` · ${view.recommendation_error}` : "");
       }
@@ -87,7 +109,9 @@ export class IncidentQueue {
     const thumbDrone = mission && ["enroute", "on_scene", "returning"].includes(mission.state) ? mission.drone_id : null;
     const buttons = can.dispatch() ? el("div", { class: "actions" },
       i.status === "open" ? el("button", { class: "primary", dataset: { action: "dispatch" }, disabled: !rec,
-        onclick: () => this.dispatch(i, {}) }, `${t("dispatch")}${rec ? " · " + rec.drone_id : ""}`) : null,
+        onclick: () => this.dispatch(i, rec?.planned ? { drone_id: rec.drone_id } : {}) }, `${t("dispatch")}${rec ? " · " + rec.drone_id : ""}`) : null,
+      ...(i.status === "open" ? preemptions : []).map((p) => el("button", { class: "warn", dataset: { action: "preempt", drone: p.drone_id },
+        title: p.reason, onclick: () => this.preempt(i, p) }, t("preempt.button", { drone: p.drone_id, from: p.from_incident }))),
       i.status === "open" ? el("button", { class: "ghost", dataset: { action: "dispatch-options" }, onclick: () => this.dispatchOptions(i) }, t("dispatch.options")) : null,
       el("button", { class: "ghost", dataset: { action: "close" }, onclick: () => this.close(i) }, t("close"))) : null;
     const camera = i.camera_id ? this.ctx.state.cameras.find((c) => c.id === i.camera_id) : null;
@@ -149,6 +173,13 @@ export class IncidentQueue {
       toast(`${t("dispatch.failed")} #${i.id}: ${e.message}`, "warning");
       this.refresh(i.id);
     }
+  }
+
+  async preempt(i, p) {
+    const body = el("div", {}, el("p", {}, t("preempt.confirm", { drone: p.drone_id, from: p.from_incident, to: i.id,
+      eta: (p.eta_s / 60).toFixed(1) })), el("p", { class: "muted small" }, p.reason));
+    const form = await modal({ title: t("preempt.title"), body, confirmLabel: t("dispatch"), danger: true, testid: "preempt" });
+    if (form) await this.dispatch(i, { drone_id: p.drone_id, preempt: true });
   }
 
   async dispatchOptions(i) {
