@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from tests.e2e.conftest import PASSWORD, System, start_system
 
@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--use-fake-ui-for-media-stream",
 ]
-VIEWPORT = {"width": 1600, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1600, "height": 900}
 
 
 @dataclass
