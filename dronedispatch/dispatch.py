@@ -213,12 +213,18 @@ class Dispatcher:
         return tpl
 
     def recommend(
-        self, incident: Incident, template: str | None = None, *, flying_as_ready: str | None = None
+        self,
+        incident: Incident,
+        template: str | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        flying_as_ready: str | None = None,
     ) -> list[planning.Candidate]:
-        """Every drone for ``incident``, best first. ``flying_as_ready`` names a drone in flight that a
-        person has chosen to pre-empt: it is considered from where it is, as if it were ready."""
+        """Every drone for ``incident``, best first, for the template with ``params`` (its defaults
+        otherwise). ``flying_as_ready`` names a drone in flight that a person has chosen to pre-empt:
+        it is considered from where it is, as if it were ready."""
         tpl = self.template(incident.category, template)
-        params = templates.resolve_params(tpl, incident.category)
+        params = templates.resolve_params(tpl, incident.category, params)
         if "time_on_scene_s" in params:  # 0 holds until the pilot sends it back: plan for a typical stay
             scene_s = params["time_on_scene_s"] or HOLD_PLANNING_S
         else:  # search patterns: as long as the pattern takes
@@ -263,13 +269,15 @@ class Dispatcher:
                 preempted = rt.store.active_mission_for_drone(req.drone_id)
                 if preempted is None:
                     raise DispatchError(409, "nothing_to_preempt", f"drone {req.drone_id} flies no mission")
-            candidates = self.recommend(incident, tpl.name, flying_as_ready=req.drone_id if req.preempt else None)
+            candidates = self.recommend(
+                incident, tpl.name, params=req.params, flying_as_ready=req.drone_id if req.preempt else None
+            )
             chosen = next((c for c in candidates if c.drone_id == req.drone_id), None)
             if chosen is None or not chosen.eligible:
                 why = chosen.reason.en if chosen else "not considered"
                 raise DispatchError(409, "drone_not_eligible", f"drone {req.drone_id} cannot go: {why}")
         else:
-            candidates = self.recommend(incident, tpl.name)
+            candidates = self.recommend(incident, tpl.name, params=req.params)
             planned = self._planned_drone(incident_id)
             chosen = next((c for c in candidates if c.eligible and c.drone_id == planned), None) or next(
                 (c for c in candidates if c.eligible), None
@@ -277,6 +285,15 @@ class Dispatcher:
             if chosen is None:
                 reasons = "; ".join(f"{c.drone_id}: {c.reason.en}" for c in candidates) or "no drones in the fleet"
                 raise DispatchError(409, "no_drone", f"no drone can answer this incident ({reasons})")
+            limit = rt.settings.max_auto_eta_s
+            if chosen.eta_s is not None and chosen.eta_s > limit:
+                # a drone from across the city would be gone for long; a local one may free up sooner
+                raise DispatchError(
+                    409,
+                    "too_far",
+                    f"the nearest free drone, {chosen.drone_id}, needs {chosen.eta_s / 60:.0f} min, more than "
+                    f"{limit / 60:.0f} min: send it by naming it, or wait for a closer one",
+                )
         entry = rt.registry.get(chosen.drone_id)
         assert entry is not None
         dock = (entry.dock.lat, entry.dock.lon)

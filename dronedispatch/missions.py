@@ -61,6 +61,14 @@ class Tracked:
     entered_at: float
     task: asyncio.Task[None] | None = None
     lost_since: float | None = None
+    #: The vehicle showed it was on scene: a return afterwards is the mission done.
+    reached_scene: bool = False
+    #: A pilot sent it home or down: however far it got, the return was meant.
+    sent_home: bool = False
+    #: A pilot command is on its way: its mode change must not be judged as the vehicle's own.
+    commanding: bool = False
+    #: Why the mission went to returning, for the record if it never got to the scene.
+    return_reason: str | None = None
 
 
 class MissionSupervisor:
@@ -77,7 +85,9 @@ class MissionSupervisor:
             if state in (MissionState.PLANNED, MissionState.UPLOADING):
                 self._persist(m.id, ms.failed(state, "service restarted before the upload finished; dispatch again"))
                 continue
-            self._track(m, state, return_seq=_return_seq(m))
+            tracked = self._track(m, state, return_seq=_return_seq(m))
+            tracked.reached_scene = m.on_scene_at is not None
+            tracked.sent_home = state == MissionState.RETURNING and m.reason is not None and "commanded by" in m.reason
             log.info("resumed watching mission %s (%s) on %s", m.id, state, m.drone_id)
 
     async def stop(self) -> None:
@@ -179,7 +189,7 @@ class MissionSupervisor:
         if tracked is None:
             return
         s = vehicle.state
-        if s.mode == "UNKNOWN":  # no HEARTBEAT folded in yet (just rediscovered): nothing to judge by
+        if s.mode == "UNKNOWN" or tracked.commanding:  # just rediscovered, or a pilot's mode change on its way
             return
         now = time.monotonic()
         if vehicle.health.lost:
@@ -206,6 +216,13 @@ class MissionSupervisor:
     def _apply(self, tracked: Tracked, t: Transition) -> None:
         if not t.changed:
             return
+        if t.new_state == MissionState.ON_SCENE:
+            tracked.reached_scene = True
+        elif t.new_state == MissionState.RETURNING:
+            tracked.return_reason = t.reason
+        elif t.new_state == MissionState.COMPLETED and not (tracked.reached_scene or tracked.sent_home):
+            # home again, but the vehicle turned back by itself (a failsafe) before the scene
+            t = ms.failed(t.old_state, f"came home without reaching the scene: {tracked.return_reason or 'unknown'}")
         tracked.state = t.new_state
         tracked.entered_at = time.monotonic()
         self._persist(tracked.mission_id, t)
@@ -287,15 +304,28 @@ class MissionSupervisor:
         except ms.InvalidTransition as exc:
             raise CommandRejected(409, str(exc)) from exc
         vehicle = self.rt.link.vehicles.get(mission.sysid) if self.rt.link else None
-        airborne = vehicle is not None and vehicle.state.landed_state not in (0, 1)
         self.rt.store.audit(actor, f"mission.command.{cmd.value}", "mission", mission_id, state=state.value)
-        if vehicle is not None and state not in (MissionState.PLANNED, MissionState.UPLOADING):
+        launching = tracked is not None and tracked.task is not None and not tracked.task.done()
+        if cmd is PilotCommand.ABORT and launching:
+            # stop the launch first, so nothing it still had in flight (an arm, a MISSION_START) outlives the abort
+            assert tracked is not None and tracked.task is not None
+            tracked.task.cancel()
+            await asyncio.gather(tracked.task, return_exceptions=True)
+        airborne = vehicle is not None and vehicle.state.landed_state not in (0, 1)
+        if vehicle is not None and (state not in (MissionState.PLANNED, MissionState.UPLOADING) or launching):
+            if tracked is not None:
+                tracked.commanding = True
             try:
                 await self._send(vehicle, cmd, airborne, self._route_home(mission.drone_id, vehicle))
             except CommandDenied as exc:
                 raise CommandRejected(409, f"the vehicle refused {cmd.value}: {exc}") from exc
             except LinkError as exc:
                 raise CommandRejected(504, f"the vehicle did not answer {cmd.value}: {exc}") from exc
+            finally:
+                if tracked is not None:
+                    tracked.commanding = False
+            if tracked is not None and cmd in (PilotCommand.RTL, PilotCommand.LAND):
+                tracked.sent_home = True
         elif vehicle is None and cmd is not PilotCommand.ABORT:
             raise CommandRejected(409, f"vehicle {mission.sysid} is not connected")
         if tracked is not None and tracked.mission_id == mission_id:
@@ -366,8 +396,13 @@ class MissionSupervisor:
                 alt = max(RETURN_ALT_MIN_M, vehicle.state.alt_rel or 0.0)
                 await vehicle.mission.upload(list(return_mission(route_home, alt=min(alt, CEILING_M))))
                 await c.mission_start()
-        elif cmd is PilotCommand.ABORT and vehicle.state.armed:
-            await c.disarm()
+        elif cmd is PilotCommand.ABORT:
+            # on the ground: disarm even if it looks disarmed, as a MISSION_START just sent may arm it yet;
+            # a vehicle already lifting off refuses that, and is brought back down by RTL instead
+            try:
+                await c.disarm()
+            except CommandDenied:
+                await c.return_to_launch()
 
 
 def _return_seq(m: Mission) -> int | None:

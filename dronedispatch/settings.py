@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     telemetry_rate_hz: float = Field(
         default=4.0, gt=0, le=50, description="Highest rate at which one drone's telemetry goes to browsers."
     )
+    max_auto_eta_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A dispatch that names no drone refuses one arriving later than this (seconds); "
+        "the operator can still send it by name.",
+    )
     ice_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1"],
         description="Addresses offered as WebRTC host candidates; remote candidates outside them are dropped.",

@@ -21,11 +21,13 @@ bends at obstacle corners, so this is exact for the grown polygons.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import shapely
@@ -35,6 +37,8 @@ from shapely.ops import nearest_points, unary_union
 
 from dronedispatch.domain.geo import LatLon, LocalFrame, destination
 from dronedispatch.domain.mission_items import Cmd, MissionItem
+
+T = TypeVar("T")
 
 DEFAULT_CEILING_M = 150.0
 DEFAULT_CLEARANCE_M = 50.0
@@ -149,8 +153,23 @@ def parse_zone(feature: Mapping[str, Any], index: int) -> Zone:
                 float(ceiling) if ceiling is not None else None, bool(props.get("demo", False)), props)
 
 
+def _serialised(method: Callable[..., T]) -> Callable[..., T]:
+    """One caller at a time: GEOS prepared geometries and the route cache are not thread-safe,
+    and the API answers requests from a thread pool (concurrent use crashed GEOS)."""
+
+    @functools.wraps(method)
+    def locked(self: Airspace, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Airspace:
-    """A city's zones and ceiling; routing and checking happen in one local metric frame."""
+    """A city's zones and ceiling; routing and checking happen in one local metric frame.
+
+    Safe to share between threads: the public queries are serialised (see :func:`_serialised`).
+    """
 
     def __init__(
         self,
@@ -160,6 +179,7 @@ class Airspace:
         clearance_m: float = DEFAULT_CLEARANCE_M,
         frame: LocalFrame | None = None,
     ) -> None:
+        self._lock = threading.RLock()
         self.zones = tuple(zones)
         ids = [z.id for z in self.zones]
         if len(set(ids)) != len(ids):
@@ -228,15 +248,18 @@ class Airspace:
             pts.extend((float(x), float(y)) for x, y in list(poly.exterior.coords)[:-1])
         return pts
 
+    @_serialised
     def zones_at(self, lat: float, lon: float) -> list[Zone]:
         p = Point(lon, lat)
         return [z for z in self.zones if z.geometry.covers(p)]
 
+    @_serialised
     def prohibited_at(self, lat: float, lon: float) -> Zone | None:
         return next((z for z in self.zones_at(lat, lon) if z.rule == "prohibited"), None)
 
     # --- routing ------------------------------------------------------------------------------
 
+    @_serialised
     def route(self, start: LatLon, goal: LatLon) -> list[LatLon]:
         """Shortest path start → goal keeping ``clearance_m`` from every prohibited zone.
 
@@ -336,6 +359,7 @@ class Airspace:
 
     # --- mission check ------------------------------------------------------------------------
 
+    @_serialised
     def check_mission(
         self,
         items: Sequence[MissionItem],

@@ -80,6 +80,9 @@ ALLOWED: dict[MissionState, frozenset[MissionState]] = {
 
 #: PX4 modes (as "MAIN.SUB" names) in which the vehicle is heading home or down.
 RETURN_MODES = frozenset({"AUTO.RTL", "AUTO.LAND", "RTL", "LAND"})
+#: Landing where it is. Commanded by the pilot, the mission is already returning; chosen by the
+#: vehicle itself mid-mission it is a failsafe (motor failure, GPS loss, critical battery).
+LAND_MODES = frozenset({"AUTO.LAND", "LAND"})
 MISSION_MODE = "AUTO.MISSION"
 
 #: What the shell should send the vehicle when a mission is aborted, by whether it is airborne.
@@ -256,6 +259,12 @@ def advance(
     # on_scene_seq 0 means "not known" (a compiled mission's item 0 is always the takeoff)
     at_scene = 0 < obs.on_scene_seq <= obs.mission_seq and obs.mode == MISSION_MODE
     batt = f" (battery {obs.battery_pct:.0f}%)" if obs.battery_pct is not None else ""
+
+    if state in (S.LAUNCHING, S.ENROUTE, S.ON_SCENE) and obs.mode in LAND_MODES and obs.airborne:
+        return _go(
+            state, S.FAILED, f"vehicle began landing on its own where it is (mode {obs.mode}){batt}: "
+            "a failsafe or fault; recover it from there", "observe",
+        )
 
     if state == S.LAUNCHING:
         if obs.airborne and in_return_mode:

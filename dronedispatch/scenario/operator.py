@@ -22,7 +22,8 @@ from dronedispatch.scenario.recording import Arrival, Recording, Refusal
 log = logging.getLogger(__name__)
 
 PILOT_COMMANDS = ("pause", "resume", "rtl", "land", "abort")
-BUSY = ("no_drone", "already_dispatched")  # answers that mean "not now": the incident waits in the queue
+#: Answers that mean "not now": the incident waits in the queue (too_far: for a closer drone to free up).
+BUSY = ("no_drone", "already_dispatched", "too_far")
 
 
 class Operator:
@@ -155,8 +156,9 @@ class Operator:
             code = await self.dispatch(incident_id, request)
             if code == "no_drone":
                 return  # still none free; wait for the next drone to turn ready
-            if code != "already_dispatched":  # that one waits for its last drone to come home
-                self._waiting.pop(incident_id, None)
+            if code in ("already_dispatched", "too_far"):
+                continue  # waits for its last drone to come home, or for a closer one; the next may go
+            self._waiting.pop(incident_id, None)
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def dispatch(self, incident_id: int, request: dict[str, Any]) -> str | None:

@@ -239,6 +239,10 @@ class VehicleModel:
                 self._needs_takeoff = True
         elif name == "AUTO.RTL":
             self._rtl_start()
+        if name in ("AUTO.RTL", "AUTO.LAND"):
+            # a take-off still pending is abandoned: the vehicle goes home or down, and one that never
+            # got up disarms on the ground as PX4 does (else it would sit armed, waiting to climb)
+            self._needs_takeoff = False
         if name != "AUTO.MISSION" and self.mission_state == MS_ACTIVE:
             self.mission_state = MS_PAUSED
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aioice.ice
 import av
@@ -75,6 +75,26 @@ def restrict_ice_hosts(hosts: Sequence[str]) -> None:
         ]
 
     aioice.ice.get_host_addresses = get_host_addresses
+    _allowed_peers.clear()
+    _allowed_peers.update(addresses)
+    if aioice.ice.Connection.request_received is not _request_from_allowed_peer:
+        global _aioice_request_received
+        _aioice_request_received = aioice.ice.Connection.request_received
+        aioice.ice.Connection.request_received = _request_from_allowed_peer  # type: ignore[method-assign]
+
+
+#: Addresses ICE may talk with; a connectivity check from anywhere else is not answered, so no
+#: peer-reflexive candidate outside them is ever learnt (a browser may send its checks to our
+#: 127.0.0.1 from a socket bound to another local interface).
+_allowed_peers: set[str] = set()
+_aioice_request_received: Any = None
+
+
+def _request_from_allowed_peer(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+    if addr[0] not in _allowed_peers:
+        log.debug("ICE: ignored a check from %s (outside %s)", addr[0], sorted(_allowed_peers))
+        return
+    _aioice_request_received(self, message, addr, protocol)
 
 
 def rtc_configuration(ice_servers: Sequence[str]) -> RTCConfiguration:

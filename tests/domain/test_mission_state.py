@@ -60,8 +60,16 @@ def test_failsafe_rtl_while_enroute_returns_with_reason_naming_battery() -> None
     assert "AUTO.RTL" in (t.reason or "") and "18%" in (t.reason or "")
 
 
-def test_land_mode_on_scene_counts_as_returning() -> None:
-    assert advance(S.ON_SCENE, obs("AUTO.LAND", seq=6)).new_state == S.RETURNING
+def test_a_landing_the_vehicle_chose_itself_fails_the_mission_with_a_reason() -> None:
+    for state in (S.LAUNCHING, S.ENROUTE, S.ON_SCENE):
+        t = advance(state, obs("AUTO.LAND", seq=6, battery=9))
+        assert t.new_state == S.FAILED and "AUTO.LAND" in (t.reason or "") and "9%" in (t.reason or "")
+
+
+def test_a_landing_the_pilot_commanded_is_a_return() -> None:
+    t = ms.command(S.ON_SCENE, "land", by="kim")
+    assert t.new_state == S.RETURNING
+    assert advance(S.RETURNING, obs("AUTO.LAND", seq=6)).new_state == S.RETURNING
 
 
 def test_pause_and_manual_control_keep_the_state() -> None:

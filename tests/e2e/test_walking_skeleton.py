@@ -140,7 +140,7 @@ def test_a_qgroundcontrol_plan_round_trips_and_flies(system: System) -> None:
     assert plan["fileType"] == "Plan" and plan["mission"]["items"][0]["command"] == 22
     assert len(plan["mission"]["items"]) == len(mission["items"])
     r = pilot.post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "abort"})
-    assert r.status_code == 200 and r.json()["state"] == "aborted"
+    assert r.status_code == 200 and r.json()["state"] == "aborted", r.text
     wait_for(lambda: next(d for d in operator.get("/api/v1/drones").json() if d["id"] == "dd-01")["state"] == "ready",
              120, "dd-01 home again after the abort", system)  # fmt: skip
 

@@ -99,12 +99,6 @@ def test_built_to_fail_scenario_fails_with_a_clear_verdict(tmp_path: Path) -> No
     assert "FAILED" in (out / "report.html").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug in dronedispatch/domain/mission_state.py advance(): RETURN_MODES counts AUTO.LAND as a "
-    "return, so a vehicle's own emergency landing en route (motor failure, GPS loss, critical battery) moves the "
-    "mission to returning and then completed; it never reached the scene and should fail with a reason",
-)
 async def test_motor_failure_en_route_fails_the_mission_with_a_reason(tmp_path: Path) -> None:
     result = await run_scenario(DATA / "motor-failure.yaml")
     # the faults reached the vehicles: the motor failure is reported by the vehicle itself
