@@ -74,20 +74,25 @@ def restrict_ice_hosts(hosts: Sequence[str]) -> None:
             or (use_ipv6 and ipaddress.ip_address(a).version == 6)
         ]
 
+    global _aioice_host_addresses, _aioice_request_received
+    if _aioice_host_addresses is None:
+        _aioice_host_addresses = aioice.ice.get_host_addresses
     aioice.ice.get_host_addresses = get_host_addresses
+    # A browser sends its checks to our 127.0.0.1 from sockets bound to this machine's other
+    # interfaces (it gathers no loopback candidates); those packets never leave the machine.
+    # A check from any other address is not answered, so no peer outside it is ever learnt.
     _allowed_peers.clear()
     _allowed_peers.update(addresses)
+    _allowed_peers.update(_aioice_host_addresses(use_ipv4=True, use_ipv6=True))
     if aioice.ice.Connection.request_received is not _request_from_allowed_peer:
-        global _aioice_request_received
         _aioice_request_received = aioice.ice.Connection.request_received
         aioice.ice.Connection.request_received = _request_from_allowed_peer  # type: ignore[method-assign]
 
 
-#: Addresses ICE may talk with; a connectivity check from anywhere else is not answered, so no
-#: peer-reflexive candidate outside them is ever learnt (a browser may send its checks to our
-#: 127.0.0.1 from a socket bound to another local interface).
+#: Addresses ICE answers connectivity checks from: the configured ones and this machine's own.
 _allowed_peers: set[str] = set()
 _aioice_request_received: Any = None
+_aioice_host_addresses: Any = None
 
 
 def _request_from_allowed_peer(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
