@@ -57,6 +57,11 @@ class LiveVideo:
             await self._finish_recording(drone_id, mission_id)
         await self.hub.close()
 
+    async def settle(self) -> None:
+        """Wait for the video work already under way (recordings being closed, snapshots being kept)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     # -- streams -------------------------------------------------------------------------------
     async def open(self, drone_id: str) -> str:
         """Make sure the drone's stream is being ingested; returns its stream key."""

@@ -167,6 +167,10 @@ class ScenarioRun:
                 sub.close()
                 with contextlib.suppress(Exception):
                     await fleet.stop()
+                video = getattr(runtime, "video", None)
+                if video is not None:  # recordings of missions that just ended are still being closed
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(video.settle(), 30)
                 facts = await asyncio.to_thread(read_facts, runtime)
                 with contextlib.suppress(Exception):
                     await runtime.stop()
