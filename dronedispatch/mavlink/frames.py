@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 STX_V1 = 0xFE
 STX_V2 = 0xFD
@@ -26,8 +26,7 @@ SIGNATURE_LEN = 13
 SIGNING_EPOCH = 1420070400
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):  # a tuple: cheap to build for every frame on the wire
     raw: bytes
     msgid: int
     sysid: int
@@ -81,6 +80,23 @@ class FrameSplitter:
     def reset(self) -> None:
         """Drop a partial frame (datagram transports: a frame never spans datagrams)."""
         self._buf.clear()
+
+
+def split_datagram(data: bytes) -> tuple[list[Frame], int]:
+    """Frames in one datagram and the number of bytes outside them (a frame never spans datagrams).
+
+    A datagram almost always holds exactly one whole frame (PX4 and MAVSDK send one per
+    datagram); that case is read straight from ``data``, without copying it through a buffer.
+    """
+    n = len(data)
+    if n >= 12 and data[0] == STX_V2:
+        total = 12 + data[1] + (SIGNATURE_LEN if data[2] & IFLAG_SIGNED else 0)
+        if total == n:
+            msgid = data[7] | data[8] << 8 | data[9] << 16
+            return [Frame(data, msgid, data[5], data[6], data[4], total != 12 + data[1])], 0
+    splitter = FrameSplitter()
+    frames = splitter.feed(data)
+    return frames, splitter.garbage_bytes + len(splitter._buf)
 
 
 def signing_timestamp(unix_time: float | None = None) -> int:

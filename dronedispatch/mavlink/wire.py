@@ -138,16 +138,35 @@ def x25crc(data: bytes) -> int:
 class _Layout:
     """What fast packing/unpacking needs from one pymavlink message class."""
 
-    __slots__ = ("cls", "crc_extra", "orders", "strings", "unpacker", "wire_names")
+    __slots__ = ("base", "cls", "crc_byte", "crc_extra", "orders", "size", "strings", "unpacker", "wire_names", "zeros")
 
     def __init__(self, cls: Any) -> None:
         self.cls = cls
         self.crc_extra: int = cls.crc_extra
         self.unpacker: struct.Struct = cls.unpacker
+        self.size = self.unpacker.size
+        self.crc_byte = bytes((self.crc_extra,))
+        self.zeros = bytes(self.size)  # MAVLink 2 trims trailing zero bytes: what to put back
         self.orders: list[int] = list(cls.orders)
         self.wire_names: list[str] = list(cls.ordered_fieldnames)
         # char[] fields (the only arrays allowed here) travel as NUL-padded bytes
         self.strings = [i for i, n in enumerate(cls.array_lengths) if n]
+        # The attributes pymavlink's constructors give every message, for building one without
+        # running them (those constructors are most of the cost of a decode).
+        self.base: dict[str, Any] = {
+            "_payload": None,
+            "_crc": None,
+            "_fieldnames": cls.fieldnames,
+            "_type": cls.msgname,
+            "_link_id": None,
+            "_instances": None,
+            "_instance_field": cls.instance_field,
+            "_instance_offset": cls.instance_offset,
+        }
+
+    def payload(self, values: list[Any] | tuple[Any, ...]) -> bytes:
+        """The packed payload of field values in wire order, trailing zeros trimmed (MAVLink 2)."""
+        return self.unpacker.pack(*values).rstrip(b"\0") or b"\0"
 
 
 def _layouts() -> dict[int, _Layout]:
@@ -161,11 +180,60 @@ def _layouts() -> dict[int, _Layout]:
 _LAYOUTS = _layouts()
 
 
+class Prepacked:
+    """A message whose payload is packed already: only the frame around it is left to build.
+
+    For messages prepared ahead of the moment they are sent (mission items, while the vehicle
+    is still answering the previous one). Reading a field decodes the payload, for tests and logs.
+    """
+
+    __slots__ = ("_fields", "layout", "payload")
+
+    def __init__(self, cls: Any, payload: bytes) -> None:
+        self.layout = _LAYOUTS[cls.id]
+        self.payload = payload
+        self._fields: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, msg: Any) -> Prepacked:
+        layout = _LAYOUTS[type(msg).id]
+        if layout.strings:
+            raise ValueError(f"{msg.get_type()}: messages with text fields are not pre-packed")
+        return cls(type(msg), layout.payload([getattr(msg, n) for n in layout.wire_names]))
+
+    def get_type(self) -> str:
+        return str(self.layout.cls.msgname)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not a field (and _fields itself while unset: copy, pickle)
+            raise AttributeError(name)
+        if self._fields is None:
+            size = self.layout.unpacker.size
+            values = self.layout.unpacker.unpack(self.payload.ljust(size, b"\0")[:size])
+            self._fields = dict(zip(self.layout.wire_names, values, strict=True))
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As pymavlink's ``to_dict``: the type, then the fields in declaration order."""
+        return {"mavpackettype": self.get_type(), **{n: getattr(self, n) for n in self.layout.cls.fieldnames}}
+
+    def __repr__(self) -> str:
+        return f"Prepacked({self.get_type()}, {self.payload.hex()})"
+
+
 def pack(encoder: Any, msg: Any) -> bytes:
     """Frame ``msg`` as MAVLink 2 with ``encoder``'s ids, sequence and signing state."""
     cls = type(msg)
-    # type(msg).id, not msg.id: STATUSTEXT has a field named "id"
-    layout = _LAYOUTS.get(cls.id) if cls is not CommandCancel else None
+    if cls is Prepacked:
+        layout: _Layout | None = msg.layout
+        payload = msg.payload
+    else:
+        # type(msg).id, not msg.id: STATUSTEXT has a field named "id"
+        layout = _LAYOUTS.get(cls.id) if cls is not CommandCancel else None
+        payload = b""
     signing = encoder.signing
     if signing.sign_outgoing:
         # Keep the signing clock near real time so a receiver accepts it as a fresh stream.
@@ -173,13 +241,14 @@ def pack(encoder: Any, msg: Any) -> bytes:
     if layout is None:
         buf: bytes = msg.pack(encoder)
     else:
-        values = [getattr(msg, n) for n in layout.wire_names]
-        for i in layout.strings:
-            # pymavlink keeps the bytes as given in ``_<name>_raw`` and a decoded str in ``<name>``
-            raw = getattr(msg, f"_{layout.wire_names[i]}_raw", None)
-            values[i] = raw if raw is not None else str(values[i]).encode("utf-8")
-        payload = layout.unpacker.pack(*values).rstrip(b"\0") or b"\0"
-        msgid = cls.id
+        if not payload:
+            values = [getattr(msg, n) for n in layout.wire_names]
+            for i in layout.strings:
+                # pymavlink keeps the bytes as given in ``_<name>_raw`` and a decoded str in ``<name>``
+                raw = getattr(msg, f"_{layout.wire_names[i]}_raw", None)
+                values[i] = raw if raw is not None else str(values[i]).encode("utf-8")
+            payload = layout.payload(values)
+        msgid = layout.cls.id
         header = _HEADER.pack(
             0xFD,
             len(payload),
@@ -192,7 +261,7 @@ def pack(encoder: Any, msg: Any) -> bytes:
             msgid >> 16,
         )
         body = header + payload
-        crc = x25crc(body[1:] + bytes((layout.crc_extra,)))
+        crc = x25crc(body[1:] + layout.crc_byte)
         buf = body + crc.to_bytes(2, "little")
         if signing.sign_outgoing:
             buf += _SIGN_TAIL.pack(signing.link_id, signing.timestamp)[:7]
@@ -212,17 +281,22 @@ def decode(frame: Frame, fallback: Any) -> Any:
     end = 10 + plen
     if len(raw) < end + 2:
         raise MAVError("truncated frame")
-    crc = raw[end] | raw[end + 1] << 8
-    if x25crc(raw[1:end] + bytes((layout.crc_extra,))) != crc:
+    if x25crc(raw[1:end] + layout.crc_byte) != raw[end] | raw[end + 1] << 8:
         raise MAVError(f"invalid MAVLink CRC in msgID {frame.msgid}")
-    size = layout.unpacker.size
-    payload = raw[10:end]
-    if plen < size:
-        payload += bytes(size - plen)  # MAVLink 2 trims trailing zero bytes
-    t = list(layout.unpacker.unpack(payload[:size]))
-    for i in layout.strings:
-        t[i] = t[i].rstrip(b"\0")
-    m = layout.cls(*[t[o] for o in layout.orders])
+    size = layout.size
+    payload = raw[10:end] + layout.zeros[plen:] if plen < size else raw[10 : 10 + size]
+    t = layout.unpacker.unpack(payload)
+    if layout.strings:
+        v = list(t)
+        for i in layout.strings:
+            v[i] = v[i].rstrip(b"\0")
+        m = layout.cls(*[v[o] for o in layout.orders])
+    else:
+        # What the class's constructor would build, without running it.
+        m = layout.cls.__new__(layout.cls)
+        d = m.__dict__
+        d.update(layout.base)
+        d.update(zip(layout.wire_names, t, strict=True))
     m._header = mav.MAVLink_header(frame.msgid, raw[2], raw[3], plen, frame.seq, frame.sysid, frame.compid)
     m._msgbuf = raw
     m._signed = frame.signed

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pymavlink.dialects.v20 import common as mav
 
 from dronedispatch.mavlink import px4_modes, wire
-from dronedispatch.mavlink.frames import FrameSplitter, SignatureGate, signature_ok
+from dronedispatch.mavlink.frames import FrameSplitter, SignatureGate, signature_ok, split_datagram
 from dronedispatch.mavlink.state import SequenceTracker, StateTracker, VehicleState
 
 KEY = bytes(range(32))
@@ -187,6 +187,45 @@ def test_fast_decode_rejects_bad_crc() -> None:
     frame = FrameSplitter().feed(bytes(raw))[0]
     with pytest.raises(wire.MAVError):
         wire.decode(frame, mav.MAVLink(None))
+
+
+def test_split_datagram_reads_whole_frames_and_counts_the_rest() -> None:
+    frames = packed(n=2) + packed(key=KEY, n=1)
+    for raw in frames:  # one frame per datagram, signed or not: the same as the stream splitter
+        assert split_datagram(raw) == ([FrameSplitter().feed(raw)[0]], 0)
+    two, garbage = split_datagram(frames[0] + frames[1])
+    assert [f.msgid for f in two] == [0, 33] and garbage == 0
+    cut, garbage = split_datagram(frames[0] + frames[1][:7])  # a frame cut short is not a frame
+    assert [f.msgid for f in cut] == [0] and garbage == 7
+    junk, garbage = split_datagram(b"\x01\x02" + frames[0])
+    assert [f.msgid for f in junk] == [0] and garbage == 2
+    assert split_datagram(b"") == ([], 0)
+
+
+@given(st.booleans(), st.integers(min_value=0, max_value=255))
+def test_prepacked_message_frames_like_the_message_it_was_made_from(signed: bool, seq: int) -> None:
+    msg = SAMPLES[3]  # MISSION_ITEM_INT with a NaN, a negative-free int32 pair and a float altitude
+    ours = wire.new_encoder(255, 190, KEY if signed else None)
+    ref = wire.new_encoder(255, 190, KEY if signed else None)
+    ours.seq = ref.seq = seq
+    ours.signing.timestamp = ref.signing.timestamp = wire.signing_timestamp() + 1000
+    pre = wire.Prepacked.of(msg)
+    raw = msg.pack(ref)  # type: ignore[attr-defined]
+    assert wire.pack(ours, pre) == raw
+    assert pre.get_type() == "MISSION_ITEM_INT" and pre.seq == 7 and pre.x == 373918000
+    assert str(pre.to_dict()) == str(mav.MAVLink(None).decode(bytearray(raw)).to_dict())  # as read back
+    with pytest.raises(AttributeError):
+        _ = pre.no_such_field
+
+
+def test_prepacked_refuses_text_messages_and_copies_cleanly() -> None:
+    import copy
+
+    with pytest.raises(ValueError, match="text"):
+        wire.Prepacked.of(SAMPLES[-1])
+    pre = wire.Prepacked.of(SAMPLES[4])
+    twin = copy.copy(pre)
+    assert twin.payload == pre.payload and twin.count == 0 and twin.mission_type == 2
 
 
 def test_statustext_chunks_are_joined() -> None:
