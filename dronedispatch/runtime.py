@@ -69,6 +69,7 @@ class Runtime:
             signing_keys=keys,
             lost_after_s=self.settings.link_lost_after_s,
             telemetry_rate_hz=self.settings.telemetry_rate_hz,
+            busy_poll_s=self.settings.link_busy_poll_ms / 1000,
         )
         self._unsubscribe = self.link.add_listener(self._on_link_event)
         await self.link.start()

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="MAVLink 2 signing keys per system id, as 64 hex characters (32 bytes).",
     )
     link_lost_after_s: float = Field(default=3.0, gt=0, description="Silence after which a vehicle is 'lost'.")
+    link_busy_poll_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=20,
+        description="While a mission transfer waits on a vehicle's reply, poll for it this long instead of sleeping "
+        "(0 turns it off): a reply is read within microseconds, at the cost of CPU during uploads.",
+    )
     telemetry_rate_hz: float = Field(
         default=4.0, gt=0, le=50, description="Highest rate at which one drone's telemetry goes to browsers."
     )

@@ -33,7 +33,7 @@ from dronedispatch.mavlink.events import (
     VehicleLost,
     VehicleRecovered,
 )
-from dronedispatch.mavlink.frames import Frame, FrameSplitter, SignatureGate
+from dronedispatch.mavlink.frames import Frame, FrameSplitter, SignatureGate, split_datagram
 from dronedispatch.mavlink.state import SequenceTracker, StateTracker, StatusTextAssembler
 from dronedispatch.mavlink.transport import Endpoint, Peer, make_endpoint, parse_url
 from dronedispatch.mavlink.vehicle import Vehicle
@@ -92,6 +92,7 @@ class MavlinkLink:
         signing_keys: dict[int, bytes] | None = None,
         lost_after_s: float = 3.0,
         telemetry_rate_hz: float = 4.0,
+        busy_poll_s: float = 0.001,
     ) -> None:
         if isinstance(urls, str):
             urls = [u for u in urls.split(",") if u.strip()]
@@ -117,6 +118,9 @@ class MavlinkLink:
         self._tick_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._boot = time.monotonic()
+        self.busy_poll_s = busy_poll_s
+        self._poll_deadline = 0.0
+        self._polling = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -175,6 +179,26 @@ class MavlinkLink:
             if fut in waiters:
                 waiters.remove(fut)
 
+    def poll_for_reply(self) -> None:
+        """Keep the event loop polling the sockets, not sleeping, for the next ``busy_poll_s``.
+
+        For a transfer waiting on a vehicle's reply: waking from sleep and running cold costs
+        more than the vehicle's own turnaround, once per item. Each loop pass with a callback
+        ready polls without blocking, so the reply is read as soon as it lands.
+        """
+        if self.busy_poll_s <= 0 or self._loop is None:
+            return
+        self._poll_deadline = self._loop.time() + self.busy_poll_s
+        if not self._polling:
+            self._polling = True
+            self._loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        if self._loop is not None and self._loop.time() < self._poll_deadline:
+            self._loop.call_soon(self._poll)
+        else:
+            self._polling = False
+
     def send_to(self, vehicle: Vehicle, msg: Any) -> None:
         vl = self._links[vehicle.sysid]
         if vl.endpoint is None:
@@ -191,19 +215,19 @@ class MavlinkLink:
                 log.exception("link listener failed on %s", type(event).__name__)
 
     def _on_data(self, endpoint: Endpoint, data: bytes, peer: Peer) -> None:
-        key = (id(endpoint), peer)
-        splitter = self._splitters.get(key)
-        if splitter is None:
-            splitter = self._splitters[key] = FrameSplitter()
-        garbage = splitter.garbage_bytes
-        frames = splitter.feed(data)
         if endpoint.datagram:
-            splitter.reset()  # a frame never continues into the next datagram
-        if splitter.garbage_bytes != garbage:
+            frames, garbage = split_datagram(data)
+        else:
+            key = (id(endpoint), peer)
+            splitter = self._splitters.get(key)
+            if splitter is None:
+                splitter = self._splitters[key] = FrameSplitter()
+            before = splitter.garbage_bytes
+            frames = splitter.feed(data)
+            garbage = splitter.garbage_bytes - before
+        if garbage:
             self.malformed += 1
-            log.debug(
-                "%s %s: %d bytes outside MAVLink frames", endpoint.spec.url, peer, splitter.garbage_bytes - garbage
-            )
+            log.debug("%s %s: %d bytes outside MAVLink frames", endpoint.spec.url, peer, garbage)
         for frame in frames:
             try:
                 self._on_frame(frame, endpoint, peer)
@@ -252,6 +276,10 @@ class MavlinkLink:
             new = False
         assert vl is not None
         now = self._loop.time() if self._loop is not None else time.monotonic()
+        if msg is not None and not new and vehicle._active:
+            # A transfer in progress answers first: the vehicle waits on the reply, while the
+            # bookkeeping below can run as it travels.
+            vehicle._dispatch(msg, frame.compid, now)
         h = vehicle.health
         h.packets_received += 1
         route = (id(endpoint), peer)
@@ -309,7 +337,6 @@ class MavlinkLink:
                 self._emit(StatusText(vehicle, msg.severity, text))
         elif mtype == "TIMESYNC":
             self._on_timesync(vehicle, msg)
-        vehicle._dispatch(msg, compid, now)
 
     def _defer_position(self, vl: _VehicleLink, frame: Frame) -> bool:
         """Keep a position frame undecoded while the throttle holds telemetry back.

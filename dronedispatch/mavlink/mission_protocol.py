@@ -41,6 +41,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from pymavlink.dialects.v20 import common as mav
@@ -48,6 +49,7 @@ from pymavlink.dialects.v20 import common as mav
 from dronedispatch.domain.mission_items import MissionItem, MissionType
 from dronedispatch.mavlink.errors import UploadFailed
 from dronedispatch.mavlink.transaction import Transaction
+from dronedispatch.mavlink.wire import Prepacked
 
 MAV_MISSION_ACCEPTED = 0
 MAV_MISSION_ERROR = 1
@@ -163,6 +165,8 @@ class _Transfer(Transaction):
 class MissionUpload(_Transfer):
     """Upload ``items`` (an empty list clears). ``result`` is the vehicle's opaque_id."""
 
+    poll_for_reply = True
+
     def __init__(
         self,
         target_system: int,
@@ -186,7 +190,7 @@ class MissionUpload(_Transfer):
         )
         self.items = list(items)
         self.count = len(self.items)
-        self.checksum = mission_checksum(self.items)
+        self._packed: dict[int, Prepacked] = {}  # item messages, each built once (resends reuse it)
         self.phase = "count"  # count → items → ack
         self.highest_requested = -1
         self.last_sent_seq: int | None = None
@@ -199,12 +203,36 @@ class MissionUpload(_Transfer):
         self.fast_pending = False
         self._normal_deadline = 0.0
 
+    @cached_property
+    def checksum(self) -> int:
+        """The opaque_id PX4 will report for our items (computed only when needed)."""
+        return mission_checksum(self.items)
+
     def _count_msg(self) -> Any:
         return mav.MAVLink_mission_count_message(self.ts, self.target_component, self.count, self.mission_type)
 
+    def _packed_item(self, seq: int) -> Prepacked:
+        msg = self._packed.get(seq)
+        if msg is None:
+            msg = self._packed[seq] = Prepacked.of(
+                item_to_msg(self.items[seq], seq, self.ts, self.target_component, self.mission_type)
+            )
+        return msg
+
     def _item_msg(self, seq: int) -> Any:
         self.last_sent_seq = seq
-        return item_to_msg(self.items[seq], seq, self.ts, self.target_component, self.mission_type)
+        return self._packed_item(seq)
+
+    def idle(self, now: float) -> None:
+        # While the vehicle handles what we just sent, build the item it will ask for next, so
+        # answering its request is only framing.
+        if self.done:
+            return
+        nxt = 0 if self.last_sent_seq is None else self.last_sent_seq + 1
+        if nxt < self.count:
+            self._packed_item(nxt)
+        elif self.count:
+            _ = self.checksum  # for the ACK or a MISSION_CURRENT that confirms the plan
 
     def _fast_rto(self) -> float | None:
         return None if self.srtt is None else max(FAST_RTO_FACTOR * self.srtt, FAST_RTO_MIN_S)
@@ -338,6 +366,8 @@ class MissionDownload(_Transfer):
     retry budget per step is larger than for uploads; a silent vehicle still fails within
     ``item_timeout_s`` per retry.
     """
+
+    poll_for_reply = True
 
     def __init__(
         self,

@@ -2,9 +2,10 @@
 
 A transaction is driven by its owner with three calls, each returning the messages to send:
 ``start(now)``, ``receive(msg, now)`` for every message from the vehicle component it talks to,
-and ``on_timeout(now)`` once ``now >= deadline``. It never reads a clock, sleeps or touches a
-socket. When ``done`` is true, either ``result`` holds the outcome or ``error`` the failure.
-"""
+and ``on_timeout(now)`` once ``now >= deadline``. After sending, the owner may call ``idle(now)``
+so the machine can prepare its next reply while the vehicle works on this one. It never reads a
+clock, sleeps or touches a socket. When ``done`` is true, either ``result`` holds the outcome or
+``error`` the failure."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dronedispatch.mavlink.errors import LinkError
 class Transaction:
     #: Component the transaction talks to; the owner routes only its messages here.
     target_component: int = 1
+    #: Whether the owner should poll for the vehicle's reply rather than sleep (latency-critical).
+    poll_for_reply: bool = False
 
     def __init__(self) -> None:
         self.deadline: float | None = None
@@ -33,6 +36,9 @@ class Transaction:
 
     def on_timeout(self, now: float) -> list[Any]:
         raise NotImplementedError
+
+    def idle(self, now: float) -> None:
+        """Called after messages went out: work that can run while the vehicle answers them."""
 
     def _finish(self, result: Any = None) -> list[Any]:
         self.done = True

@@ -73,6 +73,10 @@ class Vehicle:
             nonlocal timer, armed_for
             for m in out:
                 self.send(m)
+            if out:
+                tx.idle(loop.time())
+                if tx.poll_for_reply and not tx.done:
+                    self._link.poll_for_reply()
             if tx.done:
                 if timer is not None:
                     timer.cancel()
@@ -118,13 +122,13 @@ class Vehicle:
         """Called by the link with every decoded message from this vehicle."""
         if not self._active:
             return
-        is_text = msg.get_type() == "STATUSTEXT"
+        mtype = msg.get_type()
         for tx in list(self._active):
-            if is_text:
+            if mtype == "STATUSTEXT":
                 if msg.severity <= MAV_SEVERITY_WARNING and hasattr(tx, "status_text"):
                     tx.status_text = _text(msg)  # type: ignore[attr-defined]
                 continue
-            if tx.target_component not in (0, compid) and msg.get_type() != "MISSION_CURRENT":
+            if tx.target_component not in (0, compid) and mtype != "MISSION_CURRENT":
                 continue
             tx._settle(tx.receive(msg, now))  # type: ignore[attr-defined]
 

@@ -72,6 +72,31 @@ async def test_five_vehicles_one_endpoint_uploads_at_once() -> None:
         assert [len(d) for d in downloaded] == [len(p) for p in plans]
 
 
+async def test_link_polls_for_replies_only_while_a_transfer_waits() -> None:
+    async with sim_and_link(1, busy_poll_s=0.002) as (sim, link):
+        v = await link.wait_vehicle(1, 15)
+        passes = 0
+        poll = link._poll
+
+        def counted() -> None:
+            nonlocal passes
+            passes += 1
+            poll()
+
+        link._poll = counted  # type: ignore[method-assign]
+        assert not link._polling
+        items = plan(20)
+        assert await v.mission.upload(items) == mission_checksum(items)
+        assert passes > 20  # the loop kept polling while the vehicle answered
+        await until(lambda: not link._polling, within=1.0)  # and stops on its own soon after
+        idle = passes
+        await asyncio.sleep(0.05)
+        assert passes == idle
+        link.busy_poll_s = 0.0  # turned off: uploads work the same, asleep between replies
+        assert await v.mission.upload(plan(5)) == mission_checksum(plan(5))
+        assert passes == idle and mission_checksum(sim.vehicles[0].mission_items) == mission_checksum(plan(5))
+
+
 async def test_hundred_items_complete_under_loss_and_latency() -> None:
     async with sim_and_link(2) as (sim, link):
         vehicles = await asyncio.gather(link.wait_vehicle(1, 15), link.wait_vehicle(2, 15))

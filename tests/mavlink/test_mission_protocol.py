@@ -70,6 +70,27 @@ def test_clean_upload_sends_each_item_once() -> None:
     assert tx.done and tx.result == 1234 and tx.resends == 0
 
 
+def test_items_are_built_while_the_vehicle_works_and_reused_for_resends() -> None:
+    items = plan(4)
+    tx = MissionUpload(1, 1, items)
+    tx.start(0.0)
+    assert tx._packed == {}
+    tx.idle(0.0)  # after COUNT went out: item 0 is ready before it is asked for
+    assert list(tx._packed) == [0]
+    first = tx.receive(req(0), 0.01)[0]
+    assert first is tx._packed[0]
+    tx.idle(0.01)
+    assert list(tx._packed) == [0, 1]
+    assert tx.receive(req(0), 0.02)[0] is first  # a re-request gets the same bytes again
+    for seq in range(1, 4):
+        tx.receive(req(seq), 0.03)
+        tx.idle(0.03)
+    assert "checksum" in vars(tx) and tx.checksum == mission_checksum(items)  # worked out while waiting
+    for i, it in enumerate(items):
+        m = tx._packed[i]
+        assert (m.seq, m.command, m.x, m.y, m.z) == (i, it.command, it.x, it.y, pytest.approx(it.alt))
+
+
 def test_lost_final_ack_resends_last_item_and_accepts_repeat() -> None:
     tx = MissionUpload(1, 1, plan(3))
     tx.start(0.0)
