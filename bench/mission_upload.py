@@ -8,7 +8,9 @@ condition). Prints medians, the ratio ours/MAVSDK (goal ≤ 1.0) and completion
 counts; a MAVSDK failure after which the vehicle does hold the plan is counted separately,
 since that is the failure mode the link is built to avoid.
 
-    .venv/bin/python bench/mission_upload.py [-n 20] [--items 50] [--loss 0.05] [--latency 0] [--uvloop]
+    .venv/bin/python bench/mission_upload.py [-n 20] [--items 50] [--loss 0.05] [--latency 0] [--loop asyncio]
+
+Our side runs on uvloop by default, the event loop `dronedispatch serve` gets from uvicorn.
 
 Ports are chosen free at start, so a running demo is not disturbed.
 """
@@ -69,7 +71,8 @@ async def stored_checksum(vehicle: Vehicle) -> int | None:
 async def ours_upload(vehicle: Vehicle, items: list[MissionItem], tally: Tally) -> None:
     t0 = time.perf_counter()
     try:
-        await asyncio.wait_for(vehicle.mission.upload(items), TIMEOUT_S)
+        async with asyncio.timeout(TIMEOUT_S):
+            await vehicle.mission.upload(items)
     except (LinkError, TimeoutError) as exc:
         tally.failed += 1
         tally.errors.append(str(exc))
@@ -94,7 +97,8 @@ async def mavsdk_upload(mission_raw: Any, items: list[MissionItem], tally: Tally
     t0 = time.perf_counter()
     try:
         # The blocking call in a worker thread, as MAVSDK's own asyncio wrapper does.
-        await asyncio.wait_for(loop.run_in_executor(None, mission_raw.upload_mission, raw), TIMEOUT_S)
+        async with asyncio.timeout(TIMEOUT_S):
+            await loop.run_in_executor(None, mission_raw.upload_mission, raw)
     except Exception as exc:
         tally.failed += 1
         tally.errors.append(str(exc)[:80])
@@ -173,17 +177,7 @@ async def serve_sim(spec: str) -> None:
         await loop.run_in_executor(None, sys.stdin.read)
 
 
-async def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-sim":
-        await serve_sim(sys.argv[2])
-        return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", type=int, default=20, help="uploads per client and condition")
-    ap.add_argument("--items", type=int, default=50)
-    ap.add_argument("--loss", type=float, default=0.05, help="datagram loss per direction in the lossy round")
-    ap.add_argument("--latency", type=float, default=0.0, help="one-way delay (s) added in the lossy round")
-    ap.add_argument("--uvloop", action="store_true", help="(set before start) run our side on uvloop, as uvicorn does")
-    args = ap.parse_args()
+async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(f"mission upload, {args.items} items, {args.n} uploads per client and condition; our event loop: {loop_name}")
@@ -194,10 +188,26 @@ async def main() -> None:
     await run_condition(label, args.loss, args, args.latency)
 
 
-if __name__ == "__main__":
-    if "--uvloop" in sys.argv:
+def cli() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-sim":
+        asyncio.run(serve_sim(sys.argv[2]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20, help="uploads per client and condition")
+    ap.add_argument("--items", type=int, default=50)
+    ap.add_argument("--loss", type=float, default=0.05, help="datagram loss per direction in the lossy round")
+    ap.add_argument("--latency", type=float, default=0.0, help="one-way delay (s) added in the lossy round")
+    ap.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="our event loop (default: uvloop, as uvicorn's)"
+    )
+    args = ap.parse_args()
+    if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(main())
+        uvloop.run(main(args))
     else:
-        asyncio.run(main())
+        asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -144,7 +145,7 @@ def _encode_peer(samples: int = 20000) -> tuple[float, float]:
     return fast, slow
 
 
-def _unflatten(cls: type, values: tuple) -> list:
+def _unflatten(cls: Any, values: tuple) -> list:
     out, i = [], 0
     for name, n in zip(cls.ordered_fieldnames, cls.array_lengths, strict=False):
         if n:
