@@ -117,7 +117,11 @@ class DroneRegistry:
                 cruise_speed=spec.cruise_speed,
             )
         s, h = v.state, v.health
-        position = Position(lat=s.lat, lon=s.lon, alt=s.alt_rel) if s.lat is not None and s.lon is not None else None
+        position = (
+            Position(lat=s.lat, lon=s.lon, alt=s.alt_rel, vehicle_time_ms=s.time_boot_ms)
+            if s.lat is not None and s.lon is not None
+            else None
+        )
         return DronePublic(
             id=spec.id,
             sysid=spec.sysid,

@@ -23,6 +23,9 @@ class LatLon(BaseModel):
 
 class Position(LatLon):
     alt: float | None = Field(default=None, description="Altitude above home (take-off point), metres.")
+    vehicle_time_ms: int | None = Field(
+        default=None, description="The vehicle's clock when it took this fix (ms since its boot), to order fixes."
+    )
 
 
 class LinkStatus(BaseModel):

@@ -70,6 +70,8 @@ def test_incident_to_on_scene_to_home(system: System) -> None:
     assert m["opaque_id"], "the vehicle's mission checksum is recorded"
     drone = drones_by_id(system, operator)["dd-01"]
     assert drone["state"] == "in_mission" and drone["position"]["alt"] > 20
+    later = drones_by_id(system, operator)["dd-01"]  # each fix carries the vehicle's clock, which runs on
+    assert later["position"]["vehicle_time_ms"] >= drone["position"]["vehicle_time_ms"] > 0
 
     # only a pilot may command the drone home
     assert operator.post(f"/api/v1/missions/{mission['id']}/commands", json={"command": "rtl"}).status_code == 403
