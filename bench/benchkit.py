@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import sys
 from typing import Any
 
 
@@ -25,6 +26,14 @@ def free_ports(n: int) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError("no free ports")
+
+
+async def sim_child(script: str, spec: str) -> asyncio.subprocess.Process:
+    """``script --serve-sim spec`` in its own process (as PX4 instances run): it serves until its
+    standard input closes, then may print a last line of statistics on standard output."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, script, "--serve-sim", spec, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
 
 
 async def connect_mavsdk(port: int, timeout_s: float = 15.0) -> tuple[Any, Any]:

@@ -29,7 +29,7 @@ import sys
 import time
 from collections import defaultdict
 
-from benchkit import free_ports
+from benchkit import free_ports, sim_child
 
 from dronedispatch.domain.fleet import Dock, FleetConfig
 from dronedispatch.mavlink.events import Telemetry, VehicleEvent, VehicleLost
@@ -103,14 +103,7 @@ async def main() -> None:
 
     gcs_port = free_ports(1)
     base = free_ports(n)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--serve-sim",
-        f"{n},{gcs_port},{base}",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    child = await sim_child(__file__, f"{n},{gcs_port},{base}")
     latencies: list[float] = []
     offsets: dict[int, float] = {}
     samples: dict[int, list[float]] = defaultdict(list)

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import websockets
 import yaml
-from benchkit import free_ports
+from benchkit import free_ports, sim_child
 
 from dronedispatch import cityfiles
 
@@ -138,14 +138,7 @@ def start_service(n: int, tmp: Path) -> Service:
 async def run(args: argparse.Namespace, tmp: Path, service: Service) -> None:
     n = args.vehicles
     base = free_ports(n)
-    sim = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--serve-sim",
-        f"{service.fleet_file},{service.gcs_port},{base}",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    sim = await sim_child(__file__, f"{service.fleet_file},{service.gcs_port},{base}")
     http = f"http://127.0.0.1:{service.http_port}"
     try:
         async with httpx.AsyncClient(base_url=http, timeout=5) as api:
