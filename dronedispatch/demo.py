@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
+import uvloop
 import yaml
 
 from dronedispatch import cityfiles
@@ -61,7 +62,8 @@ def run_demo(*, vehicles: int, sitl: bool, generator: bool, host: str, port: int
     settings = demo_settings(vehicles, sitl)
     password = os.environ.get("DD_DEMO_PASSWORD") or secrets.token_urlsafe(9)
     try:
-        asyncio.run(_demo(settings, password, vehicles, sitl, generator, host, port, speed_factor))
+        # uvloop, as `dronedispatch serve` gets from uvicorn: the same loop in the demo as deployed
+        uvloop.run(_demo(settings, password, vehicles, sitl, generator, host, port, speed_factor))
     except KeyboardInterrupt:
         pass
     return 0
