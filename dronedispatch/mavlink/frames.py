@@ -85,18 +85,35 @@ class FrameSplitter:
 def split_datagram(data: bytes) -> tuple[list[Frame], int]:
     """Frames in one datagram and the number of bytes outside them (a frame never spans datagrams).
 
-    A datagram almost always holds exactly one whole frame (PX4 and MAVSDK send one per
-    datagram); that case is read straight from ``data``, without copying it through a buffer.
+    PX4 fills a datagram with whatever its streams produced in one pass (several frames) and
+    sends a reply on its own; both are read straight from ``data``, without a buffer.
     """
+    frames: list[Frame] = []
     n = len(data)
-    if n >= 12 and data[0] == STX_V2:
-        total = 12 + data[1] + (SIGNATURE_LEN if data[2] & IFLAG_SIGNED else 0)
-        if total == n:
-            msgid = data[7] | data[8] << 8 | data[9] << 16
-            return [Frame(data, msgid, data[5], data[6], data[4], total != 12 + data[1])], 0
-    splitter = FrameSplitter()
-    frames = splitter.feed(data)
-    return frames, splitter.garbage_bytes + len(splitter._buf)
+    i = garbage = 0
+    while i < n:
+        stx = data[i]
+        if stx == STX_V2 and n - i >= 12:
+            signed = data[i + 2] & IFLAG_SIGNED
+            total = 12 + data[i + 1] + (SIGNATURE_LEN if signed else 0)
+            if n - i < total:
+                break
+            raw = data if total == n else data[i : i + total]
+            frames.append(Frame(raw, data[i + 7] | data[i + 8] << 8 | data[i + 9] << 16, data[i + 5], data[i + 6],
+                                data[i + 4], bool(signed)))  # fmt: skip
+            i += total
+        elif stx == STX_V1 and n - i >= 8:
+            total = 8 + data[i + 1]
+            if n - i < total:
+                break
+            frames.append(Frame(data[i : i + total], data[i + 5], data[i + 3], data[i + 4], data[i + 2], False))
+            i += total
+        elif stx in (STX_V1, STX_V2):
+            break  # too short to be a frame
+        else:
+            garbage += 1
+            i += 1
+    return frames, garbage + (n - i)
 
 
 def signing_timestamp(unix_time: float | None = None) -> int:

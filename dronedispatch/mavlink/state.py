@@ -105,13 +105,13 @@ class SequenceTracker:
 
     def observe(self, compid: int, seq: int) -> int:
         """Packets missing before this one (0 for duplicates and reordered packets)."""
-        self._total += 1
+        total = self._total = self._total + 1
         prev = self._last.get(compid)
         last_any = self._last_any
-        self._last[compid] = (seq, self._total)
+        self._last[compid] = (seq, total)
         self._last_any = seq
-        if prev is None or last_any is None:
-            return 0
+        if prev is None or last_any is None or seq == (last_any + 1) & 0xFF:
+            return 0  # the first from this sender, or the very next one: nothing lost
         last_seq, heard_at = prev
         others = self._total - heard_at - 1
         # With a shared counter the gap since the last frame of any component is the loss, and

@@ -202,6 +202,16 @@ def test_split_datagram_reads_whole_frames_and_counts_the_rest() -> None:
     assert split_datagram(b"") == ([], 0)
 
 
+@given(
+    st.lists(st.sampled_from(packed(n=2) + packed(key=KEY, n=1)), max_size=8),
+    st.binary(max_size=5).filter(lambda b: 0xFD not in b and 0xFE not in b),
+)
+def test_split_datagram_agrees_with_the_stream_splitter(frames: list[bytes], junk: bytes) -> None:
+    data = junk + b"".join(frames)
+    stream = FrameSplitter()
+    assert split_datagram(data) == (stream.feed(data), stream.garbage_bytes)
+
+
 @given(st.booleans(), st.integers(min_value=0, max_value=255))
 def test_prepacked_message_frames_like_the_message_it_was_made_from(signed: bool, seq: int) -> None:
     msg = SAMPLES[3]  # MISSION_ITEM_INT with a NaN, a negative-free int32 pair and a float altitude
