@@ -329,7 +329,7 @@ class MavlinkLink:
             if changed:
                 self._emit(StateChanged(vehicle, frozenset(changed)))
             if moved:
-                self._telemetry(vehicle, vl, now)
+                self._telemetry(vehicle, vl, now, fix=mtype == "GLOBAL_POSITION_INT")
         if mtype == "STATUSTEXT":
             raw = msg.text.decode("utf-8", "replace") if isinstance(msg.text, bytes) else str(msg.text)
             text = vl.texts.feed(raw, getattr(msg, "id", 0), getattr(msg, "chunk_seq", 0))
@@ -342,23 +342,25 @@ class MavlinkLink:
         """Keep a position frame undecoded while the throttle holds telemetry back.
 
         PX4 streams GLOBAL_POSITION_INT at ~50 Hz and listeners get at most telemetry_rate_hz.
-        The first position after each throttle period goes out at once (so an event is never
-        older than processing plus one stream interval); the ones in between are only kept,
-        newest first, for a fallback flush should the stream stop.
+        The first position after each throttle period goes out at once, so an event's fix is
+        only as old as its processing; the ones in between are only kept, newest first, for a
+        fallback flush should the stream stop.
         """
         if self._loop is None or self._loop.time() - vl.last_telemetry >= self.telemetry_period:
             vl.pending_position = None  # superseded by the one decoded now
             return False
         vl.pending_position = frame
-        self._schedule_flush(vl, vl.last_telemetry + FALLBACK_PERIODS * self.telemetry_period)
+        self._schedule_flush(vl)
         return True
 
-    def _telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float) -> None:
-        if now - vl.last_telemetry >= self.telemetry_period:
+    def _telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float, *, fix: bool) -> None:
+        if fix and now - vl.last_telemetry >= self.telemetry_period:
             self._emit_telemetry(vehicle, vl, now)
-        else:
-            vl.telemetry_dirty = True
-            self._schedule_flush(vl, vl.last_telemetry + self.telemetry_period)
+            return
+        # A change without a new fix (the battery) rides on the next fix, which streams at
+        # tens of hertz, rather than going out with an older one; the flush covers a silent stream.
+        vl.telemetry_dirty = True
+        self._schedule_flush(vl)
 
     def _emit_telemetry(self, vehicle: Vehicle, vl: _VehicleLink, now: float) -> None:
         frame, vl.pending_position = vl.pending_position, None
@@ -375,19 +377,26 @@ class MavlinkLink:
         vl.telemetry_dirty = False
         self._emit(Telemetry(vehicle))
 
-    def _schedule_flush(self, vl: _VehicleLink, at: float) -> None:
+    def _flush_due(self, vl: _VehicleLink) -> float:
+        return vl.last_telemetry + FALLBACK_PERIODS * self.telemetry_period
+
+    def _schedule_flush(self, vl: _VehicleLink) -> None:
         if vl.telemetry_pending or self._loop is None:
             return
         vl.telemetry_pending = True
-        self._loop.call_at(at, self._flush_telemetry, vl)
+        self._loop.call_at(self._flush_due(vl), self._flush_telemetry, vl)
 
     def _flush_telemetry(self, vl: _VehicleLink) -> None:
+        """Fallback: what is held back goes out when no fix carried it for FALLBACK_PERIODS."""
         vl.telemetry_pending = False
         vehicle = self.vehicles.get(vl.tracker.state.sysid)
-        if vehicle is None or self._loop is None:
+        if vehicle is None or self._loop is None or (vl.pending_position is None and not vl.telemetry_dirty):
             return
-        if vl.pending_position is not None or vl.telemetry_dirty:
-            self._emit_telemetry(vehicle, vl, self._loop.time())
+        now = self._loop.time()
+        if now < self._flush_due(vl) - 0.005:  # (timers may fire a little early)
+            self._schedule_flush(vl)  # an event went out meanwhile: the fallback moves with it
+            return
+        self._emit_telemetry(vehicle, vl, now)
 
     def _on_timesync(self, vehicle: Vehicle, msg: Any) -> None:
         now_ns = int((time.monotonic() - self._boot) * 1e9)
