@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ class Event(BaseModel):
     data: dict[str, Any]
     #: Events with the same non-empty key replace each other in a slow subscriber's queue.
     key: str | None = None
+    _json: str | None = PrivateAttr(default=None)
+
+    def json_text(self) -> str:
+        """The event as subscribers receive it (without ``key``), serialised once for all of them."""
+        if self._json is None:
+            self._json = self.model_dump_json(exclude={"key"})
+        return self._json
 
 
 class Subscription(Protocol):

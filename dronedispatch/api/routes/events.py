@@ -29,7 +29,7 @@ async def events(websocket: WebSocket, token: str = "") -> None:
     try:
         await websocket.send_json({"type": "snapshot", "data": runtime.snapshot(), "user": username, "role": role})
         async for event in sub:
-            await websocket.send_text(event.model_dump_json(exclude={"key"}))
+            await websocket.send_text(event.json_text())
         if sub.lagging:
             await websocket.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
     except (WebSocketDisconnect, RuntimeError):
