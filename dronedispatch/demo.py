@@ -97,7 +97,7 @@ async def _demo(
         if generator:
             tasks.append(asyncio.create_task(_generate_incidents(runtime)))
 
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws="websockets"), started)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws="websockets-sansio"), started)
     try:
         await asyncio.to_thread(migrate, runtime.engine)
         await asyncio.to_thread(_seed_users, runtime, password)

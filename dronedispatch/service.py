@@ -117,4 +117,4 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     if "DD_SECRET_KEY" not in os.environ:
         log.warning("DD_SECRET_KEY is not set: tokens signed with a random key die with this process")
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws="websockets")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws="websockets-sansio")
