@@ -35,8 +35,43 @@ class Frame(NamedTuple):  # a tuple: cheap to build for every frame on the wire
     signed: bool
 
 
+def _scan(buf: bytes | bytearray) -> tuple[list[Frame], int, int]:
+    """The whole frames at the start of ``buf``: (frames, bytes used, how many of those were
+    garbage between frames). Stops before a frame that is cut short."""
+    frames: list[Frame] = []
+    n = len(buf)
+    i = garbage = 0
+    while i < n:
+        stx = buf[i]
+        if stx == STX_V2:
+            if n - i < 10:
+                break
+            signed = bool(buf[i + 2] & IFLAG_SIGNED)
+            total = 12 + buf[i + 1] + (SIGNATURE_LEN if signed else 0)
+            if n - i < total:
+                break
+            msgid = buf[i + 7] | buf[i + 8] << 8 | buf[i + 9] << 16
+            # bytes(): a copy out of a stream's buffer; a datagram's own bytes are taken as they are
+            frames.append(Frame(bytes(buf[i : i + total]), msgid, buf[i + 5], buf[i + 6], buf[i + 4], signed))
+            i += total
+        elif stx == STX_V1:
+            if n - i < 6:
+                break
+            total = 8 + buf[i + 1]
+            if n - i < total:
+                break
+            frames.append(Frame(bytes(buf[i : i + total]), buf[i + 5], buf[i + 3], buf[i + 4], buf[i + 2], False))
+            i += total
+        else:
+            start = i
+            while i < n and buf[i] not in (STX_V1, STX_V2):
+                i += 1
+            garbage += i - start
+    return frames, i, garbage
+
+
 class FrameSplitter:
-    """Cuts a byte stream (or datagrams) into MAVLink frames."""
+    """Cuts a byte stream into MAVLink frames, keeping a frame cut short for the next bytes."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -45,41 +80,10 @@ class FrameSplitter:
     def feed(self, data: bytes) -> list[Frame]:
         buf = self._buf
         buf += data
-        frames: list[Frame] = []
-        i = 0
-        n = len(buf)
-        while i < n:
-            stx = buf[i]
-            if stx == STX_V2:
-                if n - i < 10:
-                    break
-                plen = buf[i + 1]
-                signed = bool(buf[i + 2] & IFLAG_SIGNED)
-                total = 12 + plen + (SIGNATURE_LEN if signed else 0)
-                if n - i < total:
-                    break
-                msgid = buf[i + 7] | buf[i + 8] << 8 | buf[i + 9] << 16
-                frames.append(Frame(bytes(buf[i : i + total]), msgid, buf[i + 5], buf[i + 6], buf[i + 4], signed))
-                i += total
-            elif stx == STX_V1:
-                if n - i < 6:
-                    break
-                total = 8 + buf[i + 1]
-                if n - i < total:
-                    break
-                frames.append(Frame(bytes(buf[i : i + total]), buf[i + 5], buf[i + 3], buf[i + 4], buf[i + 2], False))
-                i += total
-            else:
-                start = i
-                while i < n and buf[i] not in (STX_V1, STX_V2):
-                    i += 1
-                self.garbage_bytes += i - start
-        del buf[:i]
+        frames, used, garbage = _scan(buf)
+        self.garbage_bytes += garbage
+        del buf[:used]
         return frames
-
-    def reset(self) -> None:
-        """Drop a partial frame (datagram transports: a frame never spans datagrams)."""
-        self._buf.clear()
 
 
 def split_datagram(data: bytes) -> tuple[list[Frame], int]:
@@ -88,32 +92,8 @@ def split_datagram(data: bytes) -> tuple[list[Frame], int]:
     PX4 fills a datagram with whatever its streams produced in one pass (several frames) and
     sends a reply on its own; both are read straight from ``data``, without a buffer.
     """
-    frames: list[Frame] = []
-    n = len(data)
-    i = garbage = 0
-    while i < n:
-        stx = data[i]
-        if stx == STX_V2 and n - i >= 12:
-            signed = data[i + 2] & IFLAG_SIGNED
-            total = 12 + data[i + 1] + (SIGNATURE_LEN if signed else 0)
-            if n - i < total:
-                break
-            raw = data if total == n else data[i : i + total]
-            frames.append(Frame(raw, data[i + 7] | data[i + 8] << 8 | data[i + 9] << 16, data[i + 5], data[i + 6],
-                                data[i + 4], bool(signed)))  # fmt: skip
-            i += total
-        elif stx == STX_V1 and n - i >= 8:
-            total = 8 + data[i + 1]
-            if n - i < total:
-                break
-            frames.append(Frame(data[i : i + total], data[i + 5], data[i + 3], data[i + 4], data[i + 2], False))
-            i += total
-        elif stx in (STX_V1, STX_V2):
-            break  # too short to be a frame
-        else:
-            garbage += 1
-            i += 1
-    return frames, garbage + (n - i)
+    frames, used, garbage = _scan(data)
+    return frames, garbage + len(data) - used
 
 
 def signing_timestamp(unix_time: float | None = None) -> int:
