@@ -168,6 +168,14 @@ class _Layout:
         """The packed payload of field values in wire order, trailing zeros trimmed (MAVLink 2)."""
         return self.unpacker.pack(*values).rstrip(b"\0") or b"\0"
 
+    def values(self, payload: bytes) -> tuple[Any, ...]:
+        """Field values in wire order from a payload as it travelled: MAVLink 2 trims trailing
+        zero bytes (put back here), and a newer sender may append extensions we do not know."""
+        n = len(payload)
+        if n != self.size:
+            payload = payload + self.zeros[n:] if n < self.size else payload[: self.size]
+        return self.unpacker.unpack(payload)
+
 
 def _layouts() -> dict[int, _Layout]:
     out: dict[int, _Layout] = {}
@@ -189,8 +197,8 @@ class Prepacked:
 
     __slots__ = ("_fields", "layout", "payload")
 
-    def __init__(self, cls: Any, payload: bytes) -> None:
-        self.layout = _LAYOUTS[cls.id]
+    def __init__(self, layout: _Layout, payload: bytes) -> None:
+        self.layout = layout
         self.payload = payload
         self._fields: dict[str, Any] | None = None
 
@@ -199,7 +207,7 @@ class Prepacked:
         layout = _LAYOUTS[type(msg).id]
         if layout.strings:
             raise ValueError(f"{msg.get_type()}: messages with text fields are not pre-packed")
-        return cls(type(msg), layout.payload([getattr(msg, n) for n in layout.wire_names]))
+        return cls(layout, layout.payload([getattr(msg, n) for n in layout.wire_names]))
 
     def get_type(self) -> str:
         return str(self.layout.cls.msgname)
@@ -208,9 +216,7 @@ class Prepacked:
         if name.startswith("_"):  # not a field (and _fields itself while unset: copy, pickle)
             raise AttributeError(name)
         if self._fields is None:
-            size = self.layout.unpacker.size
-            values = self.layout.unpacker.unpack(self.payload.ljust(size, b"\0")[:size])
-            self._fields = dict(zip(self.layout.wire_names, values, strict=True))
+            self._fields = dict(zip(self.layout.wire_names, self.layout.values(self.payload), strict=True))
         try:
             return self._fields[name]
         except KeyError:
@@ -283,9 +289,7 @@ def decode(frame: Frame, fallback: Any) -> Any:
         raise MAVError("truncated frame")
     if x25crc(raw[1:end] + layout.crc_byte) != raw[end] | raw[end + 1] << 8:
         raise MAVError(f"invalid MAVLink CRC in msgID {frame.msgid}")
-    size = layout.size
-    payload = raw[10:end] + layout.zeros[plen:] if plen < size else raw[10 : 10 + size]
-    t = layout.unpacker.unpack(payload)
+    t = layout.values(raw[10:end])
     if layout.strings:
         v = list(t)
         for i in layout.strings:
