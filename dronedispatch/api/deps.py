@@ -28,21 +28,23 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+def authenticate(runtime: Runtime, token: str) -> Principal:
+    """Who ``token`` speaks for; :class:`InvalidToken` with the reason when it is bad, expired, or its
+    account was disabled, deleted or given another role since (such an account loses its tokens at once)."""
+    username, role = read_token(runtime.settings.secret_key, token)
+    user = runtime.store.get_user(username)
+    if user is None or user.disabled or user.role != role:
+        raise InvalidToken("account disabled or changed: log in again")
+    return Principal(username, role)
+
+
 def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
     if not token:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in", headers={"WWW-Authenticate": "Bearer"})
     try:
-        username, role = read_token(runtime.settings.secret_key, token)
+        return authenticate(runtime, token)
     except InvalidToken as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-    user = runtime.store.get_user(username)  # a disabled or deleted account loses its tokens at once
-    if user is None or user.disabled or user.role != role:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "account disabled or changed: log in again",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return Principal(username, role)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

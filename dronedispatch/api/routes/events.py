@@ -6,7 +6,8 @@ import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from dronedispatch.api.security import InvalidToken, read_token
+from dronedispatch.api.deps import authenticate
+from dronedispatch.api.security import InvalidToken
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger(__name__)
@@ -16,18 +17,15 @@ log = logging.getLogger(__name__)
 async def events(websocket: WebSocket, token: str = "") -> None:
     runtime = websocket.app.state.runtime
     try:
-        username, role = read_token(runtime.settings.secret_key, token)
+        principal = authenticate(runtime, token)
     except InvalidToken as exc:
         await websocket.close(code=4401, reason=str(exc))
-        return
-    user = runtime.store.get_user(username)
-    if user is None or user.disabled or user.role != role:
-        await websocket.close(code=4401, reason="account disabled or changed: log in again")
         return
     await websocket.accept()
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
     try:
-        await websocket.send_json({"type": "snapshot", "data": runtime.snapshot(), "user": username, "role": role})
+        snapshot = {"type": "snapshot", "data": runtime.snapshot(), "user": principal.username, "role": principal.role}
+        await websocket.send_json(snapshot)
         async for event in sub:
             await websocket.send_text(event.json_text())
         if sub.lagging:
