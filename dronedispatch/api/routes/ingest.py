@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
@@ -12,11 +13,24 @@ from dronedispatch.ingest.webhook import parse_webhook
 from dronedispatch.schemas import IncidentPublic
 
 router = APIRouter(tags=["ingest"])
+T = TypeVar("T")
 
 
-def _check_key(runtime: RuntimeDep, key: str | None) -> None:
+async def _read(
+    runtime: RuntimeDep, request: Request, key: str | None, source: str, parse: Callable[[bytes, datetime], T]
+) -> T:
+    """The request's body as ``parse`` reads it, once ``key`` checks out; counted under ``source``,
+    and refused with 422 (counted as rejected) when it does not parse."""
     if not key or key not in runtime.settings.ingest_api_keys:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-Key")
+    body = await request.body()
+    stats = runtime.ingest_stats
+    stats.count(source, Outcome.RECEIVED)
+    try:
+        return parse(body, datetime.now(UTC))
+    except IngestError as exc:
+        stats.error(source, Outcome.REJECTED, str(exc))
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
 @router.post(
@@ -28,17 +42,9 @@ def _check_key(runtime: RuntimeDep, key: str | None) -> None:
 async def webhook(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> IncidentPublic:
-    _check_key(runtime, x_api_key)
-    body = await request.body()
-    stats = runtime.ingest_stats
-    stats.count("webhook", Outcome.RECEIVED)
-    try:
-        report = parse_webhook(body, datetime.now(UTC))
-    except IngestError as exc:
-        stats.error("webhook", Outcome.REJECTED, str(exc))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    report = await _read(runtime, request, x_api_key, "webhook", parse_webhook)
     incident = runtime.dispatcher.ingest_report(report, actor="ingest:webhook")
-    stats.count("webhook", Outcome.ACCEPTED)
+    runtime.ingest_stats.count("webhook", Outcome.ACCEPTED)
     return IncidentPublic.of(incident)
 
 
@@ -52,14 +58,6 @@ async def webhook(
 async def cap(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> list[IncidentPublic]:
-    _check_key(runtime, x_api_key)
-    body = await request.body()
-    stats = runtime.ingest_stats
-    stats.count("cap", Outcome.RECEIVED)
-    try:
-        reports = parse_cap(body, datetime.now(UTC))
-    except IngestError as exc:
-        stats.error("cap", Outcome.REJECTED, str(exc))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    stats.count("cap", Outcome.ACCEPTED if reports else Outcome.IGNORED)
+    reports = await _read(runtime, request, x_api_key, "cap", parse_cap)
+    runtime.ingest_stats.count("cap", Outcome.ACCEPTED if reports else Outcome.IGNORED)
     return [IncidentPublic.of(runtime.dispatcher.ingest_report(r, actor="ingest:cap")) for r in reports]
