@@ -386,14 +386,19 @@ class Dispatcher:
     def _planned_drone(self, incident_id: int) -> str | None:
         """The fleet-wide plan's drone for this incident, when other incidents also wait for one
         (alone, the plan is the recommendation itself, and computing it again costs a planning round)."""
-        waiting = [i.id for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
-        if waiting == [incident_id] or not waiting:
+        waiting = self._waiting()
+        if not waiting or [i.id for i in waiting] == [incident_id]:
             return None
-        return self.assignment_plan().drone_for(incident_id)
+        return self.assignment_plan(waiting).drone_for(incident_id)
 
-    def assignment_plan(self) -> assignment.AssignmentPlan:
-        """The fleet-wide plan for every incident still waiting (pure planner, current snapshots)."""
-        waiting = [i for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
+    def _waiting(self) -> list[Incident]:
+        return [i for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
+
+    def assignment_plan(self, waiting: list[Incident] | None = None) -> assignment.AssignmentPlan:
+        """The fleet-wide plan for every incident still waiting (pure planner, current snapshots);
+        ``waiting`` when the caller has just read them."""
+        if waiting is None:
+            waiting = self._waiting()
         requests = []
         for i in waiting:
             assert i.id is not None
