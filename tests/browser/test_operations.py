@@ -226,8 +226,6 @@ NETWORK_DOWN = re.compile(r"ERR_CONNECTION_(REFUSED|RESET)|ERR_EMPTY_RESPONSE|We
 
 
 def test_reconnects_after_a_service_restart(system: System, browser: Browser, tmp_path: Path) -> None:
-    if not hasattr(system, "restart_serve"):
-        pytest.skip("tests/e2e System has no restart_serve() in this tree")
     op = open_page(browser, system, "operator")
     page = op.page
     sockets: list[str] = []

@@ -147,11 +147,8 @@ async def test_parameters_and_message_interval() -> None:
 
 
 async def test_signed_vehicle_ignores_unsigned_commands() -> None:
-    """Needs ``SimFleet(signing_keys={sysid: key})``: the vehicle signs what it sends and drops
-    unsigned or badly signed frames. Skipped until the simulator has it (signing is covered
-    against pymavlink's implementation in test_link_udp meanwhile)."""
-    import inspect
-
+    """The simulated vehicle signs what it sends and drops unsigned or badly signed frames
+    (``SimFleet(signing_keys=...)``); the link signs with the same key per vehicle."""
     from dronedispatch.domain.fleet import FleetConfig
     from dronedispatch.mavlink.errors import CommandTimeout
     from dronedispatch.mavlink.link import MavlinkLink
@@ -159,12 +156,10 @@ async def test_signed_vehicle_ignores_unsigned_commands() -> None:
     from tests.fixtures.services import free_udp_port
     from tests.mavlink.simfleet import free_udp_range
 
-    if "signing_keys" not in inspect.signature(SimFleet).parameters:
-        pytest.skip("the simulator has no MAVLink signing yet (SimFleet(signing_keys=...))")
     key = bytes(range(7, 39))
     gcs_port = free_udp_port()
     fleet = FleetConfig(city="t", docks=[DOCK]).sized(1)
-    sim = SimFleet(  # type: ignore[call-arg]
+    sim = SimFleet(
         fleet, gcs_port=gcs_port, vehicle_port_base=free_udp_range(1), api_port_base=None, signing_keys={1: key}
     )
     async with sim:
