@@ -266,9 +266,9 @@ def test_maintenance_flag_survives_a_restart(settings, tmp_path) -> None:  # typ
 
 
 def test_cap_alerts_over_http(client: TestClient, auth) -> None:  # type: ignore[no-untyped-def]
-    from pathlib import Path
+    from tests.ingest.capdata import cap_flood_sent_at
 
-    xml = (Path(__file__).parents[1] / "ingest" / "data" / "cap_flood_ko_en.xml").read_bytes()
+    xml = cap_flood_sent_at()
     headers = {"X-API-Key": INGEST_KEY, "Content-Type": "application/xml"}
     r = client.post("/api/v1/ingest/cap", content=xml, headers=headers)
     assert r.status_code == 202, r.text

@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from dronedispatch.domain.incidents import Category, Report
 from dronedispatch.ingest import FrigateAdapter, IngestStats, MqttIngest, default_topics, parse_cap, parse_json_report
 from tests.fixtures.services import MosquittoServer
+from tests.ingest.capdata import cap_flood_sent_at
 
-DATA = Path(__file__).parent / "data"
 WAIT = 20.0  # generous: shared CPU; nothing here asserts a duration
 
 
@@ -123,7 +122,7 @@ async def test_reports_arrive_and_garbage_is_counted(mosquitto: MosquittoServer,
     )
     report = await sink.report()
     assert report.category is Category.FLOOD and report.source == "mqtt"
-    await publish(mosquitto, f"{prefix}/cap", (DATA / "cap_flood_ko_en.xml").read_bytes())
+    await publish(mosquitto, f"{prefix}/cap", cap_flood_sent_at())
     assert (await sink.report()).source == "cap"
 
     stats = ingest.stats
