@@ -62,11 +62,9 @@ class Runtime:
     async def start(self) -> None:
         self.bus.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate, self.engine)
-        urls = [u.strip() for u in self.settings.mavlink.split(",") if u.strip()]
-        keys = {sysid: bytes.fromhex(k) for sysid, k in self.settings.signing_keys.items()}
         self.link = MavlinkLink(
-            urls,
-            signing_keys=keys,
+            self.settings.mavlink_urls,
+            signing_keys=self.settings.signing_key_bytes,
             lost_after_s=self.settings.link_lost_after_s,
             telemetry_rate_hz=self.settings.telemetry_rate_hz,
             busy_poll_s=self.settings.link_busy_poll_ms / 1000,
@@ -89,7 +87,11 @@ class Runtime:
                 error_topic="dronedispatch/ingest-errors",
             )
             await self.mqtt.start()
-        log.info("service started: %d drones in the fleet file, MAVLink on %s", len(self.fleet.drones), urls)
+        log.info(
+            "service started: %d drones in the fleet file, MAVLink on %s",
+            len(self.fleet.drones),
+            self.settings.mavlink_urls,
+        )
 
     async def stop(self) -> None:
         if self.mqtt is not None:

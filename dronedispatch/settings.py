@@ -5,10 +5,13 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dronedispatch import cityfiles
+from dronedispatch.mavlink.transport import parse_url
+
+SIGNING_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -41,7 +44,8 @@ class Settings(BaseSettings):
     )
     signing_keys: dict[int, str] = Field(
         default_factory=dict,
-        description="MAVLink 2 signing keys per system id, as 64 hex characters (32 bytes).",
+        description="MAVLink 2 signing keys per system id, as 64 hex characters (32 bytes), "
+        'e.g. {"1": "00112233…"}. A vehicle with a key is heard only when it signs with it.',
     )
     link_lost_after_s: float = Field(default=3.0, gt=0, description="Silence after which a vehicle is 'lost'.")
     link_busy_poll_ms: float = Field(
@@ -72,3 +76,38 @@ class Settings(BaseSettings):
     )
     recordings_dir: Path = Field(default=Path("var/recordings"), description="Where mission videos are kept.")
     web_dir: Path = Field(default=cityfiles.PROJECT_ROOT / "web", description="Static files of the operations view.")
+
+    @field_validator("mavlink")
+    @classmethod
+    def _connection_strings(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("give at least one MAVLink connection string, e.g. udpin:127.0.0.1:14550")
+        for url in urls:
+            parse_url(url)  # raises ValueError naming the accepted forms
+        return value
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _signing_keys(cls, value: dict[int, str]) -> dict[int, str]:
+        for sysid, key in value.items():
+            if not 1 <= sysid <= 255:
+                raise ValueError(f"system id {sysid} is outside 1..255")
+            try:
+                raw = bytes.fromhex(key)
+            except ValueError:
+                raise ValueError(f"the key for system {sysid} is not hexadecimal") from None
+            if len(raw) != SIGNING_KEY_BYTES:
+                raise ValueError(
+                    f"the key for system {sysid} has {2 * len(raw)} hex characters; a MAVLink signing key has "
+                    f"{2 * SIGNING_KEY_BYTES} ({SIGNING_KEY_BYTES} bytes)"
+                )
+        return value
+
+    @property
+    def mavlink_urls(self) -> list[str]:
+        return [u.strip() for u in self.mavlink.split(",") if u.strip()]
+
+    @property
+    def signing_key_bytes(self) -> dict[int, bytes]:
+        return {sysid: bytes.fromhex(key) for sysid, key in self.signing_keys.items()}
