@@ -6,9 +6,13 @@ import argparse
 import asyncio
 import errno
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.fleet import Dock, FleetConfig
@@ -39,30 +43,61 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be zero or more")
+    return value
+
+
 def _sitl_fleet(args: argparse.Namespace) -> FleetConfig:
     if args.home is not None:
         return FleetConfig(city="custom", docks=[args.home]).sized(args.vehicles)
     return cityfiles.load_fleet(args.fleet).sized(args.vehicles)
 
 
+def _signing_key(text: str) -> tuple[int | None, bytes]:
+    """``HEX`` (every vehicle) or ``SYSID:HEX`` (one vehicle); 32-byte keys as 64 hex characters."""
+    sysid_s, sep, hex_s = text.rpartition(":")
+    try:
+        sysid = int(sysid_s) if sep else None
+        key = bytes.fromhex(hex_s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--signing-key wants HEX or SYSID:HEX, got {text!r}") from None
+    if len(key) != 32 or (sysid is not None and not 1 <= sysid <= 255):
+        raise argparse.ArgumentTypeError("--signing-key wants a 32-byte key (64 hex characters) and a sysid 1..255")
+    return sysid, key
+
+
+def _signing_keys(fleet: FleetConfig, given: list[tuple[int | None, bytes]]) -> dict[int, bytes]:
+    keys: dict[int, bytes] = {}
+    for sysid, key in given:
+        if sysid is None:
+            keys.update(dict.fromkeys((d.sysid for d in fleet.drones), key))
+        else:
+            keys[sysid] = key
+    return keys
+
+
 def _cmd_sitl(args: argparse.Namespace) -> int:
-    from dronedispatch.sim.runner import run_sitl
+    from dronedispatch.sim.runner import SimFleet, run_sitl
 
     fleet = _sitl_fleet(args)
-    asyncio.run(
-        run_sitl(
-            fleet,
-            speed_factor=args.speed_factor,
-            loss=args.loss,
-            video=not args.no_video,
-            seed=args.seed,
-            gcs_port=args.gcs_port,
-            vehicle_port_base=args.vehicle_port_base,
-            api_port_base=args.api_port_base or None,
-            api_target_base=args.api_target_base,
-            video_port_base=args.video_port_base,
-        )
+    sim = SimFleet(
+        fleet,
+        speed_factor=args.speed_factor,
+        loss=args.loss,
+        latency=args.latency / 1000,
+        video=not args.no_video,
+        seed=args.seed,
+        gcs_port=args.gcs_port,
+        vehicle_port_base=args.vehicle_port_base,
+        api_port_base=args.api_port_base or None,
+        api_target_base=args.api_target_base,
+        video_port_base=args.video_port_base,
+        signing_keys=_signing_keys(fleet, args.signing_key),
     )
+    asyncio.run(run_sitl(sim))
     return 0
 
 
@@ -125,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--home", type=_parse_home, default=None, help="LAT,LON[,ALT]: every vehicle starts here")
     sitl.add_argument("--speed-factor", type=_positive, default=1.0, help="simulated time runs K× faster")
     sitl.add_argument("--loss", type=_fraction, default=0.0, help="fraction of datagrams dropped each way")
+    sitl.add_argument(
+        "--latency", type=_non_negative, default=0.0, metavar="MS", help="one-way delay added to every datagram (ms)"
+    )
+    sitl.add_argument(
+        "--signing-key",
+        type=_signing_key,
+        action="append",
+        default=[],
+        metavar="[SYSID:]HEX",
+        help="MAVLink 2 signing: the vehicle (every vehicle without SYSID) signs with this 32-byte key and drops "
+        "unsigned or badly signed messages; repeat for several vehicles",
+    )
     sitl.add_argument("--no-video", action="store_true", help="no camera streams")
     sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
     ports = sitl.add_argument_group("ports (PX4 SITL layout by default; change them to run beside another fleet)")
@@ -139,8 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = scenario.add_parser("run", help="run a scenario file and report a verdict")
     run.add_argument("file", type=Path)
     run.add_argument("--report", type=Path, default=None, help="directory for the JUnit XML and HTML report")
-    run.add_argument("--px4", type=Path, default=None, metavar="PATH",
-                     help="run against real PX4 SIH instances from this PX4 build (sitl/px4_sih.sh)")
+    run.add_argument(
+        "--px4",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="run against real PX4 SIH instances from this PX4 build (sitl/px4_sih.sh)",
+    )
     run.set_defaults(func=_cmd_scenario_run)
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)
@@ -149,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["operator", "pilot", "tester", "admin"])
     add.set_defaults(func=_cmd_users_add)
     return parser
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per bad DD_* setting, naming the variable as the user wrote it."""
+    lines = []
+    for err in exc.errors():
+        name = "DD_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        detail = err["msg"].removeprefix("Value error, ")
+        lines.append(f"bad setting {name}: {detail}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,6 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except cityfiles.CityFileError as exc:
         print(f"dronedispatch: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        for line in settings_problems(exc):
+            print(f"dronedispatch: {line}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a DD_* list or map that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = "DD_" + field.group(1).upper() if field else "a DD_* variable"
+        print(
+            f"dronedispatch: bad setting {name}: not valid JSON (lists and maps are written as JSON)", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -93,6 +93,7 @@ class SimFleet:
         *,
         speed_factor: float = 1.0,
         loss: float = 0.0,
+        latency: float = 0.0,
         video: bool = False,
         seed: int = 0,
         target_host: str = "127.0.0.1",
@@ -132,6 +133,7 @@ class SimFleet:
                 drone_id=spec.id if spec is not None else "",
             )
             v.set_link_loss(loss)
+            v.set_latency(latency)
             if signing_keys and v.sysid in signing_keys:
                 v.set_signing_key(signing_keys[v.sysid])
             v.model.dll_floor_s = DLL_FLOOR_WALL_S * speed_factor
@@ -217,38 +219,24 @@ class SimFleet:
         await self.stop()
 
 
-async def run_sitl(
-    fleet: FleetConfig,
-    *,
-    speed_factor: float = 1.0,
-    loss: float = 0.0,
-    video: bool = True,
-    seed: int = 0,
-    target_host: str = "127.0.0.1",
-    gcs_port: int = 14550,
-    vehicle_port_base: int = 18570,
-    api_port_base: int | None = 14580,
-    api_target_base: int = 14540,
-    video_port_base: int = 5600,
-) -> None:
-    """Run the fleet until cancelled (Ctrl-C); PX4 SITL's ports unless told otherwise."""
-    sim = SimFleet(
-        fleet, speed_factor=speed_factor, loss=loss, video=video, seed=seed, target_host=target_host,
-        gcs_port=gcs_port, vehicle_port_base=vehicle_port_base, api_port_base=api_port_base,
-        api_target_base=api_target_base, video_port_base=video_port_base,
-    )
+async def run_sitl(sim: SimFleet) -> None:
+    """Run the fleet until cancelled (Ctrl-C), logging where each vehicle listens and sends."""
     await sim.start()
     try:
+        host = sim.target_host
         for i, v in enumerate(sim.vehicles):
             p = sim.ports(i)
             log.info(
-                "vehicle %s sysid %d: GCS link 127.0.0.1:%d -> %s:%d, API link %s, video %s:%d",
-                v.drone_id, v.sysid, p["gcs_bind"], target_host, p["gcs_target"],
-                f"127.0.0.1:{p['api_bind']} -> {target_host}:{p['api_target']}" if p["api_bind"] else "off",
-                target_host, p["video"],
-            )
-        log.info("%d vehicles running, speed factor %g, loss %g; Ctrl-C to stop", len(sim.vehicles), speed_factor,
-                 loss)
+                "vehicle %s sysid %d: GCS link 127.0.0.1:%d -> %s:%d, API link %s, video %s:%d%s",
+                v.drone_id, v.sysid, p["gcs_bind"], host, p["gcs_target"],
+                f"127.0.0.1:{p['api_bind']} -> {host}:{p['api_target']}" if p["api_bind"] else "off",
+                host, p["video"], ", signed" if v.signing_key is not None else "",
+            )  # fmt: skip
+        v0 = sim.vehicles[0]
+        log.info(
+            "%d vehicles running, speed factor %g, loss %g, latency %g ms; Ctrl-C to stop",
+            len(sim.vehicles), sim.speed_factor, v0.loss, v0.latency * 1000,
+        )  # fmt: skip
         await asyncio.Event().wait()  # until cancelled
     finally:
         await sim.stop()

@@ -338,14 +338,14 @@ async def test_video_streaming_sends_rtp_only_while_on() -> None:
 
 
 async def test_run_sitl_logs_each_vehicle_and_stops_on_cancel(caplog: pytest.LogCaptureFixture) -> None:
-    from dronedispatch.sim.runner import run_sitl
+    from dronedispatch.sim.runner import SimFleet, run_sitl
 
     base = free_port_block(7)
     fleet = FleetConfig(city="t", docks=[Dock(id="a", name_ko="a", name_en="a", lat=HOME[0], lon=HOME[1])]).sized(2)
     gcs = await Gcs.open(base)
     caplog.set_level("INFO", logger="dronedispatch.sim.runner")
-    task = asyncio.ensure_future(run_sitl(fleet, video=False, gcs_port=base, vehicle_port_base=base + 1,
-                                          api_port_base=base + 3, api_target_base=base + 5))
+    sim = SimFleet(fleet, gcs_port=base, vehicle_port_base=base + 1, api_port_base=base + 3, api_target_base=base + 5)
+    task = asyncio.ensure_future(run_sitl(sim))
     try:
         await gcs.wait("HEARTBEAT", sysid=2)
     finally:

@@ -1,0 +1,61 @@
+"""The command line: a bad setting or option ends with exit status 2 and one line that says which."""
+
+from __future__ import annotations
+
+import pytest
+
+from dronedispatch import cli
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the settings pass after all, fail instead of starting a server."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the service was started with settings that should have been refused")
+
+    monkeypatch.setattr("dronedispatch.service.serve", refuse)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DD_SIGNING_KEYS", '{"1": "00"}', "bad setting DD_SIGNING_KEYS: the key for system 1 has 2 hex characters"),
+        ("DD_SIGNING_KEYS", "not json", "bad setting DD_SIGNING_KEYS: not valid JSON"),
+        ("DD_MAVLINK", "udpin:127.0.0.1", "bad setting DD_MAVLINK: bad MAVLink connection string"),
+        ("DD_TELEMETRY_RATE_HZ", "-1", "bad setting DD_TELEMETRY_RATE_HZ: Input should be greater than 0"),
+    ],
+)
+def test_serve_refuses_a_bad_setting(
+    no_server: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--signing-key", "abc"], "--signing-key wants HEX or SYSID:HEX"),
+        (["--signing-key", "7:" + "00" * 16], "32-byte key"),
+        (["--latency", "-5"], "must be zero or more"),
+        (["--loss", "1.5"], "--loss is a fraction"),
+    ],
+)
+def test_sitl_refuses_a_bad_option(capsys: pytest.CaptureFixture[str], option: list[str], says: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["sitl", *option])
+    assert exited.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_sitl_signing_keys_for_every_vehicle_or_one() -> None:
+    fleet = cli._sitl_fleet(cli.build_parser().parse_args(["sitl", "--vehicles", "3", "--home", "37.39,126.64"]))
+    every, one = bytes(32), bytes(range(32))
+    assert cli._signing_keys(fleet, [(None, every), (2, one)]) == {1: every, 2: one, 3: every}
