@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: free loopback ports and a MAVSDK connection (the peer)."""
+"""Helpers shared by the benchmarks: free loopback ports, a simulator child and a MAVSDK connection (the peer)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def free_ports(n: int) -> int:
     raise RuntimeError("no free ports")
 
 
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server a benchmark starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 async def sim_child(script: str, spec: str) -> asyncio.subprocess.Process:
     """``script --serve-sim spec`` in its own process (as PX4 instances run): it serves until its
     standard input closes, then may print a last line of statistics on standard output."""
@@ -41,8 +48,11 @@ async def connect_mavsdk(port: int, timeout_s: float = 15.0) -> tuple[Any, Any]:
 
     The blocking calls run in worker threads, as MAVSDK's own asyncio wrapper does.
     """
-    from mavsdk import ComponentType, Configuration, Mavsdk
+    from mavsdk import ComponentType, Configuration, LogLevel, Mavsdk, log_subscribe
 
+    # MAVSDK's debug and info lines ("Mission changed" after every upload) would bury the results;
+    # warnings and errors still print.
+    log_subscribe(lambda level, _message, _file, _line: level < LogLevel.WARN)
     loop = asyncio.get_running_loop()
     drone = Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION))
     await loop.run_in_executor(None, drone.add_any_connection, f"udpin://127.0.0.1:{port}")

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchkit import connect_mavsdk, free_ports
+from benchkit import connect_mavsdk, free_ports, sim_child
 
 from dronedispatch.domain.fleet import Dock
 from dronedispatch.domain.mission_items import MissionItem, return_to_launch, takeoff, waypoint
@@ -112,13 +112,12 @@ async def mavsdk_upload(mission_raw: Any, items: list[MissionItem], tally: Tally
 @contextlib.asynccontextmanager
 async def sitl_process(loss: float, gcs_port: int, base: int, latency: float = 0.0) -> AsyncIterator[None]:
     """One simulated vehicle in its own process, as PX4 SITL is: no client shares its CPU."""
-    cmd = [sys.executable, __file__, "--serve-sim", f"{loss},{gcs_port},{base},{latency}"]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE)
+    proc = await sim_child(__file__, f"{loss},{gcs_port},{base},{latency}")
     try:
         yield
     finally:
-        if proc.returncode is None:
-            proc.terminate()
+        assert proc.stdin is not None
+        proc.stdin.close()  # the child stops at the end of its input
         try:
             await asyncio.wait_for(proc.wait(), 10)
         except TimeoutError:
@@ -154,7 +153,7 @@ async def run_condition(label: str, loss: float, args: argparse.Namespace, laten
 
 
 async def serve_sim(spec: str) -> None:
-    """Child process: one simulated vehicle with both links, until stdin closes or SIGTERM."""
+    """Child process: one simulated vehicle with both links, until its standard input closes."""
     from dronedispatch.domain.fleet import FleetConfig
     from dronedispatch.sim.runner import SimFleet
 

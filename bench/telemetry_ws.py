@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import websockets
 import yaml
-from benchkit import free_ports, sim_child
+from benchkit import free_ports, free_tcp_port, sim_child
 
 from dronedispatch import cityfiles
 
@@ -119,7 +119,7 @@ def start_service(n: int, tmp: Path) -> Service:
     fleet = cityfiles.load_fleet().sized(n)
     fleet_file = tmp / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(fleet.model_dump(), allow_unicode=True), encoding="utf-8")
-    gcs_port, http_port = free_ports(1), free_ports(1)
+    gcs_port, http_port = free_ports(1), free_tcp_port()
     env = {
         **os.environ,
         "DD_DATABASE_URL": f"sqlite:///{tmp / 'dd.db'}",
@@ -146,7 +146,8 @@ async def run(args: argparse.Namespace, tmp: Path, service: Service) -> None:
             deadline = time.monotonic() + 90
             while heard < n:
                 if time.monotonic() > deadline or service.proc.poll() is not None:
-                    raise SystemExit(f"the service heard {heard}/{n} vehicles; see {tmp / 'serve.log'}")
+                    tail = (tmp / "serve.log").read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"the service heard {heard}/{n} vehicles; its log ends:\n{tail}")
                 await asyncio.sleep(0.5)
                 try:
                     heard = (await api.get("/healthz")).json()["vehicles"]
