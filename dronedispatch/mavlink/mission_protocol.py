@@ -133,16 +133,19 @@ def msg_to_item(m: Any) -> MissionItem:
 
 
 class _Transfer(Transaction):
+    #: Retries in a row without any reply from the vehicle before the transfer fails.
+    default_max_retries = MAX_RETRIES
+
     def __init__(
         self,
         target_system: int,
         target_component: int,
-        mission_type: int,
+        mission_type: int = MissionType.MISSION,
         *,
-        rtt_s: float | None,
-        item_timeout_s: float,
-        resend_s: float,
-        max_retries: int,
+        rtt_s: float | None = None,
+        item_timeout_s: float = ITEM_TIMEOUT_S,
+        resend_s: float = RESEND_S,
+        max_retries: int | None = None,
     ) -> None:
         super().__init__()
         self.ts = target_system
@@ -150,7 +153,7 @@ class _Transfer(Transaction):
         self.mission_type = int(mission_type)
         self.item_timeout_s = item_timeout_s
         self.resend_s = max(resend_s, 1.5 * rtt_s) if rtt_s else resend_s
-        self.max_retries = max_retries
+        self.max_retries = self.default_max_retries if max_retries is None else max_retries
         self.retries = 0
         self.resends = 0  # total, for statistics
         self.status_text: str | None = None
@@ -177,7 +180,7 @@ class MissionUpload(_Transfer):
         rtt_s: float | None = None,
         item_timeout_s: float = ITEM_TIMEOUT_S,
         resend_s: float = RESEND_S,
-        max_retries: int = MAX_RETRIES,
+        max_retries: int | None = None,
     ) -> None:
         super().__init__(
             target_system,
@@ -368,6 +371,7 @@ class MissionDownload(_Transfer):
     """
 
     poll_for_reply = True
+    default_max_retries = DOWNLOAD_MAX_RETRIES
 
     def __init__(
         self,
@@ -378,8 +382,7 @@ class MissionDownload(_Transfer):
         rtt_s: float | None = None,
         item_timeout_s: float = ITEM_TIMEOUT_S,
         resend_s: float = RESEND_S,
-        max_retries: int = DOWNLOAD_MAX_RETRIES,
-        count_only: bool = False,
+        max_retries: int | None = None,
     ) -> None:
         super().__init__(
             target_system,
@@ -393,7 +396,6 @@ class MissionDownload(_Transfer):
         self.count: int | None = None
         self.opaque_id = 0
         self.items: list[MissionItem] = []
-        self.count_only = count_only
 
     def _next(self, now: float) -> list[Any]:
         self.deadline = now + self._backoff()
@@ -420,10 +422,9 @@ class MissionDownload(_Transfer):
             self.count = msg.count
             self.opaque_id = getattr(msg, "opaque_id", 0)
             self.retries = 0
-            if self.count == 0 or self.count_only:
-                out = [self._ack(MAV_MISSION_ACCEPTED)] if self.count == 0 else []
+            if self.count == 0:
                 self._finish(([], self.opaque_id))
-                return out
+                return [self._ack(MAV_MISSION_ACCEPTED)]
             return self._next(now)
         if t in ("MISSION_ITEM_INT", "MISSION_ITEM"):
             if self.count is None or msg.seq != len(self.items):
@@ -452,27 +453,6 @@ class MissionDownload(_Transfer):
 
 class MissionClear(_Transfer):
     """MISSION_CLEAR_ALL for one mission type. ``result`` is the opaque_id (0)."""
-
-    def __init__(
-        self,
-        target_system: int,
-        target_component: int,
-        mission_type: int = MissionType.MISSION,
-        *,
-        rtt_s: float | None = None,
-        item_timeout_s: float = ITEM_TIMEOUT_S,
-        resend_s: float = RESEND_S,
-        max_retries: int = MAX_RETRIES,
-    ) -> None:
-        super().__init__(
-            target_system,
-            target_component,
-            mission_type,
-            rtt_s=rtt_s,
-            item_timeout_s=item_timeout_s,
-            resend_s=resend_s,
-            max_retries=max_retries,
-        )
 
     def _msg(self) -> Any:
         return mav.MAVLink_mission_clear_all_message(self.ts, self.target_component, self.mission_type)
