@@ -244,10 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        # uvloop raises its own OSError ("could not bind to local_addr (…)") from the system's
+        cause = exc if exc.errno is not None or not isinstance(exc.__cause__, OSError) else exc.__cause__
+        if cause.errno in (errno.EADDRINUSE, errno.EACCES):
+            where = f" ({exc})" if cause is not exc else ""
             print(
-                f"dronedispatch: cannot listen: {exc.strerror}. Is another demo, `dronedispatch sitl` or PX4 SITL "
-                "already using these ports? Stop it, or choose other ports.",
+                f"dronedispatch: cannot listen: {cause.strerror}{where}. Is another demo, `dronedispatch sitl` or "
+                "PX4 SITL already using these ports? Stop it, or choose other ports.",
                 file=sys.stderr,
             )
             return 2

@@ -59,3 +59,24 @@ def test_sitl_signing_keys_for_every_vehicle_or_one() -> None:
     fleet = cli._sitl_fleet(cli.build_parser().parse_args(["sitl", "--vehicles", "3", "--home", "37.39,126.64"]))
     every, one = bytes(32), bytes(range(32))
     assert cli._signing_keys(fleet, [(None, every), (2, one)]) == {1: every, 2: one, 3: every}
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_port_in_use_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], loop: str
+) -> None:
+    import socket
+
+    from tests.fixtures.services import free_udp_port
+
+    if loop == "uvloop":  # demo and serve run on uvloop, whose bind error wraps the system's
+        import uvloop
+
+        monkeypatch.setattr("dronedispatch.cli.asyncio.run", uvloop.run)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        args = ["sitl", "--no-video", "--api-port-base", "0", "--vehicle-port-base", str(port)]
+        assert cli.main([*args, "--gcs-port", str(free_udp_port())]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen: Address already in use" in err and "Traceback" not in err
