@@ -92,6 +92,11 @@ def split_datagram(data: bytes) -> tuple[list[Frame], int]:
     PX4 fills a datagram with whatever its streams produced in one pass (several frames) and
     sends a reply on its own; both are read straight from ``data``, without a buffer.
     """
+    n = len(data)
+    if n >= 12 and data[0] == STX_V2:  # a reply on its own: one frame, nothing to scan for
+        signed = bool(data[2] & IFLAG_SIGNED)
+        if n == 12 + data[1] + (SIGNATURE_LEN if signed else 0):
+            return [Frame(data, data[7] | data[8] << 8 | data[9] << 16, data[5], data[6], data[4], signed)], 0
     frames, used, garbage = _scan(data)
     return frames, garbage + len(data) - used
 

@@ -298,9 +298,9 @@ def decode(frame: Frame, fallback: Any) -> Any:
     else:
         # What the class's constructor would build, without running it.
         m = layout.cls.__new__(layout.cls)
-        d = m.__dict__
-        d.update(layout.base)
+        d = layout.base.copy()
         d.update(zip(layout.wire_names, t, strict=True))
+        m.__dict__ = d
     m._header = mav.MAVLink_header(frame.msgid, raw[2], raw[3], plen, frame.seq, frame.sysid, frame.compid)
     m._msgbuf = raw
     m._signed = frame.signed
