@@ -221,6 +221,10 @@ class MavlinkLink:
             key = (id(endpoint), peer)
             splitter = self._splitters.get(key)
             if splitter is None:
+                # A stream has one peer at a time, a new one per connection: the splitter of the
+                # old connection goes, with any frame the drop cut short.
+                for old in [k for k in self._splitters if k[0] == key[0]]:
+                    del self._splitters[old]
                 splitter = self._splitters[key] = FrameSplitter()
             before = splitter.garbage_bytes
             frames = splitter.feed(data)

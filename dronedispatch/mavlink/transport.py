@@ -134,81 +134,159 @@ class UdpEndpoint(Endpoint):
             await asyncio.sleep(0)
 
 
-class TcpEndpoint(Endpoint):
+class _StreamEndpoint(Endpoint):
+    """A byte stream that is reopened after it drops (a TCP connection, a serial device).
+
+    Each connection is a peer of its own, ``(url, n)``: whatever the old one left half-sent is
+    not joined to the new one's bytes, and a vehicle's sequence numbers start afresh with it.
+    """
+
     datagram = False
     RECONNECT_S = 1.0
 
     def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
         super().__init__(spec, on_data)
-        self.default_peer = spec.url
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.connections = 0
+        self.default_peer = (spec.url, 0)
         self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     async def open(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"mavlink {self.spec.url}")
+        # The first attempt is made here, so a stream that is there is open when the link starts;
+        # one that is not is retried in the background (a radio not plugged in yet, a vehicle booting).
+        opened = await self._try_connect()
+        self._task = asyncio.create_task(self._run(opened), name=f"mavlink {self.spec.url}")
 
-    async def _run(self) -> None:
-        while True:  # reconnect loop: each pass awaits a connection and then its reads
-            try:
-                reader, writer = await asyncio.open_connection(self.spec.host, self.spec.port)
-            except OSError as exc:
-                log.info("%s: connect failed (%s), retrying", self.spec.url, exc)
+    async def _try_connect(self) -> bool:
+        try:
+            await self._connect()
+        except OSError as exc:
+            # Said once as a warning, then quietly until it works.
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "%s: cannot open (%s); retrying every %.0f s", self.spec.url, exc, self.RECONNECT_S)
+            self._failing = True
+            return False
+        self._failing = False
+        self.connections += 1
+        self.default_peer = (self.spec.url, self.connections)  # before any of its bytes are handed on
+        self.connected.set()
+        log.info("%s: connected", self.spec.url)
+        return True
+
+    async def _run(self, opened: bool) -> None:
+        while True:  # reconnect loop: each pass has the stream open and reads it until it drops
+            while not opened:
                 await asyncio.sleep(self.RECONNECT_S)
-                continue
-            self._writer = writer
-            self.connected.set()
+                opened = await self._try_connect()
+            opened = False
             try:
-                while data := await reader.read(65536):
-                    self.bytes_in += len(data)
-                    self.on_data(self, data, self.default_peer)
+                await self._read_until_closed()
             except OSError as exc:
-                log.info("%s: connection lost (%s)", self.spec.url, exc)
+                log.warning("%s: connection lost (%s)", self.spec.url, exc)
+            else:
+                log.warning("%s: closed by the other end", self.spec.url)
             finally:
                 self.connected.clear()
-                self._writer = None
-                writer.close()
-            await asyncio.sleep(self.RECONNECT_S)
+                self._disconnect()
 
-    def send(self, data: bytes, peer: Peer | None = None) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self.bytes_out += len(data)
-            self._writer.write(data)
+    def _received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self.on_data(self, data, self.default_peer)
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+        self.connected.clear()
+        self._disconnect()  # also when it was opened but never read
+
+    async def _connect(self) -> None:
+        raise NotImplementedError
+
+    async def _read_until_closed(self) -> None:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+
+class TcpEndpoint(_StreamEndpoint):
+    def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
+        super().__init__(spec, on_data)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.spec.host, self.spec.port)
+
+    async def _read_until_closed(self) -> None:
+        assert self._reader is not None
+        while data := await self._reader.read(65536):
+            self._received(data)
+
+    def _disconnect(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        self._reader = self._writer = None
+
+    def send(self, data: bytes, peer: Peer | None = None) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self.bytes_out += len(data)
+            self._writer.write(data)
 
 
-class SerialEndpoint(Endpoint):
-    datagram = False
+class SerialEndpoint(_StreamEndpoint):
+    """``serial:DEVICE:BAUD`` with pyserial; a device that vanishes (a USB radio unplugged) is
+    closed and opened again by its path until it is back."""
 
     def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
         super().__init__(spec, on_data)
-        self.default_peer = spec.url
         self._port: Any = None
+        self._gone: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         try:
-            import serial  # type: ignore[import-untyped]
+            import serial  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
             raise RuntimeError(f"{self.spec.url}: serial links need the 'pyserial' package") from None
-        self._port = serial.Serial(self.spec.host, self.spec.port, timeout=0, write_timeout=0)
+        await super().open()
+
+    async def _connect(self) -> None:
+        import serial
+
+        try:
+            self._port = serial.Serial(self.spec.host, self.spec.port, timeout=0, write_timeout=0)
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from exc
+        self._gone = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().add_reader(self._port.fileno(), self._readable)
+
+    async def _read_until_closed(self) -> None:
+        assert self._gone is not None
+        await self._gone
 
     def _readable(self) -> None:
         try:
             data = self._port.read(4096)
-        except Exception as exc:
-            log.warning("%s: read failed: %s", self.spec.url, exc)
+        except Exception as exc:  # the device went away: stop reading it, reopen it later
+            if self._gone is not None and not self._gone.done():
+                self._gone.set_exception(OSError(str(exc)))
+            asyncio.get_running_loop().remove_reader(self._port.fileno())
             return
         if data:
-            self.bytes_in += len(data)
-            self.on_data(self, data, self.default_peer)
+            self._received(data)
+
+    def _disconnect(self) -> None:
+        if self._port is not None:
+            with contextlib.suppress(Exception):  # a vanished device may refuse even this
+                asyncio.get_running_loop().remove_reader(self._port.fileno())
+            with contextlib.suppress(Exception):
+                self._port.close()
+            self._port = None
+        self._gone = None
 
     def send(self, data: bytes, peer: Peer | None = None) -> None:
         if self._port is None:
@@ -218,12 +296,6 @@ class SerialEndpoint(Endpoint):
             self.bytes_out += len(data)
         except Exception as exc:  # a full or vanished serial port drops the frame, as a radio would
             log.debug("%s: write failed: %s", self.spec.url, exc)
-
-    async def close(self) -> None:
-        if self._port is not None:
-            asyncio.get_running_loop().remove_reader(self._port.fileno())
-            self._port.close()
-            self._port = None
 
 
 def make_endpoint(spec: EndpointSpec, on_data: OnData) -> Endpoint:

@@ -8,6 +8,7 @@ denial text. Timeouts are generous; nothing asserts a duration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -208,3 +209,103 @@ async def test_serial_link_over_a_pseudo_terminal() -> None:
         loop.remove_reader(master)
         os.close(master)
         os.close(slave)
+
+
+async def test_tcp_reconnects_and_a_frame_cut_by_the_drop_is_not_joined_to_the_next_connection() -> None:
+    from pymavlink.dialects.v20 import common as mav
+
+    enc = mav.MAVLink(None, srcSystem=9, srcComponent=1)
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        hb = mav.MAVLink_heartbeat_message(2, 12, 29, 0x03040000 if connections == 1 else 0x04040000, 3, 3).pack(enc)
+        if connections == 1:
+            writer.write(hb + hb[:9])  # a whole heartbeat, then the vehicle drops mid-frame
+            await writer.drain()
+            writer.close()
+            return
+        rx = mav.MAVLink(None)
+        writer.write(hb)
+        await writer.drain()
+        while data := await reader.read(4096):
+            for m in rx.parse_buffer(data) or []:
+                if m.get_type() == "COMMAND_LONG":
+                    writer.write(mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
+                elif m.get_type() == "HEARTBEAT":
+                    writer.write(hb)
+                await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with MavlinkLink(f"tcp:127.0.0.1:{port}") as link:
+            v = await link.wait_vehicle(9, 10)
+            assert v.state.mode == "AUTO.LOITER"
+            await until(lambda: v.state.mode == "AUTO.MISSION")  # heard again on the second connection
+            ep = link.endpoints[0]
+            assert connections == 2 and getattr(ep, "connections", 0) == 2
+            assert link.malformed == 0 and v.health.malformed == 0  # the cut frame was dropped, not spliced
+            assert await v.command.arm() == 0
+    finally:
+        server.close()
+
+
+async def test_serial_device_unplugged_and_plugged_back_in(tmp_path: Any) -> None:
+    """A USB radio goes away and comes back under the same name (udev's /dev/serial/by-id link)."""
+    import os
+    import tty
+
+    from pymavlink.dialects.v20 import common as mav
+
+    radio = tmp_path / "radio"
+    loop = asyncio.get_running_loop()
+    enc = mav.MAVLink(None, srcSystem=4, srcComponent=1)
+    commands: list[int] = []
+
+    def plug_in() -> tuple[int, int]:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        radio.unlink(missing_ok=True)
+        radio.symlink_to(os.ttyname(slave))
+        rx = mav.MAVLink(None)
+
+        def readable() -> None:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            for m in rx.parse_buffer(data) or []:
+                if m.get_type() == "COMMAND_LONG":
+                    commands.append(m.command)
+                    os.write(master, mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
+
+        loop.add_reader(master, readable)
+        return master, slave
+
+    def unplug(master: int, slave: int) -> None:
+        loop.remove_reader(master)
+        os.close(slave)
+        os.close(master)
+        radio.unlink()
+
+    master, slave = plug_in()
+    try:
+        async with MavlinkLink(f"serial:{radio}:57600") as link:
+            ep = link.endpoints[0]
+            os.write(master, mav.MAVLink_heartbeat_message(2, 12, 29, 0x04040000, 3, 3).pack(enc))
+            v = await link.wait_vehicle(4, 10)
+            unplug(master, slave)
+            await until(lambda: not ep.connected.is_set())  # type: ignore[attr-defined]
+            await asyncio.sleep(1.5)  # a reopen attempt or two while the device is missing
+            master, slave = plug_in()
+            await until(lambda: ep.connected.is_set())  # type: ignore[attr-defined]
+            assert getattr(ep, "connections", 0) == 2
+            os.write(master, mav.MAVLink_heartbeat_message(2, 12, 157, 0x04040000, 4, 3).pack(enc))
+            await until(lambda: v.state.armed)
+            assert await v.command.set_message_interval(33, 5.0) == 0
+            assert commands[-1] == 511
+    finally:
+        with contextlib.suppress(OSError):
+            unplug(master, slave)
