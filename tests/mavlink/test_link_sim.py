@@ -183,3 +183,29 @@ async def test_upload_accepted_without_any_ack_or_mission_current_is_not_a_failu
             assert opaque == mission_checksum(items) == mission_checksum(sim.vehicles[0].mission_items)
     finally:
         relay.stop()
+
+
+async def test_udpout_to_a_vehicle_beside_udpin_in_one_link() -> None:
+    """Vehicle 1 sends to our udpin port (PX4's GCS layout); vehicle 2 sends to nobody until our
+    udpout endpoint's heartbeat reaches it, then answers where that came from, as PX4 does."""
+    from dronedispatch.domain.fleet import DroneSpec, FleetConfig
+    from dronedispatch.mavlink.link import MavlinkLink
+    from dronedispatch.sim.runner import SimFleet
+    from tests.fixtures.services import free_udp_port
+    from tests.mavlink.simfleet import free_udp_range
+
+    gcs_port, nobody = free_udp_port(), free_udp_port()
+    base = free_udp_range(2)
+    first, second = (
+        FleetConfig(city="t", docks=[DOCK], drones=[DroneSpec(id=f"d{i}", sysid=i, dock=DOCK.id)]) for i in (1, 2)
+    )
+    one = SimFleet(first, gcs_port=gcs_port, vehicle_port_base=base, api_port_base=None)
+    two = SimFleet(second, gcs_port=nobody, vehicle_port_base=base + 1, api_port_base=None)
+    urls = [f"udpin:127.0.0.1:{gcs_port}", f"udpout:127.0.0.1:{base + 1}"]
+    async with one, two, MavlinkLink(urls) as link:
+        v1, v2 = await asyncio.gather(link.wait_vehicle(1, 15), link.wait_vehicle(2, 15))
+        plans = [plan(12), plan(13)]
+        ids = await asyncio.gather(v1.mission.upload(plans[0]), v2.mission.upload(plans[1]))
+        assert ids == [mission_checksum(p) for p in plans]
+        assert mission_checksum(two.vehicles[0].mission_items) == ids[1]
+        assert link._links[2].endpoint is link.endpoints[1]  # vehicle 2 is reached through udpout
