@@ -214,13 +214,19 @@ class _StreamEndpoint(Endpoint):
 
 
 class TcpEndpoint(_StreamEndpoint):
+    CONNECT_TIMEOUT_S = 3.0
+
     def __init__(self, spec: EndpointSpec, on_data: OnData) -> None:
         super().__init__(spec, on_data)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def _connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.spec.host, self.spec.port)
+        # Bounded, so an address that drops connection attempts cannot hold up the link's start
+        # (TimeoutError is an OSError: retried like a refusal).
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.spec.host, self.spec.port), self.CONNECT_TIMEOUT_S
+        )
 
     async def _read_until_closed(self) -> None:
         assert self._reader is not None
