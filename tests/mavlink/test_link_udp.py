@@ -140,6 +140,29 @@ async def test_signed_vehicle_and_rejections() -> None:
             await veh.stop()
 
 
+async def answer_commands(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    enc: Any,
+    seen: list[Any] | None = None,
+    heartbeat: bytes | None = None,
+) -> None:
+    """A vehicle at the far end of a stream: ACCEPTED for every COMMAND_LONG, and ``heartbeat``
+    back for each of ours, until the connection closes."""
+    from pymavlink.dialects.v20 import common as mav
+
+    rx = mav.MAVLink(None)
+    while data := await reader.read(4096):
+        for m in rx.parse_buffer(data) or []:
+            if seen is not None:
+                seen.append(m)
+            if m.get_type() == "COMMAND_LONG":
+                writer.write(mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
+            elif m.get_type() == "HEARTBEAT" and heartbeat is not None:
+                writer.write(heartbeat)
+        await writer.drain()
+
+
 async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
     from pymavlink.dialects.v20 import common as mav
 
@@ -147,7 +170,6 @@ async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
     received: list[Any] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        rx = mav.MAVLink(None)
         hb = mav.MAVLink_heartbeat_message(2, 12, 29, 0x03040000, 3, 3).pack(enc)
         for _ in range(3):
             # one frame cut in two writes, as a serial or TCP stream may deliver it
@@ -156,12 +178,7 @@ async def test_tcp_stream_split_anywhere_and_commands_answered() -> None:
             await asyncio.sleep(0.01)
             writer.write(hb[5:])
             await writer.drain()
-        while data := await reader.read(4096):
-            for m in rx.parse_buffer(data) or []:
-                received.append(m)
-                if m.get_type() == "COMMAND_LONG":
-                    writer.write(mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
-                    await writer.drain()
+        await answer_commands(reader, writer, enc, received)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -226,16 +243,8 @@ async def test_tcp_reconnects_and_a_frame_cut_by_the_drop_is_not_joined_to_the_n
             await writer.drain()
             writer.close()
             return
-        rx = mav.MAVLink(None)
         writer.write(hb)
-        await writer.drain()
-        while data := await reader.read(4096):
-            for m in rx.parse_buffer(data) or []:
-                if m.get_type() == "COMMAND_LONG":
-                    writer.write(mav.MAVLink_command_ack_message(m.command, 0, 0, 0, 255, 190).pack(enc))
-                elif m.get_type() == "HEARTBEAT":
-                    writer.write(hb)
-                await writer.drain()
+        await answer_commands(reader, writer, enc, heartbeat=hb)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
