@@ -58,15 +58,14 @@ def _sitl_fleet(args: argparse.Namespace) -> FleetConfig:
 
 def _signing_key(text: str) -> tuple[int | None, bytes]:
     """``HEX`` (every vehicle) or ``SYSID:HEX`` (one vehicle); 32-byte keys as 64 hex characters."""
+    from dronedispatch.settings import signing_key_from_hex
+
     sysid_s, sep, hex_s = text.rpartition(":")
     try:
         sysid = int(sysid_s) if sep else None
-        key = bytes.fromhex(hex_s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--signing-key wants HEX or SYSID:HEX, got {text!r}") from None
-    if len(key) != 32 or (sysid is not None and not 1 <= sysid <= 255):
-        raise argparse.ArgumentTypeError("--signing-key wants a 32-byte key (64 hex characters) and a sysid 1..255")
-    return sysid, key
+        return sysid, signing_key_from_hex(1 if sysid is None else sysid, hex_s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--signing-key wants HEX or SYSID:HEX, a 32-byte key: {exc}") from None
 
 
 def _signing_keys(fleet: FleetConfig, given: list[tuple[int | None, bytes]]) -> dict[int, bytes]:

@@ -14,6 +14,23 @@ from dronedispatch.mavlink.transport import parse_url
 SIGNING_KEY_BYTES = 32
 
 
+def signing_key_from_hex(sysid: int, key: str) -> bytes:
+    """The 32-byte MAVLink 2 signing key for vehicle ``sysid`` written as hex; ValueError saying
+    what is wrong otherwise. DD_SIGNING_KEYS and ``dronedispatch sitl --signing-key`` both read keys so."""
+    if not 1 <= sysid <= 255:
+        raise ValueError(f"system id {sysid} is outside 1..255")
+    try:
+        raw = bytes.fromhex(key)
+    except ValueError:
+        raise ValueError(f"the key for system {sysid} is not hexadecimal") from None
+    if len(raw) != SIGNING_KEY_BYTES:
+        raise ValueError(
+            f"the key for system {sysid} has {2 * len(raw)} hex characters; a MAVLink signing key has "
+            f"{2 * SIGNING_KEY_BYTES} ({SIGNING_KEY_BYTES} bytes)"
+        )
+    return raw
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore")
 
@@ -91,17 +108,7 @@ class Settings(BaseSettings):
     @classmethod
     def _signing_keys(cls, value: dict[int, str]) -> dict[int, str]:
         for sysid, key in value.items():
-            if not 1 <= sysid <= 255:
-                raise ValueError(f"system id {sysid} is outside 1..255")
-            try:
-                raw = bytes.fromhex(key)
-            except ValueError:
-                raise ValueError(f"the key for system {sysid} is not hexadecimal") from None
-            if len(raw) != SIGNING_KEY_BYTES:
-                raise ValueError(
-                    f"the key for system {sysid} has {2 * len(raw)} hex characters; a MAVLink signing key has "
-                    f"{2 * SIGNING_KEY_BYTES} ({SIGNING_KEY_BYTES} bytes)"
-                )
+            signing_key_from_hex(sysid, key)  # raises ValueError saying what is wrong
         return value
 
     @property
@@ -110,4 +117,4 @@ class Settings(BaseSettings):
 
     @property
     def signing_key_bytes(self) -> dict[int, bytes]:
-        return {sysid: bytes.fromhex(key) for sysid, key in self.signing_keys.items()}
+        return {sysid: signing_key_from_hex(sysid, key) for sysid, key in self.signing_keys.items()}
