@@ -28,13 +28,6 @@ def free_ports(n: int) -> int:
     raise RuntimeError("no free ports")
 
 
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (for a server a benchmark starts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def sim_child(script: str, spec: str) -> asyncio.subprocess.Process:
     """``script --serve-sim spec`` in its own process (as PX4 instances run): it serves until its
     standard input closes, then may print a last line of statistics on standard output."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import statistics
@@ -165,10 +166,10 @@ async def run_condition(label: str, loss: float, n: int, args: argparse.Namespac
             ours, theirs = Tally(), Tally()
             for k in range(n):
                 # Alternate who goes first, so neither always follows the other's traffic.
-                mine = ours_upload(vehicle, plan(args.items, 2 * k), ours)
-                peer = mavsdk_upload(mission_raw, plan(args.items, 2 * k + 1), theirs, vehicle)
+                mine = functools.partial(ours_upload, vehicle, plan(args.items, 2 * k), ours)
+                peer = functools.partial(mavsdk_upload, mission_raw, plan(args.items, 2 * k + 1), theirs, vehicle)
                 for step in (mine, peer) if k % 2 == 0 else (peer, mine):
-                    await step
+                    await step()
         finally:
             drone.destroy()
     for name, t in (("ours", ours), ("MAVSDK", theirs)):

@@ -33,9 +33,10 @@ from typing import Any
 import httpx
 import websockets
 import yaml
-from benchkit import free_ports, free_tcp_port, sim_child
+from benchkit import free_ports, sim_child
 
 from dronedispatch import cityfiles
+from dronedispatch.scenario.broker import free_tcp_port
 
 TARGET_P99_MS = 100.0
 PASSWORD = "bench-password-1"

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from dronedispatch.mavlink.mission_protocol import ITEM_TIMEOUT_S, MAX_RETRIES, 
 from dronedispatch.mavlink.vehicle import Vehicle
 from tests.fixtures.services import free_udp_port
 from tests.mavlink.simfleet import DOCK, free_udp_range
-from tests.mavlink.test_link_sim import plan
+from tests.mavlink.test_link_sim import plan, until
 
 KEY = bytes(range(50, 82))
 #: The upload's own budget when the vehicle goes silent mid-transfer: each retry waits
@@ -34,16 +34,10 @@ KEY = bytes(range(50, 82))
 SILENT_UPLOAD_BUDGET_S = (MAX_RETRIES + 1) * ITEM_TIMEOUT_S + 10.0
 
 
-async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 (vehicle state has no single event to await)
-            await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
-async def sitl(tmp_path: Path, vehicles: int, *options: str, **link_kwargs: object) -> AsyncIterator[
-    tuple[asyncio.subprocess.Process, MavlinkLink]
-]:
+async def sitl(
+    tmp_path: Path, vehicles: int, *options: str, **link_kwargs: object
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, MavlinkLink]]:
     """``dronedispatch sitl`` on free ports (no API link, no video) and our link on its GCS port."""
     gcs_port = free_udp_port()
     cmd = [
