@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dronedispatch import cityfiles
-from dronedispatch.mavlink.transport import parse_url
+from dronedispatch.mavlink.transport import connection_strings, parse_url
 
 SIGNING_KEY_BYTES = 32
 
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("mavlink")
     @classmethod
     def _connection_strings(cls, value: str) -> str:
-        urls = [u.strip() for u in value.split(",") if u.strip()]
+        urls = connection_strings(value)
         if not urls:
             raise ValueError("give at least one MAVLink connection string, e.g. udpin:127.0.0.1:14550")
         for url in urls:
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
 
     @property
     def mavlink_urls(self) -> list[str]:
-        return [u.strip() for u in self.mavlink.split(",") if u.strip()]
+        return connection_strings(self.mavlink)
 
     @property
     def signing_key_bytes(self) -> dict[int, bytes]:

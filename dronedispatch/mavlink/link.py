@@ -35,7 +35,7 @@ from dronedispatch.mavlink.events import (
 )
 from dronedispatch.mavlink.frames import Frame, FrameSplitter, SignatureGate, split_datagram
 from dronedispatch.mavlink.state import SequenceTracker, StateTracker, StatusTextAssembler
-from dronedispatch.mavlink.transport import Endpoint, Peer, make_endpoint, parse_url
+from dronedispatch.mavlink.transport import Endpoint, Peer, connection_strings, make_endpoint, parse_url
 from dronedispatch.mavlink.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class MavlinkLink:
         busy_poll_s: float = 0.001,
     ) -> None:
         if isinstance(urls, str):
-            urls = [u for u in urls.split(",") if u.strip()]
+            urls = connection_strings(urls)
         self.specs = [parse_url(u) for u in urls]
         self.source_system = source_system
         self.source_component = source_component

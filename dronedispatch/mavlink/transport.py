@@ -36,6 +36,11 @@ class EndpointSpec:
         return f"{self.kind}:{self.host}:{self.port}"
 
 
+def connection_strings(value: str) -> list[str]:
+    """Several connection strings written as one, comma-separated (DD_MAVLINK); blanks dropped."""
+    return [u.strip() for u in value.split(",") if u.strip()]
+
+
 def parse_url(url: str) -> EndpointSpec:
     """Parse a connection string; raises ValueError with the accepted forms on a bad one."""
     kind, sep, rest = url.strip().partition(":")
