@@ -7,8 +7,11 @@ used (coordinates travel as degrees * 1e7), never the float variants.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class Frame(IntEnum):
@@ -113,6 +116,43 @@ class MissionItem:
     @property
     def is_positional(self) -> bool:
         return self.command in POSITIONAL_COMMANDS
+
+    def to_dict(self, seq: int) -> dict[str, Any]:
+        """The item as JSON stores and the API shows it; NaN (PX4's "unchanged") travels as null."""
+        return {
+            "seq": seq,
+            "command": int(self.command),
+            "frame": int(self.frame),
+            "lat": self.lat,
+            "lon": self.lon,
+            "alt": self.alt,
+            "params": [None if math.isnan(p) else p for p in (self.param1, self.param2, self.param3, self.param4)],
+            "autocontinue": self.autocontinue,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MissionItem:
+        """The inverse of :meth:`to_dict`; ValueError naming the field when ``d`` is not an item."""
+        try:
+            params = [math.nan if v is None else float(v) for v in d["params"]]
+            if len(params) != 4:
+                raise ValueError(f"params has {len(params)} values, an item has 4")
+            return cls(
+                command=int(d["command"]),
+                lat=float(d["lat"]),
+                lon=float(d["lon"]),
+                alt=float(d["alt"]),
+                param1=params[0],
+                param2=params[1],
+                param3=params[2],
+                param4=params[3],
+                frame=int(d["frame"]),
+                autocontinue=bool(d.get("autocontinue", True)),
+            )
+        except KeyError as exc:
+            raise ValueError(f"mission item without {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"mission item {dict(d)!r}: {exc}") from None
 
     @classmethod
     def from_int_fields(
