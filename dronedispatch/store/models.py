@@ -10,8 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, text
 from sqlmodel import Field, SQLModel
+
+# A mission in one of these states holds its drone and its incident: the partial unique indexes
+# on ``missions`` allow at most one such mission per drone and per incident.
+ACTIVE_MISSION_STATES = ("planned", "uploading", "launching", "enroute", "on_scene", "returning")
+_ACTIVE_WHERE = "state IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_MISSION_STATES))
+ACTIVE_DRONE_INDEX = "uq_missions_active_drone"
+ACTIVE_INCIDENT_INDEX = "uq_missions_active_incident"
 
 
 def utcnow() -> datetime:
@@ -67,8 +74,17 @@ class IncidentReport(SQLModel, table=True):
     raw: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
+def _active_unique(name: str, column: str) -> Index:
+    where = text(_ACTIVE_WHERE)
+    return Index(name, column, unique=True, sqlite_where=where, postgresql_where=where)
+
+
 class Mission(SQLModel, table=True):
     __tablename__ = "missions"
+    __table_args__ = (
+        _active_unique(ACTIVE_DRONE_INDEX, "drone_id"),
+        _active_unique(ACTIVE_INCIDENT_INDEX, "incident_id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
     drone_id: str = Field(max_length=64, index=True)
@@ -79,14 +95,27 @@ class Mission(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     items: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     on_scene_seq: int = 0
-    opaque_id: int | None = None
+    # PX4's mission CRC: unsigned 32-bit, beyond a signed INTEGER. SQLite's INTEGER already holds
+    # 64 bits, and keeping its declaration spares a rebuild of the table there.
+    opaque_id: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), "sqlite"))
     airspace_check: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # the recording being written for this mission (an Evidence row appears once it is closed)
+    recording_path: str | None = None
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     launched_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     on_scene_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Drone(SQLModel, table=True):
+    """What the service itself knows about a drone of the fleet file (the file has the rest)."""
+
+    __tablename__ = "drones"
+    id: str = Field(primary_key=True, max_length=64)  # the fleet file's drone id
+    maintenance: bool = False
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class AuditEntry(SQLModel, table=True):

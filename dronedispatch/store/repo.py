@@ -1,6 +1,10 @@
 """Repositories: every read and write the service makes, one short transaction each.
 
 Callers get detached model objects back (expire_on_commit=False), never a live session.
+
+A write that reads first (``s.get`` then change) runs in ``_write_session``: on SQLite it takes
+the write lock up front (BEGIN IMMEDIATE), because a WAL read snapshot that another writer has
+overtaken cannot be upgraded to a write and fails at once instead of waiting its turn.
 """
 
 from __future__ import annotations
@@ -11,12 +15,26 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from dronedispatch.domain.incidents import Report
-from dronedispatch.store.models import AuditEntry, Evidence, Incident, IncidentReport, Mission, User, utcnow
+from dronedispatch.store.models import (
+    ACTIVE_DRONE_INDEX,
+    ACTIVE_INCIDENT_INDEX,
+    ACTIVE_MISSION_STATES,
+    AuditEntry,
+    Drone,
+    Evidence,
+    Incident,
+    IncidentReport,
+    Mission,
+    User,
+    utcnow,
+)
 
-ACTIVE_MISSION_STATES = ("planned", "uploading", "launching", "enroute", "on_scene", "returning")
+__all__ = ["ACTIVE_MISSION_STATES", "ActiveMissionConflict", "NotFound", "Store", "as_utc"]
 
 
 class NotFound(LookupError):
@@ -24,6 +42,23 @@ class NotFound(LookupError):
         super().__init__(f"{kind} {key} does not exist")
         self.kind = kind
         self.key = key
+
+
+class ActiveMissionConflict(Exception):
+    """The database refused a second active mission for a drone (``kind`` "drone", ``key`` its id)
+    or for an incident (``kind`` "incident", ``key`` its id). ``mission_id`` is the active mission
+    that holds it, when it could still be read."""
+
+    def __init__(self, kind: str, key: str | int, mission_id: int | None = None) -> None:
+        holder = f"mission {mission_id}" if mission_id is not None else "another mission"
+        if kind == "drone":
+            msg = f"drone {key} already flies {holder}"
+        else:
+            msg = f"incident {key} already has an active mission ({holder})"
+        super().__init__(msg)
+        self.kind = kind
+        self.key = key
+        self.mission_id = mission_id
 
 
 class Store:
@@ -35,13 +70,22 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as s:
             yield s
 
+    @contextmanager
+    def _write_session(self) -> Iterator[Session]:
+        """A session whose transaction may read and then write (see the module docstring)."""
+        with self.session() as s:
+            if self.engine.dialect.name == "sqlite":
+                # pysqlite begins its own transaction only before DML; one begun here is kept
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield s
+
     # -- users ---------------------------------------------------------------------------------
     def get_user(self, username: str) -> User | None:
         with self.session() as s:
             return s.exec(select(User).where(User.username == username)).first()
 
     def upsert_user(self, username: str, password_hash: str, role: str) -> User:
-        with self.session() as s:
+        with self._write_session() as s:
             user = s.exec(select(User).where(User.username == username)).first()
             if user is None:
                 user = User(username=username, password_hash=password_hash, role=role)
@@ -78,7 +122,7 @@ class Store:
 
     def merge_report(self, incident_id: int, report: Report) -> Incident:
         """Attach ``report`` to an existing incident; severity only ever goes up."""
-        with self.session() as s:
+        with self._write_session() as s:
             incident = s.get(Incident, incident_id)
             if incident is None:
                 raise NotFound("incident", incident_id)
@@ -117,7 +161,7 @@ class Store:
             return s.exec(q.order_by(col(IncidentReport.id))).all()
 
     def update_incident(self, incident_id: int, **fields: Any) -> Incident:
-        with self.session() as s:
+        with self._write_session() as s:
             incident = s.get(Incident, incident_id)
             if incident is None:
                 raise NotFound("incident", incident_id)
@@ -143,7 +187,7 @@ class Store:
             return mission
 
     def update_mission(self, mission_id: int, **fields: Any) -> Mission:
-        with self.session() as s:
+        with self._write_session() as s:
             mission = s.get(Mission, mission_id)
             if mission is None:
                 raise NotFound("mission", mission_id)
@@ -172,6 +216,99 @@ class Store:
             q = select(Mission).where(Mission.drone_id == drone_id, col(Mission.state).in_(ACTIVE_MISSION_STATES))
             return s.exec(q).first()
 
+    def active_missions(self) -> dict[str, int]:
+        """Drone id -> its active mission's id (the database allows at most one per drone)."""
+        with self.session() as s:
+            q = select(Mission.drone_id, Mission.id).where(col(Mission.state).in_(ACTIVE_MISSION_STATES))
+            return {drone_id: mission_id for drone_id, mission_id in s.exec(q) if mission_id is not None}
+
+    def dispatch_mission(
+        self, mission: Mission, *, actor: str, audit_detail: dict[str, Any]
+    ) -> tuple[Mission, Incident]:
+        """Insert ``mission``, mark its incident dispatched and audit it, all or nothing.
+
+        Raises ActiveMissionConflict when the drone or the incident already has an active mission
+        (the partial unique indexes decide, so two concurrent dispatches cannot both win).
+        """
+        drone_id, incident_id = mission.drone_id, mission.incident_id
+        try:
+            with self._write_session() as s:
+                incident = s.get(Incident, incident_id)
+                if incident is None:
+                    raise NotFound("incident", incident_id)
+                s.add(mission)
+                s.flush()
+                assert mission.id is not None
+                incident.status = "dispatched"
+                incident.updated_at = utcnow()
+                s.add(incident)
+                s.add(_audit_row(actor, "mission.dispatch", "mission", mission.id, audit_detail))
+                s.commit()
+                return mission, incident
+        except IntegrityError as exc:
+            raise self._active_conflict(exc, drone_id, incident_id, None) from exc
+
+    def record_transition(
+        self, mission_id: int, fields: dict[str, Any], *, actor: str, action: str, detail: dict[str, Any]
+    ) -> Mission:
+        """Change a mission and append the audit entry that explains it, in one transaction."""
+        try:
+            with self._write_session() as s:
+                mission = s.get(Mission, mission_id)
+                if mission is None:
+                    raise NotFound("mission", mission_id)
+                for k, v in fields.items():
+                    setattr(mission, k, v)
+                mission.updated_at = utcnow()
+                s.add(mission)
+                s.add(_audit_row(actor, action, "mission", mission_id, detail))
+                s.commit()
+                return mission
+        except IntegrityError as exc:
+            # only a mission made active again can collide: with its drone or incident as changed
+            old = self.get_mission(mission_id)
+            drone_id, incident_id = fields.get("drone_id", old.drone_id), fields.get("incident_id", old.incident_id)
+            raise self._active_conflict(exc, drone_id, incident_id, mission_id) from exc
+
+    def _active_conflict(
+        self, exc: IntegrityError, drone_id: str, incident_id: int, mission_id: int | None
+    ) -> ActiveMissionConflict | IntegrityError:
+        """Which active-mission index refused a mission; ``exc`` itself when another constraint did.
+
+        The error names the index (PostgreSQL) or its column (SQLite); failing that, the active
+        mission that now holds the drone or the incident tells.
+        """
+        kind = _violated_index(exc)
+        with self.session() as s:
+            q = select(Mission.id).where(col(Mission.state).in_(ACTIVE_MISSION_STATES))
+            if mission_id is not None:
+                q = q.where(Mission.id != mission_id)
+            by_drone = s.exec(q.where(Mission.drone_id == drone_id)).first()
+            by_incident = s.exec(q.where(Mission.incident_id == incident_id)).first()
+        if kind is None:
+            kind = "drone" if by_drone is not None else "incident" if by_incident is not None else None
+        if kind == "drone":
+            return ActiveMissionConflict("drone", drone_id, by_drone)
+        if kind == "incident":
+            return ActiveMissionConflict("incident", incident_id, by_incident)
+        return exc
+
+    # -- drones --------------------------------------------------------------------------------
+    def set_maintenance(self, drone_id: str, maintenance: bool) -> None:
+        values = {"id": drone_id, "maintenance": maintenance, "updated_at": utcnow()}
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(Drone).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[col(Drone.id)], set_={"maintenance": maintenance, "updated_at": values["updated_at"]}
+        )
+        with self.session() as s:
+            s.exec(stmt)  # type: ignore[call-overload]
+            s.commit()
+
+    def maintenance_flags(self) -> dict[str, bool]:
+        with self.session() as s:
+            return {d.id: d.maintenance for d in s.exec(select(Drone))}
+
     # -- evidence ------------------------------------------------------------------------------
     def add_evidence(self, evidence: Evidence) -> Evidence:
         with self.session() as s:
@@ -198,9 +335,7 @@ class Store:
     # -- audit ---------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, target_type: str, target_id: object, **detail: Any) -> None:
         with self.session() as s:
-            s.add(
-                AuditEntry(actor=actor, action=action, target_type=target_type, target_id=str(target_id), detail=detail)
-            )
+            s.add(_audit_row(actor, action, target_type, target_id, detail))
             s.commit()
 
     def audit_log(
@@ -231,6 +366,21 @@ class Store:
                 "missions": s.exec(select(func.count()).select_from(Mission)).one(),
                 "audit": s.exec(select(func.count()).select_from(AuditEntry)).one(),
             }
+
+
+def _audit_row(actor: str, action: str, target_type: str, target_id: object, detail: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(actor=actor, action=action, target_type=target_type, target_id=str(target_id), detail=detail)
+
+
+def _violated_index(exc: IntegrityError) -> str | None:
+    """Which active-mission index ``exc`` violated: "drone", "incident" or None."""
+    diag = getattr(exc.orig, "diag", None)  # psycopg names the index
+    text = f"{getattr(diag, 'constraint_name', None) or ''} {exc.orig}"
+    if ACTIVE_DRONE_INDEX in text or "UNIQUE constraint failed: missions.drone_id" in text:
+        return "drone"
+    if ACTIVE_INCIDENT_INDEX in text or "UNIQUE constraint failed: missions.incident_id" in text:
+        return "incident"
+    return None
 
 
 def _report_row(report: Report, incident_id: int) -> IncidentReport:
