@@ -110,11 +110,9 @@ def _system_router(rt: Runtime) -> APIRouter:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    import os
-
     import uvicorn
 
-    if "DD_SECRET_KEY" not in os.environ:
+    if settings.secret_key_generated:  # only possible on SQLite: Settings refuses it for a shared database
         log.warning("DD_SECRET_KEY is not set: tokens signed with a random key die with this process")
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws="websockets-sansio")

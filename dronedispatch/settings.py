@@ -5,13 +5,16 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dronedispatch import cityfiles
 from dronedispatch.mavlink.transport import connection_strings, parse_url
 
 SIGNING_KEY_BYTES = 32
+#: Shortest DD_SECRET_KEY accepted: HS256 wants a key at least as long as its 256-bit hash, and a short
+#: one is usually a placeholder ("secret", "changeme") that anyone can use to forge a token.
+MIN_SECRET_KEY_CHARS = 32
 
 
 def signing_key_from_hex(sysid: int, key: str) -> bytes:
@@ -32,7 +35,8 @@ def signing_key_from_hex(sysid: int, key: str) -> bytes:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore")
+    # hide_input_in_errors: a refused DD_SECRET_KEY or signing key must not be echoed into logs
+    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(
         default="sqlite:///./var/dronedispatch.db",
@@ -52,8 +56,11 @@ class Settings(BaseSettings):
         default=None, description="MQTT broker to subscribe to for incident reports, e.g. mqtt://127.0.0.1:1883."
     )
     secret_key: str = Field(
-        default_factory=lambda: secrets.token_urlsafe(32),
-        description="Key that signs access tokens. Set it so tokens survive restarts and work on every node.",
+        default="",
+        validate_default=True,
+        description=f"Key that signs access tokens, at least {MIN_SECRET_KEY_CHARS} characters. Required with a "
+        "database other than SQLite (every node must verify every token, after restarts too); with SQLite and "
+        "none given, a random key lives as long as the process.",
     )
     token_ttl_minutes: int = Field(default=12 * 60, ge=1, description="Lifetime of an access token, minutes.")
     ingest_api_keys: list[str] = Field(
@@ -94,6 +101,35 @@ class Settings(BaseSettings):
     recordings_dir: Path = Field(default=Path("var/recordings"), description="Where mission videos are kept.")
     web_dir: Path = Field(default=cityfiles.PROJECT_ROOT / "web", description="Static files of the operations view.")
 
+    _secret_key_generated: bool = PrivateAttr(default=False)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            if len(value) < MIN_SECRET_KEY_CHARS:
+                raise ValueError(
+                    f"{len(value)} characters is too weak to sign tokens; use at least {MIN_SECRET_KEY_CHARS} "
+                    "random ones, e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            return value
+        database_url = info.data.get("database_url")
+        if database_url is not None and not database_url.startswith("sqlite"):
+            # API nodes keep no sessions: a token issued by one node must verify on every other and after restarts
+            raise ValueError(
+                "DD_SECRET_KEY is required when DD_DATABASE_URL is not SQLite: set the same random key of at least "
+                f"{MIN_SECRET_KEY_CHARS} characters on every node, e.g. from: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value  # "" here: _fill_secret_key makes one up for this process
+
+    @model_validator(mode="after")
+    def _fill_secret_key(self) -> Settings:
+        if not self.secret_key:
+            self.secret_key = secrets.token_urlsafe(32)
+            self._secret_key_generated = True
+        return self
+
     @field_validator("mavlink")
     @classmethod
     def _connection_strings(cls, value: str) -> str:
@@ -110,6 +146,11 @@ class Settings(BaseSettings):
         for sysid, key in value.items():
             signing_key_from_hex(sysid, key)  # raises ValueError saying what is wrong
         return value
+
+    @property
+    def secret_key_generated(self) -> bool:
+        """No key was given and this process made one up: its tokens die with it."""
+        return self._secret_key_generated
 
     @property
     def mavlink_urls(self) -> list[str]:

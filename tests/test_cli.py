@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from dronedispatch import cli
@@ -80,3 +85,33 @@ def test_a_port_in_use_is_named_not_a_traceback(
         assert cli.main([*args, "--gcs-port", str(free_udp_port())]) == 2
     err = capsys.readouterr().err
     assert "cannot listen: Address already in use" in err and "Traceback" not in err
+
+
+def test_serve_on_a_shared_database_without_a_secret_key_says_so(tmp_path: Path) -> None:
+    # the real command in its own process: nothing listens on port 1, and nothing should try to
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    env["DD_DATABASE_URL"] = "postgresql+psycopg://x@127.0.0.1:1/x"
+    done = subprocess.run(
+        [sys.executable, "-m", "dronedispatch.cli", "serve", "--port", "1"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(
+        "dronedispatch: bad setting DD_SECRET_KEY: DD_SECRET_KEY is required when DD_DATABASE_URL"
+    )
+    assert done.stdout == ""
+
+
+def test_serve_refuses_a_weak_secret_key(
+    no_server: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DD_SECRET_KEY", "secret")
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "bad setting DD_SECRET_KEY: 6 characters is too weak" in err and "secret\n" not in err
