@@ -8,6 +8,7 @@ import os
 import random
 import secrets
 import socket
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.incidents import Category, Report, Severity
-from dronedispatch.settings import Settings
+from dronedispatch.settings import MIN_SECRET_KEY_CHARS, Settings
 from dronedispatch.store.db import migrate
 from dronedispatch.store.users import ROLES, hash_password
 
@@ -41,7 +42,8 @@ _KINDS: list[tuple[Category, Severity, str, int]] = [
 def demo_settings(vehicles: int, sitl: bool) -> Settings:
     """Settings for the demo: env wins, else embedded defaults under ./var."""
     VAR.mkdir(exist_ok=True)
-    settings = Settings()
+    # an explicit DD_SECRET_KEY wins; else the one kept under ./var, so a restart keeps browser logins
+    settings = Settings() if os.environ.get("DD_SECRET_KEY") else Settings(secret_key=demo_secret_key(VAR))
     if sitl:
         fleet = cityfiles.load_fleet(settings.fleet).sized(vehicles)
         path = VAR / "demo-fleet.yaml"
@@ -49,13 +51,42 @@ def demo_settings(vehicles: int, sitl: bool) -> Settings:
         settings = settings.model_copy(update={"fleet": path})
     if not settings.ingest_api_keys:
         settings = settings.model_copy(update={"ingest_api_keys": ["demo-" + secrets.token_urlsafe(12)]})
-    if "DD_SECRET_KEY" not in os.environ:
-        key_file = VAR / "secret_key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(32))
-            key_file.chmod(0o600)
-        settings = settings.model_copy(update={"secret_key": key_file.read_text().strip()})
     return settings
+
+
+def demo_secret_key(var: Path) -> str:
+    """The token-signing key kept in ``var/secret_key``, made (mode 0600) on first use.
+
+    The file appears whole or not at all: the key is written to a private temporary file that is then
+    hard-linked into place, so a second demo starting at the same moment reads the first one's key
+    rather than a half-written file or a key of its own.
+    """
+    path = var / "secret_key"
+    try:
+        kept: str | None = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        kept = None
+    if kept is not None and len(kept) >= MIN_SECRET_KEY_CHARS:
+        return kept
+    if kept is not None:
+        log.warning("%s holds no usable key; writing a new one (browser logins made with the old one end)", path)
+    key = secrets.token_urlsafe(32)
+    fd, tmp = tempfile.mkstemp(dir=var, prefix=".secret_key.")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if kept is not None:  # the unusable key goes
+            os.replace(tmp, path)
+            return key
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: use that one
+            return path.read_text(encoding="utf-8").strip()
+        return key
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def run_demo(*, vehicles: int, sitl: bool, generator: bool, host: str, port: int, speed_factor: float) -> int:
