@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem, MissionType
 from dronedispatch.mavlink import px4_modes
@@ -22,9 +22,6 @@ from dronedispatch.mavlink.param_protocol import MAV_PARAM_TYPE_REAL32, ParamFet
 from dronedispatch.mavlink.state import LinkHealth, VehicleState
 from dronedispatch.mavlink.transaction import Transaction
 
-if TYPE_CHECKING:
-    from dronedispatch.mavlink.link import MavlinkLink
-
 log = logging.getLogger(__name__)
 
 MAV_RESULT_UNSUPPORTED = 3
@@ -33,8 +30,21 @@ ARM_FORCE_MAGIC = 21196
 MAV_SEVERITY_WARNING = 4
 
 
+class VehicleLink(Protocol):
+    """What a vehicle needs from the link that found it (:class:`~.link.MavlinkLink` provides it).
+
+    Stated here so that the vehicle does not import the link, which creates vehicles: no cycle.
+    """
+
+    source_system: int
+
+    def send_to(self, vehicle: Vehicle, msg: Any) -> None: ...
+
+    def poll_for_reply(self) -> None: ...
+
+
 class Vehicle:
-    def __init__(self, link: MavlinkLink, sysid: int, compid: int) -> None:
+    def __init__(self, link: VehicleLink, sysid: int, compid: int) -> None:
         self._link = link
         self.sysid = sysid
         self.compid = compid
