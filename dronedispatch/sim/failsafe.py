@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dronedispatch.sim.geodesy import offset_ne
 from dronedispatch.sim.mission_server import (
@@ -17,17 +17,53 @@ from dronedispatch.sim.mission_server import (
     FENCE_CIRCLE_INCLUSION,
     FENCE_POLYGON_EXCLUSION,
     FENCE_POLYGON_INCLUSION,
+    MissionStore,
 )
+from dronedispatch.sim.params import Params
 
 # Battery drain relative to hover, per flight phase.
 DRAIN_IDLE, DRAIN_HOVER, DRAIN_CLIMB, DRAIN_DESCENT = 0.03, 1.0, 1.45, 0.85
 CELLS = 4
 
-if TYPE_CHECKING:
-    from dronedispatch.sim.model import VehicleModel
 
 
-def drain_factor(m: VehicleModel) -> float:
+class FailsafeVehicle(Protocol):
+    """What the battery model and the failsafes read and set on :class:`~.model.VehicleModel`.
+
+    Stated here rather than importing the model, which calls this module: no import cycle.
+    """
+
+    # set here
+    mode: str
+    battery: float
+    current_a: float
+    _hold: tuple[float, float, float] | None
+    _bat_level: int
+    _fence_breached: bool
+    _dll: bool
+    # read here
+    params: Params
+    store: MissionStore
+    home: tuple[float, float, float]
+    lat: float
+    lon: float
+    alt_rel: float
+    vd: float
+    airspeed: float
+    t: float
+    endurance_s: float
+    dll_floor_s: float
+    _gcs_seen: float | None
+
+    @property
+    def landed(self) -> bool: ...
+
+    def say(self, severity: int, text: str) -> None: ...
+
+    def _on_mode_enter(self, name: str) -> None: ...
+
+
+def drain_factor(m: FailsafeVehicle) -> float:
     if m.vd < -0.3:
         base = DRAIN_CLIMB
     elif m.vd > 0.3:
@@ -39,12 +75,12 @@ def drain_factor(m: VehicleModel) -> float:
     return base * (1.0 - 0.12 * min(v, 8.0) / 8.0 + 0.004 * max(v - 8.0, 0.0) ** 2)
 
 
-def battery_step(m: VehicleModel, dt: float, factor: float) -> None:
+def battery_step(m: FailsafeVehicle, dt: float, factor: float) -> None:
     m.battery = max(0.0, m.battery - factor * dt / m.endurance_s)
     m.current_a = factor * 22.0  # a 5 Ah 4S pack at ~22 A hover
 
 
-def dock_charge(m: VehicleModel, dt: float) -> None:
+def dock_charge(m: FailsafeVehicle, dt: float) -> None:
     """A disarmed vehicle on its dock (within 3 m of home) charges over SIM_DOCK_CHG_MIN minutes."""
     minutes = m.params["SIM_DOCK_CHG_MIN"]
     if minutes <= 0 or m.battery >= 1.0:
@@ -56,12 +92,12 @@ def dock_charge(m: VehicleModel, dt: float) -> None:
         m._bat_level = 0  # the next flight's low/critical failsafes arm again
 
 
-def voltage(m: VehicleModel) -> float:
+def voltage(m: FailsafeVehicle) -> float:
     cell = 3.5 + 0.7 * m.battery - 0.004 * m.current_a
     return cell * CELLS
 
 
-def check(m: VehicleModel) -> None:
+def check(m: FailsafeVehicle) -> None:
     p = m.params
     in_air = not m.landed
     level = 3 if m.battery <= p["BAT_EMERGEN_THR"] else 2 if m.battery <= p["BAT_CRIT_THR"] else (
@@ -84,7 +120,7 @@ def check(m: VehicleModel) -> None:
         check_link(m)
 
 
-def check_link(m: VehicleModel) -> None:
+def check_link(m: FailsafeVehicle) -> None:
     p = m.params
     if m._gcs_seen is None or m._dll:
         return
@@ -95,7 +131,7 @@ def check_link(m: VehicleModel) -> None:
         failsafe_action(m, {1: "AUTO.LOITER", 2: "AUTO.RTL", 3: "AUTO.LAND"}.get(act))
 
 
-def failsafe_action(m: VehicleModel, mode: str | None) -> None:
+def failsafe_action(m: FailsafeVehicle, mode: str | None) -> None:
     if mode is None or m.mode == mode or (mode == "AUTO.RTL" and m.mode == "AUTO.LAND"):
         return
     m.say(1, f"Failsafe activated: {mode.split('.')[-1].lower()}")
@@ -103,7 +139,7 @@ def failsafe_action(m: VehicleModel, mode: str | None) -> None:
     m._on_mode_enter(mode)
 
 
-def check_fence(m: VehicleModel) -> None:
+def check_fence(m: FailsafeVehicle) -> None:
     breach = fence_breach(m)
     if breach and not m._fence_breached:
         m._fence_breached = True
@@ -114,7 +150,7 @@ def check_fence(m: VehicleModel) -> None:
         m._fence_breached = False
 
 
-def fence_breach(m: VehicleModel) -> str:
+def fence_breach(m: FailsafeVehicle) -> str:
     """Why the current position is outside the geofence, or '' when inside."""
     p = m.params
     max_h, max_v = p["GF_MAX_HOR_DIST"], p["GF_MAX_VER_DIST"]

@@ -9,26 +9,76 @@ It works on the model's state (``seq``, ``mission_state``, ``_hold`` ...) and gu
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem
 from dronedispatch.sim.modes import MS_ACTIVE, MS_COMPLETE
+from dronedispatch.sim.params import Params
 
 _NAV = frozenset({Cmd.NAV_WAYPOINT, Cmd.NAV_LOITER_UNLIM, Cmd.NAV_LOITER_TURNS, Cmd.NAV_LOITER_TIME,
                   Cmd.NAV_RETURN_TO_LAUNCH, Cmd.NAV_LAND, Cmd.NAV_TAKEOFF, Cmd.NAV_LOITER_TO_ALT,
                   Cmd.NAV_DELAY})
 
-if TYPE_CHECKING:
-    from dronedispatch.sim.model import VehicleModel
 
 
-def alt_of(m: VehicleModel, it: MissionItem) -> float:
+class MissionVehicle(Protocol):
+    """What the mission executor reads, sets and calls on :class:`~.model.VehicleModel`.
+
+    Stated here rather than importing the model, which calls this module: no import cycle.
+    """
+
+    # set here
+    seq: int
+    mission_state: int
+    mode: str
+    home: tuple[float, float, float]
+    roi: tuple[float, float, float] | None
+    _hold: tuple[float, float, float] | None
+    _item_phase: str
+    _item_timer: float
+    _needs_takeoff: bool
+    # read here
+    params: Params
+    armed: bool
+    lat: float
+    lon: float
+    alt_rel: float
+    reached: list[int]
+    _jumps: dict[int, int]
+
+    @property
+    def items(self) -> list[MissionItem]: ...
+
+    @property
+    def landed(self) -> bool: ...
+
+    @property
+    def alt_amsl(self) -> float: ...
+
+    @property
+    def cruise(self) -> float: ...
+
+    def say(self, severity: int, text: str) -> None: ...
+
+    def change_speed(self, speed: float) -> None: ...
+
+    def _on_mode_enter(self, name: str) -> None: ...
+
+    def _goto(self, lat: float, lon: float, alt_rel: float, speed: float, dt: float,
+              yaw_to: tuple[float, float] | None = None, climb: float | None = None) -> tuple[float, float]: ...
+
+    def _climb(self, alt_rel: float, dt: float) -> bool: ...
+
+    def _land(self, dt: float, lat: float | None = None, lon: float | None = None) -> bool: ...
+
+
+def alt_of(m: MissionVehicle, it: MissionItem) -> float:
     if it.frame in (Frame.GLOBAL, Frame.GLOBAL_INT):
         return it.alt - m.home[2]
     return it.alt
 
 
-def step(m: VehicleModel, dt: float) -> None:
+def step(m: MissionVehicle, dt: float) -> None:
     items = m.items
     if not m.armed:
         return
@@ -56,7 +106,7 @@ def step(m: VehicleModel, dt: float) -> None:
     nav_item(m, it, dt)
 
 
-def do_item(m: VehicleModel, it: MissionItem) -> None:
+def do_item(m: MissionVehicle, it: MissionItem) -> None:
     c = it.command
     if c == Cmd.DO_JUMP:
         done = m._jumps.get(m.seq, 0)
@@ -79,17 +129,17 @@ def do_item(m: VehicleModel, it: MissionItem) -> None:
     advance(m)
 
 
-def advance(m: VehicleModel) -> None:
+def advance(m: MissionVehicle) -> None:
     m.seq += 1
     m._item_phase = ""
     m._item_timer = 0.0
 
 
-def reach(m: VehicleModel, seq: int) -> None:
+def reach(m: MissionVehicle, seq: int) -> None:
     m.reached.append(seq)
 
 
-def nav_item(m: VehicleModel, it: MissionItem, dt: float) -> None:
+def nav_item(m: MissionVehicle, it: MissionItem, dt: float) -> None:
     c = it.command
     alt = alt_of(m, it)
     here = it.x == 0 and it.y == 0
@@ -149,7 +199,7 @@ def nav_item(m: VehicleModel, it: MissionItem, dt: float) -> None:
         advance(m)
 
 
-def mission_done(m: VehicleModel) -> None:
+def mission_done(m: MissionVehicle) -> None:
     m.seq = max(len(m.items) - 1, 0)
     m.mission_state = MS_COMPLETE
     m._hold = (m.lat, m.lon, m.alt_rel)
