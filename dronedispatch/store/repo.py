@@ -3,8 +3,9 @@
 Callers get detached model objects back (expire_on_commit=False), never a live session.
 
 A write that reads first (``s.get`` then change) runs in ``_write_session``: on SQLite it takes
-the write lock up front (BEGIN IMMEDIATE), because a WAL read snapshot that another writer has
-overtaken cannot be upgraded to a write and fails at once instead of waiting its turn.
+the write lock up front (BEGIN IMMEDIATE). pysqlite would otherwise begin the transaction only at
+the first write, so the read before it would not belong to it and a concurrent writer's update
+could be lost. On PostgreSQL a read-modify-write locks its row (SELECT ... FOR UPDATE).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ class Store:
     def merge_report(self, incident_id: int, report: Report) -> Incident:
         """Attach ``report`` to an existing incident; severity only ever goes up."""
         with self._write_session() as s:
-            incident = s.get(Incident, incident_id)
+            # the new count, severity and description derive from the old: hold the row until commit
+            incident = s.get(Incident, incident_id, with_for_update=True)
             if incident is None:
                 raise NotFound("incident", incident_id)
             s.add(_report_row(report, incident_id))
