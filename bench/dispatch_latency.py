@@ -36,6 +36,7 @@ from benchkit import connect_mavsdk, free_ports  # bench/ is on sys.path: script
 from dronedispatch import cityfiles
 from dronedispatch.domain.geo import destination
 from dronedispatch.domain.incidents import Category, Severity
+from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.runtime import Runtime
 from dronedispatch.schemas import DispatchRequest, IncidentCreate, LatLon
 from dronedispatch.settings import Settings
@@ -150,9 +151,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  ours     p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   p99 {p99:7.1f} ms   "
               f"(target p95 < {TARGET_P95_MS:.0f} ms: {verdict})")  # fmt: skip
 
-        from dronedispatch.dispatch import item_from_dict
-
-        sample_items = [item_from_dict(d) for d in runtime.store.list_missions(limit=1)[0].items]
+        sample_items = [MissionItem.from_dict(d) for d in runtime.store.list_missions(limit=1)[0].items]
         theirs = await mavsdk_peer(tbase + n - 1, sample_items, args.peer_samples)
         m50, m95 = pct(theirs, 50) * 1000, pct(theirs, 95) * 1000
         print(f"  MAVSDK   p50 {m50:7.1f} ms   p95 {m95:7.1f} ms   (upload {len(sample_items)} items + arm only)")

@@ -1,7 +1,8 @@
 """One publisher/subscriber interface for everything that goes to browsers and brokers.
 
-In-process by default. A broker-backed bus (NATS, Redis) implements the same two methods, so
-several API nodes can share events without any of them holding session state.
+In-process by default. A broker-backed bus (NATS, Redis) implements the same interface
+(:class:`EventBus`), so several API nodes can share events without any of them holding session
+state. What travels is a typed event (:mod:`dronedispatch.events` lists them all).
 
 Back-pressure is per subscriber: each has a bounded queue. When a slow subscriber's queue is
 full, an older telemetry event for the same drone is replaced by the newer one (telemetry is
@@ -15,51 +16,67 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import BaseModel, PrivateAttr
 
 log = logging.getLogger(__name__)
 
 
-class Event(BaseModel):
-    """Envelope of every event: ``type`` says how to read ``data``."""
+class BusEvent(BaseModel):
+    """Base of every event: ``type`` says how to read ``data``; subclasses fix both."""
 
     type: str
-    data: dict[str, Any]
-    #: Events with the same non-empty key replace each other in a slow subscriber's queue.
-    key: str | None = None
     _json: str | None = PrivateAttr(default=None)
 
+    @property
+    def key(self) -> str | None:
+        """Events with the same non-empty key replace each other in a slow subscriber's queue
+        (a state, such as a drone's telemetry, rather than a history)."""
+        return None
+
     def json_text(self) -> str:
-        """The event as subscribers receive it (without ``key``), serialised once for all of them."""
+        """The event as subscribers receive it, serialised once for all of them."""
         if self._json is None:
-            self._json = self.model_dump_json(exclude={"key"})
+            self._json = self.model_dump_json()
         return self._json
 
 
+@dataclass(frozen=True, slots=True)
+class BusStats:
+    published: int
+    subscribers: int
+
+
 class Subscription(Protocol):
-    def __aiter__(self) -> AsyncIterator[Event]: ...
+    def __aiter__(self) -> AsyncIterator[BusEvent]: ...
     def close(self) -> None: ...
     @property
     def lagging(self) -> bool: ...
 
 
-class EventBus(Protocol):
-    def publish(self, event: Event) -> None: ...
+class Publisher(Protocol):
+    """What the application services need of the bus: they only ever publish."""
+
+    def publish(self, event: BusEvent) -> None: ...
+
+
+class EventBus(Publisher, Protocol):
     def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+    def stats(self) -> BusStats: ...
 
 
 class _LocalSubscription:
     def __init__(self, bus: LocalEventBus, maxsize: int) -> None:
         self._bus = bus
         self._maxsize = maxsize
-        self._queue: deque[Event] = deque()
+        self._queue: deque[BusEvent] = deque()
         self._wakeup = asyncio.Event()
         self._closed = False
         self.lagging = False
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: BusEvent) -> None:
         if self._closed:
             return
         if len(self._queue) >= self._maxsize and event.key is not None:
@@ -80,7 +97,7 @@ class _LocalSubscription:
         self._bus._remove(self)
         self._wakeup.set()
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    async def __aiter__(self) -> AsyncIterator[BusEvent]:
         try:
             while not self._closed:
                 while self._queue:
@@ -105,7 +122,7 @@ class LocalEventBus:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: BusEvent) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -115,7 +132,7 @@ class LocalEventBus:
         else:
             self._deliver(event)
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, event: BusEvent) -> None:
         self.published += 1
         for sub in list(self._subs):
             sub.offer(event)
@@ -128,6 +145,5 @@ class LocalEventBus:
     def _remove(self, sub: _LocalSubscription) -> None:
         self._subs.discard(sub)
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subs)
+    def stats(self) -> BusStats:
+        return BusStats(published=self.published, subscribers=len(self._subs))

@@ -118,7 +118,7 @@ async def _demo(
     if sitl:
         from dronedispatch.sim.runner import SimFleet
 
-        fleet_sim = SimFleet(runtime.fleet, speed_factor=speed_factor, video=True)
+        fleet_sim = SimFleet(runtime.fleet_config, speed_factor=speed_factor, video=True)
         await fleet_sim.start()
     app = create_app(settings, runtime)
     tasks: list[asyncio.Task[None]] = []

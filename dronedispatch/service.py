@@ -83,10 +83,9 @@ def _system_router(rt: Runtime) -> APIRouter:
 
     @router.get("/healthz", summary="Liveness and the state of each part")
     def healthz() -> dict[str, Any]:
-        link = rt.link
         return {
             "status": "ok",
-            "vehicles": len(link.vehicles) if link else 0,
+            "vehicles": len(list(rt.vehicles.vehicles())),
             "database": rt.engine.dialect.name,
             "started_at": rt.started_at.isoformat(),
         }
@@ -100,10 +99,11 @@ def _system_router(rt: Runtime) -> APIRouter:
         drones.clear()
         for state, n in counts.items():
             drones.labels(state=state).set(n)
-        link_up.set(sum(1 for v in (rt.link.vehicles.values() if rt.link else ()) if not v.health.lost))
-        missions.set(len(rt.store.list_missions(active=True, limit=10_000)))
-        subscribers.set(rt.bus.subscriber_count)
-        published.set(rt.bus.published)
+        link_up.set(sum(1 for v in rt.vehicles.vehicles() if not v.health.lost))
+        missions.set(len(rt.store.active_missions()))
+        bus = rt.bus.stats()
+        subscribers.set(bus.subscribers)
+        published.set(bus.published)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

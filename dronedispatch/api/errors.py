@@ -1,4 +1,8 @@
-"""Domain and link errors translated to HTTP in one place; every error body is JSON with a reason."""
+"""Service errors translated to HTTP in one place; every error body is JSON with a reason.
+
+Services raise typed errors (:mod:`dronedispatch.app.errors`) and know nothing of HTTP; the table
+:data:`STATUS` maps each kind to a status, the most specific class winning.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dronedispatch.dispatch import DispatchError
+from dronedispatch.app import errors as app_errors
 from dronedispatch.store.repo import NotFound
 
 log = logging.getLogger(__name__)
+
+#: Status of each kind of refusal; a subclass not listed takes its nearest listed base's.
+STATUS: dict[type[Exception], int] = {
+    app_errors.ServiceError: 400,
+    app_errors.UnknownObject: 404,
+    app_errors.Conflict: 409,
+    app_errors.Unprocessable: 422,
+    app_errors.VehicleTimeout: 504,
+    app_errors.VideoSourceFailed: 503,
+    NotFound: 404,
+}
+
+
+def status_of(exc: Exception) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
 
 
 def _body(status: int, reason: str, **extra: object) -> JSONResponse:
@@ -36,13 +58,13 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first["loc"])
         return _body(422, f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
 
+    @app.exception_handler(app_errors.ServiceError)
+    async def _refused(_: Request, exc: app_errors.ServiceError) -> JSONResponse:
+        return _body(status_of(exc), exc.reason, code=exc.code)
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _body(404, str(exc))
-
-    @app.exception_handler(DispatchError)
-    async def _dispatch(_: Request, exc: DispatchError) -> JSONResponse:
-        return _body(exc.status, exc.reason, code=exc.code)
+        return _body(status_of(exc), str(exc), code="unknown")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

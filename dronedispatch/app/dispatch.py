@@ -2,18 +2,30 @@
 
 The application service behind the incident routes. It gathers snapshots (drones, airspace,
 templates), asks the pure planner, records the decision and hands the mission to the
-:class:`~dronedispatch.missions.MissionSupervisor` to fly. Every refusal is a
-:class:`DispatchError` with an HTTP status and a reason a person can read.
+:class:`~dronedispatch.app.missions.MissionSupervisor` to fly. Every refusal is a typed
+:class:`~dronedispatch.app.errors.ServiceError` with a reason a person can read.
+
+The database, not this process, keeps two missions off one drone or one incident: the store
+refuses a second active mission (partial unique indexes), and a dispatch that loses that race is
+refused with the reason. Planning and every store call run in a worker thread, never on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dronedispatch.app.errors import DispatchRefused, ImpossibleMission
+from dronedispatch.app.fleet import Fleet
+from dronedispatch.app.missions import MissionSupervisor
+from dronedispatch.app.ports import DispatchStore
+from dronedispatch.bus import Publisher
 from dronedispatch.domain import assignment, planning, qgc_plan, templates
+from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain.assets import AssetRegistry
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.incidents import (
@@ -28,12 +40,10 @@ from dronedispatch.domain.incidents import (
 )
 from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.domain.planning import DroneStatus, NoRoute
+from dronedispatch.events import IncidentChanged
 from dronedispatch.schemas import DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 from dronedispatch.store.models import Incident, Mission
-from dronedispatch.store.repo import as_utc
-
-if TYPE_CHECKING:
-    from dronedispatch.runtime import Runtime
+from dronedispatch.store.repo import ActiveMissionConflict, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -47,49 +57,37 @@ SCENE_RADIUS_M = 150.0
 HOLD_PLANNING_S = 600.0
 
 
-class DispatchError(Exception):
-    def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
+@dataclass(frozen=True)
+class PlannedDispatch:
+    """A dispatch decided and checked, not yet recorded."""
+
+    mission: Mission
+    return_seq: int | None
+    preempt_mission_id: int | None
+    audit_detail: dict[str, Any]
 
 
-def item_to_dict(seq: int, item: MissionItem) -> dict[str, Any]:
-    def num(v: float) -> float | None:
-        return None if v != v else v  # NaN (PX4 "unchanged") travels as null in JSON
-
-    return {
-        "seq": seq,
-        "command": int(item.command),
-        "frame": int(item.frame),
-        "lat": item.lat,
-        "lon": item.lon,
-        "alt": item.alt,
-        "params": [num(item.param1), num(item.param2), num(item.param3), num(item.param4)],
-        "autocontinue": item.autocontinue,
-    }
-
-
-def item_from_dict(d: dict[str, Any]) -> MissionItem:
-    p = [float("nan") if v is None else float(v) for v in d["params"]]
-    return MissionItem(
-        command=d["command"],
-        lat=d["lat"],
-        lon=d["lon"],
-        alt=d["alt"],
-        param1=p[0],
-        param2=p[1],
-        param3=p[2],
-        param4=p[3],
-        frame=d["frame"],
-        autocontinue=d.get("autocontinue", True),
-    )
-
-
-class Dispatcher:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+class DispatchService:
+    def __init__(
+        self,
+        store: DispatchStore,
+        publisher: Publisher,
+        fleet: Fleet,
+        missions: MissionSupervisor,
+        *,
+        airspace: Airspace,
+        cameras: AssetRegistry,
+        mission_templates: dict[str, templates.MissionTemplate],
+        max_auto_eta_s: float,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._fleet = fleet
+        self._missions = missions
+        self._airspace = airspace
+        self._cameras = cameras
+        self._templates = mission_templates
+        self._max_auto_eta_s = max_auto_eta_s
 
     # -- incidents -----------------------------------------------------------------------------
     def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
@@ -106,18 +104,18 @@ class Dispatcher:
         incident = self.ingest_report(report, actor=actor)
         if body.approval_ref and incident.approval_ref != body.approval_ref:
             assert incident.id is not None
-            incident = self.rt.store.update_incident(incident.id, approval_ref=body.approval_ref)
+            incident = self._store.update_incident(incident.id, approval_ref=body.approval_ref)
         return incident
 
     def ingest_report(self, report: Report, *, actor: str) -> Incident:
         """Store a report: merged into the open incident of the same event, or as a new incident."""
         try:
-            located = locate_report(report, self.rt.cameras)
+            located = locate_report(report, self._cameras)
         except LocationError as exc:
-            raise DispatchError(422, "no_location", str(exc)) from exc
+            raise ImpossibleMission(str(exc), "no_location") from exc
         assert located.lat is not None and located.lon is not None
         decision = match_report(located, self._open_incidents())
-        store = self.rt.store
+        store = self._store
         if decision.duplicate:
             incident = store.get_incident(decision.incident_id)
             store.audit(actor, "incident.duplicate", "incident", decision.incident_id, reason=decision.reason)
@@ -139,13 +137,13 @@ class Dispatcher:
             store.audit(
                 actor, "incident.merge", "incident", decision.incident_id, reason=decision.reason, source=report.source
             )
-        self.rt.publish_incident(incident)
+        self._publish(incident)
         return incident
 
     def _open_incidents(self) -> list[OpenIncident]:
         out = []
-        for inc in self.rt.store.open_incidents():
-            reports = self.rt.store.incident_reports(inc.id)  # type: ignore[arg-type]
+        for inc in self._store.open_incidents():
+            reports = self._store.incident_reports(inc.id)  # type: ignore[arg-type]
             seen = [as_utc(r.observed_at) for r in reports] or [as_utc(inc.created_at)]
             out.append(
                 OpenIncident(
@@ -165,21 +163,21 @@ class Dispatcher:
         return out
 
     def close_incident(self, incident_id: int, outcome: str, actor: str) -> Incident:
-        incident = self.rt.store.get_incident(incident_id)
+        incident = self._store.get_incident(incident_id)
         if incident.status == IncidentStatus.CLOSED:
-            raise DispatchError(409, "already_closed", f"incident {incident_id} is already closed")
-        incident = self.rt.store.update_incident(
+            raise DispatchRefused(f"incident {incident_id} is already closed", "already_closed")
+        incident = self._store.update_incident(
             incident_id, status=IncidentStatus.CLOSED.value, outcome=outcome, closed_at=datetime.now(UTC)
         )
-        self.rt.store.audit(actor, "incident.close", "incident", incident_id, outcome=outcome)
-        self.rt.publish_incident(incident)
+        self._store.audit(actor, "incident.close", "incident", incident_id, outcome=outcome)
+        self._publish(incident)
         return incident
 
     # -- recommendation ------------------------------------------------------------------------
     def drone_statuses(self) -> list[DroneStatus]:
         out = []
-        for entry in self.rt.registry:
-            pub = self.rt.registry.public(entry)
+        for entry in self._fleet.registry:
+            pub = self._fleet.registry.public(entry)
             pos = pub.position
             out.append(
                 DroneStatus(
@@ -204,10 +202,10 @@ class Dispatcher:
 
     def template(self, category: str, name: str | None) -> templates.MissionTemplate:
         if name is None:
-            return templates.template_for(category, self.rt.templates)
-        tpl = self.rt.templates.get(name)
+            return templates.template_for(category, self._templates)
+        tpl = self._templates.get(name)
         if tpl is None:
-            raise templates.TemplateError(f"unknown template {name!r} (known: {', '.join(sorted(self.rt.templates))})")
+            raise templates.TemplateError(f"unknown template {name!r} (known: {', '.join(sorted(self._templates))})")
         if Category(category) not in tpl.categories:
             raise templates.TemplateError(f"template {name!r} does not suit a {category} incident")
         return tpl
@@ -239,43 +237,66 @@ class Dispatcher:
                 replace(d, state=DroneState.READY, launch_delay_s=0.0) if d.drone_id == flying_as_ready else d
                 for d in self.drone_statuses()
             ],
-            self.rt.airspace,
+            self._airspace,
             time_on_scene_s=float(scene_s),
             cruise_alt_m=float(params.get("altitude_m", planning.DEFAULT_CRUISE_ALT_M)),
         )
 
     # -- dispatch ------------------------------------------------------------------------------
     async def dispatch(self, incident_id: int, req: DispatchRequest, actor: str) -> Mission:
-        rt = self.rt
-        incident = rt.store.get_incident(incident_id)
+        """Send a drone to ``incident_id``: the plan's or the named one. Returns the mission once
+        recorded; the upload and launch go on in the background (follow the mission's state)."""
+        planned = await asyncio.to_thread(self._plan_dispatch, incident_id, req, actor)
+        if planned.preempt_mission_id is not None:
+            await self._missions.preempt(planned.preempt_mission_id, incident_id, actor)
+        try:
+            mission, incident = await asyncio.to_thread(
+                self._store.dispatch_mission, planned.mission, actor=actor, audit_detail=planned.audit_detail
+            )
+        except ActiveMissionConflict as exc:
+            # another dispatch won the race for this drone or incident between our check and our write
+            if exc.kind == "incident":
+                raise DispatchRefused(
+                    f"incident {incident_id} already has a mission in progress", "already_dispatched"
+                ) from exc
+            raise DispatchRefused(
+                f"drone {planned.mission.drone_id} was just sent on another mission; dispatch again for the next "
+                "best drone",
+                "drone_busy",
+            ) from exc
+        self._publish(incident)
+        self._missions.launch(mission, return_seq=planned.return_seq)
+        return mission
+
+    def _plan_dispatch(self, incident_id: int, req: DispatchRequest, actor: str) -> PlannedDispatch:
+        """Choose the drone, compile and check the mission (blocking: store reads and planning)."""
+        incident = self._store.get_incident(incident_id)
         if incident.status == IncidentStatus.CLOSED:
-            raise DispatchError(409, "incident_closed", f"incident {incident_id} is closed")
-        if rt.store.list_missions(active=True, incident_id=incident_id):
-            raise DispatchError(409, "already_dispatched", f"incident {incident_id} already has a mission in progress")
+            raise DispatchRefused(f"incident {incident_id} is closed", "incident_closed")
+        if self._store.list_missions(active=True, incident_id=incident_id):
+            raise DispatchRefused(f"incident {incident_id} already has a mission in progress", "already_dispatched")
         if req.approval_ref:
-            incident = rt.store.update_incident(incident_id, approval_ref=req.approval_ref)
+            incident = self._store.update_incident(incident_id, approval_ref=req.approval_ref)
         try:
             tpl = self.template(incident.category, req.template)
             params = templates.resolve_params(tpl, incident.category, req.params)
         except templates.TemplateError as exc:
-            raise DispatchError(422, "bad_template", str(exc)) from exc
+            raise ImpossibleMission(str(exc), "bad_template") from exc
 
         preempted: Mission | None = None
         if req.drone_id is not None:
-            entry = rt.registry.get(req.drone_id)
-            if entry is None:
-                raise DispatchError(404, "unknown_drone", f"drone {req.drone_id!r} does not exist")
+            self._fleet.entry(req.drone_id)  # unknown drone: UnknownObject
             if req.preempt:
-                preempted = rt.store.active_mission_for_drone(req.drone_id)
+                preempted = self._store.active_mission_for_drone(req.drone_id)
                 if preempted is None:
-                    raise DispatchError(409, "nothing_to_preempt", f"drone {req.drone_id} flies no mission")
+                    raise DispatchRefused(f"drone {req.drone_id} flies no mission", "nothing_to_preempt")
             candidates = self.recommend(
                 incident, tpl.name, params=req.params, flying_as_ready=req.drone_id if req.preempt else None
             )
             chosen = next((c for c in candidates if c.drone_id == req.drone_id), None)
             if chosen is None or not chosen.eligible:
                 why = chosen.reason.en if chosen else "not considered"
-                raise DispatchError(409, "drone_not_eligible", f"drone {req.drone_id} cannot go: {why}")
+                raise DispatchRefused(f"drone {req.drone_id} cannot go: {why}", "drone_not_eligible")
         else:
             candidates = self.recommend(incident, tpl.name, params=req.params)
             planned = self._planned_drone(incident_id)
@@ -284,18 +305,16 @@ class Dispatcher:
             )
             if chosen is None:
                 reasons = "; ".join(f"{c.drone_id}: {c.reason.en}" for c in candidates) or "no drones in the fleet"
-                raise DispatchError(409, "no_drone", f"no drone can answer this incident ({reasons})")
-            limit = rt.settings.max_auto_eta_s
+                raise DispatchRefused(f"no drone can answer this incident ({reasons})", "no_drone")
+            limit = self._max_auto_eta_s
             if chosen.eta_s is not None and chosen.eta_s > limit:
                 # a drone from across the city would be gone for long; a local one may free up sooner
-                raise DispatchError(
-                    409,
-                    "too_far",
+                raise DispatchRefused(
                     f"the nearest free drone, {chosen.drone_id}, needs {chosen.eta_s / 60:.0f} min, more than "
                     f"{limit / 60:.0f} min: send it by naming it, or wait for a closer one",
+                    "too_far",
                 )
-        entry = rt.registry.get(chosen.drone_id)
-        assert entry is not None
+        entry = self._fleet.entry(chosen.drone_id)
         dock = (entry.dock.lat, entry.dock.lon)
         if req.plan is not None:
             items, on_scene_seq, return_seq = self._imported(req.plan, incident)
@@ -304,7 +323,9 @@ class Dispatcher:
             try:
                 # a pre-empted drone starts from where it flies; the route comes from there
                 start = chosen.route[0] if chosen.route else dock
-                route = list(chosen.route) if chosen.route else rt.airspace.route(start, (incident.lat, incident.lon))
+                route = (
+                    list(chosen.route) if chosen.route else self._airspace.route(start, (incident.lat, incident.lon))
+                )
                 compiled = templates.compile_mission(
                     tpl,
                     params,
@@ -314,55 +335,42 @@ class Dispatcher:
                     area=incident.area,
                     category=incident.category,
                     cruise_speed=entry.spec.cruise_speed,
-                    airspace=rt.airspace,
+                    airspace=self._airspace,
                 )
             except NoRoute as exc:
-                raise DispatchError(422, "no_route", exc.reason) from exc
+                raise ImpossibleMission(exc.reason, "no_route") from exc
             except templates.TemplateError as exc:
-                raise DispatchError(422, "bad_template", str(exc)) from exc
+                raise ImpossibleMission(str(exc), "bad_template") from exc
             items, on_scene_seq, return_seq = list(compiled.items), compiled.on_scene_seq, compiled.return_seq
             template_name = tpl.name
         approvals = (
-            {z.id: incident.approval_ref for z in rt.airspace.zones if z.rule == "approval"}
+            {z.id: incident.approval_ref for z in self._airspace.zones if z.rule == "approval"}
             if incident.approval_ref
             else {}
         )
-        check = rt.airspace.check_mission(items, home=dock, approvals=approvals)
+        check = self._airspace.check_mission(items, home=dock, approvals=approvals)
         if not check.ok:
-            raise DispatchError(422, "airspace", check.summary)
-        if preempted is not None:
-            assert preempted.id is not None
-            await rt.missions.preempt(preempted.id, incident_id, actor)
-        mission = rt.store.add_mission(
-            Mission(
-                incident_id=incident_id,
-                drone_id=chosen.drone_id,
-                sysid=chosen.sysid,
-                template=template_name,
-                params=params if req.plan is None else {},
-                items=[item_to_dict(i, it) for i, it in enumerate(items)],
-                on_scene_seq=on_scene_seq,
-                airspace_check=check.as_dict(),
-                created_by=actor,
-            )
-        )
-        assert mission.id is not None
-        rt.store.audit(
-            actor,
-            "mission.dispatch",
-            "mission",
-            mission.id,
+            raise ImpossibleMission(check.summary, "airspace")
+        mission = Mission(
             incident_id=incident_id,
             drone_id=chosen.drone_id,
-            template=tpl.name,
-            eta_s=chosen.eta_s,
-            reason=chosen.reason.en,
-            airspace=check.as_dict(),
+            sysid=chosen.sysid,
+            template=template_name,
+            params=params if req.plan is None else {},
+            items=[it.to_dict(i) for i, it in enumerate(items)],
+            on_scene_seq=on_scene_seq,
+            airspace_check=check.as_dict(),
+            created_by=actor,
         )
-        incident = rt.store.update_incident(incident_id, status=IncidentStatus.DISPATCHED.value)
-        rt.publish_incident(incident)
-        rt.missions.launch(mission, return_seq=return_seq)
-        return mission
+        detail = {
+            "incident_id": incident_id,
+            "drone_id": chosen.drone_id,
+            "template": tpl.name,
+            "eta_s": chosen.eta_s,
+            "reason": chosen.reason.en,
+            "airspace": check.as_dict(),
+        }
+        return PlannedDispatch(mission, return_seq, preempted.id if preempted else None, detail)
 
     @staticmethod
     def _imported(plan: dict[str, Any], incident: Incident) -> tuple[list[MissionItem], int, int | None]:
@@ -371,11 +379,11 @@ class Dispatcher:
         try:
             imported = qgc_plan.from_plan(plan)
         except qgc_plan.PlanFormatError as exc:
-            raise DispatchError(422, "bad_plan", f"plan: {exc}") from exc
+            raise ImpossibleMission(f"plan: {exc}", "bad_plan") from exc
         items = list(imported.items)
         flown = [i for i, it in enumerate(items) if it.is_positional and it.command != Cmd.DO_SET_ROI_LOCATION]
         if not flown:
-            raise DispatchError(422, "bad_plan", "plan: it flies nowhere (no positional item)")
+            raise ImpossibleMission("plan: it flies nowhere (no positional item)", "bad_plan")
         near = [
             i for i in flown if distance_m(items[i].lat, items[i].lon, incident.lat, incident.lon) <= SCENE_RADIUS_M
         ]
@@ -392,7 +400,7 @@ class Dispatcher:
         return self.assignment_plan(waiting).drone_for(incident_id)
 
     def _waiting(self) -> list[Incident]:
-        return [i for i in self.rt.store.open_incidents() if i.status == IncidentStatus.OPEN]
+        return [i for i in self._store.open_incidents() if i.status == IncidentStatus.OPEN]
 
     def assignment_plan(self, waiting: list[Incident] | None = None) -> assignment.AssignmentPlan:
         """The fleet-wide plan for every incident still waiting (pure planner, current snapshots);
@@ -416,22 +424,25 @@ class Dispatcher:
                 )
             )
         busy: dict[str, tuple[object, float]] = {}
-        for m in self.rt.store.list_missions(active=True, limit=10_000):
-            inc = self.rt.store.get_incident(m.incident_id)
+        for m in self._store.list_missions(active=True, limit=10_000):
+            inc = self._store.get_incident(m.incident_id)
             busy[m.drone_id] = (inc.id, assignment.priority(inc.category, inc.severity))
-        return assignment.plan(datetime.now(UTC), self.drone_statuses(), requests, self.rt.airspace, busy=busy)
+        return assignment.plan(datetime.now(UTC), self.drone_statuses(), requests, self._airspace, busy=busy)
+
+    def _publish(self, incident: Incident) -> None:
+        self._publisher.publish(IncidentChanged(data=IncidentPublic.of(incident)))
 
     def incident_view(self, incident: Incident) -> dict[str, Any]:
         """An incident with its recommendation (while open) and missions, for the incident card."""
         assert incident.id is not None
         view = IncidentPublic.of(incident).model_dump(mode="json")
         view["evidence"] = [
-            {"id": e.id, "kind": e.kind, "mission_id": e.mission_id, "url": f"/api/v1/evidence/{e.id}"}
-            for e in self.rt.store.list_evidence(incident_id=incident.id)
+            {"id": e.id, "kind": e.kind, "mission_id": e.mission_id}
+            for e in self._store.list_evidence(incident_id=incident.id)
         ]
         view["missions"] = [
             MissionPublic.of(m).model_dump(mode="json")
-            for m in self.rt.store.list_missions(incident_id=incident.id, limit=10)
+            for m in self._store.list_missions(incident_id=incident.id, limit=10)
         ]
         if incident.status == IncidentStatus.OPEN:
             try:

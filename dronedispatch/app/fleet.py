@@ -3,19 +3,28 @@
 Vehicles appear on the link by system id; a vehicle whose sysid is not in the fleet file is
 still shown (as ``px4-<sysid>``, docked where it first reported home) so an operator never
 loses sight of something that flies.
+
+What the registry keeps besides the vehicles is a cache of the store, never a truth of its own:
+a drone's maintenance flag (the ``drones`` table) and its current mission (the one active
+mission the database allows per drone) are loaded from the store at start and changed only
+together with it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from dronedispatch.app.errors import UnknownObject
+from dronedispatch.app.ports import FleetStore, VehicleHandle
+from dronedispatch.bus import Publisher
 from dronedispatch.domain.fleet import Dock, DroneSpec, DroneState, FleetConfig, derive_drone_state
+from dronedispatch.events import DroneChanged
 from dronedispatch.schemas import DronePublic, LinkStatus, Position
 
-if TYPE_CHECKING:
-    from dronedispatch.mavlink.vehicle import Vehicle
+log = logging.getLogger(__name__)
 
 MAV_LANDED_STATE_ON_GROUND = 1
 MAV_STATE_STANDBY = 3
@@ -26,7 +35,7 @@ MAV_STATE_ACTIVE = 4
 class DroneEntry:
     spec: DroneSpec
     dock: Dock
-    vehicle: Vehicle | None = None
+    vehicle: VehicleHandle | None = None
     maintenance: bool = False
     mission_id: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
@@ -44,7 +53,7 @@ class DroneRegistry:
         self._by_id[entry.spec.id] = entry
         self._by_sysid[entry.spec.sysid] = entry
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[DroneEntry]:
         return iter(sorted(self._by_id.values(), key=lambda e: e.spec.sysid))
 
     def get(self, drone_id: str) -> DroneEntry | None:
@@ -53,7 +62,7 @@ class DroneRegistry:
     def by_sysid(self, sysid: int) -> DroneEntry | None:
         return self._by_sysid.get(sysid)
 
-    def attach(self, vehicle: Vehicle) -> DroneEntry:
+    def attach(self, vehicle: VehicleHandle) -> DroneEntry:
         """Bind a discovered vehicle to its drone, creating an entry for unknown system ids."""
         entry = self._by_sysid.get(vehicle.sysid)
         if entry is None:
@@ -145,3 +154,57 @@ class DroneRegistry:
             capabilities=spec.capabilities,
             cruise_speed=spec.cruise_speed,
         )
+
+
+class Fleet:
+    """The live fleet as services change it: maintenance, current missions, publishing."""
+
+    def __init__(self, registry: DroneRegistry, store: FleetStore, publisher: Publisher) -> None:
+        self.registry = registry
+        self._store = store
+        self._publisher = publisher
+
+    def load(self) -> None:
+        """Read what the store knows of each drone (blocking: call it from a worker thread)."""
+        for drone_id, flag in self._store.maintenance_flags().items():
+            entry = self.registry.get(drone_id)
+            if entry is not None:
+                entry.maintenance = flag
+        for drone_id, mission_id in self._store.active_missions().items():
+            entry = self.registry.get(drone_id)
+            if entry is not None:
+                entry.mission_id = mission_id
+
+    def entry(self, drone_id: str) -> DroneEntry:
+        entry = self.registry.get(drone_id)
+        if entry is None:
+            raise UnknownObject(f"drone {drone_id!r} does not exist", "unknown_drone")
+        return entry
+
+    def set_maintenance(self, drone_id: str, maintenance: bool, actor: str) -> DronePublic:
+        """Take a drone out of service or back (blocking: the store is written first)."""
+        entry = self.entry(drone_id)
+        self._store.set_maintenance(drone_id, maintenance)
+        self._store.audit(actor, "drone.maintenance", "drone", drone_id, maintenance=maintenance)
+        entry.maintenance = maintenance
+        self.publish(entry)
+        return self.registry.public(entry)
+
+    def set_mission(self, drone_id: str, mission_id: int | None) -> None:
+        """Follow the store: ``mission_id`` became (or, None, stopped being) the drone's active mission."""
+        entry = self.registry.get(drone_id)
+        if entry is None or entry.mission_id == mission_id:
+            return
+        entry.mission_id = mission_id
+        self.publish(entry)
+
+    def release_mission(self, drone_id: str, mission_id: int) -> None:
+        entry = self.registry.get(drone_id)
+        if entry is not None and entry.mission_id == mission_id:
+            self.set_mission(drone_id, None)
+
+    def publish(self, entry: DroneEntry) -> None:
+        self._publisher.publish(DroneChanged(data=self.registry.public(entry)))
+
+    def public(self) -> list[DronePublic]:
+        return [self.registry.public(e) for e in self.registry]

@@ -16,35 +16,40 @@ import logging
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dronedispatch.app.alerts import Alerts
+from dronedispatch.app.errors import UnknownObject, Unprocessable, VideoSourceFailed, VideoUnavailable
+from dronedispatch.app.fleet import DroneRegistry
+from dronedispatch.app.ports import VehicleGateway, VideoStore
 from dronedispatch.domain.mission_state import TERMINAL, MissionState
-from dronedispatch.mavlink.camera import CameraCapability
 from dronedispatch.mavlink.errors import LinkError
 from dronedispatch.store.models import Evidence, Mission
+from dronedispatch.video.formats import OfferError
 from dronedispatch.video.recording import SnapshotError
 from dronedispatch.video.relay import StreamNotFound, VideoHub
-
-if TYPE_CHECKING:
-    from dronedispatch.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-class VideoUnavailable(Exception):
-    """No video from this drone right now; ``reason`` says why (offline, no camera, no stream)."""
-
-    def __init__(self, reason: str, status: int = 409) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
 class LiveVideo:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.hub = VideoHub.from_settings(runtime.settings)
-        self.dir = Path(runtime.settings.recordings_dir)
+    """Also a :class:`~dronedispatch.app.missions.MissionListener`: missions start and end recordings."""
+
+    def __init__(
+        self,
+        hub: VideoHub,
+        recordings_dir: Path,
+        registry: DroneRegistry,
+        vehicles: VehicleGateway,
+        store: VideoStore,
+        alerts: Alerts,
+    ) -> None:
+        self.hub = hub
+        self.dir = Path(recordings_dir)
+        self._registry = registry
+        self._vehicles = vehicles
+        self._store = store
+        self._alerts = alerts
         self._opening: dict[str, asyncio.Lock] = {}
         self._recording: dict[str, int] = {}  # drone id → mission id being recorded
         self._tasks: set[asyncio.Task[None]] = set()
@@ -65,39 +70,42 @@ class LiveVideo:
     # -- streams -------------------------------------------------------------------------------
     async def open(self, drone_id: str) -> str:
         """Make sure the drone's stream is being ingested; returns its stream key."""
-        entry = self.rt.registry.get(drone_id)
+        entry = self._registry.get(drone_id)
         if entry is None:
-            raise VideoUnavailable(f"drone {drone_id!r} does not exist", 404)
+            raise UnknownObject(f"drone {drone_id!r} does not exist", "unknown_drone")
         vehicle = entry.vehicle
-        if vehicle is None or vehicle.health.lost:
-            raise VideoUnavailable(f"drone {drone_id} is not connected")
+        camera = self._vehicles.camera(entry.spec.sysid)
+        if vehicle is None or vehicle.health.lost or camera is None:
+            raise VideoUnavailable(f"drone {drone_id} is not connected", "vehicle_offline")
         async with self._opening.setdefault(drone_id, asyncio.Lock()):
             if drone_id in self.hub.streams():
                 return drone_id
-            camera = CameraCapability(vehicle)
             try:
                 info = await camera.stream_information()
                 await camera.start_streaming()
             except LinkError as exc:
-                raise VideoUnavailable(f"drone {drone_id}: camera did not answer: {exc}", 503) from exc
+                raise VideoSourceFailed(f"drone {drone_id}: camera did not answer: {exc}") from exc
             try:
                 await self.hub.ensure_stream(drone_id, info.uri)
             except (ValueError, OSError) as exc:
-                raise VideoUnavailable(f"drone {drone_id}: cannot receive {info.uri}: {exc}", 503) from exc
+                raise VideoSourceFailed(f"drone {drone_id}: cannot receive {info.uri}: {exc}") from exc
             log.info("video: %s streams %s (%dx%d @ %.0f fps)", drone_id, info.uri, info.width, info.height,
                      info.framerate)  # fmt: skip
             return drone_id
 
     async def offer(self, drone_id: str, sdp: str, type_: str) -> tuple[str, str]:
         key = await self.open(drone_id)
-        return await self.hub.offer(key, sdp, type_)
+        try:
+            return await self.hub.offer(key, sdp, type_)
+        except OfferError as exc:
+            raise Unprocessable(str(exc), "bad_offer") from exc
 
     async def snapshot(self, drone_id: str) -> bytes:
         key = await self.open(drone_id)
         try:
             return await self.hub.snapshot_jpeg(key)
         except (SnapshotError, StreamNotFound) as exc:
-            raise VideoUnavailable(f"drone {drone_id}: {exc}", 503) from exc
+            raise VideoSourceFailed(f"drone {drone_id}: {exc}") from exc
 
     # -- mission lifecycle ---------------------------------------------------------------------
     def mission_launched(self, mission: Mission) -> None:
@@ -123,24 +131,27 @@ class LiveVideo:
         try:
             key = await self.open(mission.drone_id)
             self.dir.mkdir(parents=True, exist_ok=True)
-            await self.hub.start_recording(key, self.dir / f"mission-{mission.id}-{mission.drone_id}.mp4")
+            path = self.dir / f"mission-{mission.id}-{mission.drone_id}.mp4"
+            await self.hub.start_recording(key, path)
             self._recording[mission.drone_id] = mission.id
-        except (VideoUnavailable, RuntimeError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, VideoUnavailable) else str(exc)
-            self.rt.alert("warning", "video_unavailable", f"mission {mission.id}: no recording: {reason}",
-                          drone_id=mission.drone_id, mission_id=mission.id)  # fmt: skip
+            await asyncio.to_thread(self._store.update_mission, mission.id, recording_path=str(path))
+        except (VideoUnavailable, VideoSourceFailed, UnknownObject, RuntimeError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, VideoUnavailable | VideoSourceFailed | UnknownObject) else str(exc)
+            self._alerts.raise_("warning", "video_unavailable", f"mission {mission.id}: no recording: {reason}",
+                                drone_id=mission.drone_id, mission_id=mission.id)  # fmt: skip
 
     async def _scene_snapshot(self, mission: Mission) -> None:
         assert mission.id is not None
         try:
             jpeg = await self.snapshot(mission.drone_id)
-        except VideoUnavailable as exc:
+        except (VideoUnavailable, VideoSourceFailed, UnknownObject) as exc:
             log.warning("mission %s: no snapshot on scene: %s", mission.id, exc.reason)
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"incident-{mission.incident_id}-mission-{mission.id}-on-scene.jpg"
         await asyncio.to_thread(path.write_bytes, jpeg)
-        self._keep(path, "snapshot", "image/jpeg", hashlib.sha256(jpeg).hexdigest(), mission, None)
+        await asyncio.to_thread(self._keep, path, "snapshot", "image/jpeg", hashlib.sha256(jpeg).hexdigest(), mission,
+                                None)  # fmt: skip
 
     async def _finish_recording(self, drone_id: str, mission_id: int) -> None:
         self._recording.pop(drone_id, None)
@@ -149,12 +160,13 @@ class LiveVideo:
         except (RuntimeError, StreamNotFound) as exc:
             log.warning("mission %s: recording not finished: %s", mission_id, exc)
             return
-        mission = self.rt.store.get_mission(mission_id)
-        self._keep(info.path, "recording", "video/mp4", info.sha256, mission, info.duration_s)
-        self._keep(info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s)
-        entry = self.rt.registry.get(drone_id)
-        vehicle = entry.vehicle if entry is not None and self._connected(drone_id) else None
-        camera = CameraCapability(vehicle) if vehicle is not None else None
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
+        await asyncio.to_thread(self._keep, info.path, "recording", "video/mp4", info.sha256, mission, info.duration_s)
+        await asyncio.to_thread(
+            self._keep, info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s
+        )
+        entry = self._registry.get(drone_id)
+        camera = self._vehicles.camera(entry.spec.sysid) if entry is not None and self._connected(drone_id) else None
         await self.hub.stop_stream(drone_id)
         if camera is not None:
             try:
@@ -163,13 +175,14 @@ class LiveVideo:
                 log.info("video: %s did not stop streaming: %s", drone_id, exc)
 
     def _connected(self, drone_id: str) -> bool:
-        entry = self.rt.registry.get(drone_id)
+        entry = self._registry.get(drone_id)
         return entry is not None and entry.vehicle is not None and not entry.vehicle.health.lost
 
     def _keep(self, path: Path, kind: str, media_type: str, sha256: str, mission: Mission,
               duration_s: float | None) -> None:  # fmt: skip
+        """Record a closed file as evidence, hash in the audit log (blocking: from a worker thread)."""
         size = path.stat().st_size if path.exists() else 0
-        evidence = self.rt.store.add_evidence(
+        evidence = self._store.add_evidence(
             Evidence(
                 mission_id=mission.id,
                 incident_id=mission.incident_id,
@@ -181,6 +194,6 @@ class LiveVideo:
                 duration_s=duration_s,
             )
         )
-        self.rt.store.audit("system", f"evidence.{kind}", "mission", mission.id, evidence_id=evidence.id,
-                            path=str(path), sha256=sha256, size_bytes=size)  # fmt: skip
+        self._store.audit("system", f"evidence.{kind}", "mission", mission.id, evidence_id=evidence.id,
+                          path=str(path), sha256=sha256, size_bytes=size)  # fmt: skip
         log.info("mission %s: %s kept: %s (sha256 %s…)", mission.id, kind, path, sha256[:12])

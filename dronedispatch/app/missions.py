@@ -1,9 +1,15 @@
 """Flying missions: upload → arm → start, then follow the vehicle until the mission ends.
 
 The pure state machine (:mod:`dronedispatch.domain.mission_state`) decides; this shell feeds it
-link events, persists every transition (the store is the truth: a restarted service picks up
-flying missions from it) and publishes them. Pilot commands go through here too, so a mission
-never changes state without the vehicle having accepted the command.
+what the vehicles report, persists every transition (the store is the truth: a restarted service
+picks up flying missions from it) and publishes them. Pilot commands go through here too, so a
+mission never changes state without the vehicle having accepted the command.
+
+Theory of operation: :meth:`MissionSupervisor.observe` runs on the event loop for every change a
+vehicle reports and must never wait for the database. It moves the mission's state in memory at
+once and hands the write to :class:`~dronedispatch.app.writes.OrderedWrites`, which commits the
+transitions of one mission in order from a worker thread; publishing, requeueing and alerts
+follow each commit. Callers that answer a person (a pilot command, a pre-emption) await the write.
 """
 
 from __future__ import annotations
@@ -12,21 +18,26 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from dronedispatch.app.alerts import Alerts
+from dronedispatch.app.errors import CommandRejected, ImpossibleMission, VehicleTimeout, VehicleUnavailable
+from dronedispatch.app.fleet import Fleet
+from dronedispatch.app.ports import MissionStore, VehicleGateway, VehicleHandle
+from dronedispatch.app.writes import OrderedWrites
+from dronedispatch.bus import Publisher
 from dronedispatch.domain import mission_state as ms
-from dronedispatch.domain.airspace import NoRoute
+from dronedispatch.domain.airspace import Airspace, NoRoute
+from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.domain.mission_state import MissionState, PilotCommand, Transition, VehicleObservation
 from dronedispatch.domain.templates import CEILING_M, return_mission
+from dronedispatch.events import IncidentChanged, MissionChanged
 from dronedispatch.mavlink.errors import CommandDenied, LinkError
+from dronedispatch.schemas import IncidentPublic, MissionPublic
 from dronedispatch.store.models import Mission
-from dronedispatch.store.repo import ACTIVE_MISSION_STATES
-
-if TYPE_CHECKING:
-    from dronedispatch.mavlink.vehicle import Vehicle
-    from dronedispatch.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +54,11 @@ MAV_RESULT_TEMPORARILY_REJECTED = 1
 LINK_LOSS_FAIL_AFTER_S = 60.0
 
 
-class CommandRejected(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class MissionListener(Protocol):
+    """Told of a mission's launch and of each state it reaches, after the store has it (live video)."""
+
+    def mission_launched(self, mission: Mission) -> None: ...
+    def mission_state(self, mission: Mission, state: MissionState) -> None: ...
 
 
 @dataclass
@@ -55,6 +66,7 @@ class Tracked:
     mission_id: int
     drone_id: str
     sysid: int
+    incident_id: int
     state: MissionState
     on_scene_seq: int
     return_seq: int | None
@@ -72,18 +84,38 @@ class Tracked:
 
 
 class MissionSupervisor:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        store: MissionStore,
+        publisher: Publisher,
+        fleet: Fleet,
+        vehicles: VehicleGateway,
+        airspace: Airspace,
+        alerts: Alerts,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._fleet = fleet
+        self._vehicles = vehicles
+        self._airspace = airspace
+        self._alerts = alerts
+        self._listeners: list[MissionListener] = []
         self._tracked: dict[int, Tracked] = {}  # by sysid: one active mission per vehicle
+        self._writes = OrderedWrites()
+
+    def add_listener(self, listener: MissionListener) -> None:
+        self._listeners.append(listener)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def resume_from_store(self) -> None:
+    async def resume(self) -> None:
         """After a restart: keep watching flying missions; fail those cut off before launch."""
-        for m in self.rt.store.list_missions(active=True, limit=10_000):
+        active = await asyncio.to_thread(self._store.list_missions, active=True, limit=10_000)
+        for m in active:
             assert m.id is not None
             state = MissionState(m.state)
             if state in (MissionState.PLANNED, MissionState.UPLOADING):
-                self._persist(m.id, ms.failed(state, "service restarted before the upload finished; dispatch again"))
+                reason = "service restarted before the upload finished; dispatch again"
+                await self._persist(m, ms.failed(state, reason))
                 continue
             tracked = self._track(m, state, return_seq=_return_seq(m))
             tracked.reached_scene = m.on_scene_at is not None
@@ -95,62 +127,78 @@ class MissionSupervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._writes.drain()
+
+    async def settle(self) -> None:
+        """Wait until every transition decided so far is in the store."""
+        await self._writes.drain()
 
     def _track(self, m: Mission, state: MissionState, return_seq: int | None) -> Tracked:
         assert m.id is not None
-        tracked = Tracked(m.id, m.drone_id, m.sysid, state, m.on_scene_seq, return_seq, time.monotonic())
+        tracked = Tracked(
+            m.id, m.drone_id, m.sysid, m.incident_id, state, m.on_scene_seq, return_seq, time.monotonic()
+        )
         self._tracked[m.sysid] = tracked
-        entry = self.rt.registry.get(m.drone_id)
-        if entry is not None:
-            entry.mission_id = m.id
+        self._fleet.set_mission(m.drone_id, m.id)
         return tracked
 
-    def _release(self, tracked: Tracked) -> None:
-        if self._tracked.get(tracked.sysid) is tracked:
-            del self._tracked[tracked.sysid]
-        entry = self.rt.registry.get(tracked.drone_id)
-        if entry is not None and entry.mission_id == tracked.mission_id:
-            entry.mission_id = None
-            self.rt.publish_drone(entry)
-
     def progress(self, sysid: int) -> dict[str, int | None]:
-        vehicle = self.rt.link.vehicles.get(sysid) if self.rt.link else None
+        vehicle = self._vehicles.vehicle(sysid)
         if vehicle is None:
             return {}
         return {"seq": vehicle.state.mission_seq, "total": vehicle.state.mission_total}
 
+    def public(self, mission: Mission) -> MissionPublic:
+        return MissionPublic.of(mission, self.progress(mission.sysid))
+
     # -- launching -----------------------------------------------------------------------------
     def launch(self, mission: Mission, *, return_seq: int | None) -> None:
+        """Fly ``mission`` (just recorded as planned): upload, arm and start it in the background."""
         if mission.sysid in self._tracked:
-            raise CommandRejected(409, f"drone {mission.drone_id} is already flying another mission")
+            raise CommandRejected(f"drone {mission.drone_id} is already flying another mission", "drone_busy")
         tracked = self._track(mission, MissionState.PLANNED, return_seq)
-        tracked.task = asyncio.create_task(self._execute(tracked, mission), name=f"mission-{mission.id}")
+        tracked.task = asyncio.create_task(self._launch(tracked, mission), name=f"mission-{mission.id}")
+
+    async def _launch(self, tracked: Tracked, mission: Mission) -> None:
+        """Run the launch; whatever goes wrong inside is logged and fails the mission with the reason,
+        so a mission never stays in ``uploading`` because its task died unseen."""
+        try:
+            await self._execute(tracked, mission)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("mission %s: launch failed unexpectedly", tracked.mission_id)
+            if tracked.state not in ms.TERMINAL:
+                await self._commit(tracked, ms.failed(tracked.state, f"internal error during launch: {exc}"))
 
     async def _execute(self, tracked: Tracked, mission: Mission) -> None:
-        from dronedispatch.dispatch import item_from_dict
-
-        vehicle = self.rt.link.vehicles.get(tracked.sysid) if self.rt.link else None
+        vehicle = self._vehicles.vehicle(tracked.sysid)
         if vehicle is None or vehicle.health.lost:
-            self._apply(tracked, ms.failed(tracked.state, f"vehicle {tracked.sysid} is not connected"))
+            await self._commit(tracked, ms.failed(tracked.state, f"vehicle {tracked.sysid} is not connected"))
             return
         self._apply(tracked, ms.upload_started(tracked.state))
-        items = [item_from_dict(d) for d in mission.items]
+        items = [MissionItem.from_dict(d) for d in mission.items]
         t0 = time.perf_counter()
         try:
             opaque_id = await vehicle.mission.upload(items)
         except LinkError as exc:  # UploadFailed, VehicleNotFound, …: the reason says which
-            self._apply(tracked, ms.upload_failed(tracked.state, str(exc)))
+            await self._commit(tracked, ms.upload_failed(tracked.state, str(exc)))
             return
         t_upload = time.perf_counter()
-        self.rt.store.update_mission(tracked.mission_id, opaque_id=opaque_id)
+        # written in the mission's order, before the transition that follows it; the launch goes on
+        # meanwhile, and a failed write still fails the mission (below) rather than vanishing
+        opaque_written = self._write(
+            tracked.mission_id, lambda: self._store.update_mission(tracked.mission_id, opaque_id=opaque_id)
+        )
         self._apply(tracked, ms.upload_accepted(tracked.state))
         try:
             await self._arm(vehicle)
             t_arm = time.perf_counter()
             await vehicle.command.mission_start()
         except (CommandDenied, LinkError) as exc:
-            self._apply(tracked, ms.launch_failed(tracked.state, str(exc)))
+            await self._commit(tracked, ms.launch_failed(tracked.state, str(exc)))
             return
+        await opaque_written
         log.debug(
             "mission %s: %d items uploaded in %.0f ms, armed after %.0f ms, started after %.0f ms",
             tracked.mission_id,
@@ -159,14 +207,27 @@ class MissionSupervisor:
             (t_arm - t_upload) * 1e3,
             (time.perf_counter() - t_arm) * 1e3,
         )
-        launched = self.rt.store.update_mission(tracked.mission_id, launched_at=datetime.now(UTC))
-        self.rt.publish_mission(launched)
-        self.rt.video.mission_launched(launched)
-        self.rt.store.audit("system", "mission.launch", "mission", tracked.mission_id, opaque_id=opaque_id)
+        launched_at = datetime.now(UTC)
+
+        async def record_launch() -> Mission:
+            launched = await asyncio.to_thread(
+                self._store.record_transition,
+                tracked.mission_id,
+                {"launched_at": launched_at},
+                actor="system",
+                action="mission.launch",
+                detail={"opaque_id": opaque_id},
+            )
+            self._publisher.publish(MissionChanged(data=self.public(launched)))
+            for listener in self._listeners:
+                listener.mission_launched(launched)
+            return launched
+
+        self._writes.submit(tracked.mission_id, record_launch)
         self.observe(vehicle)
 
     @staticmethod
-    async def _arm(vehicle: Vehicle) -> None:
+    async def _arm(vehicle: VehicleHandle) -> None:
         """Arm, waiting out a vehicle that is still finishing its pre-flight checks.
 
         PX4 answers TEMPORARILY_REJECTED while checks run (just after boot, or a moment after a
@@ -183,8 +244,8 @@ class MissionSupervisor:
             await asyncio.sleep(ARM_RETRY_S)
 
     # -- observing -----------------------------------------------------------------------------
-    def observe(self, vehicle: Vehicle) -> None:
-        """Fold the vehicle's latest state into its mission (called on every state change)."""
+    def observe(self, vehicle: VehicleHandle) -> None:
+        """Fold the vehicle's latest state into its mission (on every state change; never blocks)."""
         tracked = self._tracked.get(vehicle.sysid)
         if tracked is None:
             return
@@ -213,9 +274,16 @@ class MissionSupervisor:
         )
         self._apply(tracked, ms.advance(tracked.state, obs, now=now, entered_at=tracked.entered_at))
 
-    def _apply(self, tracked: Tracked, t: Transition) -> None:
+    async def _commit(self, tracked: Tracked, t: Transition) -> None:
+        """:meth:`_apply`, returning once the store has the new state."""
+        written = self._apply(tracked, t)
+        if written is not None:
+            await written
+
+    def _apply(self, tracked: Tracked, t: Transition) -> asyncio.Task[Mission | None] | None:
+        """Move ``tracked`` to ``t``'s state now; the returned task finishes when the store has it."""
         if not t.changed:
-            return
+            return None
         if t.new_state == MissionState.ON_SCENE:
             tracked.reached_scene = True
         elif t.new_state == MissionState.RETURNING:
@@ -225,13 +293,43 @@ class MissionSupervisor:
             t = ms.failed(t.old_state, f"came home without reaching the scene: {tracked.return_reason or 'unknown'}")
         tracked.state = t.new_state
         tracked.entered_at = time.monotonic()
-        self._persist(tracked.mission_id, t)
         if t.terminal:
             if tracked.task and tracked.task is not asyncio.current_task():
                 tracked.task.cancel()
-            self._release(tracked)
+            if self._tracked.get(tracked.sysid) is tracked:
+                del self._tracked[tracked.sysid]
+        return self._persist_later(tracked.mission_id, tracked.drone_id, tracked.incident_id, t)
 
-    def _persist(self, mission_id: int, t: Transition) -> None:
+    async def _persist(self, mission: Mission, t: Transition) -> Mission | None:
+        assert mission.id is not None
+        return await self._persist_later(mission.id, mission.drone_id, mission.incident_id, t)
+
+    def _persist_later(
+        self, mission_id: int, drone_id: str, incident_id: int, t: Transition
+    ) -> asyncio.Task[Mission | None]:
+        async def write() -> Mission | None:
+            if not t.changed:
+                return None
+            try:
+                return await self._record(mission_id, drone_id, incident_id, t)
+            except Exception as exc:
+                self._alerts.raise_(
+                    "critical", "store_write_failed",
+                    f"mission {mission_id}: {t.new_state.value} could not be recorded: {exc}",
+                    drone_id=drone_id, mission_id=mission_id,
+                )  # fmt: skip
+                raise
+
+        return self._writes.submit(mission_id, write)
+
+    def _write(self, mission_id: int, fn: Callable[[], Any]) -> asyncio.Task[Any]:
+        async def job() -> Any:
+            return await asyncio.to_thread(fn)
+
+        return self._writes.submit(mission_id, job)
+
+    async def _record(self, mission_id: int, drone_id: str, incident_id: int, t: Transition) -> Mission:
+        """Commit one transition with its audit entry, then tell everyone who follows missions."""
         fields: dict[str, object] = {"state": t.new_state.value}
         if t.reason:
             fields["reason"] = t.reason
@@ -240,52 +338,53 @@ class MissionSupervisor:
             fields["on_scene_at"] = now
         if t.terminal:
             fields["ended_at"] = now
-        mission = self.rt.store.update_mission(mission_id, **fields)
-        self.rt.store.audit(
-            "system",
-            "mission.state",
-            "mission",
-            mission_id,
-            old=t.old_state.value,
-            new=t.new_state.value,
-            reason=t.reason,
+        detail = {"old": t.old_state.value, "new": t.new_state.value, "reason": t.reason}
+        mission = await asyncio.to_thread(
+            self._store.record_transition, mission_id, fields, actor="system", action="mission.state", detail=detail
         )
         log.info("mission %s: %s → %s%s", mission_id, t.old_state, t.new_state, f" ({t.reason})" if t.reason else "")
-        self.rt.publish_mission(mission)
-        self.rt.video.mission_state(mission, t.new_state)
+        self._publisher.publish(MissionChanged(data=self.public(mission)))
+        for listener in self._listeners:
+            listener.mission_state(mission, t.new_state)
+        if t.terminal:
+            self._fleet.release_mission(drone_id, mission_id)  # only now: the store no longer holds it active
         if t.new_state in (MissionState.ABORTED, MissionState.FAILED):
-            self._requeue(mission.incident_id)
+            incident = await asyncio.to_thread(self._requeue, incident_id)
+            if incident is not None:
+                self._publisher.publish(IncidentChanged(data=IncidentPublic.of(incident)))
         if t.new_state == MissionState.FAILED and t.reason:
-            self.rt.alert(
-                "critical",
-                "mission_failed",
-                f"mission {mission_id} failed: {t.reason}",
-                drone_id=mission.drone_id,
-                mission_id=mission_id,
-            )
+            self._alerts.raise_(
+                "critical", "mission_failed", f"mission {mission_id} failed: {t.reason}",
+                drone_id=drone_id, mission_id=mission_id,
+            )  # fmt: skip
+        return mission
 
-    def _requeue(self, incident_id: int) -> None:
-        """A mission that ended without finishing puts its incident back in the queue."""
-        incident = self.rt.store.get_incident(incident_id)
-        if incident.status == "dispatched" and not self.rt.store.list_missions(active=True, incident_id=incident_id):
-            self.rt.publish_incident(self.rt.store.update_incident(incident_id, status="open"))
+    def _requeue(self, incident_id: int) -> Any:
+        """A mission that ended without finishing puts its incident back in the queue (blocking)."""
+        incident = self._store.get_incident(incident_id)
+        if incident.status == "dispatched" and not self._store.list_missions(active=True, incident_id=incident_id):
+            return self._store.update_incident(incident_id, status="open")
+        return None
 
     async def preempt(self, mission_id: int, for_incident: int, actor: str) -> None:
         """End a flying mission because a person gave its drone to a more urgent incident.
 
         Nothing is sent to the vehicle here: the new mission's upload replaces the old one in flight.
+        Returns once the store has the mission ended, so the drone is free for the new one.
         """
-        mission = self.rt.store.get_mission(mission_id)
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
         state = MissionState(mission.state)
         t = ms.command(state, PilotCommand.ABORT, by=actor, note=f"pre-empted for incident {for_incident}")
-        self.rt.store.audit(actor, "mission.preempt", "mission", mission_id, for_incident=for_incident)
+        await asyncio.to_thread(
+            self._store.audit, actor, "mission.preempt", "mission", mission_id, for_incident=for_incident
+        )
         tracked = self._tracked.get(mission.sysid)
         if tracked is not None and tracked.mission_id == mission_id:
             if tracked.task is not None and not tracked.task.done():
                 tracked.task.cancel()
-            self._apply(tracked, t)
+            await self._commit(tracked, t)
         else:
-            self._persist(mission_id, t)
+            await self._persist(mission, t)
 
     # -- pilot commands ------------------------------------------------------------------------
     async def command(
@@ -293,18 +392,22 @@ class MissionSupervisor:
     ) -> Mission:
         if command == "reposition":
             return await self.reposition(mission_id, position, actor)
-        mission = self.rt.store.get_mission(mission_id)
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
         state = MissionState(mission.state)
-        if mission.state not in ACTIVE_MISSION_STATES:
-            raise CommandRejected(409, f"mission {mission_id} is {mission.state}; it takes no commands")
+        if state in ms.TERMINAL:
+            raise CommandRejected(f"mission {mission_id} is {mission.state}; it takes no commands", "mission_ended")
         cmd = PilotCommand(command)
         tracked = self._tracked.get(mission.sysid)
+        if tracked is not None and tracked.mission_id == mission_id:
+            state = tracked.state  # the store may be a transition behind the vehicle
         try:
             expected = ms.command(state, cmd, by=actor)
         except ms.InvalidTransition as exc:
-            raise CommandRejected(409, str(exc)) from exc
-        vehicle = self.rt.link.vehicles.get(mission.sysid) if self.rt.link else None
-        self.rt.store.audit(actor, f"mission.command.{cmd.value}", "mission", mission_id, state=state.value)
+            raise CommandRejected(str(exc), "invalid_command") from exc
+        vehicle = self._vehicles.vehicle(mission.sysid)
+        await asyncio.to_thread(
+            self._store.audit, actor, f"mission.command.{cmd.value}", "mission", mission_id, state=state.value
+        )
         launching = tracked is not None and tracked.task is not None and not tracked.task.done()
         if cmd is PilotCommand.ABORT and launching:
             # stop the launch first, so nothing it still had in flight (an arm, a MISSION_START) outlives the abort
@@ -318,25 +421,25 @@ class MissionSupervisor:
             try:
                 await self._send(vehicle, cmd, airborne, self._route_home(mission.drone_id, vehicle))
             except CommandDenied as exc:
-                raise CommandRejected(409, f"the vehicle refused {cmd.value}: {exc}") from exc
+                raise CommandRejected(f"the vehicle refused {cmd.value}: {exc}", "vehicle_refused") from exc
             except LinkError as exc:
-                raise CommandRejected(504, f"the vehicle did not answer {cmd.value}: {exc}") from exc
+                raise VehicleTimeout(f"the vehicle did not answer {cmd.value}: {exc}") from exc
             finally:
                 if tracked is not None:
                     tracked.commanding = False
             if tracked is not None and cmd in (PilotCommand.RTL, PilotCommand.LAND):
                 tracked.sent_home = True
         elif vehicle is None and cmd is not PilotCommand.ABORT:
-            raise CommandRejected(409, f"vehicle {mission.sysid} is not connected")
+            raise VehicleUnavailable(f"vehicle {mission.sysid} is not connected", "vehicle_offline")
         if tracked is not None and tracked.mission_id == mission_id:
             if cmd is PilotCommand.RESUME and tracked.state == MissionState.RETURNING and vehicle is not None:
                 expected = ms.resumed(
                     tracked.state, mission_seq=vehicle.state.mission_seq or 0, on_scene_seq=tracked.on_scene_seq
                 )
-            self._apply(tracked, expected)
+            await self._commit(tracked, expected)
         elif expected.changed:
-            self._persist(mission_id, expected)
-        return self.rt.store.get_mission(mission_id)
+            await self._persist(mission, expected)
+        return await asyncio.to_thread(self._store.get_mission, mission_id)
 
     async def reposition(self, mission_id: int, position: tuple[float, float] | None, actor: str) -> Mission:
         """Fly to (lat, lon) at the present altitude and hold there (PX4 DO_REPOSITION → AUTO.LOITER).
@@ -344,43 +447,47 @@ class MissionSupervisor:
         Like pause it changes no mission state: the vehicle's mode shows the hold, and resume
         continues the mission from the item it was flying to.
         """
-        mission = self.rt.store.get_mission(mission_id)
         if position is None:
-            raise CommandRejected(422, "reposition needs lat and lon")
+            raise ImpossibleMission("reposition needs lat and lon", "bad_command")
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
         lat, lon = position
         state = MissionState(mission.state)
         if state not in ms.FLYING or state == MissionState.LAUNCHING:
-            raise CommandRejected(409, f"mission {mission_id} is {mission.state}; only a flying mission can reposition")
-        zone = self.rt.airspace.prohibited_at(lat, lon)
+            raise CommandRejected(
+                f"mission {mission_id} is {mission.state}; only a flying mission can reposition", "invalid_command"
+            )
+        zone = self._airspace.prohibited_at(lat, lon)
         if zone is not None:
-            raise CommandRejected(422, f"({lat:.5f}, {lon:.5f}) is inside the prohibited zone {zone.name_en}")
-        vehicle = self.rt.link.vehicles.get(mission.sysid) if self.rt.link else None
+            raise ImpossibleMission(f"({lat:.5f}, {lon:.5f}) is inside the prohibited zone {zone.name_en}", "airspace")
+        vehicle = self._vehicles.vehicle(mission.sysid)
         if vehicle is None or vehicle.health.lost:
-            raise CommandRejected(409, f"vehicle {mission.sysid} is not connected")
-        self.rt.store.audit(actor, "mission.command.reposition", "mission", mission_id, lat=lat, lon=lon)
+            raise VehicleUnavailable(f"vehicle {mission.sysid} is not connected", "vehicle_offline")
+        await asyncio.to_thread(
+            self._store.audit, actor, "mission.command.reposition", "mission", mission_id, lat=lat, lon=lon
+        )
         try:
             await vehicle.command.reposition(lat, lon, math.nan)  # NaN altitude: keep the present one
         except CommandDenied as exc:
-            raise CommandRejected(409, f"the vehicle refused reposition: {exc}") from exc
+            raise CommandRejected(f"the vehicle refused reposition: {exc}", "vehicle_refused") from exc
         except LinkError as exc:
-            raise CommandRejected(504, f"the vehicle did not answer reposition: {exc}") from exc
-        return self.rt.store.get_mission(mission_id)
+            raise VehicleTimeout(f"the vehicle did not answer reposition: {exc}") from exc
+        return mission
 
-    def _route_home(self, drone_id: str, vehicle: Vehicle) -> list[tuple[float, float]] | None:
+    def _route_home(self, drone_id: str, vehicle: VehicleHandle) -> list[tuple[float, float]] | None:
         """The way home round prohibited zones, when the straight line would cross one."""
-        entry = self.rt.registry.get(drone_id)
+        entry = self._fleet.registry.get(drone_id)
         s = vehicle.state
         if entry is None or s.lat is None or s.lon is None:
             return None
         try:
-            route = self.rt.airspace.route((s.lat, s.lon), (entry.dock.lat, entry.dock.lon))
+            route = self._airspace.route((s.lat, s.lon), (entry.dock.lat, entry.dock.lon))
         except NoRoute:
             return None  # already inside a zone: the straight way out is the only way
         return route if len(route) > 2 else None
 
     @staticmethod
     async def _send(
-        vehicle: Vehicle, cmd: PilotCommand, airborne: bool, route_home: list[tuple[float, float]] | None
+        vehicle: VehicleHandle, cmd: PilotCommand, airborne: bool, route_home: list[tuple[float, float]] | None
     ) -> None:
         c = vehicle.command
         if cmd is PilotCommand.PAUSE:
@@ -407,6 +514,7 @@ class MissionSupervisor:
 
 def _return_seq(m: Mission) -> int | None:
     for d in m.items:
-        if d["command"] == 20:  # NAV_RETURN_TO_LAUNCH
+        if d["command"] == Cmd.NAV_RETURN_TO_LAUNCH:
             return int(d["seq"])
     return None
+

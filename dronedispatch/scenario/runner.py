@@ -33,9 +33,9 @@ import yaml
 from sqlmodel import col, select
 
 from dronedispatch.api.security import issue_token
+from dronedispatch.bus import BusEvent
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.fleet import FleetConfig
-from dronedispatch.events import Event
 from dronedispatch.scenario import sources
 from dronedispatch.scenario.broker import MosquittoServer, find_mosquitto, free_udp_block, free_udp_port
 from dronedispatch.scenario.expectations import Context, StoreFacts, Verdict, evaluate
@@ -218,10 +218,11 @@ class ScenarioRun:
         async def record() -> None:
             async for ev in sub:
                 t = clock.now() if started.is_set() else 0.0
-                self._on_event(t, ev, operator, runtime)
-                if ev.type == "drone" and not ready.is_set():
-                    if ev.data.get("state") == "ready":
-                        ready_ids.add(ev.data["id"])
+                kind, data = _plain(ev)
+                self._on_event(t, kind, data, operator, runtime)
+                if kind == "drone" and not ready.is_set():
+                    if data.get("state") == "ready":
+                        ready_ids.add(data["id"])
                     if want <= ready_ids:
                         ready.set()
                 changed.set()
@@ -339,30 +340,30 @@ class ScenarioRun:
         return True
 
     # -- events --------------------------------------------------------------------------------
-    def _on_event(self, t: float, ev: Event, operator: Operator, runtime: Any) -> None:
-        if ev.type == "drone":
-            self.rec.on_drone(t, ev.data)
-            operator.drone_ready(ev.data["id"], ev.data.get("state", ""))
-        elif ev.type == "mission":
-            first_on_scene = ev.data["state"] == "on_scene" and ev.data["id"] not in self._snapshot_tried
-            self.rec.on_mission(t, ev.data)
+    def _on_event(self, t: float, kind: str, data: dict[str, Any], operator: Operator, runtime: Any) -> None:
+        if kind == "drone":
+            self.rec.on_drone(t, data)
+            operator.drone_ready(data["id"], data.get("state", ""))
+        elif kind == "mission":
+            first_on_scene = data["state"] == "on_scene" and data["id"] not in self._snapshot_tried
+            self.rec.on_mission(t, data)
             if first_on_scene and self.spec.wants_video and getattr(runtime, "video", None) is not None:
-                self._snapshot_tried.add(ev.data["id"])
-                operator.spawn(self._snapshot(ev.data["id"], ev.data["drone_id"], operator))
-        elif ev.type == "alert":
-            self.rec.on_alert(t, ev.data)
-        elif ev.type == "incident":
-            iid = ev.data["id"]
+                self._snapshot_tried.add(data["id"])
+                operator.spawn(self._snapshot(data["id"], data["drone_id"], operator))
+        elif kind == "alert":
+            self.rec.on_alert(t, data)
+        elif kind == "incident":
+            iid = data["id"]
             if iid not in self.rec.incidents_seen:
                 self.rec.incidents_seen[iid] = t
                 self.rec.note(
                     t,
                     "incident",
-                    f"incident {iid} ({ev.data['category']}, severity {ev.data['severity']}) from {ev.data['source']}",
+                    f"incident {iid} ({data['category']}, severity {data['severity']}) from {data['source']}",
                 )
-                operator.incident_created(t, ev.data)
+                operator.incident_created(t, data)
             else:
-                operator.incident_updated(t, ev.data)
+                operator.incident_updated(t, data)
 
     # -- timeline entries ----------------------------------------------------------------------
     async def _send(
@@ -562,3 +563,9 @@ def read_facts(runtime: Any) -> StoreFacts:
             for e in store.list_evidence():
                 facts.video.setdefault(e.mission_id, []).append({"kind": e.kind, "size": e.size_bytes})
     return facts
+
+
+def _plain(ev: BusEvent) -> tuple[str, dict[str, Any]]:
+    """An event's type and data as the WebSocket carries them (what a scenario records)."""
+    payload = ev.model_dump(mode="json")
+    return payload["type"], payload["data"]

@@ -2,25 +2,23 @@
 
 Answers REQUEST_MESSAGE for CAMERA_INFORMATION (259), CAMERA_SETTINGS (260), CAMERA_CAPTURE_STATUS
 (262) and VIDEO_STREAM_INFORMATION (269, with a ``udp://`` URI), and MAV_CMD_VIDEO_START/STOP_STREAMING,
-which start and stop the RTP sender in :mod:`dronedispatch.sim.camera` when that module is present
-and video is enabled. Without it the protocol still works; only no RTP is sent.
+which start and stop the RTP sender in :mod:`dronedispatch.sim.camera` when the fleet runs with
+video. Without video the protocol still works; only no RTP is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymavlink.dialects.v20 import common as mavlink
 
+from dronedispatch.sim.camera import CameraPose, SimCamera
 from dronedispatch.sim.commands import ACCEPTED, DENIED, UNSUPPORTED, Command, as_int
 from dronedispatch.sim.geodesy import offset_ne
-
-if TYPE_CHECKING:
-    from dronedispatch.sim.vehicle import SimVehicle
+from dronedispatch.sim.model import VehicleModel
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +41,23 @@ def _fixed(text: str, n: int) -> list[int]:
 
 
 class CameraComponent:
-    """Camera component state of one vehicle; owns the optional :class:`SimCamera` RTP sender."""
+    """Camera component state of one vehicle; owns the optional :class:`SimCamera` RTP sender.
+
+    It looks at the vehicle's model (pose, clock), not at the vehicle, which owns it.
+    """
 
     compid = COMPID
 
-    def __init__(self, vehicle: SimVehicle, uri: str) -> None:
-        self.vehicle = vehicle
+    def __init__(self, model: VehicleModel, *, sysid: int, instance: int, uri: str) -> None:
+        self.model = model
+        self.sysid = sysid
+        self.instance = instance
         self.uri = uri
         self.video_enabled = False  # set by the runner when the fleet runs with video
         self.video_target: tuple[str, int] | None = None
         self.heartbeat_due = 0.0
         self.streaming = False
-        self._camera: Any = None
+        self._camera: SimCamera | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def handles(self, c: Command) -> bool:
@@ -88,7 +91,7 @@ class CameraComponent:
         return UNSUPPORTED, []
 
     def message(self, msg_id: int) -> list[mavlink.MAVLink_message]:
-        t_ms = int(self.vehicle.model.t * 1000) & 0xFFFFFFFF
+        t_ms = int(self.model.t * 1000) & 0xFFFFFFFF
         if msg_id == 259:
             return [mavlink.MAVLink_camera_information_message(
                 time_boot_ms=t_ms, vendor_name=_fixed("dronedispatch", 32), model_name=_fixed("SimCamera", 32),
@@ -128,9 +131,7 @@ class CameraComponent:
         except RuntimeError:
             return
         if on:
-            cam = self._ensure_camera()
-            if cam is not None:
-                self._spawn(loop, cam.start())
+            self._spawn(loop, self._ensure_camera().start())
         elif self._camera is not None:
             self._spawn(loop, self._camera.stop())
 
@@ -142,32 +143,24 @@ class CameraComponent:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("vehicle %d camera: %s", self.vehicle.sysid, task.exception())
+            log.warning("vehicle %d camera: %s", self.sysid, task.exception())
 
-    def _ensure_camera(self) -> Any:
-        if self._camera is not None:
-            return self._camera
-        try:
-            camera = importlib.import_module("dronedispatch.sim.camera")
-        except ImportError as exc:
-            log.info("vehicle %d: no camera module (%s); video protocol only", self.vehicle.sysid, exc)
-            self.video_enabled = False
-            return None
-        assert self.video_target is not None
-        self._pose_cls = camera.CameraPose
-        self._camera = camera.SimCamera(self.vehicle.instance, self.pose, target_host=self.video_target[0],
-                                        port=self.video_target[1], width=WIDTH, height=HEIGHT, fps=FPS)
+    def _ensure_camera(self) -> SimCamera:
+        if self._camera is None:
+            assert self.video_target is not None
+            self._camera = SimCamera(self.instance, self.pose, target_host=self.video_target[0],
+                                     port=self.video_target[1], width=WIDTH, height=HEIGHT, fps=FPS)
         return self._camera
 
-    def pose(self) -> Any:
-        m = self.vehicle.model
+    def pose(self) -> CameraPose:
+        m = self.model
         target = m.target
         pitch = -45.0
         if target is not None:
             dn, de = offset_ne(m.lat, m.lon, target[0], target[1])
             pitch = -math.degrees(math.atan2(max(m.alt_rel, 0.1), max(math.hypot(dn, de), 0.1)))
-        return self._pose_cls(lat=m.lat, lon=m.lon, alt_rel=m.alt_rel, heading_deg=math.degrees(m.heading) % 360,
-                              pitch_deg=pitch, time_s=m.t, target=target)
+        return CameraPose(lat=m.lat, lon=m.lon, alt_rel=m.alt_rel, heading_deg=math.degrees(m.heading) % 360,
+                          pitch_deg=pitch, time_s=m.t, target=target)
 
     def tick(self) -> None:
         """Nothing periodic yet: the camera pulls its pose when it renders."""
@@ -177,7 +170,7 @@ class CameraComponent:
             try:
                 await self._camera.stop()
             except Exception as exc:  # stopping must not fail the fleet shutdown
-                log.warning("vehicle %d camera stop: %s", self.vehicle.sysid, exc)
+                log.warning("vehicle %d camera stop: %s", self.sysid, exc)
         self.streaming = False
         for t in list(self._tasks):
             t.cancel()

@@ -96,7 +96,7 @@ class SimVehicle:
         self.links = [Link(self, "gcs", telemetry.GCS_STREAMS, gcs_peer)]
         if api_peer is not None:
             self.links.append(Link(self, "api", telemetry.API_STREAMS, api_peer))
-        self.camera = CameraComponent(self, video_uri)
+        self.camera = CameraComponent(self.model, sysid=sysid, instance=instance, uri=video_uri)
         self.signing_key: bytes | None = None
         # fault injection (read by the UDP shell)
         self.loss = 0.0

@@ -12,7 +12,7 @@ from sqlmodel import select
 from dronedispatch.api.deps import Admin, RuntimeDep
 from dronedispatch.schemas import DronePublic
 from dronedispatch.store.models import User
-from dronedispatch.store.repo import NotFound, Store
+from dronedispatch.store.repo import NotFound, Store, as_utc
 from dronedispatch.store.users import hash_password
 
 router = APIRouter(prefix="/admin", tags=["administration"])
@@ -39,8 +39,6 @@ class MaintenanceFlag(BaseModel):
 
 
 def _public(u: User) -> UserPublic:
-    from dronedispatch.store.repo import as_utc
-
     return UserPublic(username=u.username, role=u.role, disabled=u.disabled, created_at=as_utc(u.created_at))
 
 
@@ -87,10 +85,4 @@ def enable_user(runtime: RuntimeDep, principal: Admin, username: str) -> UserPub
 
 @router.put("/drones/{drone_id}/maintenance", response_model=DronePublic, summary="Take a drone out of service or back")
 def set_maintenance(runtime: RuntimeDep, principal: Admin, drone_id: str, body: MaintenanceFlag) -> DronePublic:
-    entry = runtime.registry.get(drone_id)
-    if entry is None:
-        raise NotFound("drone", drone_id)
-    entry.maintenance = body.maintenance
-    runtime.store.audit(principal.username, "drone.maintenance", "drone", drone_id, maintenance=body.maintenance)
-    runtime.publish_drone(entry)
-    return runtime.registry.public(entry)
+    return runtime.fleet.set_maintenance(drone_id, body.maintenance, principal.username)

@@ -14,22 +14,17 @@ router = APIRouter(tags=["fleet and map"])
 
 @router.get("/drones", response_model=list[DronePublic], summary="Every drone with its live state")
 def drones(runtime: RuntimeDep, _: AnyUser) -> list[DronePublic]:
-    return [runtime.registry.public(e) for e in runtime.registry]
+    return runtime.fleet.public()
 
 
 @router.get("/drones/{drone_id}", response_model=DronePublic, summary="One drone")
 def drone(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> DronePublic:
-    from dronedispatch.store.repo import NotFound
-
-    entry = runtime.registry.get(drone_id)
-    if entry is None:
-        raise NotFound("drone", drone_id)
-    return runtime.registry.public(entry)
+    return runtime.registry.public(runtime.fleet.entry(drone_id))
 
 
 @router.get("/docks", summary="Docks of the fleet")
 def docks(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
-    return [d.model_dump() for d in runtime.fleet.docks]
+    return [d.model_dump() for d in runtime.fleet_config.docks]
 
 
 @router.get("/airspace", summary="Airspace zones (GeoJSON FeatureCollection)")
@@ -54,4 +49,4 @@ def mission_templates(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
 
 @router.get("/view-config", summary="Settings the operations view needs (map tiles, city)")
 def view_config(runtime: RuntimeDep) -> dict[str, Any]:
-    return {"tile_url": runtime.settings.tile_url, "city": runtime.fleet.city}
+    return {"tile_url": runtime.settings.tile_url, "city": runtime.fleet_config.city}

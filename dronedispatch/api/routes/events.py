@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
 
 from dronedispatch.api.deps import authenticate
 from dronedispatch.api.security import InvalidToken
+from dronedispatch.events import SnapshotMessage
+from dronedispatch.runtime import Runtime
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger(__name__)
@@ -15,17 +18,19 @@ log = logging.getLogger(__name__)
 
 @router.websocket("/events")
 async def events(websocket: WebSocket, token: str = "") -> None:
-    runtime = websocket.app.state.runtime
-    try:
-        principal = authenticate(runtime, token)
+    runtime: Runtime = websocket.app.state.runtime
+    try:  # the account check and the snapshot read the store: in a worker thread, never on the loop
+        principal = await run_in_threadpool(authenticate, runtime, token)
     except InvalidToken as exc:
         await websocket.close(code=4401, reason=str(exc))
         return
     await websocket.accept()
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
     try:
-        snapshot = {"type": "snapshot", "data": runtime.snapshot(), "user": principal.username, "role": principal.role}
-        await websocket.send_json(snapshot)
+        snapshot = SnapshotMessage(
+            data=await run_in_threadpool(runtime.snapshot), user=principal.username, role=principal.role
+        )
+        await websocket.send_text(snapshot.model_dump_json())
         async for event in sub:
             await websocket.send_text(event.json_text())
         if sub.lagging:

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Query, status
 
 from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Operator, RuntimeDep
+from dronedispatch.api.routes.video import evidence_url
 from dronedispatch.schemas import CloseRequest, DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 
 router = APIRouter(tags=["incidents"])
@@ -34,6 +35,8 @@ def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCrea
 @router.get("/incidents/{incident_id}", summary="One incident with its missions and recommended drones")
 def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str, Any]:
     view = runtime.dispatcher.incident_view(runtime.store.get_incident(incident_id))
+    for e in view["evidence"]:
+        e["url"] = evidence_url(e["id"])
     view["reports"] = [r.model_dump(mode="json") for r in runtime.store.incident_reports(incident_id)]
     return view
 
@@ -48,7 +51,7 @@ async def dispatch(
     runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: DispatchRequest | None = None
 ) -> MissionPublic:
     mission = await runtime.dispatcher.dispatch(incident_id, body or DispatchRequest(), principal.username)
-    return MissionPublic.of(mission)
+    return runtime.missions.public(mission)
 
 
 @router.post("/incidents/{incident_id}/close", response_model=IncidentPublic, summary="Close with an outcome")

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Pilot, RuntimeDep
-from dronedispatch.dispatch import item_from_dict
+from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.domain.qgc_plan import to_plan
-from dronedispatch.missions import CommandRejected
 from dronedispatch.schemas import MissionCommand, MissionPublic
 
 router = APIRouter(tags=["missions"])
@@ -21,22 +20,18 @@ def list_missions(
     offset: Offset = 0,
 ) -> list[MissionPublic]:
     missions = runtime.store.list_missions(active=active, incident_id=incident_id, limit=limit, offset=offset)
-    return [MissionPublic.of(m, runtime.missions.progress(m.sysid)) for m in missions]
+    return [runtime.missions.public(m) for m in missions]
 
 
 @router.get("/missions/{mission_id}", response_model=MissionPublic, summary="One mission")
 def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> MissionPublic:
-    m = runtime.store.get_mission(mission_id)
-    return MissionPublic.of(m, runtime.missions.progress(m.sysid))
+    return runtime.missions.public(runtime.store.get_mission(mission_id))
 
 
 @router.post("/missions/{mission_id}/commands", response_model=MissionPublic, summary="Pilot command")
 async def command(runtime: RuntimeDep, principal: Pilot, mission_id: DbId, body: MissionCommand) -> MissionPublic:
-    try:
-        m = await runtime.missions.command(mission_id, body.command, principal.username, position=body.position)
-    except CommandRejected as exc:
-        raise HTTPException(exc.status, exc.reason) from exc
-    return MissionPublic.of(m, runtime.missions.progress(m.sysid))
+    m = await runtime.missions.command(mission_id, body.command, principal.username, position=body.position)
+    return runtime.missions.public(m)
 
 
 @router.get("/missions/{mission_id}/plan", summary="The mission as a QGroundControl .plan file")
@@ -44,4 +39,4 @@ def plan(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> dict:
     m = runtime.store.get_mission(mission_id)
     entry = runtime.registry.get(m.drone_id)
     home = (entry.dock.lat, entry.dock.lon, entry.dock.alt) if entry else (m.items[0]["lat"], m.items[0]["lon"], 0.0)
-    return to_plan([item_from_dict(d) for d in m.items], home=home)
+    return to_plan([MissionItem.from_dict(d) for d in m.items], home=home)

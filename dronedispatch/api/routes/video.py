@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from dronedispatch.api.deps import AnyUser, DbId, RuntimeDep
-from dronedispatch.live_video import VideoUnavailable
+from dronedispatch.store.models import Evidence
 from dronedispatch.store.repo import NotFound
-from dronedispatch.video.formats import OfferError
 
 router = APIRouter(tags=["video"])
 
@@ -39,12 +38,7 @@ class EvidencePublic(BaseModel):
     summary="WebRTC: the browser's SDP offer for the drone's live video; the answer comes back",
 )
 async def video_offer(runtime: RuntimeDep, _: AnyUser, drone_id: str, body: SessionDescription) -> SessionDescription:
-    try:
-        sdp, type_ = await runtime.video.offer(drone_id, body.sdp, body.type)
-    except VideoUnavailable as exc:
-        raise HTTPException(exc.status, exc.reason) from exc
-    except OfferError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    sdp, type_ = await runtime.video.offer(drone_id, body.sdp, body.type)
     return SessionDescription(sdp=sdp, type=type_)
 
 
@@ -54,10 +48,7 @@ async def video_offer(runtime: RuntimeDep, _: AnyUser, drone_id: str, body: Sess
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 async def snapshot(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> Response:
-    try:
-        jpeg = await runtime.video.snapshot(drone_id)
-    except VideoUnavailable as exc:
-        raise HTTPException(exc.status, exc.reason) from exc
+    jpeg = await runtime.video.snapshot(drone_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
@@ -85,7 +76,12 @@ def evidence_file(runtime: RuntimeDep, principal: AnyUser, evidence_id: DbId) ->
     return FileResponse(path, media_type=e.media_type, filename=path.name, headers={"X-SHA256": e.sha256})
 
 
-def _public(e) -> EvidencePublic:  # type: ignore[no-untyped-def]
+def evidence_url(evidence_id: int) -> str:
+    return f"/api/v1/evidence/{evidence_id}"
+
+
+def _public(e: Evidence) -> EvidencePublic:
+    assert e.id is not None
     return EvidencePublic(id=e.id, mission_id=e.mission_id, incident_id=e.incident_id, kind=e.kind,
                           media_type=e.media_type, sha256=e.sha256, size_bytes=e.size_bytes,
-                          duration_s=e.duration_s, url=f"/api/v1/evidence/{e.id}")  # fmt: skip
+                          duration_s=e.duration_s, url=evidence_url(e.id))  # fmt: skip
