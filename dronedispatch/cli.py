@@ -101,10 +101,12 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from dronedispatch.service import serve
     from dronedispatch.settings import Settings
 
-    serve(Settings(), host=args.host, port=args.port)
+    settings = Settings()  # a bad setting is told before the service's heavy imports load
+    from dronedispatch.service import serve
+
+    serve(settings, host=args.host, port=args.port)
     return 0
 
 
