@@ -7,9 +7,12 @@ be placed at the point the camera looks at (:meth:`Camera.view_point`).
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dronedispatch.domain.geo import LatLon, destination
@@ -86,13 +89,25 @@ class AssetFileError(ValueError):
 
 def load_assets(path: Path | str) -> AssetRegistry:
     """Read and validate a cameras file (YAML or JSON)."""
-    from dronedispatch.cityfiles import read_structured  # the file-reading shell lives there
-
+    data = _read(Path(path))
     try:
-        data = read_structured(Path(path))
         return AssetRegistry.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise AssetFileError(f"{path}: {problems}") from exc
-    except ValueError as exc:  # CityFileError
+    except ValueError as exc:
         raise AssetFileError(str(exc)) from exc
+
+
+def _read(path: Path) -> Any:
+    # Read here, as templates.py reads its files, rather than through dronedispatch.cityfiles: that
+    # module builds on the domain, and the domain imports nothing outside itself.
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AssetFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    json_file = path.suffix in (".json", ".geojson")
+    try:
+        return json.loads(text) if json_file else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise AssetFileError(f"{path}: not valid {'JSON' if json_file else 'YAML'}: {exc}") from exc
