@@ -246,17 +246,19 @@ def test_migrations_and_models_agree(engine: Engine) -> None:
         assert "planned" in str(where) and "returning" in str(where) and "completed" not in str(where)
 
 
-def test_downgrade_to_0002_and_back(database_url: str) -> None:
-    engine = make_engine(database_url)
-    try:
-        cfg = alembic_config(engine)
-        migrate(engine)
-        Store(engine).set_maintenance("dd-01", True)
-        command.downgrade(cfg, "0002")
-        tables = set(inspect(engine).get_table_names())
-        assert "drones" not in tables
-        assert "recording_path" not in {c["name"] for c in inspect(engine).get_columns("missions")}
-        migrate(engine)
-        assert Store(engine).maintenance_flags() == {}
-    finally:
-        engine.dispose()
+def test_downgrade_to_0002_and_back_keeps_the_data(old_engine: Engine) -> None:
+    cfg = alembic_config(old_engine)
+    migrate(old_engine)
+    Store(old_engine).update_mission(2, recording_path="var/recordings/m2.mp4")
+    with old_engine.connect() as conn:
+        before = counts(conn)
+    command.downgrade(cfg, "0002")
+    assert "drones" not in set(inspect(old_engine).get_table_names())
+    assert "recording_path" not in {c["name"] for c in inspect(old_engine).get_columns("missions")}
+    with old_engine.connect() as conn:
+        assert counts(conn) == before
+    migrate(old_engine)
+    store = Store(old_engine)
+    assert store.maintenance_flags() == {"dd-01": False, "dd-02": True}  # backfilled again from the audit log
+    assert store.get_mission(2).recording_path is None
+    assert len(store.list_evidence(mission_id=3)) == 2

@@ -62,8 +62,9 @@ def upgrade() -> None:
         op.alter_column(
             "missions", "opaque_id", existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=True
         )
-    with op.batch_alter_table("missions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("recording_path", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    # plain ALTER TABLE on both databases: a SQLite table rebuild would trip over the evidence rows'
+    # foreign keys to missions
+    op.add_column("missions", sa.Column("recording_path", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
 
     op.create_table(
         "drones",
@@ -130,8 +131,7 @@ def downgrade() -> None:
     for name in ("uq_missions_active_incident", "uq_missions_active_drone"):
         op.drop_index(name, table_name="missions")
     op.drop_table("drones")
-    with op.batch_alter_table("missions", schema=None) as batch_op:
-        batch_op.drop_column("recording_path")
+    op.drop_column("missions", "recording_path")  # SQLite >= 3.35 drops a column in place
     if op.get_bind().dialect.name != "sqlite":
         op.alter_column(
             "missions", "opaque_id", existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=True
