@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import ValidationError
 
 from dronedispatch.domain.incidents import Report
@@ -254,8 +255,6 @@ class IngestStats:
         }
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         messages = CounterMetricFamily(
             "dronedispatch_ingest_messages", "Incident source inputs by outcome", labels=["source", "outcome"]
         )

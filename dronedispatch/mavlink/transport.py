@@ -17,6 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+try:
+    import serial  # type: ignore[import-untyped]
+except ImportError:  # only serial: links need pyserial; they say so when opened
+    serial = None
+
 log = logging.getLogger(__name__)
 
 RCVBUF_BYTES = 4 << 20
@@ -259,15 +264,11 @@ class SerialEndpoint(_StreamEndpoint):
         self._gone: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
-        try:
-            import serial  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            raise RuntimeError(f"{self.spec.url}: serial links need the 'pyserial' package") from None
+        if serial is None:
+            raise RuntimeError(f"{self.spec.url}: serial links need the 'pyserial' package")
         await super().open()
 
     async def _connect(self) -> None:
-        import serial
-
         try:
             self._port = serial.Serial(self.spec.host, self.spec.port, timeout=0, write_timeout=0)
         except serial.SerialException as exc:

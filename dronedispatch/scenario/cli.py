@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dronedispatch.scenario.expectations import FAIL, SKIP
 from dronedispatch.scenario.loader import ScenarioError, load_scenario
+from dronedispatch.scenario.px4 import px4_available
 from dronedispatch.scenario.runner import ProgressFn, RunResult, ScenarioRun
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_FILE = 0, 1, 2
@@ -59,8 +60,6 @@ def run_scenario_cli(file: Path, report_dir: Path | None = None, px4: Path | Non
         print(f"dronedispatch: scenario file error:\n{exc}", file=sys.stderr)
         return EXIT_BAD_FILE
     if px4 is not None:
-        from dronedispatch.scenario.px4 import px4_available
-
         ok, why = px4_available(px4)
         if not ok:
             print(f"dronedispatch: --px4: {why}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +113,4 @@ class Px4Fleet:
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return dict(os.environ)

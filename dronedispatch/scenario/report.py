@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -134,8 +135,6 @@ def map_png(result: RunResult) -> str:
         ax.set_xlim(min(lons) - MAP_MARGIN_DEG, max(lons) + MAP_MARGIN_DEG)
         ax.set_ylim(min(lats) - MAP_MARGIN_DEG, max(lats) + MAP_MARGIN_DEG)
     mid = (min(lats) + max(lats)) / 2 if lats else 0.0
-    import math
-
     ax.set_aspect(1 / max(math.cos(math.radians(mid)), 0.1))
     ax.locator_params(nbins=6)
     ax.ticklabel_format(useOffset=False, style="plain")
