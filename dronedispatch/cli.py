@@ -16,6 +16,7 @@ from pydantic_settings import SettingsError
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.fleet import Dock, FleetConfig
+from dronedispatch.settings import Settings, signing_key_from_hex
 
 
 def _parse_home(text: str) -> Dock:
@@ -58,8 +59,6 @@ def _sitl_fleet(args: argparse.Namespace) -> FleetConfig:
 
 def _signing_key(text: str) -> tuple[int | None, bytes]:
     """``HEX`` (every vehicle) or ``SYSID:HEX`` (one vehicle); 32-byte keys as 64 hex characters."""
-    from dronedispatch.settings import signing_key_from_hex
-
     sysid_s, sep, hex_s = text.rpartition(":")
     try:
         sysid = int(sysid_s) if sep else None
@@ -101,8 +100,6 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from dronedispatch.settings import Settings
-
     settings = Settings()  # a bad setting is told before the service's heavy imports load
     from dronedispatch.service import serve
 
