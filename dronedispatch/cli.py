@@ -127,7 +127,7 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenario_run(args: argparse.Namespace) -> int:
-    from dronedispatch.scenario import run_scenario_cli
+    from dronedispatch.scenario.cli import run_scenario_cli
 
     return run_scenario_cli(args.file, report_dir=args.report, px4=args.px4)
 

@@ -19,7 +19,10 @@ import yaml
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.incidents import Category, Report, Severity
+from dronedispatch.runtime import Runtime
+from dronedispatch.service import create_app
 from dronedispatch.settings import MIN_SECRET_KEY_CHARS, Settings
+from dronedispatch.sim.runner import SimFleet
 from dronedispatch.store.db import migrate
 from dronedispatch.store.users import ROLES, hash_password
 
@@ -110,14 +113,9 @@ async def _demo(
     port: int,
     speed_factor: float,
 ) -> None:
-    from dronedispatch.runtime import Runtime
-    from dronedispatch.service import create_app
-
     runtime = Runtime(settings)
     fleet_sim = None
     if sitl:
-        from dronedispatch.sim.runner import SimFleet
-
         fleet_sim = SimFleet(runtime.fleet_config, speed_factor=speed_factor, video=True)
         await fleet_sim.start()
     app = create_app(settings, runtime)

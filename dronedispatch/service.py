@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -110,8 +111,6 @@ def _system_router(rt: Runtime) -> APIRouter:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    import uvicorn
-
     if settings.secret_key_generated:  # only possible on SQLite: Settings refuses it for a shared database
         log.warning("DD_SECRET_KEY is not set: tokens signed with a random key die with this process")
 

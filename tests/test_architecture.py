@@ -30,47 +30,17 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("dronedispatch/cli.py", "dronedispatch.service"): "`serve` alone loads the service (FastAPI, SQLAlchemy, aiortc)",
     ("dronedispatch/cli.py", "dronedispatch.demo"): "`demo` alone loads the whole system",
     ("dronedispatch/cli.py", "dronedispatch.store.users"): "`users add` alone loads the database layer",
-    ("dronedispatch/cli.py", "dronedispatch.scenario"): "`scenario run` alone loads the scenario harness",
+    ("dronedispatch/cli.py", "dronedispatch.scenario.cli"): "`scenario run` alone loads the scenario harness",
     ("dronedispatch/cli.py", "dronedispatch.sim.runner"): "`sitl` alone loads the simulator",
     ("dronedispatch/scenario/cli.py", "dronedispatch.scenario.report"):
         "the report needs matplotlib, loaded only when a report is written, not by the API that lists runs",
 }
 
 #: Function-level imports still to move to the top of their module (file, module) -> what to do.
-PENDING_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
-    ("dronedispatch/demo.py", "dronedispatch.runtime"): "to the top",
-    ("dronedispatch/demo.py", "dronedispatch.service"): "to the top",
-    ("dronedispatch/demo.py", "dronedispatch.sim.runner"): "to the top",
-    ("dronedispatch/scenario/runner.py", "dronedispatch.runtime"): "to the top",
-    ("dronedispatch/scenario/runner.py", "dronedispatch.service"):
-        "to the top, once dronedispatch/scenario/__init__.py no longer imports the runner (see PENDING_CYCLES)",
-    ("dronedispatch/scenario/runner.py", "dronedispatch.scenario.px4"): "to the top (px4.py is light)",
-    ("dronedispatch/scenario/runner.py", "dronedispatch.sim.runner"): "to the top",
-    ("dronedispatch/scenario/runner.py", "aiomqtt"): "to the top (a required dependency)",
-    ("dronedispatch/scenario/runner.py", "dronedispatch.store.models"): "to the top",
-    ("dronedispatch/service.py", "uvicorn"): "to the top",
-    ("dronedispatch/store/repo.py", "datetime"): "to the top",
-    ("dronedispatch/store/users.py", "dronedispatch.settings"): "to the top",
-    ("dronedispatch/store/users.py", "dronedispatch.store.db"): "to the top",
-    ("dronedispatch/store/users.py", "dronedispatch.store.repo"): "to the top",
-    ("dronedispatch/store/users.py", "getpass"): "to the top",
-}
+PENDING_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {}
 
-#: Import cycles still to break, by their modules. The API's scenario routes import
-#: scenario.service, which runs scenario/__init__.py first; that imports the runner, which imports
-#: the service (inside a function). Fix: scenario/__init__.py exports only the loader's names;
-#: run_scenario/run_scenario_cli/RunResult are imported from dronedispatch.scenario.cli/.runner
-#: (dronedispatch/cli.py, tests/scenario/test_px4.py, tests/scenario/test_runs.py).
-PENDING_CYCLES: list[list[str]] = [
-    [
-        "dronedispatch.api.routes.scenarios",
-        "dronedispatch.scenario",
-        "dronedispatch.scenario.cli",
-        "dronedispatch.scenario.report",
-        "dronedispatch.scenario.runner",
-        "dronedispatch.service",
-    ],
-]
+#: Import cycles still to break, by their modules (none: keep it so).
+PENDING_CYCLES: list[list[str]] = []
 
 
 # -- 1. the import-linter contracts -------------------------------------------------------------------

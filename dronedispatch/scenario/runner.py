@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiomqtt
 import httpx
 import yaml
 from sqlmodel import col, select
@@ -36,6 +37,7 @@ from dronedispatch.api.security import issue_token
 from dronedispatch.bus import BusEvent
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.fleet import FleetConfig
+from dronedispatch.runtime import Runtime
 from dronedispatch.scenario import sources
 from dronedispatch.scenario.broker import MosquittoServer, find_mosquitto, free_udp_block, free_udp_port
 from dronedispatch.scenario.expectations import Context, StoreFacts, Verdict, evaluate
@@ -43,8 +45,12 @@ from dronedispatch.scenario.faults import FaultInjector
 from dronedispatch.scenario.loader import LoadedScenario
 from dronedispatch.scenario.model import ActionEntry, IncidentEntry
 from dronedispatch.scenario.operator import Operator
+from dronedispatch.scenario.px4 import Px4Fleet
 from dronedispatch.scenario.recording import Arrival, Recording
+from dronedispatch.service import create_app
 from dronedispatch.settings import Settings
+from dronedispatch.sim.runner import SimFleet
+from dronedispatch.store.models import IncidentReport
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +116,6 @@ class ScenarioRun:
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
-        from dronedispatch.runtime import Runtime
-        from dronedispatch.service import create_app
-
         started = time.monotonic()
         spec = self.spec
         with tempfile.TemporaryDirectory(prefix="dd-scenario-") as tmp_name:
@@ -193,8 +196,6 @@ class ScenarioRun:
 
     def _fleet_backend(self, gcs_port: int, tmp: Path) -> FleetBackend:
         if self.px4 is not None:
-            from dronedispatch.scenario.px4 import Px4Fleet
-
             return Px4Fleet(self.px4, self.loaded.fleet, self.spec, gcs_port, tmp)
         return SimBackend(self.loaded.fleet, self.spec, gcs_port)
 
@@ -430,8 +431,6 @@ class SimBackend:
     """The built-in simulator on free ports (never the demo's)."""
 
     def __init__(self, fleet: FleetConfig, spec: Any, gcs_port: int) -> None:
-        from dronedispatch.sim.runner import SimFleet
-
         self.fleet = fleet
         self.gcs_port = gcs_port
         self.notes: list[str] = []
@@ -471,8 +470,6 @@ class MqttSide:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        import aiomqtt
-
         self._client = aiomqtt.Client(self.broker.host, self.broker.port, identifier="dronedispatch-scenario")
         await self._client.__aenter__()
         await self._client.subscribe(sources.ERROR_TOPIC, qos=1)
@@ -496,8 +493,6 @@ class MqttSide:
 
     async def resolve_pending(self, runtime: Any) -> None:
         """Find the incidents that reports sent over MQTT became (by the report's source_ref)."""
-        from dronedispatch.store.models import IncidentReport
-
         pending = {
             a.source_ref: a
             for lst in self._by_topic.values()
@@ -532,8 +527,6 @@ def _active_missions(runtime: Any) -> int:
 
 def read_facts(runtime: Any) -> StoreFacts:
     """Everything the checks need from the store, read once at the end of the run."""
-    from dronedispatch.store.models import IncidentReport
-
     store = runtime.store
     facts = StoreFacts()
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
@@ -403,6 +403,4 @@ def _report_row(report: Report, incident_id: int) -> IncidentReport:
 
 def as_utc(dt: datetime) -> datetime:
     """SQLite returns naive datetimes; everything we store is UTC."""
-    from datetime import UTC
-
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from dronedispatch.settings import Settings
+from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.repo import Store
 
 ROLES = ("operator", "pilot", "tester", "admin")
 _hasher = PasswordHasher()
@@ -24,16 +29,10 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def add_user_cli(name: str, role: str) -> int:
     """Read the password once from standard input and store the user (replacing its password)."""
-    from dronedispatch.settings import Settings
-    from dronedispatch.store.db import make_engine, migrate
-    from dronedispatch.store.repo import Store
-
     if role not in ROLES:
         print(f"dronedispatch: unknown role {role!r}; one of {', '.join(ROLES)}", file=sys.stderr)
         return 2
     if sys.stdin.isatty():
-        import getpass
-
         password = getpass.getpass(f"password for {name}: ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dronedispatch import cityfiles
-from dronedispatch.scenario import run_scenario
+from dronedispatch.scenario.cli import run_scenario
 from dronedispatch.scenario.px4 import px4_available
 
 pytestmark = pytest.mark.px4

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dronedispatch import cityfiles
-from dronedispatch.scenario import run_scenario
+from dronedispatch.scenario.cli import run_scenario
 from dronedispatch.scenario.expectations import PASS, SKIP
 
 SCENARIOS = cityfiles.SITL_DIR / "scenarios"
