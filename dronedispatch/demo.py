@@ -152,8 +152,8 @@ class _Server(uvicorn.Server):
             self._on_started()
 
 
-def _seed_users(runtime: object, password: str) -> None:
-    store = runtime.store  # type: ignore[attr-defined]
+def _seed_users(runtime: Runtime, password: str) -> None:
+    store = runtime.store
     hashed = hash_password(password)
     for role in ROLES:
         store.upsert_user(role, hashed, role)
@@ -174,13 +174,12 @@ def _banner(host: str, port: int, password: str, settings: Settings, vehicles: i
     print("\n".join(lines), flush=True)
 
 
-async def _generate_incidents(runtime: object, *, first_after_s: float = 5.0, mean_gap_s: float = 60.0) -> None:
+async def _generate_incidents(runtime: Runtime, *, first_after_s: float = 5.0, mean_gap_s: float = 60.0) -> None:
     """An incident now and then, at a fixed camera (as the centre's CCTV would raise it)."""
     rng = random.Random()
-    rt = runtime  # type: ignore[assignment]
     await asyncio.sleep(first_after_s)
     while True:
-        cameras = [c for c in rt.cameras.cameras if c.is_camera]  # type: ignore[attr-defined]
+        cameras = [c for c in runtime.cameras.cameras if c.is_camera]
         category, severity, text, _ = rng.choices(_KINDS, weights=[k[3] for k in _KINDS])[0]
         camera = rng.choice(cameras) if cameras else None
         report = Report(
@@ -194,7 +193,7 @@ async def _generate_incidents(runtime: object, *, first_after_s: float = 5.0, me
             description=f"{text} ({camera.name_ko if camera else ''})",
         )
         try:
-            rt.dispatcher.ingest_report(report, actor="generator")  # type: ignore[attr-defined]
+            await asyncio.to_thread(runtime.dispatcher.ingest_report, report, actor="generator")
         except Exception:  # the demo keeps going whatever one report does
             log.exception("incident generator: report rejected")
         await asyncio.sleep(rng.expovariate(1.0 / mean_gap_s))

@@ -22,18 +22,17 @@ from dronedispatch.app.errors import ServiceError
 from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
+from dronedispatch.app.overview import Overview
 from dronedispatch.app.vehicle_watch import VehicleWatch
 from dronedispatch.bus import LocalEventBus
 from dronedispatch.domain import templates as templates_mod
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
 from dronedispatch.domain.incidents import Report
-from dronedispatch.events import Snapshot
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
 from dronedispatch.link_gateway import LinkGateway
 from dronedispatch.mavlink.link import MavlinkLink
-from dronedispatch.schemas import IncidentPublic
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
@@ -85,6 +84,7 @@ class Runtime:
             self.alerts,
         )  # fmt: skip
         self.missions.add_listener(self.video)
+        self.overview = Overview(self.store, self.fleet, self.missions)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts)
         self._unsubscribe: Callable[[], None] | None = None
         self.started_at = datetime.now(UTC)
@@ -140,12 +140,3 @@ class Runtime:
 
     def _on_ingest_error(self, source: str, reason: str) -> None:
         log.warning("ingest %s: rejected: %s", source, reason)
-
-    # -- views ---------------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
-        """What a browser needs on connect (blocking: reads the store; call it from a worker thread)."""
-        return Snapshot(
-            drones=self.fleet.public(),
-            incidents=[IncidentPublic.of(i) for i in self.store.open_incidents()],
-            missions=[self.missions.public(m) for m in self.store.list_missions(active=True, limit=10_000)],
-        )

@@ -5,6 +5,7 @@
 - :mod:`.fleet` — the live fleet (drones joined with what their vehicles report);
 - :mod:`.live_video` — finding, relaying and recording each drone's video;
 - :mod:`.vehicle_watch` — vehicle events turned into fleet, mission and video updates;
+- :mod:`.overview` — what a browser shows on connect;
 - :mod:`.alerts`, :mod:`.writes` — alerts, and store writes kept in order off the loop;
 - :mod:`.ports` — the interfaces they take; :mod:`.errors` — why they refuse.
 

@@ -28,7 +28,7 @@ async def events(websocket: WebSocket, token: str = "") -> None:
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
     try:
         snapshot = SnapshotMessage(
-            data=await run_in_threadpool(runtime.snapshot), user=principal.username, role=principal.role
+            data=await run_in_threadpool(runtime.overview.snapshot), user=principal.username, role=principal.role
         )
         await websocket.send_text(snapshot.model_dump_json())
         async for event in sub:
