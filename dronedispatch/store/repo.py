@@ -96,6 +96,16 @@ class Store:
             s.commit()
             return user
 
+    def set_user_disabled(self, username: str, disabled: bool) -> User:
+        with self._write_session() as s:
+            user = s.exec(select(User).where(User.username == username)).first()
+            if user is None:
+                raise NotFound("user", username)
+            user.disabled = disabled
+            s.add(user)
+            s.commit()
+            return user
+
     def list_users(self) -> Sequence[User]:
         with self.session() as s:
             return s.exec(select(User).order_by(User.username)).all()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from dronedispatch.service import create_app
+from dronedispatch.settings import Settings
 from tests.api.conftest import PASSWORD
+from tests.fixtures.services import free_udp_port
 
 
 @pytest.mark.parametrize("role", ["operator", "pilot", "tester"])
@@ -75,3 +78,15 @@ def test_maintenance_takes_a_drone_out_of_service(client: TestClient, auth) -> N
     missing = client.put("/api/v1/admin/drones/nope/maintenance", json={"maintenance": True}, headers=admin)
     assert missing.status_code == 404
     assert client.put("/api/v1/admin/drones/dd-01/maintenance", json={}, headers=admin).status_code == 422
+
+
+def test_maintenance_is_a_column_that_a_restart_reads_back(settings: Settings, auth, client: TestClient) -> None:  # type: ignore[no-untyped-def]
+    admin = auth("admin")
+    assert client.put("/api/v1/admin/drones/dd-02/maintenance", json={"maintenance": True}, headers=admin).is_success
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    assert store.maintenance_flags()["dd-02"] is True
+    # a second service on the same database (a restart, or another node) sees it from the table
+    other_node = settings.model_copy(update={"mavlink": f"udpin:127.0.0.1:{free_udp_port()}"})
+    with TestClient(create_app(other_node)) as again:
+        assert again.app.state.runtime.registry.get("dd-02").maintenance is True  # type: ignore[attr-defined]
+        assert again.app.state.runtime.registry.get("dd-01").maintenance is False  # type: ignore[attr-defined]

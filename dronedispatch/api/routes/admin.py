@@ -7,12 +7,11 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
-from sqlmodel import select
 
 from dronedispatch.api.deps import Admin, RuntimeDep
 from dronedispatch.schemas import DronePublic
 from dronedispatch.store.models import User
-from dronedispatch.store.repo import NotFound, Store, as_utc
+from dronedispatch.store.repo import as_utc
 from dronedispatch.store.users import hash_password
 
 router = APIRouter(prefix="/admin", tags=["administration"])
@@ -42,17 +41,6 @@ def _public(u: User) -> UserPublic:
     return UserPublic(username=u.username, role=u.role, disabled=u.disabled, created_at=as_utc(u.created_at))
 
 
-def _set_disabled(store: Store, username: str, disabled: bool) -> User:
-    with store.session() as s:
-        user = s.exec(select(User).where(User.username == username)).first()
-        if user is None:
-            raise NotFound("user", username)
-        user.disabled = disabled
-        s.add(user)
-        s.commit()
-        return user
-
-
 @router.get("/users", response_model=list[UserPublic], summary="Every account")
 def list_users(runtime: RuntimeDep, _: Admin) -> list[UserPublic]:
     return [_public(u) for u in runtime.store.list_users()]
@@ -71,14 +59,14 @@ def add_user(runtime: RuntimeDep, principal: Admin, body: UserCreate) -> UserPub
 def disable_user(runtime: RuntimeDep, principal: Admin, username: str) -> UserPublic:
     if username == principal.username:
         raise HTTPException(status.HTTP_409_CONFLICT, "an administrator may not disable their own account")
-    user = _set_disabled(runtime.store, username, True)
+    user = runtime.store.set_user_disabled(username, True)
     runtime.store.audit(principal.username, "user.disable", "user", username)
     return _public(user)
 
 
 @router.post("/users/{username}/enable", response_model=UserPublic, summary="Enable a disabled account")
 def enable_user(runtime: RuntimeDep, principal: Admin, username: str) -> UserPublic:
-    user = _set_disabled(runtime.store, username, False)
+    user = runtime.store.set_user_disabled(username, False)
     runtime.store.audit(principal.username, "user.enable", "user", username)
     return _public(user)
 
