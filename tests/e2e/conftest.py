@@ -204,18 +204,10 @@ def start_system(
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    for role in ROLES:
-        subprocess.run(
-            [*DD, "users", "add", role, "--role", role],
-            input=f"{PASSWORD}\n".encode(),
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
     logs = tmp_path
     sitl_log = open(logs / "sitl.log", "wb")
     serve_log = open(logs / "serve.log", "wb")
+    # the simulator needs no store: it boots while the command line creates the schema and the first account
     sitl = subprocess.Popen(
         [
             *DD,
@@ -238,18 +230,39 @@ def start_system(
         stdout=sitl_log,
         stderr=subprocess.STDOUT,
     )
-    serve_cmd = [*DD, "serve", "--port", str(http_port)]
-    serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
-    system = System(
-        f"http://127.0.0.1:{http_port}", fleet_file, sitl, serve, logs, serve_cmd, env, database, server_log_offset
-    )
+    serve: subprocess.Popen[bytes] | None = None
+    system: System | None = None
     try:
+        added = subprocess.run(
+            [*DD, "users", "add", "admin", "--role", "admin"],
+            input=f"{PASSWORD}\n".encode(),
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, f"`dronedispatch users add` failed:\n{(added.stdout + added.stderr).decode()}"
+        serve_cmd = [*DD, "serve", "--port", str(http_port)]
+        serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
+        system = System(
+            f"http://127.0.0.1:{http_port}", fleet_file, sitl, serve, logs, serve_cmd, env, database, server_log_offset
+        )
         wait_for(system.healthy, 60, "the service to answer /healthz", system)
+        # the other roles through the API: one process start per account would cost seconds per test
+        admin = system.client("admin")
+        try:
+            for role in ROLES:
+                if role != "admin":
+                    r = admin.post("/api/v1/admin/users", json={"username": role, "role": role, "password": PASSWORD})
+                    assert r.status_code == 201, f"adding {role}: {r.status_code} {r.text}\n{system.log_tail()}"
+        finally:
+            admin.close()
         yield system
     finally:
-        for proc in (system.serve, sitl):
+        # the system's own handle: a test may have restarted the service
+        procs = [p for p in (system.serve if system else serve, sitl) if p is not None]
+        for proc in procs:
             proc.terminate()
-        for proc in (system.serve, sitl):
+        for proc in procs:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
