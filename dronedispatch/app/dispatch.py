@@ -142,8 +142,7 @@ class DispatchService:
 
     def _open_incidents(self) -> list[OpenIncident]:
         out = []
-        for inc in self._store.open_incidents():
-            reports = self._store.incident_reports(inc.id)  # type: ignore[arg-type]
+        for inc, reports in self._store.open_incidents_with_reports():
             seen = [as_utc(r.observed_at) for r in reports] or [as_utc(inc.created_at)]
             out.append(
                 OpenIncident(

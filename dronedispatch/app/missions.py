@@ -153,9 +153,15 @@ class MissionSupervisor:
 
     # -- launching -----------------------------------------------------------------------------
     def launch(self, mission: Mission, *, return_seq: int | None) -> None:
-        """Fly ``mission`` (just recorded as planned): upload, arm and start it in the background."""
-        if mission.sysid in self._tracked:
-            raise CommandRejected(f"drone {mission.drone_id} is already flying another mission", "drone_busy")
+        """Fly ``mission`` (just recorded as planned): upload, arm and start it in the background.
+        Never raises: whatever stops the flight fails the mission with the reason."""
+        assert mission.id is not None
+        busy = self._tracked.get(mission.sysid)
+        if busy is not None:  # the store allowed it, so the other mission is ending: never fly two at once
+            reason = f"vehicle {mission.sysid} was still finishing mission {busy.mission_id}; dispatch again"
+            self._persist_later(mission.id, mission.drone_id, mission.incident_id,
+                                ms.failed(MissionState.PLANNED, reason))  # fmt: skip
+            return
         tracked = self._track(mission, MissionState.PLANNED, return_seq)
         tracked.task = asyncio.create_task(self._launch(tracked, mission), name=f"mission-{mission.id}")
 

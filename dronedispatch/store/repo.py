@@ -167,6 +167,19 @@ class Store:
         with self.session() as s:
             return s.exec(select(Incident).where(Incident.status != "closed")).all()
 
+    def open_incidents_with_reports(self) -> list[tuple[Incident, Sequence[IncidentReport]]]:
+        """Every incident not closed, each with its reports: two queries in one session, whatever
+        the number of incidents (matching a new report reads them all)."""
+        with self.session() as s:
+            incidents = s.exec(select(Incident).where(Incident.status != "closed")).all()
+            ids = [i.id for i in incidents]
+            reports: dict[int, list[IncidentReport]] = {i: [] for i in ids if i is not None}
+            if ids:
+                q = select(IncidentReport).where(col(IncidentReport.incident_id).in_(ids))
+                for r in s.exec(q.order_by(col(IncidentReport.id))):
+                    reports[r.incident_id].append(r)
+            return [(i, reports.get(i.id, []) if i.id is not None else []) for i in incidents]
+
     def incident_reports(self, incident_id: int) -> Sequence[IncidentReport]:
         with self.session() as s:
             q = select(IncidentReport).where(IncidentReport.incident_id == incident_id)

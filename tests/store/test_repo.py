@@ -144,3 +144,15 @@ def test_latest_audit_detail_per_target(store: Store) -> None:
         "dd-01": {"maintenance": False},
         "dd-02": {"maintenance": True},
     }
+
+
+def test_open_incidents_come_with_their_reports_in_one_read(store: Store) -> None:
+    a = store.create_incident(report(source_ref="a1"), 37.39, 126.63)
+    b = store.create_incident(report(source_ref="b1", category=Category.CRIME), 37.40, 126.64)
+    closed = store.create_incident(report(source_ref="c1"), 37.41, 126.65)
+    assert a.id and b.id and closed.id
+    store.merge_report(a.id, report(source_ref="a2"))
+    store.update_incident(closed.id, status="closed")
+    got = {inc.id: [r.source_ref for r in reports] for inc, reports in store.open_incidents_with_reports()}
+    assert got == {a.id: ["a1", "a2"], b.id: ["b1"]}
+    assert {i.id for i in store.open_incidents()} == set(got)
