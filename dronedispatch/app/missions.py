@@ -18,7 +18,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -191,12 +190,9 @@ class MissionSupervisor:
             await self._commit(tracked, ms.upload_failed(tracked.state, str(exc)))
             return
         t_upload = time.perf_counter()
-        # written in the mission's order, before the transition that follows it; the launch goes on
-        # meanwhile, and a failed write still fails the mission (below) rather than vanishing
-        opaque_written = self._write(
-            tracked.mission_id, lambda: self._store.update_mission(tracked.mission_id, opaque_id=opaque_id)
-        )
-        self._apply(tracked, ms.upload_accepted(tracked.state))
+        # the plan the vehicle holds is written with the transition; the launch goes on meanwhile, and
+        # a failed write still fails the mission (below) rather than vanishing
+        accepted = self._apply(tracked, ms.upload_accepted(tracked.state), opaque_id=opaque_id)
         try:
             await self._arm(vehicle)
             t_arm = time.perf_counter()
@@ -204,7 +200,8 @@ class MissionSupervisor:
         except (CommandDenied, LinkError) as exc:
             await self._commit(tracked, ms.launch_failed(tracked.state, str(exc)))
             return
-        await opaque_written
+        if accepted is not None:
+            await accepted
         log.debug(
             "mission %s: %d items uploaded in %.0f ms, armed after %.0f ms, started after %.0f ms",
             tracked.mission_id,
@@ -286,8 +283,9 @@ class MissionSupervisor:
         if written is not None:
             await written
 
-    def _apply(self, tracked: Tracked, t: Transition) -> asyncio.Task[Mission | None] | None:
-        """Move ``tracked`` to ``t``'s state now; the returned task finishes when the store has it."""
+    def _apply(self, tracked: Tracked, t: Transition, **also: Any) -> asyncio.Task[Mission | None] | None:
+        """Move ``tracked`` to ``t``'s state now; the returned task finishes when the store has it
+        (with the mission's fields ``also``, in the same transaction)."""
         if not t.changed:
             return None
         if t.new_state == MissionState.ON_SCENE:
@@ -304,20 +302,20 @@ class MissionSupervisor:
                 tracked.task.cancel()
             if self._tracked.get(tracked.sysid) is tracked:
                 del self._tracked[tracked.sysid]
-        return self._persist_later(tracked.mission_id, tracked.drone_id, tracked.incident_id, t)
+        return self._persist_later(tracked.mission_id, tracked.drone_id, tracked.incident_id, t, also)
 
     async def _persist(self, mission: Mission, t: Transition) -> Mission | None:
         assert mission.id is not None
         return await self._persist_later(mission.id, mission.drone_id, mission.incident_id, t)
 
     def _persist_later(
-        self, mission_id: int, drone_id: str, incident_id: int, t: Transition
+        self, mission_id: int, drone_id: str, incident_id: int, t: Transition, also: dict[str, Any] | None = None
     ) -> asyncio.Task[Mission | None]:
         async def write() -> Mission | None:
             if not t.changed:
                 return None
             try:
-                return await self._record(mission_id, drone_id, incident_id, t)
+                return await self._record(mission_id, drone_id, incident_id, t, also or {})
             except Exception as exc:
                 self._alerts.raise_(
                     "critical", "store_write_failed",
@@ -328,15 +326,11 @@ class MissionSupervisor:
 
         return self._writes.submit(mission_id, write)
 
-    def _write(self, mission_id: int, fn: Callable[[], Any]) -> asyncio.Task[Any]:
-        async def job() -> Any:
-            return await asyncio.to_thread(fn)
-
-        return self._writes.submit(mission_id, job)
-
-    async def _record(self, mission_id: int, drone_id: str, incident_id: int, t: Transition) -> Mission:
+    async def _record(
+        self, mission_id: int, drone_id: str, incident_id: int, t: Transition, also: dict[str, Any]
+    ) -> Mission:
         """Commit one transition with its audit entry, then tell everyone who follows missions."""
-        fields: dict[str, object] = {"state": t.new_state.value}
+        fields: dict[str, object] = {**also, "state": t.new_state.value}
         if t.reason:
             fields["reason"] = t.reason
         now = datetime.now(UTC)

@@ -146,12 +146,12 @@ async def test_a_store_that_refuses_a_write_fails_the_mission_with_the_reason_an
     mission = _planned(store)
     assert mission.id is not None
 
-    def narrow_column(mission_id: int, **fields: Any) -> Mission:
+    def narrow_column(mission_id: int, fields: dict[str, Any], **kwargs: Any) -> Mission:
         if "opaque_id" in fields:  # what PostgreSQL said to a 32-bit column
             raise DataError("UPDATE missions SET opaque_id", {}, Exception("integer out of range"))
-        return Store.update_mission(store, mission_id, **fields)
+        return Store.record_transition(store, mission_id, fields, **kwargs)
 
-    monkeypatch.setattr(store, "update_mission", narrow_column)
+    monkeypatch.setattr(store, "record_transition", narrow_column)
     with caplog.at_level(logging.ERROR, logger="dronedispatch.app.missions"):
         supervisor.launch(mission, return_seq=None)
         await _until(lambda: store.get_mission(mission.id).state == "failed", "the mission to fail")  # type: ignore[arg-type]
