@@ -33,7 +33,7 @@ test: $(STAMP) system-packages
 	$(BIN)/lint-imports --no-logo --no-cache
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	@for b in $(filter-out bench/benchkit.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: $(STAMP)

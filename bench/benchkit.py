@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: free loopback ports, a simulator child, a MAVSDK connection
-(the peer) and a throwaway PostgreSQL server.
+(the peer) and a throwaway durable PostgreSQL server (the package's, with PostgreSQL's defaults).
 
 (`make bench` runs every other file in bench/ as a benchmark, so shared code lives here.)
 """
@@ -7,29 +7,15 @@
 from __future__ import annotations
 
 import asyncio
-import glob
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from dronedispatch.scenario.broker import (
-    LOOPBACK,
-    ServiceStartError,
-    free_tcp_port,
-    log_tail,
-    supervised,
-    terminate,
-    wait_ready,
-)
+from dronedispatch.scenario.broker import PostgresServer, find_pg_bindir
 
 
 def free_ports(n: int) -> int:
@@ -79,94 +65,21 @@ async def connect_mavsdk(port: int, timeout_s: float = 15.0) -> tuple[Any, Any]:
     return drone, system
 
 
-PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-PG_OS_USER = "postgres"  # PostgreSQL refuses to run as root; Debian's package creates this account
-PG_SUPERUSER = "postgres"
+def start_postgres() -> PostgresServer:
+    """A new cluster in a temporary directory with PostgreSQL's default (durable) settings, so the
+    figure is that of a server as deployed; end it with :func:`stop_postgres`. It also dies with
+    this process (setpriv's parent-death signal). Raises ServiceStartError."""
+    bindir = find_pg_bindir()  # before the directory, which a missing server would leave behind
+    server = PostgresServer(workdir=Path(tempfile.mkdtemp(prefix="dd-bench-pg-")), bindir=bindir, durable=True)
+    try:
+        server.init()
+        return server.start()
+    except BaseException:
+        stop_postgres(server)
+        raise
 
 
-def find_pg_bindir() -> Path:
-    """The newest installed PostgreSQL bin directory (Debian: /usr/lib/postgresql/N/bin)."""
-    found = sorted(
-        (Path(p) for p in glob.glob(PG_BIN_GLOB) if (Path(p) / "initdb").exists()),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-    )
-    if found:
-        return found[-1]
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).parent
-    raise ServiceStartError(
-        "PostgreSQL server binaries not found (initdb in /usr/lib/postgresql/*/bin or PATH); "
-        "install the Debian package: apt-get install postgresql (make test does this)"
-    )
-
-
-class PostgresServer:
-    """A new PostgreSQL cluster in a temporary directory, on a free port of 127.0.0.1, trust auth.
-
-    Server settings are PostgreSQL's defaults (fsync and synchronous_commit on): the figure is
-    that of a durable server, as a deployment would run it. Stopped (fast shutdown) and removed
-    by :meth:`stop`; it also dies with this process (setpriv's parent-death signal).
-    """
-
-    def __init__(self, database: str = "dronedispatch") -> None:
-        self.bindir = find_pg_bindir()
-        self.database = database
-        self.workdir = Path(tempfile.mkdtemp(prefix="dd-bench-pg-"))
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def version(self) -> str:
-        return self.bindir.parent.name
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://{PG_SUPERUSER}@{LOOPBACK}:{self.port}/{self.database}"
-
-    def _dsn(self, db: str) -> str:
-        return f"host={LOOPBACK} port={self.port} user={PG_SUPERUSER} dbname={db} connect_timeout=5"
-
-    def _argv(self, argv: list[str]) -> list[str]:
-        return supervised(argv, run_as=PG_OS_USER, deathsig="INT", workdir=self.workdir)  # SIGINT: fast shutdown
-
-    def start(self) -> PostgresServer:
-        datadir, log_path = self.workdir / "data", self.workdir / "postgres.log"
-        initdb = [str(self.bindir / "initdb"), "-D", str(datadir), "-U", PG_SUPERUSER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C", "--no-sync"]  # fmt: skip
-        done = subprocess.run(self._argv(initdb), cwd=self.workdir, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise ServiceStartError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-        def connectable() -> bool:
-            try:
-                with psycopg.connect(self._dsn("postgres")):
-                    return True
-            except psycopg.OperationalError:
-                return False
-
-        for attempt in range(3):  # the free port may be taken between choosing and binding it
-            self.port = free_tcp_port()
-            argv = [str(self.bindir / "postgres"), "-D", str(datadir), "-p", str(self.port),
-                    "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={self.workdir}"]  # fmt: skip
-            with open(log_path, "ab") as log:
-                self.proc = subprocess.Popen(self._argv(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                             cwd=self.workdir)  # fmt: skip
-            try:
-                wait_ready(self.proc, connectable, "postgres", log_path)
-                break
-            except ServiceStartError:
-                if attempt == 2:
-                    raise
-        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        return self
-
-    def log_tail(self, lines: int = 30) -> str:
-        return log_tail(self.workdir / "postgres.log", lines)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, signal.SIGINT)
-            self.proc = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+def stop_postgres(server: PostgresServer) -> None:
+    """Fast shutdown, then the cluster's directory is removed."""
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)

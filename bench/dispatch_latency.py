@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from benchkit import PostgresServer, connect_mavsdk, find_pg_bindir, free_ports  # bench/ is on sys.path
+from benchkit import connect_mavsdk, free_ports, start_postgres, stop_postgres  # bench/ is on sys.path
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.geo import destination
@@ -52,7 +52,7 @@ from dronedispatch.domain.incidents import Category, Severity
 from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.events import MissionChanged
 from dronedispatch.runtime import Runtime
-from dronedispatch.scenario.broker import ServiceStartError
+from dronedispatch.scenario.broker import ServiceStartError, find_pg_bindir
 from dronedispatch.schemas import DispatchRequest, IncidentCreate, LatLon
 from dronedispatch.settings import Settings
 from dronedispatch.store.repo import Store
@@ -299,17 +299,17 @@ async def main(args: argparse.Namespace) -> int:
             results.append(await run_on("sqlite", "SQLite", None, args, peer))
         else:
             try:
-                server = await asyncio.to_thread(PostgresServer().start)
+                server = await asyncio.to_thread(start_postgres)
             except ServiceStartError as exc:
                 print(f"dispatch_latency: PostgreSQL did not start: {exc}", file=sys.stderr)
                 return 1
             try:
-                results.append(await run_on("postgresql", f"PostgreSQL {server.version}", server.url, args, peer))
+                results.append(await run_on("postgresql", f"PostgreSQL {server.version}", server.url(), args, peer))
             except Exception:
                 print(f"PostgreSQL log tail:\n{server.log_tail()}", file=sys.stderr)
                 raise
             finally:
-                await asyncio.to_thread(server.stop)
+                await asyncio.to_thread(stop_postgres, server)
         report(results[-1])
 
     theirs, n_items = results[-1].peer, results[-1].peer_items

@@ -1,13 +1,15 @@
-"""Local servers on loopback: free ports and a throwaway mosquitto broker.
+"""Local servers on loopback: free ports, a throwaway mosquitto broker and a throwaway PostgreSQL cluster.
 
-Used by scenario runs that feed incidents over MQTT, and by the test suite's fixtures
-(``tests/fixtures/services.py`` builds its mosquitto and PostgreSQL fixtures on these helpers).
-Every server runs from the Debian binary in its own temporary directory, on a free port of
-127.0.0.1, wrapped in ``setpriv --pdeathsig`` so it dies with the process that started it.
+The broker is used by scenario runs that feed incidents over MQTT; both servers by the test
+suite's fixtures (``tests/fixtures/services.py`` wraps them so a failure fails the test) and the
+PostgreSQL cluster by the benchmarks (``bench/benchkit.py``, with durable settings).
+Every server runs from the Debian binary in a work directory its caller provides, on a free port
+of 127.0.0.1, wrapped in ``setpriv --pdeathsig`` so it dies with the process that started it.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
@@ -15,14 +17,24 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 30.0  # generous: two shared cores, other suites starting servers at the same time
 STOP_TIMEOUT = 15.0
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+PG_OS_USER = "postgres"  # PostgreSQL refuses to run as root; Debian's package creates this account
+PG_SUPERUSER = "postgres"  # the database superuser inside the cluster (not the OS account)
+# Durability is worthless for a cluster that is thrown away after the tests; speed is not.
+PG_FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
 
 
 class ServiceStartError(RuntimeError):
@@ -220,3 +232,124 @@ class MosquittoServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def find_pg_bindir() -> Path:
+    """The newest installed PostgreSQL bin directory (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(
+        (Path(p) for p in glob.glob(PG_BIN_GLOB) if (Path(p) / "initdb").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ServiceStartError(
+        "PostgreSQL server binaries not found (initdb in /usr/lib/postgresql/*/bin or PATH); "
+        "install the Debian package: apt-get install postgresql (make test does this)"
+    )
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 with trust authentication.
+
+    ``durable=False`` (the tests) turns off fsync, synchronous commit and full-page writes and
+    allows 200 connections; ``durable=True`` (the benchmarks) keeps PostgreSQL's defaults, so a
+    figure is that of a server as deployed. :meth:`init` creates the cluster in ``workdir``,
+    :meth:`start` runs it and creates ``default_db``; the caller removes ``workdir``.
+    """
+
+    workdir: Path
+    bindir: Path
+    durable: bool = False
+    port: int = 0
+    host: str = LOOPBACK
+    default_db: str = "dronedispatch"
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "postgres.log"
+
+    @cached_property
+    def version(self) -> str:
+        """The server's major version, e.g. ``15`` (from ``postgres --version``, which runs even as root)."""
+        out = subprocess.run(
+            [str(self.bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"; since 10 the first number is the major
+        return out.partition("(PostgreSQL)")[2].split()[0].split(".")[0]
+
+    def url(self, db: str | None = None, driver: str = "postgresql+psycopg") -> str:
+        """SQLAlchemy URL of ``db`` (default: ``default_db``)."""
+        return f"{driver}://{PG_SUPERUSER}@{self.host}:{self.port}/{db or self.default_db}"
+
+    def dsn(self, db: str = "postgres") -> str:
+        """A plain libpq DSN (for psycopg.connect)."""
+        return f"host={self.host} port={self.port} user={PG_SUPERUSER} dbname={db} connect_timeout=5"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        # SIGINT is PostgreSQL's fast shutdown
+        return supervised(argv, run_as=PG_OS_USER, deathsig="INT", workdir=self.workdir)
+
+    def init(self) -> None:
+        """Create the cluster (initdb) in ``workdir``."""
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", PG_SUPERUSER, "--auth=trust",
+                  "--encoding=UTF8", "--locale=C", "--no-sync"]  # fmt: skip
+        result = subprocess.run(self._argv(initdb), cwd=self.workdir, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise ServiceStartError(f"initdb failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+    def _connectable(self) -> bool:
+        try:
+            with psycopg.connect(self.dsn()):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def start(self) -> PostgresServer:
+        """Run the cluster made by :meth:`init`; return once ``default_db`` exists."""
+        settings = {"listen_addresses": self.host, "unix_socket_directories": str(self.workdir)}
+        if not self.durable:
+            settings |= PG_FAST_SETTINGS
+        for attempt in range(3):  # the free port may be taken between choosing and binding it
+            self.port = free_tcp_port()
+            argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+            for name, value in settings.items():
+                argv += ["-c", f"{name}={value}"]
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    self._argv(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.workdir
+                )
+            try:
+                wait_ready(self.proc, self._connectable, "postgres", self.log_path)
+                break
+            except ServiceStartError:
+                if attempt == 2:
+                    raise
+        self.create_database(self.default_db)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, signal.SIGINT)  # SIGINT = fast shutdown
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create an empty database and return its name (a new unique one when ``name`` is None)."""
+        name = name or f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
