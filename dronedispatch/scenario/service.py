@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dronedispatch import cityfiles
+from dronedispatch.app.errors import Conflict, UnknownObject
 from dronedispatch.scenario.loader import ScenarioError, load_scenario
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ _TASKS: set[asyncio.Task[None]] = set()  # keeps the watcher tasks alive until t
 _WATCHING: set[str] = set()  # run ids whose process this service is waiting for
 
 
-class RunConflict(Exception):
+class RunConflict(Conflict):
     """A run is already in progress (runs are heavy: one at a time)."""
 
 
@@ -124,12 +125,13 @@ class ScenarioRuns:
         return path if path.is_file() else None
 
     async def start(self, name: str) -> RunInfo:
-        """Start shipped scenario ``name``; KeyError when there is none, RunConflict when one is running."""
+        """Start shipped scenario ``name``; UnknownObject when there is none, RunConflict when one is running."""
         path = self._file(name)
         if path is None:
-            raise KeyError(name)
+            known = ", ".join(s["name"] for s in self.shipped()) or "none"
+            raise UnknownObject(f"no scenario {name!r} (shipped: {known})", "unknown_scenario")
         if any(r.state == "running" for r in self.runs()):
-            raise RunConflict("a scenario run is already in progress; wait for it to finish")
+            raise RunConflict("a scenario run is already in progress; wait for it to finish", "run_in_progress")
         now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         run_dir = self.base_dir / run_id

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from dronedispatch.api.deps import RuntimeDep, Tester
-from dronedispatch.scenario.service import RunConflict, ScenarioRuns
+from dronedispatch.scenario.service import ScenarioRuns
 
 router = APIRouter(tags=["scenarios"])
 
@@ -36,14 +36,7 @@ def list_scenarios(runs: Runs, _: Tester) -> dict[str, Any]:
 
 @router.post("/scenarios", status_code=status.HTTP_202_ACCEPTED, summary="Start a shipped scenario in the background")
 async def start_scenario(runs: Runs, _: Tester, body: StartRun) -> dict[str, Any]:
-    try:
-        info = await runs.start(body.name)
-    except KeyError:
-        known = ", ".join(s["name"] for s in runs.shipped()) or "none"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no scenario {body.name!r} (shipped: {known})") from None
-    except RunConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return info.public()
+    return (await runs.start(body.name)).public()
 
 
 @router.get("/scenarios/runs/{run_id}", summary="One run: state, verdict counts, report links")
