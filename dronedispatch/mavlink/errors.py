@@ -51,6 +51,14 @@ class VehicleNotFound(LinkError):
         self.sysid = sysid
 
 
+class LinkFenced(LinkError):
+    """This ground station may not send to the vehicle now: another holds its link (lease lost)."""
+
+    def __init__(self, sysid: int) -> None:
+        super().__init__(f"this node no longer holds the link to vehicle {sysid}; another node sends to it now")
+        self.sysid = sysid
+
+
 class CommandDenied(LinkError):
     """The vehicle answered a command with a result other than ACCEPTED."""
 

@@ -93,7 +93,12 @@ class MavlinkLink:
         lost_after_s: float = 3.0,
         telemetry_rate_hz: float = 4.0,
         busy_poll_s: float = 0.001,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
+        """``may_send``, when given, is asked before every datagram leaves: while it says no, nothing
+        is sent (not even a heartbeat) and new transactions fail with :class:`LinkFenced`. A node
+        that holds this link under a lease passes its lease's fence, so a node that lost the lease
+        (paused, cut off) never sends another byte to the vehicle."""
         if isinstance(urls, str):
             urls = connection_strings(urls)
         self.specs = [parse_url(u) for u in urls]
@@ -119,6 +124,8 @@ class MavlinkLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._boot = time.monotonic()
         self.busy_poll_s = busy_poll_s
+        self.may_send = may_send
+        self.fenced_sends = 0
         self._poll_deadline = 0.0
         self._polling = False
 
@@ -199,11 +206,23 @@ class MavlinkLink:
         else:
             self._polling = False
 
+    def sending_allowed(self) -> bool:
+        return self.may_send is None or self.may_send()
+
+    def _send(self, endpoint: Endpoint, data: bytes, peer: Peer) -> None:
+        """Every byte to a vehicle leaves here, checked against the fence first."""
+        if self.may_send is not None and not self.may_send():
+            if self.fenced_sends == 0:
+                log.warning("link %s is fenced: sending nothing more to its vehicles", self.specs)
+            self.fenced_sends += 1
+            return
+        endpoint.send(data, peer)
+
     def send_to(self, vehicle: Vehicle, msg: Any) -> None:
         vl = self._links[vehicle.sysid]
         if vl.endpoint is None:
             return
-        vl.endpoint.send(wire.pack(vl.encoder, msg), vl.peer)
+        self._send(vl.endpoint, wire.pack(vl.encoder, msg), vl.peer)
 
     # -- receive path -------------------------------------------------------------------------
 
@@ -458,13 +477,13 @@ class MavlinkLink:
         for sysid, vl in self._links.items():
             if vl.endpoint is None:
                 continue
-            vl.endpoint.send(wire.pack(vl.encoder, self._heartbeat()), vl.peer)
+            self._send(vl.endpoint, wire.pack(vl.encoder, self._heartbeat()), vl.peer)
             if sysid not in self.signing_keys:
                 served.add((id(vl.endpoint), vl.peer))
         # Endpoints with a fixed peer get one too, so a vehicle there learns we exist.
         for ep in self.endpoints:
             if ep.default_peer is not None and (id(ep), ep.default_peer) not in served:
-                ep.send(wire.pack(self._plain_encoder, self._heartbeat()), ep.default_peer)
+                self._send(ep, wire.pack(self._plain_encoder, self._heartbeat()), ep.default_peer)
 
     def _send_timesync(self) -> None:
         now_ns = int((time.monotonic() - self._boot) * 1e9)

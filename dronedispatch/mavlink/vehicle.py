@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem, MissionType
 from dronedispatch.mavlink import px4_modes
 from dronedispatch.mavlink.command_protocol import CommandTransaction
-from dronedispatch.mavlink.errors import CommandDenied, LinkError, UploadFailed
+from dronedispatch.mavlink.errors import CommandDenied, LinkError, LinkFenced, UploadFailed
 from dronedispatch.mavlink.mission_protocol import MissionClear, MissionDownload, MissionUpload, mission_checksum
 from dronedispatch.mavlink.param_protocol import MAV_PARAM_TYPE_REAL32, ParamFetchAll, ParamRead, ParamSet
 from dronedispatch.mavlink.state import LinkHealth, VehicleState
@@ -39,6 +39,8 @@ class VehicleLink(Protocol):
     source_system: int
 
     def send_to(self, vehicle: Vehicle, msg: Any) -> None: ...
+
+    def sending_allowed(self) -> bool: ...
 
     def poll_for_reply(self) -> None: ...
 
@@ -72,6 +74,8 @@ class Vehicle:
 
     async def run(self, tx: Transaction) -> Any:
         """Drive ``tx`` to its end; returns its result or raises its error."""
+        if not self._link.sending_allowed():
+            raise LinkFenced(self.sysid)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         timer: asyncio.TimerHandle | None = None

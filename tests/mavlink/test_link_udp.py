@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dronedispatch.domain.mission_items import takeoff, waypoint
-from dronedispatch.mavlink.errors import CommandDenied, CommandTimeout, VehicleNotFound
+from dronedispatch.mavlink.errors import CommandDenied, CommandTimeout, LinkFenced, VehicleNotFound
 from dronedispatch.mavlink.events import StateChanged, VehicleDiscovered, VehicleLost, VehicleRecovered
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.mavlink.transport import parse_url
@@ -318,3 +318,33 @@ async def test_serial_device_unplugged_and_plugged_back_in(tmp_path: Any) -> Non
     finally:
         with contextlib.suppress(OSError):
             unplug(master, slave)
+
+
+async def test_a_fenced_link_sends_nothing_until_its_fence_opens() -> None:
+    """A node that lost its lease must not send one more byte: no command, no heartbeat."""
+    port = free_udp_port()
+    holds_lease = False
+    async with MavlinkLink(f"udpin:127.0.0.1:{port}", may_send=lambda: holds_lease) as link:
+        veh = UdpVehicle(9, ("127.0.0.1", port))
+        received: list[bytes] = []
+        hear = veh.datagram_received
+
+        def counting(data: bytes, addr: tuple[str, int]) -> None:
+            received.append(data)
+            hear(data, addr)
+
+        veh.datagram_received = counting  # type: ignore[method-assign]
+        await veh.start()
+        try:
+            v = await link.wait_vehicle(9, 10)  # hearing the vehicle is fine while fenced
+            with pytest.raises(LinkFenced, match="no longer holds the link to vehicle 9"):
+                await v.command.arm()
+            await asyncio.sleep(2.5)  # two GCS heartbeat periods
+            assert received == [] and not veh.commands
+            assert link.fenced_sends >= 2, "the heartbeats were held back, and counted"
+            holds_lease = True
+            assert await v.command.arm() == 0
+            await until(lambda: len(received) >= 2)  # the command, then heartbeats again
+            assert veh.armed
+        finally:
+            await veh.stop()
