@@ -94,9 +94,9 @@ class Runtime:
         self.bus.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate, self.engine)
         await asyncio.to_thread(self.fleet.load)
+        await self.missions.fail_cut_off_launches()  # before the link: vehicles heard next adopt only flights
         self._unsubscribe = self.link.add_listener(self._watch)
         await self.link.start()
-        await self.missions.resume()
         if self.settings.mqtt_url:
             self.mqtt = MqttIngest(
                 self.settings.mqtt_url,

@@ -91,6 +91,8 @@ class MissionSupervisor:
         vehicles: VehicleGateway,
         airspace: Airspace,
         alerts: Alerts,
+        *,
+        node_id: str = "",
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -101,28 +103,62 @@ class MissionSupervisor:
         self._listeners: list[MissionListener] = []
         self._tracked: dict[int, Tracked] = {}  # by sysid: one active mission per vehicle
         self._writes = OrderedWrites()
+        self._node_id = node_id
+        self._adopting: set[int] = set()
+        self._adoptions: set[asyncio.Task[None]] = set()
 
     def add_listener(self, listener: MissionListener) -> None:
         self._listeners.append(listener)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def resume(self) -> None:
-        """After a restart: keep watching flying missions; fail those cut off before launch."""
+    async def fail_cut_off_launches(self) -> None:
+        """At start, when this process is the only one that launches: a mission still planned or
+        uploading was cut off by the restart; it fails, and its incident goes back to the queue."""
         active = await asyncio.to_thread(self._store.list_missions, active=True, limit=10_000)
         for m in active:
+            state = MissionState(m.state)
+            if state in (MissionState.PLANNED, MissionState.UPLOADING):
+                await self._persist(m, ms.failed(state, "service restarted before the upload finished; dispatch again"))
+
+    def vehicle_appeared(self, sysid: int) -> None:
+        """A vehicle was discovered on a link this node holds: supervise its active mission, if any
+        (after a restart, or when this node has just taken the link over from another)."""
+        if sysid in self._tracked or sysid in self._adopting:
+            return
+        self._adopting.add(sysid)
+        task = asyncio.create_task(self._adopt(sysid), name=f"adopt-{sysid}")
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
+
+    async def _adopt(self, sysid: int) -> None:
+        try:
+            m = await asyncio.to_thread(self._store.active_mission_for_sysid, sysid)
+            if m is None or sysid in self._tracked:
+                return
             assert m.id is not None
             state = MissionState(m.state)
             if state in (MissionState.PLANNED, MissionState.UPLOADING):
-                reason = "service restarted before the upload finished; dispatch again"
-                await self._persist(m, ms.failed(state, reason))
-                continue
+                # whoever launched it is gone; never upload blindly again: a person dispatches anew
+                await self._persist(m, ms.failed(state, "the launch was cut off before the vehicle accepted the "
+                                                        "mission; dispatch again"))  # fmt: skip
+                return
             tracked = self._track(m, state, return_seq=_return_seq(m))
             tracked.reached_scene = m.on_scene_at is not None
             tracked.sent_home = state == MissionState.RETURNING and m.reason is not None and "commanded by" in m.reason
-            log.info("resumed watching mission %s (%s) on %s", m.id, state, m.drone_id)
+            await asyncio.to_thread(
+                self._store.audit, "system", "mission.supervise", "mission", m.id, node=self._node_id, state=state.value
+            )
+            log.info("node %s supervises mission %s (%s) on %s", self._node_id, m.id, state, m.drone_id)
+            vehicle = self._vehicles.vehicle(sysid)
+            if vehicle is not None:
+                self.observe(vehicle)  # its mode, mission and progress as the vehicle reports them now
+        except Exception:
+            log.exception("vehicle %s: could not take up its mission", sysid)
+        finally:
+            self._adopting.discard(sysid)
 
     async def stop(self) -> None:
-        tasks = [t.task for t in self._tracked.values() if t.task]
+        tasks = [t.task for t in self._tracked.values() if t.task] + list(self._adoptions)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -41,6 +41,7 @@ class VehicleWatch:
         drone_id = entry.spec.id
         if isinstance(ev, link_events.VehicleDiscovered):
             log.info("vehicle %d discovered (%s)", vehicle.sysid, drone_id)
+            self._missions.vehicle_appeared(vehicle.sysid)
         elif isinstance(ev, link_events.VehicleLost):
             self._alerts.raise_("critical", "link_lost", f"{drone_id}: link lost", drone_id=drone_id,
                                 mission_id=entry.mission_id)  # fmt: skip

@@ -241,6 +241,11 @@ class Store:
             q = select(Mission).where(Mission.drone_id == drone_id, col(Mission.state).in_(ACTIVE_MISSION_STATES))
             return s.exec(q).first()
 
+    def active_mission_for_sysid(self, sysid: int) -> Mission | None:
+        with self.session() as s:
+            q = select(Mission).where(Mission.sysid == sysid, col(Mission.state).in_(ACTIVE_MISSION_STATES))
+            return s.exec(q.order_by(col(Mission.id).desc())).first()
+
     def active_missions(self) -> dict[str, int]:
         """Drone id -> its active mission's id (the database allows at most one per drone)."""
         with self.session() as s:

@@ -255,3 +255,44 @@ async def test_a_failed_write_does_not_stop_the_writes_after_it() -> None:
         await first
     assert await second == "written"
     await writes.drain()
+
+
+async def test_a_vehicle_heard_with_a_flight_in_the_store_is_supervised_from_what_it_reports(store: Store) -> None:
+    """After a restart, or when this node takes the link over: the mission is taken up, never assumed."""
+    bus = LocalEventBus()
+    bus.bind(asyncio.get_running_loop())
+    vehicle = StandInVehicle(1)
+    supervisor = _supervisor(store, bus, vehicle)
+    mission = _planned(store)
+    assert mission.id is not None
+    store.record_transition(mission.id, {"state": "enroute"}, actor="other-node", action="mission.state", detail={})
+    # the vehicle, as this node first hears it: flying the mission, already past the scene's item
+    vehicle.state.armed, vehicle.state.mode, vehicle.state.landed_state = True, "AUTO.MISSION", 2
+    vehicle.state.mission_seq, vehicle.state.mission_total = 1, 2
+
+    supervisor.vehicle_appeared(1)
+    supervisor.vehicle_appeared(1)  # heard twice at once: taken up once
+    await _until(lambda: store.get_mission(mission.id).state == "on_scene", "the mission on scene")  # type: ignore[arg-type]
+    await supervisor.settle()
+    actions = [e.action for e in store.audit_log(target_type="mission", target_id=str(mission.id))]
+    assert actions.count("mission.supervise") == 1
+    assert not [s for s in vehicle.sent if s.startswith("upload")], "nothing was uploaded again"
+    await supervisor.stop()
+
+
+async def test_a_launch_cut_off_before_the_vehicle_accepted_it_fails_rather_than_upload_blindly(store: Store) -> None:
+    bus = LocalEventBus()
+    bus.bind(asyncio.get_running_loop())
+    vehicle = StandInVehicle(1)
+    supervisor = _supervisor(store, bus, vehicle)
+    mission = _planned(store)
+    assert mission.id is not None
+    store.record_transition(mission.id, {"state": "uploading"}, actor="system", action="mission.state", detail={})
+
+    supervisor.vehicle_appeared(1)
+    await _until(lambda: store.get_mission(mission.id).state == "failed", "the cut-off launch to fail")  # type: ignore[arg-type]
+    await supervisor.settle()
+    failed = store.get_mission(mission.id)
+    assert "cut off" in (failed.reason or "") and vehicle.sent == []
+    assert store.get_incident(failed.incident_id).status == "open"
+    await supervisor.stop()
