@@ -1,0 +1,8 @@
+"""Running the service as several nodes: the parts that talk to NATS JetStream and the rules they follow.
+
+- :mod:`dronedispatch.cluster.nats_bus`: :class:`~dronedispatch.cluster.nats_bus.NatsEventBus`, the
+  event bus shared by every node (replaces the in-process bus when ``DD_BUS_URL`` is set).
+- :mod:`dronedispatch.cluster.lease_rules`: which vehicle links a node claims and hands back (pure rules).
+
+Nothing is imported here, so importing one part does not load the NATS client for the others.
+"""
