@@ -16,7 +16,7 @@ from pydantic_settings import SettingsError
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.fleet import Dock, FleetConfig
-from dronedispatch.settings import Settings, signing_key_from_hex
+from dronedispatch.settings import Settings, StartupError, signing_key_from_hex
 
 
 def _parse_home(text: str) -> Dock:
@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"dronedispatch: bad setting {name}: not valid JSON (lists and maps are written as JSON)", file=sys.stderr
         )
+        return 2
+    except StartupError as exc:
+        print(f"dronedispatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,8 +1,9 @@
-"""The vehicle gateway over this process's own MAVLink link.
+"""The vehicle gateway over this process's own MAVLink links.
 
 Implements :class:`dronedispatch.app.ports.VehicleGateway`: services ask it for a vehicle's
-capabilities by system id and never see the link itself. A node that does not hold a vehicle's
-link would implement the same port by asking the node that does.
+capabilities by system id and never see a link itself. One node holds one link with every
+``DD_MAVLINK`` entry; with several nodes, each holds the links its leases give it, opened and
+closed as the leases come and go (``links`` changes under the gateway).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from dronedispatch.mavlink.vehicle import Vehicle
 
 
 class LinkGateway:
-    def __init__(self, link: MavlinkLink) -> None:
-        self.link = link
+    def __init__(self, links: Iterable[MavlinkLink] = ()) -> None:
+        self.links: list[MavlinkLink] = list(links)
 
     def vehicle(self, sysid: int) -> Vehicle | None:
-        return self.link.vehicles.get(sysid)
+        for link in self.links:
+            vehicle = link.vehicles.get(sysid)
+            if vehicle is not None:
+                return vehicle
+        return None
 
     def camera(self, sysid: int) -> CameraCapability | None:
-        vehicle = self.link.vehicles.get(sysid)
+        vehicle = self.vehicle(sysid)
         return CameraCapability(vehicle) if vehicle is not None else None
 
     def vehicles(self) -> Iterable[Vehicle]:
-        return list(self.link.vehicles.values())
+        return [v for link in self.links for v in link.vehicles.values()]

@@ -25,6 +25,9 @@ from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
 from dronedispatch.app.vehicle_watch import VehicleWatch
 from dronedispatch.bus import LocalEventBus
+from dronedispatch.cluster.nats_bus import NatsEventBus
+from dronedispatch.cluster.node import ClusterNode
+from dronedispatch.cluster.peers import ClusterPeers
 from dronedispatch.domain import templates as templates_mod
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, http_url: str = "") -> None:
         self.settings = settings
         # city files
         self.fleet_config = cityfiles.load_fleet(settings.fleet)
@@ -53,22 +56,22 @@ class Runtime:
         # infrastructure
         self.engine = make_engine(settings.database_url)
         self.store = Store(self.engine)
-        self.bus = LocalEventBus()
-        self.link = MavlinkLink(
-            settings.mavlink_urls,
-            signing_keys=settings.signing_key_bytes,
-            lost_after_s=settings.link_lost_after_s,
-            telemetry_rate_hz=settings.telemetry_rate_hz,
-            busy_poll_s=settings.link_busy_poll_ms / 1000,
-        )
-        self.vehicles = LinkGateway(self.link)
+        self.node_id = settings.node_id or "single"
+        self.bus: LocalEventBus | NatsEventBus = NatsEventBus() if settings.bus_url else LocalEventBus()
+        # one node opens every link at once; several lease each link to one node, which opens it then
+        self.link: MavlinkLink | None = None if settings.bus_url else self._make_link(settings.mavlink_urls, None)
+        self.vehicles = LinkGateway([self.link] if self.link is not None else [])
+        self.peers = ClusterPeers(self.node_id) if settings.bus_url else None
         self.ingest_stats = IngestStats()
         self.mqtt: MqttIngest | None = None
         # application services, each given only what it uses
         self.alerts = Alerts(self.bus)
         self.registry = DroneRegistry(self.fleet_config)
         self.fleet = Fleet(self.registry, self.store, self.bus)
-        self.missions = MissionSupervisor(self.store, self.bus, self.fleet, self.vehicles, self.airspace, self.alerts)
+        self.missions = MissionSupervisor(
+            self.store, self.bus, self.fleet, self.vehicles, self.airspace, self.alerts, node_id=self.node_id,
+            peers=self.peers,
+        )  # fmt: skip
         self.dispatcher = DispatchService(
             self.store,
             self.bus,
@@ -86,6 +89,14 @@ class Runtime:
         self.missions.add_listener(self.video)
         self.overview = Overview(self.store, self.fleet, self.missions)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts)
+        self.cluster: ClusterNode | None = None
+        if settings.bus_url:
+            assert self.peers is not None and isinstance(self.bus, NatsEventBus)
+            self.cluster = ClusterNode(
+                bus_url=settings.bus_url, node_id=self.node_id, http_url=http_url, links=settings.mavlink_urls,
+                lease_ttl_s=settings.lease_ttl_s, bus=self.bus, fleet=self.fleet, missions=self.missions,
+                peers=self.peers, gateway=self.vehicles, open_link=self._make_link, watch=self._watch,
+            )  # fmt: skip
         self._unsubscribe: Callable[[], None] | None = None
         self.started_at = datetime.now(UTC)
 
@@ -94,9 +105,15 @@ class Runtime:
         self.bus.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate, self.engine)
         await asyncio.to_thread(self.fleet.load)
-        await self.missions.fail_cut_off_launches()  # before the link: vehicles heard next adopt only flights
-        self._unsubscribe = self.link.add_listener(self._watch)
-        await self.link.start()
+        if self.cluster is None:
+            assert self.link is not None
+            await self.missions.fail_cut_off_launches()  # before the link: vehicles heard next adopt only flights
+            self._unsubscribe = self.link.add_listener(self._watch)
+            await self.link.start()
+        else:  # another node may be launching right now: a cut-off launch is failed by whoever takes its link
+            assert isinstance(self.bus, NatsEventBus)
+            await self.bus.start(self.settings.bus_url, self.node_id)
+            await self.cluster.start()
         if self.settings.mqtt_url:
             self.mqtt = MqttIngest(
                 self.settings.mqtt_url,
@@ -121,8 +138,24 @@ class Runtime:
         await self.video.close()
         if self._unsubscribe:
             self._unsubscribe()
-        await self.link.stop()
+        if self.link is not None:
+            await self.link.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
+            assert isinstance(self.bus, NatsEventBus)
+            await self.bus.stop()
         self.engine.dispose()
+
+    def _make_link(self, urls: list[str] | str, may_send: Callable[[], bool] | None) -> MavlinkLink:
+        settings = self.settings
+        return MavlinkLink(
+            urls,
+            signing_keys=settings.signing_key_bytes,
+            lost_after_s=settings.link_lost_after_s,
+            telemetry_rate_hz=settings.telemetry_rate_hz,
+            busy_poll_s=settings.link_busy_poll_ms / 1000,
+            may_send=may_send,
+        )
 
     # -- ingest -------------------------------------------------------------------------------
     def _mqtt_client_id(self) -> str:

@@ -7,6 +7,7 @@ planner, ingest) and stops it in reverse order. Nothing is created at import tim
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from dronedispatch.api.errors import install_error_handlers
 from dronedispatch.api.routes import (
@@ -24,6 +26,7 @@ from dronedispatch.api.routes import (
     audit,
     auth,
     catalog,
+    cluster,
     events,
     incidents,
     ingest,
@@ -31,8 +34,10 @@ from dronedispatch.api.routes import (
     scenarios,
     video,
 )
+from dronedispatch.cluster.node import default_node_id
 from dronedispatch.runtime import Runtime
-from dronedispatch.settings import Settings
+from dronedispatch.settings import Settings, StartupError
+from dronedispatch.store.db import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios):
+    for module in (
+        auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
+    ):  # fmt: skip
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(_system_router(rt))
@@ -88,6 +95,7 @@ def _system_router(rt: Runtime) -> APIRouter:
             "status": "ok",
             "vehicles": len(list(rt.vehicles.vehicles())),
             "database": rt.engine.dialect.name,
+            "node": rt.node_id,
             "started_at": rt.started_at.isoformat(),
         }
 
@@ -110,8 +118,32 @@ def _system_router(rt: Runtime) -> APIRouter:
     return router
 
 
+def preflight(settings: Settings) -> None:
+    """Reach the database and the bus before starting, so a node that cannot says so in one line."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StartupError(f"the database in DD_DATABASE_URL cannot be reached: {reason}") from None
+    finally:
+        engine.dispose()
+    if settings.bus_url:
+        host, _, port = settings.bus_url.removeprefix("nats://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+        except OSError as exc:
+            raise StartupError(
+                f"the NATS server in DD_BUS_URL ({settings.bus_url}) cannot be reached: {exc.strerror or exc}"
+            ) from None
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    preflight(settings)
     if settings.secret_key_generated:  # only possible on SQLite: Settings refuses it for a shared database
         log.warning("DD_SECRET_KEY is not set: tokens signed with a random key die with this process")
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", ws="websockets-sansio")
+    settings = settings.model_copy(update={"node_id": settings.node_id or default_node_id(port)})
+    runtime = Runtime(settings, http_url=f"http://{host}:{port}")
+    uvicorn.run(create_app(settings, runtime), host=host, port=port, log_level="info", ws="websockets-sansio")

@@ -34,6 +34,10 @@ def signing_key_from_hex(sysid: int, key: str) -> bytes:
     return raw
 
 
+class StartupError(RuntimeError):
+    """An engine the settings name cannot be reached (the database, the NATS server): said in one line."""
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused DD_SECRET_KEY or signing key must not be echoed into logs
     model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", hide_input_in_errors=True)
@@ -98,6 +102,24 @@ class Settings(BaseSettings):
     tile_url: str | None = Field(
         default=None, description="Map tile URL template; none draws the offline basemap from the city files."
     )
+    bus_url: str = Field(
+        default="",
+        description="Event bus between service nodes: empty for one node (in-process), nats://HOST:PORT for several "
+        "(NATS with JetStream: events, request/reply to the node holding a vehicle, leases on the MAVLink links).",
+    )
+    node_id: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="This node's name among the nodes (letters, digits, - and _); default: host name and HTTP port.",
+    )
+    lease_ttl_s: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=60.0,
+        description="Several nodes: a MAVLink link's lease lives this long unless its holder renews it; a node that "
+        "dies loses its links to the others after about this long.",
+    )
     recordings_dir: Path = Field(default=Path("var/recordings"), description="Where mission videos are kept.")
     web_dir: Path = Field(default=cityfiles.PROJECT_ROOT / "web", description="Static files of the operations view.")
 
@@ -129,6 +151,17 @@ class Settings(BaseSettings):
             self.secret_key = secrets.token_urlsafe(32)
             self._secret_key_generated = True
         return self
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, sep, rest = value.partition("://")
+        host, _, port = rest.rpartition(":")
+        if scheme != "nats" or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("give nats://HOST:PORT (e.g. nats://127.0.0.1:4222), or leave it empty for one node")
+        return value
 
     @field_validator("mavlink")
     @classmethod

@@ -26,6 +26,8 @@ from dronedispatch.schemas import DronePublic, LinkStatus, Position
 
 log = logging.getLogger(__name__)
 
+#: A drone published by another node is believed this long; the holder publishes at least once a second.
+REMOTE_FRESH_S = 5.0
 MAV_LANDED_STATE_ON_GROUND = 1
 MAV_STATE_STANDBY = 3
 MAV_STATE_ACTIVE = 4
@@ -39,6 +41,10 @@ class DroneEntry:
     maintenance: bool = False
     mission_id: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: Several nodes: the drone as the node that holds its link last published it, and when it arrived
+    #: (monotonic). Shown while this node does not hear the vehicle itself.
+    remote: DronePublic | None = None
+    remote_at: float = 0.0
 
 
 class DroneRegistry:
@@ -82,8 +88,37 @@ class DroneRegistry:
         entry.vehicle = vehicle
         return entry
 
+    def detach(self, sysid: int) -> DroneEntry | None:
+        """This node no longer hears the vehicle (its link went to another node)."""
+        entry = self._by_sysid.get(sysid)
+        if entry is not None:
+            entry.vehicle = None
+        return entry
+
+    def observe_remote(self, drone: DronePublic, now: float | None = None) -> DroneEntry | None:
+        """Another node published ``drone``: kept for the drones this node does not hear itself."""
+        entry = self._by_id.get(drone.id)
+        if entry is None or entry.vehicle is not None:
+            return None
+        entry.remote, entry.remote_at = drone, time.monotonic() if now is None else now
+        return entry
+
+    def _remote(self, entry: DroneEntry, now: float | None = None) -> DronePublic | None:
+        if entry.vehicle is not None or entry.remote is None:
+            return None
+        now = time.monotonic() if now is None else now
+        return entry.remote if now - entry.remote_at < REMOTE_FRESH_S else None
+
     def state_of(self, entry: DroneEntry) -> DroneState:
         v = entry.vehicle
+        remote = self._remote(entry)
+        if remote is not None:
+            if entry.maintenance:
+                return DroneState.MAINTENANCE
+            state = DroneState(remote.state)
+            if entry.mission_id is not None and state in (DroneState.READY, DroneState.DOCKED, DroneState.CHARGING):
+                return DroneState.IN_MISSION  # dispatched here a moment ago; the holder has not said so yet
+            return state
         if v is None:
             return derive_drone_state(
                 heard=False,
@@ -112,6 +147,9 @@ class DroneRegistry:
         now = time.monotonic() if now is None else now
         v = entry.vehicle
         spec = entry.spec
+        remote = self._remote(entry, now)
+        if remote is not None:  # the holder's view, with what this node's store says of the drone
+            return remote.model_copy(update={"state": self.state_of(entry).value, "mission_id": entry.mission_id})
         if v is None:
             return DronePublic(
                 id=spec.id,
@@ -165,15 +203,13 @@ class Fleet:
         self._publisher = publisher
 
     def load(self) -> None:
-        """Read what the store knows of each drone (blocking: call it from a worker thread)."""
-        for drone_id, flag in self._store.maintenance_flags().items():
-            entry = self.registry.get(drone_id)
-            if entry is not None:
-                entry.maintenance = flag
-        for drone_id, mission_id in self._store.active_missions().items():
-            entry = self.registry.get(drone_id)
-            if entry is not None:
-                entry.mission_id = mission_id
+        """Read what the store knows of each drone (blocking: call it from a worker thread); with
+        several nodes, again every few seconds, as another node may have changed it."""
+        flags = self._store.maintenance_flags()
+        active = self._store.active_missions()
+        for entry in self.registry:
+            entry.maintenance = flags.get(entry.spec.id, False)
+            entry.mission_id = active.get(entry.spec.id)
 
     def entry(self, drone_id: str) -> DroneEntry:
         entry = self.registry.get(drone_id)
@@ -204,6 +240,8 @@ class Fleet:
             self.set_mission(drone_id, None)
 
     def publish(self, entry: DroneEntry) -> None:
+        if entry.vehicle is None and entry.remote is not None:
+            return  # another node hears this drone: only that node speaks for it
         self._publisher.publish(DroneChanged(data=self.registry.public(entry)))
 
     def public(self) -> list[DronePublic]:

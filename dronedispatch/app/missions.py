@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.errors import CommandRejected, ImpossibleMission, VehicleTimeout, VehicleUnavailable
 from dronedispatch.app.fleet import Fleet
-from dronedispatch.app.ports import MissionStore, VehicleGateway, VehicleHandle
+from dronedispatch.app.ports import MissionStore, NoPeers, PeerNodes, VehicleGateway, VehicleHandle
 from dronedispatch.app.writes import OrderedWrites
 from dronedispatch.bus import Publisher
 from dronedispatch.domain import mission_state as ms
@@ -93,8 +93,10 @@ class MissionSupervisor:
         alerts: Alerts,
         *,
         node_id: str = "",
+        peers: PeerNodes | None = None,
     ) -> None:
         self._store = store
+        self._peers: PeerNodes = peers or NoPeers()
         self._publisher = publisher
         self._fleet = fleet
         self._vehicles = vehicles
@@ -129,6 +131,17 @@ class MissionSupervisor:
         task = asyncio.create_task(self._adopt(sysid), name=f"adopt-{sysid}")
         self._adoptions.add(task)
         task.add_done_callback(self._adoptions.discard)
+
+    def vehicle_gone(self, sysid: int) -> None:
+        """This node no longer holds the vehicle's link: stop supervising its mission, changing
+        nothing in the store (the node that takes the link over takes the mission up)."""
+        tracked = self._tracked.pop(sysid, None)
+        if tracked is None:
+            return
+        if tracked.task is not None and not tracked.task.done():
+            tracked.task.cancel()
+        log.info("node %s hands mission %s (%s) over with the link", self._node_id, tracked.mission_id,
+                 tracked.state)  # fmt: skip
 
     async def _adopt(self, sysid: int) -> None:
         try:
@@ -191,6 +204,10 @@ class MissionSupervisor:
         """Fly ``mission`` (just recorded as planned): upload, arm and start it in the background.
         Never raises: whatever stops the flight fails the mission with the reason."""
         assert mission.id is not None
+        holder = self._peers.holder_of(mission.drone_id) if self._vehicles.vehicle(mission.sysid) is None else None
+        if holder is not None:
+            self._spawn(self._launch_on(holder, mission, return_seq), f"launch-{mission.id}-on-{holder}")
+            return
         busy = self._tracked.get(mission.sysid)
         if busy is not None:  # the store allowed it, so the other mission is ending: never fly two at once
             reason = f"vehicle {mission.sysid} was still finishing mission {busy.mission_id}; dispatch again"
@@ -211,6 +228,32 @@ class MissionSupervisor:
             log.exception("mission %s: launch failed unexpectedly", tracked.mission_id)
             if tracked.state not in ms.TERMINAL:
                 await self._commit(tracked, ms.failed(tracked.state, f"internal error during launch: {exc}"))
+
+    async def _launch_on(self, node: str, mission: Mission, return_seq: int | None) -> None:
+        """The drone's link is held by ``node``: it flies the mission; a node that does not take it
+        fails the mission here, with the reason, so it never waits in ``planned``."""
+        assert mission.id is not None
+        try:
+            await self._peers.launch(node, mission.id, return_seq)
+            log.info("mission %s: handed to node %s, which holds %s", mission.id, node, mission.drone_id)
+        except Exception as exc:
+            log.warning("mission %s: node %s did not take it: %s", mission.id, node, exc)
+            await self._persist(mission, ms.failed(MissionState.PLANNED, f"node {node}, which holds "
+                                                   f"{mission.drone_id}, did not take the mission: {exc}"))  # fmt: skip
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
+
+    async def take_launch(self, mission_id: int, return_seq: int | None) -> None:
+        """Another node recorded a mission for a drone whose link this node holds: fly it."""
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
+        if MissionState(mission.state) != MissionState.PLANNED:
+            raise CommandRejected(f"mission {mission_id} is {mission.state}, not waiting to launch", "not_planned")
+        if self._vehicles.vehicle(mission.sysid) is None:
+            raise VehicleUnavailable(f"this node does not hold {mission.drone_id}'s link", "not_holder")
+        self.launch(mission, return_seq=return_seq)
 
     async def _execute(self, tracked: Tracked, mission: Mission) -> None:
         vehicle = self._vehicles.vehicle(tracked.sysid)
@@ -424,16 +467,28 @@ class MissionSupervisor:
 
     # -- pilot commands ------------------------------------------------------------------------
     async def command(
-        self, mission_id: int, command: str, actor: str, *, position: tuple[float, float] | None = None
+        self,
+        mission_id: int,
+        command: str,
+        actor: str,
+        *,
+        position: tuple[float, float] | None = None,
+        from_peer: bool = False,
     ) -> Mission:
+        """A pilot's command; on the node that holds the vehicle, else carried there (never twice:
+        ``from_peer`` marks a command another node handed over)."""
         if command == "reposition":
-            return await self.reposition(mission_id, position, actor)
+            return await self.reposition(mission_id, position, actor, from_peer=from_peer)
         mission = await asyncio.to_thread(self._store.get_mission, mission_id)
         state = MissionState(mission.state)
         if state in ms.TERMINAL:
             raise CommandRejected(f"mission {mission_id} is {mission.state}; it takes no commands", "mission_ended")
         cmd = PilotCommand(command)
         tracked = self._tracked.get(mission.sysid)
+        holder = self._peers.holder_of(mission.drone_id) if tracked is None and not from_peer else None
+        if holder is not None and self._vehicles.vehicle(mission.sysid) is None:
+            await self._peers.command(holder, mission_id, command, actor, None)
+            return await asyncio.to_thread(self._store.get_mission, mission_id)
         if tracked is not None and tracked.mission_id == mission_id:
             state = tracked.state  # the store may be a transition behind the vehicle
         try:
@@ -477,7 +532,9 @@ class MissionSupervisor:
             await self._persist(mission, expected)
         return await asyncio.to_thread(self._store.get_mission, mission_id)
 
-    async def reposition(self, mission_id: int, position: tuple[float, float] | None, actor: str) -> Mission:
+    async def reposition(
+        self, mission_id: int, position: tuple[float, float] | None, actor: str, *, from_peer: bool = False
+    ) -> Mission:
         """Fly to (lat, lon) at the present altitude and hold there (PX4 DO_REPOSITION → AUTO.LOITER).
 
         Like pause it changes no mission state: the vehicle's mode shows the hold, and resume
@@ -496,6 +553,10 @@ class MissionSupervisor:
         if zone is not None:
             raise ImpossibleMission(f"({lat:.5f}, {lon:.5f}) is inside the prohibited zone {zone.name_en}", "airspace")
         vehicle = self._vehicles.vehicle(mission.sysid)
+        holder = self._peers.holder_of(mission.drone_id) if vehicle is None and not from_peer else None
+        if holder is not None:
+            await self._peers.command(holder, mission_id, "reposition", actor, position)
+            return mission
         if vehicle is None or vehicle.health.lost:
             raise VehicleUnavailable(f"vehicle {mission.sysid} is not connected", "vehicle_offline")
         await asyncio.to_thread(

@@ -134,3 +134,43 @@ class VehicleGateway(Protocol):
         ...
 
     def vehicles(self) -> Iterable[VehicleHandle]: ...
+
+
+# -- other nodes --------------------------------------------------------------------------------
+
+
+class PeerNodes(Protocol):
+    """The other service nodes, for what only the node holding a vehicle's link may do.
+
+    One node alone has no peers (:class:`NoPeers`); with several, the cluster's request/reply
+    carries launches and pilot commands to the holder and its answer (or refusal) back.
+    """
+
+    def holder_of(self, drone_id: str) -> str | None:
+        """The other node that holds this drone's link now, or None (this node, or nobody)."""
+        ...
+
+    async def launch(self, node: str, mission_id: int, return_seq: int | None) -> None:
+        """Have ``node`` fly the recorded mission; returns once it has taken it."""
+        ...
+
+    async def command(
+        self, node: str, mission_id: int, command: str, actor: str, position: tuple[float, float] | None
+    ) -> None:
+        """Have ``node`` carry out a pilot command; raises the refusal it answered with."""
+        ...
+
+
+class NoPeers:
+    """One node alone: every vehicle it can reach is its own."""
+
+    def holder_of(self, drone_id: str) -> str | None:
+        return None
+
+    async def launch(self, node: str, mission_id: int, return_seq: int | None) -> None:
+        raise RuntimeError("no other node")
+
+    async def command(
+        self, node: str, mission_id: int, command: str, actor: str, position: tuple[float, float] | None
+    ) -> None:
+        raise RuntimeError("no other node")

@@ -1,0 +1,252 @@
+"""Two service nodes on one PostgreSQL and one nats-server, four simulated vehicles on udpout links.
+
+Everything runs as its own process over loopback: `nats-server` with JetStream, PostgreSQL,
+`dronedispatch sitl --vehicles 4` and two `dronedispatch serve` nodes. The links are leased, two to
+each node; whatever arrives at either node's API is carried out by the node holding the vehicle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+import yaml
+
+from dronedispatch import cityfiles
+from tests.e2e.conftest import DD, PASSWORD, _port_block, wait_for
+from tests.fixtures.services import NatsServer, free_tcp_port, free_udp_port
+
+pytestmark = pytest.mark.e2e
+
+VEHICLES = 4
+LEASE_TTL_S = 3.0
+SCENE = {"lat": 37.3927, "lon": 126.6378}  # Songdo Central Park, next to dd-01's dock
+
+
+@dataclass
+class Node:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, role: str) -> httpx.Client:
+        c = httpx.Client(base_url=self.url, timeout=30)
+        r = c.post("/api/v1/auth/token", data={"username": role, "password": PASSWORD})
+        r.raise_for_status()
+        c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        return c
+
+
+@dataclass
+class Cluster:
+    nodes: dict[str, Node]
+    env: dict[str, str]
+    logs: Path
+
+    def tail(self) -> str:
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            lines = [x for x in path.read_text(errors="replace").splitlines() if " 200 OK" not in x][-40:]
+            out.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def holders(self, via: Node) -> dict[str, str]:
+        """drone id → node holding it, as the cluster route says."""
+        r = via.client("admin").get("/api/v1/cluster")
+        assert r.status_code == 200, r.text
+        return {d: n["node_id"] for n in r.json()["nodes"] for d in n["drones"]}
+
+
+def _start_node(name: str, env: dict[str, str], logs: Path) -> Node:
+    port = free_tcp_port()
+    log = logs / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([*DD, "serve", "--port", str(port)], env={**env, "DD_NODE_ID": name},
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    node = Node(name, f"http://127.0.0.1:{port}", proc, log)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"node {name} exited\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            return httpx.get(f"{node.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 60, f"node {name} to answer")
+    return node
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], NatsServer]
+) -> Iterator[Cluster]:
+    nats = nats_factory()
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(yaml.safe_dump(cityfiles.load_fleet().sized(VEHICLES).model_dump(), allow_unicode=True))
+    vehicle_base = _port_block(VEHICLES)
+    env = {
+        **os.environ,
+        "DD_DATABASE_URL": fresh_postgres_db,
+        "DD_BUS_URL": nats.url,
+        "DD_MAVLINK": ",".join(f"udpout:127.0.0.1:{vehicle_base + i}" for i in range(VEHICLES)),
+        "DD_FLEET": str(fleet_file),
+        "DD_SECRET_KEY": "cluster-secret-key-cluster-secret-key-0123",
+        "DD_LEASE_TTL_S": str(LEASE_TTL_S),
+        "DD_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for role in ("operator", "pilot", "admin"):
+        subprocess.run([*DD, "users", "add", role, "--role", role], input=f"{PASSWORD}\n".encode(), env=env,
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+    with open(tmp_path / "sitl.log", "wb") as sitl_log:
+        sitl = subprocess.Popen(
+            [*DD, "sitl", "--vehicles", str(VEHICLES), "--fleet", str(fleet_file), "--speed-factor", "10",
+             "--no-video", "--gcs-port", str(free_udp_port()), "--vehicle-port-base", str(vehicle_base),
+             "--api-port-base", "0"],
+            env=env, stdout=sitl_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    nodes: dict[str, Node] = {}
+    system = Cluster(nodes, env, tmp_path)
+    try:
+        for name in ("node-a", "node-b"):
+            nodes[name] = _start_node(name, env, tmp_path)
+        # the links settle two and two, and every drone is heard and ready on both nodes
+        wait_for(lambda: Counter(system.holders(nodes["node-a"]).values()) == {"node-a": 2, "node-b": 2}, 60,
+                 "the four links spread over both nodes")  # fmt: skip
+        for node in nodes.values():
+            op = node.client("operator")
+            wait_for(lambda op=op: sum(d["state"] == "ready" for d in op.get("/api/v1/drones").json()) == VEHICLES,
+                     60, f"every drone ready on {node.name}")  # fmt: skip
+        yield system
+    finally:
+        for node in nodes.values():
+            if node.proc.poll() is None:
+                node.proc.terminate()
+        for node in nodes.values():
+            try:
+                node.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+        sitl.terminate()
+        sitl.wait(15)
+
+
+def _scene_near(client: httpx.Client, drone_id: str) -> dict[str, float]:
+    """A spot a hundred metres from the drone's dock (the docks lie far apart in the demo city)."""
+    dock_id = next(d["dock_id"] for d in client.get("/api/v1/drones").json() if d["id"] == drone_id)
+    dock = next(d for d in client.get("/api/v1/docks").json() if d["id"] == dock_id)
+    return {"lat": dock["lat"] + 0.0009, "lon": dock["lon"] - 0.0006}
+
+
+def _mission_state(client: httpx.Client, mission_id: int) -> str:
+    return str(client.get(f"/api/v1/missions/{mission_id}").json()["state"])
+
+
+def test_an_incident_on_one_node_reaches_the_other_nodes_browsers(cluster: Cluster) -> None:
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    token = b.client("operator").headers["Authorization"].removeprefix("Bearer ")
+
+    async def watch_b_then_report_on_a() -> tuple[dict, float]:
+        async with websockets.connect(f"ws://{b.url.removeprefix('http://')}/api/v1/events?token={token}") as ws:
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["type"] == "snapshot" and len(snapshot["data"]["drones"]) == VEHICLES
+            t0 = time.monotonic()
+            r = await asyncio.to_thread(
+                a.client("operator").post, "/api/v1/incidents",
+                json={"category": "fire", "severity": 3, "location": SCENE, "description": "reported on node A"},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            async with asyncio.timeout(10):
+                while True:
+                    msg = json.loads(await ws.recv())
+                    if msg["type"] == "incident" and msg["data"]["id"] == r.json()["id"]:
+                        return msg["data"], time.monotonic() - t0
+
+    incident, took = asyncio.run(watch_b_then_report_on_a())
+    assert incident["description"] == "reported on node A"
+    print(f"incident on node A → node B's WebSocket in {took * 1000:.0f} ms")
+
+
+def test_fifty_dispatches_over_both_nodes_make_one_mission(cluster: Cluster) -> None:
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    incident = a.client("operator").post("/api/v1/incidents", json={"category": "fire", "location": SCENE}).json()
+
+    async def fire() -> list[httpx.Response]:
+        clients = []
+        for node in (a, b):
+            headers = {"Authorization": node.client("operator").headers["Authorization"]}
+            clients.append(httpx.AsyncClient(base_url=node.url, headers=headers, timeout=60,
+                                             limits=httpx.Limits(max_connections=25)))  # fmt: skip
+        try:
+            path = f"/api/v1/incidents/{incident['id']}/dispatch"
+            return list(await asyncio.gather(*(clients[k % 2].post(path, json={}) for k in range(50))))
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    answers = asyncio.run(fire())
+    codes = Counter(r.status_code for r in answers)
+    assert codes[201] == 1 and codes[409] == 49, (codes, [r.text for r in answers if r.status_code not in (201, 409)])
+    assert all(r.json()["detail"] for r in answers if r.status_code == 409)
+    assert len(a.client("operator").get("/api/v1/missions", params={"incident_id": incident["id"]}).json()) == 1
+
+
+def test_a_mission_dispatched_on_one_node_is_flown_and_commanded_through_the_holder(cluster: Cluster) -> None:
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    holders = cluster.holders(a)
+    drone = next(d for d, n in sorted(holders.items()) if n == "node-b")  # a drone node A does not hold
+    operator, pilot = a.client("operator"), a.client("pilot")
+    scene = _scene_near(operator, drone)
+    incident = operator.post("/api/v1/incidents", json={"category": "traffic_accident", "location": scene}).json()
+    r = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={"drone_id": drone})
+    assert r.status_code == 201, f"{r.text}\n{cluster.tail()}"
+    mission_id = r.json()["id"]
+    wait_for(lambda: _mission_state(operator, mission_id) == "on_scene", 120, "on scene", None)
+    r = pilot.post(f"/api/v1/missions/{mission_id}/commands", json={"command": "rtl"})  # to node A
+    assert r.status_code == 200, f"{r.text}\n{cluster.tail()}"
+    wait_for(lambda: _mission_state(operator, mission_id) == "completed", 180, "completed", None)
+    audit = b.client("admin").get("/api/v1/audit", params={"target_type": "mission", "target_id": mission_id})
+    actions = [e["action"] for e in audit.json()]
+    assert "mission.command.rtl" in actions
+    assert cluster.holders(a)[drone] == "node-b", "the drone stayed with its holder throughout"
+
+
+def test_a_killed_node_hands_its_links_and_flights_to_the_other(cluster: Cluster) -> None:
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    holders = cluster.holders(b)
+    drone = next(d for d, n in sorted(holders.items()) if n == "node-a")
+    operator = b.client("operator")
+    scene = _scene_near(operator, drone)
+    incident = operator.post("/api/v1/incidents", json={"category": "traffic_accident", "location": scene}).json()
+    r = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={"drone_id": drone})
+    assert r.status_code == 201, f"{r.text}\n{cluster.tail()}"
+    mission_id = r.json()["id"]
+    wait_for(lambda: _mission_state(operator, mission_id) in ("enroute", "on_scene"), 90, "airborne", None)
+
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    killed_at = time.monotonic()
+    wait_for(lambda: set(cluster.holders(b).values()) == {"node-b"} and len(cluster.holders(b)) == VEHICLES,
+             30, "node B holding every link")  # fmt: skip
+    took_over = time.monotonic() - killed_at
+    wait_for(lambda: _mission_state(operator, mission_id) == "on_scene", 120, "on scene after the hand-over", None)
+    r = b.client("pilot").post(f"/api/v1/missions/{mission_id}/commands", json={"command": "rtl"})
+    assert r.status_code == 200, f"{r.text}\n{cluster.tail()}"
+    wait_for(lambda: _mission_state(operator, mission_id) == "completed", 180, "completed", None)
+    audit = b.client("admin").get("/api/v1/audit", params={"target_type": "mission", "target_id": mission_id}).json()
+    supervised = [e for e in audit if e["action"] == "mission.supervise"]
+    assert any(e["detail"].get("node") == "node-b" for e in supervised), audit
+    print(f"node B held every link {took_over:.1f} s after node A was killed (lease TTL {LEASE_TTL_S:.0f} s)")
