@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from dronedispatch import cli
+from tests.fixtures.services import free_tcp_port, free_udp_port
 
 
 @pytest.fixture
@@ -70,13 +73,7 @@ def test_sitl_signing_keys_for_every_vehicle_or_one() -> None:
 def test_a_port_in_use_is_named_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], loop: str
 ) -> None:
-    import socket
-
-    from tests.fixtures.services import free_udp_port
-
     if loop == "uvloop":  # demo and serve run on uvloop, whose bind error wraps the system's
-        import uvloop
-
         monkeypatch.setattr("dronedispatch.cli.asyncio.run", uvloop.run)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -115,3 +112,28 @@ def test_serve_refuses_a_weak_secret_key(
     assert cli.main(["serve"]) == 2
     err = capsys.readouterr().err
     assert "bad setting DD_SECRET_KEY: 6 characters is too weak" in err and "secret\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"DD_DATABASE_URL": "postgresql+psycopg://x@127.0.0.1:{port}/x"},
+         "dronedispatch: the database in DD_DATABASE_URL cannot be reached: "),
+        ({"DD_BUS_URL": "nats://127.0.0.1:{port}"},
+         "dronedispatch: the NATS server in DD_BUS_URL (nats://127.0.0.1:{port}) cannot be reached: "),
+        ({"DD_BUS_URL": "nats:/127.0.0.1"}, "dronedispatch: bad setting DD_BUS_URL: give nats://HOST:PORT"),
+    ],
+)  # fmt: skip
+def test_a_node_whose_database_or_bus_cannot_be_reached_says_so_in_one_line(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    closed = free_tcp_port()  # nothing listens there
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    environ["DD_SECRET_KEY"] = "cli-test-secret-key-cli-test-secret-key-0"
+    environ.update({k: v.format(port=closed) for k, v in env.items()})
+    done = subprocess.run([sys.executable, "-m", "dronedispatch.cli", "serve", "--port", str(free_tcp_port())],
+                          env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(says.format(port=closed)), lines[0]
