@@ -54,6 +54,7 @@ class Cluster:
     nodes: dict[str, Node]
     env: dict[str, str]
     logs: Path
+    nats: NatsServer
 
     def tail(self) -> str:
         out = []
@@ -119,7 +120,7 @@ def cluster(
             env=env, stdout=sitl_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     nodes: dict[str, Node] = {}
-    system = Cluster(nodes, env, tmp_path)
+    system = Cluster(nodes, env, tmp_path, nats)
     try:
         for name in ("node-a", "node-b"):
             nodes[name] = _start_node(name, env, tmp_path)
@@ -250,3 +251,33 @@ def test_a_killed_node_hands_its_links_and_flights_to_the_other(cluster: Cluster
     supervised = [e for e in audit if e["action"] == "mission.supervise"]
     assert any(e["detail"].get("node") == "node-b" for e in supervised), audit
     print(f"node B held every link {took_over:.1f} s after node A was killed (lease TTL {LEASE_TTL_S:.0f} s)")
+
+
+def test_the_nats_server_restarted_while_a_mission_flies_loses_nothing(cluster: Cluster) -> None:
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    drone = next(d for d, n in sorted(cluster.holders(a).items()) if n == "node-a")
+    operator = b.client("operator")
+    incident = operator.post("/api/v1/incidents", json={"category": "traffic_accident",
+                                                        "location": _scene_near(operator, drone)}).json()  # fmt: skip
+    r = operator.post(f"/api/v1/incidents/{incident['id']}/dispatch", json={"drone_id": drone})
+    assert r.status_code == 201, f"{r.text}\n{cluster.tail()}"
+    mission_id = r.json()["id"]
+    wait_for(lambda: _mission_state(operator, mission_id) in ("enroute", "on_scene"), 90, "airborne", None)
+
+    cluster.nats.stop()
+    time.sleep(2 * LEASE_TTL_S)  # long enough for every lease in the bucket to expire meanwhile
+    cluster.nats.start()
+
+    # the nodes reconnect and the links settle with one holder each, two and two
+    wait_for(lambda: Counter(cluster.holders(a).values()) == {"node-a": 2, "node-b": 2}, 60,
+             "the links settled again")  # fmt: skip
+    wait_for(lambda: _mission_state(operator, mission_id) == "on_scene", 120, "on scene", None)
+    r = b.client("pilot").post(f"/api/v1/missions/{mission_id}/commands", json={"command": "rtl"})
+    assert r.status_code == 200, f"{r.text}\n{cluster.tail()}"
+    wait_for(lambda: _mission_state(operator, mission_id) == "completed", 180, "completed", None)
+    # events flow between the nodes again
+    later = a.client("operator").post("/api/v1/incidents", json={"category": "fire", "location": SCENE}).json()
+    wait_for(lambda: any(i["id"] == later["id"] for i in operator.get("/api/v1/incidents").json()), 10,
+             "the store shared as before")  # fmt: skip
+    missions = operator.get("/api/v1/missions", params={"incident_id": incident["id"]}).json()
+    assert [m["id"] for m in missions] == [mission_id], "no mission lost or doubled"
