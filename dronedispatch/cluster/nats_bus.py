@@ -8,8 +8,10 @@ bus when ``DD_BUS_URL`` is set and the application services do not know the diff
   turn. Several subjects would mean several subscriptions, delivered independently, and a drone's
   telemetry could overtake the mission event published before it.
 - **Every node reads its own events back** from NATS instead of delivering them locally: then the
-  WebSocket clients of every node see the same stream, each node's events in the order that node
-  published them, and a local event cannot overtake a remote one that NATS delivered first.
+  WebSocket clients of every node see the same events, each node's in the order that node published
+  them, whichever node they are connected to. (How two nodes' events interleave may differ from
+  node to node: NATS core orders per publisher, not across publishers. Per drone and per mission
+  that is enough while one node publishes for each, as the holder of its link does.)
 - **Publishers never wait.** :meth:`NatsEventBus.publish` is synchronous and may be called from a
   worker thread; the event joins an outbox that one sender task empties, in order, while connected.
   While disconnected the outbox holds at most ``buffer`` events; beyond that the oldest are dropped
@@ -126,8 +128,11 @@ class NatsEventBus:
                     reconnected_cb=self._on_reconnected,
                 )
             await nc.subscribe(SUBJECT, cb=self._on_message)
-            # The server has the subscription once it answers a ping: from here on this node
-            # receives whatever any node publishes (a node starting later misses what came before).
+            # The server has the subscription once it answers a ping sent after it: from here on
+            # this node receives whatever any node publishes (a node starting later misses what
+            # came before). Twice, as nats-py writes a ping straight to the socket, ahead of the
+            # SUB still in its buffer; its flusher writes that buffer while the first ping is out.
+            await nc.flush()
             await nc.flush()
         except (TimeoutError, OSError, ValueError, nats.errors.Error) as exc:
             with contextlib.suppress(Exception):
