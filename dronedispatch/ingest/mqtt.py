@@ -15,8 +15,26 @@ Publishers have no reply channel in MQTT, so with ``error_topic`` set each rejec
 published there as ``{"topic", "reason", "at"}``: a misconfigured sender can watch that topic to
 learn why its messages are refused.
 
-With a fixed ``client_id`` the session is persistent (clean_session off, QoS 1): the broker
-keeps queueing messages for us while we reconnect, so a short outage of our side loses nothing.
+The connection speaks MQTT 5. With a fixed ``client_id`` the session is persistent (clean start
+off, a session expiry interval of ``session_expiry_s``, QoS 1): the broker keeps queueing messages
+for us while we reconnect, so a short outage of our side loses nothing. A message is acknowledged
+only once it has been handled (paho's manual acknowledgement), so one that was received but not yet
+stored when the process stopped is delivered again to the same session; a report delivered twice is
+recognised by the dispatcher through its source and ``source_ref``.
+
+Several service nodes on one broker each run one MqttIngest with their own ``client_id`` and the
+same ``shared_group``: every filter is subscribed as ``$share/<group>/<filter>``, so the broker hands
+each message to one member of the group only. What mosquitto 2.0 (Debian's 2.0.11, checked by
+tests/ingest/test_mqtt.py) does with a member that is offline but whose session lives on:
+
+- it keeps the member in the group and goes on dealing messages round robin over all members, so
+  the offline member's share is queued in its session (not redistributed to the members online);
+- when the member reconnects within the session expiry interval it receives that share, once;
+- if it never comes back, its share waits until the session expires and is then discarded. A node
+  taken out of service for good (or renamed: the client id follows DD_NODE_ID) should therefore be
+  started once more with its old id and stopped cleanly, or the broker's session expiry kept short;
+- the broker holds at most ``max_queued_messages`` (mosquitto's default: 1000) per session; beyond
+  that QoS 1 messages for the offline member are dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +50,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from dronedispatch.domain.incidents import Report
 
@@ -68,6 +88,11 @@ def _refused(code: object) -> bool:
     return isinstance(code, int) and code >= 0x80
 
 
+def shared_filter(group: str, topic_filter: str) -> str:
+    """The MQTT 5 shared subscription of ``topic_filter`` for the members of ``group``."""
+    return f"$share/{group}/{topic_filter}"
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     """``mqtt://[user[:password]@]host[:port]`` → (host, port, user, password)."""
     parts = urlsplit(url)
@@ -93,9 +118,13 @@ class MqttIngest:
         backoff_max: float = 30.0,
         keepalive: int = 30,
         error_topic: str | None = None,
+        shared_group: str | None = None,
+        session_expiry_s: int = 3600,
     ) -> None:
         if not topics:
             raise ValueError("MqttIngest needs at least one topic")
+        if shared_group is not None and (not shared_group or any(c in shared_group for c in "/+#")):
+            raise ValueError(f"shared_group {shared_group!r} must be non-empty and free of '/', '+' and '#'")
         self.host, self.port, self._username, self._password = parse_mqtt_url(url)
         self.topics = dict(topics)
         self._filters = [(aiomqtt.Wildcard(f), f) for f in self.topics]
@@ -109,6 +138,8 @@ class MqttIngest:
         self.stats = stats or IngestStats()
         self._clock = clock
         self._persistent = client_id is not None
+        self.shared_group = shared_group
+        self._session_expiry_s = session_expiry_s
         self.client_id = client_id or f"dronedispatch-ingest-{uuid.uuid4().hex[:12]}"
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -148,22 +179,41 @@ class MqttIngest:
 
     # ---- connection loop
 
+    @property
+    def subscriptions(self) -> list[str]:
+        """What is subscribed at the broker: the filters themselves, or their shared form."""
+        if self.shared_group is None:
+            return list(self.topics)
+        return [shared_filter(self.shared_group, f) for f in self.topics]
+
+    def _client_for_session(self) -> aiomqtt.Client:
+        connect = Properties(PacketTypes.CONNECT)
+        # 0 ends the session with the connection; a persistent one outlives it by this long
+        connect.SessionExpiryInterval = self._session_expiry_s if self._persistent else 0
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self._username,
+            password=self._password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=not self._persistent,
+            properties=connect,
+            keepalive=self._keepalive,
+            timeout=10,
+        )
+        # acknowledge after handling, not on receipt: a message cut off by a stop is delivered again.
+        # aiomqtt does not expose paho's switch, so it is set on the paho client it wraps.
+        client._client.manual_ack_set(True)
+        return client
+
     async def _run(self) -> None:
         delay = self._backoff_initial
         first = True
         while not self._stopping:
             try:
-                async with aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    username=self._username,
-                    password=self._password,
-                    identifier=self.client_id,
-                    clean_session=not self._persistent,
-                    keepalive=self._keepalive,
-                    timeout=10,
-                ) as client:
-                    for topic_filter in self.topics:
+                async with self._client_for_session() as client:
+                    for topic_filter in self.subscriptions:
                         granted = await client.subscribe(topic_filter, qos=1)
                         # an ACL may refuse (MQTT 5 brokers say so in the SUBACK; mosquitto 2.0 with
                         # MQTT 3.1.1 grants and silently filters instead)
@@ -174,12 +224,17 @@ class MqttIngest:
                     if not first:
                         self.stats.reconnects += 1
                     first = False
-                    log.info("MQTT ingest subscribed to %s on %s:%d", ", ".join(self.topics), self.host, self.port)
+                    log.info(
+                        "MQTT ingest subscribed to %s on %s:%d as %s",
+                        ", ".join(self.subscriptions), self.host, self.port, self.client_id,
+                    )  # fmt: skip
                     self._client = client
                     self._set_connected(True)
                     delay = self._backoff_initial
                     async for message in client.messages:
                         await self.handle(str(message.topic), message.payload)
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 log.warning(
                     "MQTT ingest: broker %s:%d unavailable (%s); retrying in %.1f s", self.host, self.port, exc, delay

@@ -355,3 +355,104 @@ async def test_handler_may_refuse_a_report(mosquitto: MosquittoServer) -> None:
         assert snap["reports"][name] == 1
     finally:
         await ingest.stop()
+
+
+# ---- several nodes: one shared subscription group, each message to one member
+
+
+def numbered_report(prefix: str, i: int) -> bytes:
+    body = {"category": "fire", "camera_id": f"cam{i}", "source_ref": f"{prefix}-{i}"}
+    return json.dumps(body).encode()
+
+
+async def drain(sink: Sink, until: Callable[[list[Report]], bool]) -> list[Report]:
+    """Reports from ``sink`` until ``until`` holds, then a short wait for any unwanted extra."""
+    got: list[Report] = []
+    async with asyncio.timeout(WAIT):
+        while not until(got):
+            got.append(await sink.reports.get())
+    await asyncio.sleep(0.5)  # a duplicate would arrive right behind the last one
+    while not sink.reports.empty():
+        got.append(sink.reports.get_nowait())
+    return got
+
+
+async def test_a_shared_group_hands_each_message_to_one_member(
+    mosquitto: MosquittoServer, make_ingest: IngestFactory
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    sink = Sink()  # one sink behind both: what the cluster's one database sees
+    members = [
+        await make_ingest(mosquitto, sink, prefix, client_id=f"{prefix}-node-{k}", shared_group=f"g{prefix}")
+        for k in range(2)
+    ]
+    assert members[0].subscriptions[0].startswith(f"$share/g{prefix}/{prefix}/")
+    for i in range(50):
+        await publish(mosquitto, f"{prefix}/reports/gw", numbered_report(prefix, i))
+    got = await drain(sink, lambda got: len(got) >= 50)
+    refs = sorted(r.source_ref or "" for r in got)
+    assert refs == sorted(f"{prefix}-{i}" for i in range(50))  # every one, none twice
+    # mosquitto deals round robin: both members did part of the work
+    assert all(m.stats.accepted[f"{prefix}/reports/+"] > 0 for m in members)
+
+
+async def test_a_member_that_is_down_gets_its_share_when_it_returns(
+    mosquitto: MosquittoServer, make_ingest: IngestFactory
+) -> None:
+    """mosquitto 2.0 keeps an offline member with a live session in the group and queues its share."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    group = f"g{prefix}"
+    up, down = Sink(), Sink()
+    await make_ingest(mosquitto, up, prefix, client_id=f"{prefix}-up", shared_group=group)
+    away = await make_ingest(mosquitto, down, prefix, client_id=f"{prefix}-down", shared_group=group)
+    await away.stop()
+    for i in range(10):
+        await publish(mosquitto, f"{prefix}/reports/gw", numbered_report(prefix, i))
+    await asyncio.sleep(1.0)
+    while_down = await drain(up, lambda got: True)
+    assert 0 < len(while_down) < 10  # the member online got its share only
+    assert down.reports.empty()
+
+    await make_ingest(mosquitto, down, prefix, client_id=f"{prefix}-down", shared_group=group)
+    on_return = await drain(down, lambda got: len(got) >= 10 - len(while_down))
+    refs = sorted(r.source_ref or "" for r in while_down + on_return)
+    assert refs == sorted(f"{prefix}-{i}" for i in range(10))  # each once, none lost
+    assert up.reports.empty()
+
+
+async def test_a_message_cut_off_by_a_stop_is_delivered_again(mosquitto: MosquittoServer) -> None:
+    """Acknowledged only once handled: a stop in the middle leaves it with the broker for the next session."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client_id = f"{prefix}-node"
+    entered = asyncio.Event()
+    delivered: asyncio.Queue[Report] = asyncio.Queue()
+
+    async def stuck(report: Report) -> None:
+        entered.set()
+        await asyncio.Event().wait()  # a database that never answers
+
+    first = MqttIngest(mosquitto.url, {f"{prefix}/r": parse_json_report}, stuck, lambda t, r: None,
+                       client_id=client_id)  # fmt: skip
+    await first.start()
+    async with asyncio.timeout(WAIT):
+        await first.connected.wait()
+    await publish(mosquitto, f"{prefix}/r", numbered_report(prefix, 1))
+    async with asyncio.timeout(WAIT):
+        await entered.wait()
+    await first.stop()
+
+    second = MqttIngest(mosquitto.url, {f"{prefix}/r": parse_json_report}, delivered.put, lambda t, r: None,
+                        client_id=client_id)  # fmt: skip
+    await second.start()
+    try:
+        async with asyncio.timeout(WAIT):
+            report = await delivered.get()
+        assert report.source_ref == f"{prefix}-1"
+    finally:
+        await second.stop()
+
+
+def test_a_shared_group_name_is_one_topic_level() -> None:
+    for bad in ("", "a/b", "a+", "#"):
+        with pytest.raises(ValueError, match="shared_group"):
+            MqttIngest("mqtt://127.0.0.1:1", default_topics(), Sink().on_report, Sink().on_error, shared_group=bad)
