@@ -120,7 +120,9 @@ class Runtime:
                 default_topics(),
                 self._on_ingested_report,
                 self._on_ingest_error,
-                client_id=self._mqtt_client_id(),
+                # several nodes: one shared subscription of the store's group, a session per node
+                client_id=self._mqtt_client_id(self.node_id if self.cluster is not None else None),
+                shared_group=self._mqtt_client_id() if self.cluster is not None else None,
                 stats=self.ingest_stats,
                 error_topic="dronedispatch/ingest-errors",
             )
@@ -158,12 +160,14 @@ class Runtime:
         )
 
     # -- ingest -------------------------------------------------------------------------------
-    def _mqtt_client_id(self) -> str:
-        """Stable per store: a restarted node resumes its broker session (and the messages queued
-        meanwhile); two services with different stores never knock each other off the broker."""
+    def _mqtt_client_id(self, node: str | None = None) -> str:
+        """Stable per store (and per ``node`` of several): a restarted node resumes its broker session
+        (and the messages queued meanwhile); services with different stores, or two nodes of one store,
+        never knock each other off the broker. Without ``node``: also the store's shared subscription group."""
         city = self.fleet_config.city
         digest = hashlib.sha1(f"{self.settings.database_url}|{city}".encode()).hexdigest()[:12]
-        return f"dronedispatch-{city}-{digest}"
+        group = f"dronedispatch-{city}-{digest}".translate(str.maketrans("/+#", "___"))
+        return group if node is None else f"{group}-{node}"
 
     async def _on_ingested_report(self, report: Report) -> None:
         try:
