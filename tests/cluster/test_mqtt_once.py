@@ -1,0 +1,213 @@
+"""Incidents reported over MQTT to two service nodes are stored once, also while a node restarts.
+
+Real processes on loopback: mosquitto, nats-server, PostgreSQL and two `dronedispatch serve` nodes
+with DD_MQTT_URL set. The nodes subscribe as one MQTT 5 shared subscription group, each with its own
+persistent session, so mosquitto hands every message to one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import paho.mqtt.publish
+import pytest
+import yaml
+
+from dronedispatch import cityfiles
+from tests.e2e.conftest import DD, PASSWORD, wait_for
+from tests.fixtures.services import MosquittoServer, NatsServer, free_tcp_port, free_udp_port
+
+pytestmark = pytest.mark.e2e
+
+LINKS = 2
+#: Fire cameras of the demo city more than the fire merge radius (500 m) apart from each other.
+CAMERAS = [
+    "cctv-songdo-centralpark",
+    "cctv-songdo-technopark",
+    "cctv-songdo-bridge-tollgate",
+    "cctv-songdo-campustown",
+    "cctv-cheongna-lakepark",
+]
+#: The line of each node's /metrics that counts what its MQTT subscription stored from the JSON topic.
+ACCEPTED = re.compile(
+    r'^dronedispatch_ingest_messages_total\{outcome="accepted",source="dronedispatch/reports/#"\} (\S+)$', re.M
+)
+
+
+@dataclass
+class Node:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=10).text
+
+    def subscribed(self) -> bool:
+        return "dronedispatch_ingest_mqtt_connected 1.0" in self.metrics()
+
+    def accepted_json(self) -> int:
+        found = ACCEPTED.search(self.metrics())
+        return int(float(found.group(1))) if found else 0
+
+
+def _start_node(name: str, env: dict[str, str], logs: Path) -> Node:
+    port = free_tcp_port()
+    log = logs / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([*DD, "serve", "--port", str(port)], env={**env, "DD_NODE_ID": name},
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    node = Node(name, f"http://127.0.0.1:{port}", proc, log)
+
+    def subscribed() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"node {name} exited\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            return node.subscribed()
+        except httpx.HTTPError:
+            return False
+
+    wait_for(subscribed, 60, f"node {name} to answer and subscribe to the broker")
+    return node
+
+
+def _stop(node: Node) -> None:
+    if node.proc.poll() is None:
+        node.proc.terminate()
+    try:
+        node.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        node.proc.kill()
+        node.proc.wait(timeout=20)
+
+
+@dataclass
+class MqttCluster:
+    nodes: dict[str, Node]
+    env: dict[str, str]
+    logs: Path
+    broker: MosquittoServer
+
+    def client(self, node: str = "node-a") -> httpx.Client:
+        c = httpx.Client(base_url=self.nodes[node].url, timeout=30)
+        r = c.post("/api/v1/auth/token", data={"username": "operator", "password": PASSWORD})
+        r.raise_for_status()
+        c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        return c
+
+    def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        paho.mqtt.publish.multiple(
+            [{"topic": t, "payload": p, "qos": 1} for t, p in messages],
+            hostname=self.broker.host,
+            port=self.broker.port,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+        )
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:])
+            for p in sorted(self.logs.glob("*.log"))
+        )
+
+
+@pytest.fixture
+def mqtt_cluster(
+    tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], NatsServer], mosquitto: MosquittoServer
+) -> Iterator[MqttCluster]:
+    nats = nats_factory()
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(yaml.safe_dump(cityfiles.load_fleet().sized(LINKS).model_dump(), allow_unicode=True))
+    env = {
+        **os.environ,
+        "DD_DATABASE_URL": fresh_postgres_db,
+        "DD_BUS_URL": nats.url,
+        "DD_MQTT_URL": mosquitto.url,
+        # no vehicle answers: this test is about ingest, the links are only leased
+        "DD_MAVLINK": ",".join(f"udpout:127.0.0.1:{free_udp_port()}" for _ in range(LINKS)),
+        "DD_FLEET": str(fleet_file),
+        "DD_SECRET_KEY": "cluster-secret-key-cluster-secret-key-0123",
+        "DD_LEASE_TTL_S": "3",
+        "DD_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    subprocess.run([*DD, "users", "add", "operator", "--role", "operator"], input=f"{PASSWORD}\n".encode(),
+                   env=env, check=True, capture_output=True, timeout=60)  # fmt: skip
+    nodes: dict[str, Node] = {}
+    try:
+        for name in ("node-a", "node-b"):
+            nodes[name] = _start_node(name, env, tmp_path)
+        yield MqttCluster(nodes, env, tmp_path, mosquitto)
+    finally:
+        for node in nodes.values():
+            _stop(node)
+
+
+def json_report(tag: str, i: int) -> tuple[str, bytes]:
+    """A facility fault 550 m north of the previous one: beyond the merge radius, so one incident each."""
+    body = {"category": "facility", "location": {"lat": 37.40 + 0.005 * i, "lon": 126.70},
+            "source_ref": f"{tag}-{i}", "description": f"report {tag}-{i}"}  # fmt: skip
+    return "dronedispatch/reports/gateway-1", json.dumps(body).encode()
+
+
+def frigate_review(camera: str) -> tuple[str, bytes]:
+    item = {
+        "id": uuid.uuid4().hex[:12],
+        "camera": camera,
+        "start_time": 1764052200.0,
+        "end_time": None,
+        "severity": "alert",
+        "data": {"objects": ["smoke"], "zones": [], "audio": [], "sub_labels": []},
+    }
+    return "frigate/reviews", json.dumps({"type": "new", "before": item, "after": item}).encode()
+
+
+def _incidents(client: httpx.Client) -> list[dict]:
+    r = client.get("/api/v1/incidents", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def test_each_mqtt_report_is_stored_once_over_two_nodes(mqtt_cluster: MqttCluster) -> None:
+    system = mqtt_cluster
+    a, b = system.nodes["node-a"], system.nodes["node-b"]
+    op = system.client()
+    messages = [frigate_review(c) for c in CAMERAS] + [json_report("first", i) for i in range(15)]
+    assert len(messages) == 20
+    system.publish(messages)
+
+    wait_for(lambda: len(_incidents(op)) >= 20, 60, "twenty incidents")
+    wait_for(lambda: a.accepted_json() + b.accepted_json() >= 15, 30, "both nodes' counts to add up")
+    incidents = _incidents(op)
+    assert len(incidents) == 20, system.tail()
+    assert [i["report_count"] for i in incidents] == [1] * 20  # one report each: none processed twice
+    assert a.accepted_json() + b.accepted_json() == 15  # the JSON reports, each taken by one node
+    assert a.accepted_json() > 0 and b.accepted_json() > 0  # and the work was shared
+    fires = [i for i in incidents if i["category"] == "fire"]
+    assert len(fires) == len(CAMERAS)
+    # the other node's store view agrees: one database
+    assert len(_incidents(system.client("node-b"))) == 20
+
+    # node B restarts; what is published meanwhile is processed once, by A or by B when it is back
+    _stop(b)
+    system.publish([json_report("restart", i) for i in range(15, 23)])  # further north: new incidents
+    system.nodes["node-b"] = b = _start_node("node-b", system.env, system.logs)
+    try:
+        wait_for(lambda: len(_incidents(op)) >= 28, 60, "the eight reports published during the restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {len(_incidents(op))} incidents\n{system.tail()}") from None
+    incidents = _incidents(op)
+    assert len(incidents) == 28, system.tail()
+    assert all(i["report_count"] == 1 for i in incidents)
+    restarted = [i for i in incidents if str(i.get("description", "")).startswith("report restart-")]
+    assert len(restarted) == 8
+    # mosquitto kept B's share queued in its session and delivered it when B came back
+    wait_for(lambda: b.accepted_json() > 0, 30, "node B to process its share after the restart")
