@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SYSSTAMP := var/.system-packages
-APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk
+APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk nginx
 
 .PHONY: demo test bench lint venv system-packages clean
 

@@ -52,7 +52,7 @@ class Runtime:
         self.airspace = Airspace.from_geojson(cityfiles.read_structured(settings.airspace))
         self.cameras: AssetRegistry = load_assets(settings.cameras)
         self.districts: dict[str, Any] = cityfiles.read_structured(settings.districts)
-        self.templates = templates_mod.load_templates()
+        self.templates = templates_mod.load_templates(cityfiles.TEMPLATES_DIR)
         # infrastructure
         self.engine = make_engine(settings.database_url)
         self.store = Store(self.engine)
