@@ -33,7 +33,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -426,8 +426,3 @@ class LeaseManager:
                     await result
             except Exception:
                 log.exception("lease callback %s(%s) failed", getattr(callback, "__name__", callback), link)
-
-
-def links_of(managers: Iterable[LeaseManager]) -> dict[str, list[str]]:
-    """node id -> links held, for a set of managers in one process (tests, the demo)."""
-    return {m.node_id: m.held() for m in managers}
