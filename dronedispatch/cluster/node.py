@@ -31,7 +31,7 @@ from nats.aio.client import Client as NatsClient
 from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.bus import EventBus
-from dronedispatch.cluster.leases import LeaseManager
+from dronedispatch.cluster.leases import LeaseManager, cancel_for_sure
 from dronedispatch.cluster.nodes import NodeInfo, NodeRegistry
 from dronedispatch.cluster.peers import ClusterPeers
 from dronedispatch.events import DroneChanged
@@ -122,8 +122,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_for_sure(task)
         if self.leases is not None:
             await self.leases.stop(release=True)  # the others take the links at once
         async with self._link_lock:

@@ -91,9 +91,7 @@ def _start_node(name: str, env: dict[str, str], logs: Path) -> Node:
 
 
 @pytest.fixture
-def cluster(
-    tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], NatsServer]
-) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], NatsServer]) -> Iterator[Cluster]:
     nats = nats_factory()
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(cityfiles.load_fleet().sized(VEHICLES).model_dump(), allow_unicode=True))
