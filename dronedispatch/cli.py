@@ -44,6 +44,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _node_count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--nodes must be at least 1")
+    return value
+
+
 def _non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -108,8 +115,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from dronedispatch.demo import run_demo
+    from dronedispatch.demo import run_cluster_demo, run_demo
 
+    if args.nodes > 1:
+        return run_cluster_demo(
+            nodes=args.nodes,
+            vehicles=args.vehicles,
+            sitl=not args.no_sitl,
+            generator=not args.no_generator,
+            host=args.host,
+            port=args.port,
+            speed_factor=args.speed_factor,
+        )
     return run_demo(
         vehicles=args.vehicles,
         sitl=not args.no_sitl,
@@ -144,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--speed-factor", type=_positive, default=1.0, help="simulated time runs K× faster")
+    demo.add_argument(
+        "--nodes",
+        type=_node_count,
+        default=1,
+        metavar="N",
+        help="N > 1: a cluster instead, nats-server and PostgreSQL in ./var/cluster and N `serve` processes "
+        "on --port, --port + 1, … (see fail-over by killing one)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     serve = sub.add_parser("serve", help="the service alone; settings from DD_* environment variables")

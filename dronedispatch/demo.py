@@ -1,29 +1,58 @@
-"""`dronedispatch demo`: service + simulated fleet + incident generator, one process, embedded defaults."""
+"""`dronedispatch demo`: service + simulated fleet + incident generator, one process, embedded defaults.
+
+``--nodes N`` (N > 1) runs the same city as a cluster of separate processes instead: a nats-server
+with JetStream and a PostgreSQL kept under ``var/cluster/`` (so a restart of the demo finds its data
+again), the simulated fleet on ``udpout:`` links, and N ``dronedispatch serve`` nodes on consecutive
+ports. Every process started dies with the demo, even when the demo itself is killed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
+import httpx
+import psycopg
 import uvicorn
 import uvloop
 import yaml
 
 from dronedispatch import cityfiles
+from dronedispatch.domain.assets import Camera, load_assets
 from dronedispatch.domain.incidents import Category, Report, Severity
 from dronedispatch.runtime import Runtime
+from dronedispatch.scenario.broker import (
+    NatsServer,
+    PostgresServer,
+    ServiceStartError,
+    find_nats_server,
+    find_pg_bindir,
+    free_udp_block,
+    free_udp_port,
+    log_tail,
+    supervised,
+    terminate,
+)
 from dronedispatch.service import create_app
 from dronedispatch.settings import MIN_SECRET_KEY_CHARS, Settings
 from dronedispatch.sim.runner import SimFleet
-from dronedispatch.store.db import migrate
+from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.repo import Store
 from dronedispatch.store.users import ROLES, hash_password
 
 log = logging.getLogger(__name__)
@@ -153,7 +182,10 @@ class _Server(uvicorn.Server):
 
 
 def _seed_users(runtime: Runtime, password: str) -> None:
-    store = runtime.store
+    _seed_store_users(runtime.store, password)
+
+
+def _seed_store_users(store: Store, password: str) -> None:
     hashed = hash_password(password)
     for role in ROLES:
         store.upsert_user(role, hashed, role)
@@ -197,3 +229,240 @@ async def _generate_incidents(runtime: Runtime, *, first_after_s: float = 5.0, m
         except Exception:  # the demo keeps going whatever one report does
             log.exception("incident generator: report rejected")
         await asyncio.sleep(rng.expovariate(1.0 / mean_gap_s))
+
+
+# -- several nodes ----------------------------------------------------------------------------
+
+CLUSTER_DIR = VAR / "cluster"
+NODE_READY_TIMEOUT_S = 120.0  # generous: N nodes import the service at once on a small machine
+NODE_STOP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class _Child:
+    """One process of the cluster demo that we started (a node or the simulator)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    url: str = ""
+    reported_exit: bool = False
+
+
+@dataclass
+class _ClusterDemo:
+    settings: Settings
+    password: str
+    nodes: int
+    vehicles: int
+    sitl: bool
+    host: str
+    port: int
+    speed_factor: float
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    children: list[_Child] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return CLUSTER_DIR / "logs"
+
+    @property
+    def node_children(self) -> list[_Child]:
+        return [c for c in self.children if c.url]
+
+    def start(self) -> None:
+        """The servers, the store (migrated, logins seeded), the simulator and the nodes; returns once all answer."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.nats = _start_nats(CLUSTER_DIR / "nats")
+        self.postgres = _start_postgres(CLUSTER_DIR / "postgres")
+        database_url = self.postgres.url()
+        engine = make_engine(database_url)
+        try:
+            migrate(engine)  # once, here: the nodes then start on a store that is ready
+            _seed_store_users(Store(engine), self.password)
+        finally:
+            engine.dispose()
+        if self.sitl:
+            links = self._start_sitl()
+        else:
+            links = self.settings.mavlink
+        env = {
+            **os.environ,
+            "DD_BUS_URL": self.nats.url,
+            "DD_DATABASE_URL": database_url,
+            "DD_SECRET_KEY": self.settings.secret_key,
+            "DD_MAVLINK": links,
+            "DD_FLEET": str(Path(self.settings.fleet).resolve()),
+            "DD_INGEST_API_KEYS": json.dumps(self.settings.ingest_api_keys),
+            "PYTHONUNBUFFERED": "1",
+        }
+        for i in range(self.nodes):
+            name, port = f"node-{i}", self.port + i
+            env_i = {**env, "DD_NODE_ID": name}
+            argv = [sys.executable, "-m", "dronedispatch.cli", "serve", "--host", self.host, "--port", str(port)]
+            child = self._spawn(name, argv, env_i)
+            child.url = f"http://{self.host}:{port}"
+        for child in self.node_children:
+            self._wait_healthy(child)
+
+    def _start_sitl(self) -> str:
+        """The simulated fleet as its own process; each vehicle listens on a port its link writes to."""
+        base = free_udp_block(self.vehicles)
+        argv = [sys.executable, "-m", "dronedispatch.cli", "sitl", "--vehicles", str(self.vehicles),
+                "--fleet", str(Path(self.settings.fleet).resolve()), "--speed-factor", str(self.speed_factor),
+                # every node would bind the same RTP ports: the cluster demo flies without camera streams
+                "--no-video", "--gcs-port", str(free_udp_port()), "--vehicle-port-base", str(base),
+                "--api-port-base", "0"]  # fmt: skip
+        self._spawn("sitl", argv, dict(os.environ))
+        return ",".join(f"udpout:127.0.0.1:{base + i}" for i in range(self.vehicles))
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> _Child:
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                supervised(argv, run_as=None, deathsig="TERM", workdir=self.logs),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                process_group=0,  # Ctrl-C reaches the demo alone, which stops the nodes in order
+            )
+        child = _Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def _wait_healthy(self, child: _Child) -> None:
+        # a process start offers no event to await: poll its health route
+        deadline = time.monotonic() + NODE_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise ServiceStartError(
+                    f"{child.name} exited with code {child.proc.returncode}:\n{log_tail(child.log)}"
+                )
+            try:
+                if httpx.get(f"{child.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise ServiceStartError(f"{child.name} did not answer on {child.url} within {NODE_READY_TIMEOUT_S:.0f} s")
+
+    def banner(self) -> None:
+        assert self.nats is not None and self.postgres is not None
+        nodes = self.node_children
+        sim = next((c for c in self.children if c.name == "sitl"), None)
+        lines = ["", f"dronedispatch demo is running: {len(nodes)} nodes on one PostgreSQL and one NATS server"]
+        lines += [f"  {c.name:<16}: {c.url}/  (pid {c.proc.pid})" for c in nodes]
+        lines += [
+            f"  logins          : operator / pilot / tester / admin, password: {self.password}",
+            f"  ingest API key  : {self.settings.ingest_api_keys[0]}",
+            f"  simulated fleet : {self.vehicles} vehicles on udpout links (pid {sim.proc.pid})"
+            if sim
+            else f"  MAVLink         : {self.settings.mavlink}",
+            f"  PostgreSQL      : {self.postgres.url(driver='postgresql')}  (data in {CLUSTER_DIR / 'postgres'})",
+            f"  NATS            : {self.nats.url}  (JetStream store in {CLUSTER_DIR / 'nats'})",
+            f"  logs            : {self.logs}/",
+            f"  who holds what  : {nodes[0].url}/api/v1/cluster  (as admin or tester)",
+            f"  see fail-over   : kill -9 {nodes[-1].proc.pid}   ({nodes[-1].name}: its links and flights move to "
+            "another node within a few seconds)",
+            "  stop with Ctrl-C",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    def watch(self, generator: bool) -> None:
+        """Until interrupted: tell of a process that ended, and raise an incident now and then."""
+        rng = random.Random()
+        cameras = [c for c in load_assets(self.settings.cameras).cameras if c.is_camera]
+        next_incident = time.monotonic() + 5.0
+        while True:
+            for child in self.children:
+                if child.proc.poll() is not None and not child.reported_exit:
+                    child.reported_exit = True
+                    print(f"{child.name} (pid {child.proc.pid}) exited with code {child.proc.returncode}", flush=True)
+            if generator and time.monotonic() >= next_incident:
+                live = [c for c in self.node_children if c.proc.poll() is None]
+                if live:
+                    self._report_incident(rng.choice(live), rng, cameras)
+                next_incident = time.monotonic() + rng.expovariate(1.0 / 60.0)
+            time.sleep(0.5)
+
+    def _report_incident(self, node: _Child, rng: random.Random, cameras: list[Camera]) -> None:
+        """An incident at a fixed camera, sent to one node's webhook as the centre's CCTV would."""
+        category, severity, text, _ = rng.choices(_KINDS, weights=[k[3] for k in _KINDS])[0]
+        camera = rng.choice(cameras)
+        body = {"category": category.value, "severity": int(severity), "camera_id": camera.id,
+                "description": f"{text} ({camera.name_ko})"}  # fmt: skip
+        try:
+            httpx.post(f"{node.url}/api/v1/ingest/webhook", json=body, timeout=10,
+                       headers={"X-API-Key": self.settings.ingest_api_keys[0]})  # fmt: skip
+        except httpx.HTTPError as exc:  # the demo keeps going whatever one report does
+            log.warning("incident generator: %s did not take the report: %s", node.name, exc)
+
+    def stop(self) -> None:
+        """Nodes first (they hand their leases back), then the simulator, NATS and PostgreSQL."""
+        nodes = self.node_children
+        for child in nodes:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in nodes:
+            try:
+                child.proc.wait(timeout=NODE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=NODE_STOP_TIMEOUT_S)
+        for child in self.children:
+            terminate(child.proc, signal.SIGTERM)
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def _start_nats(workdir: Path) -> NatsServer:
+    workdir = workdir.resolve()  # the server runs in its work directory: relative paths would miss
+    workdir.mkdir(parents=True, exist_ok=True)
+    return NatsServer(workdir, find_nats_server()).start()
+
+
+def _start_postgres(workdir: Path) -> PostgresServer:
+    """The demo's PostgreSQL with durable settings, made on first use and found again on the next run."""
+    workdir = workdir.resolve()  # the server runs in its work directory: relative paths would miss
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = PostgresServer(workdir, find_pg_bindir(), durable=True)
+    if not (server.datadir / "PG_VERSION").exists():
+        server.init()
+    try:
+        server.start()
+    except psycopg.errors.DuplicateDatabase:  # a later run: the server is up and its database is there
+        pass
+    return server
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_cluster_demo(
+    *, nodes: int, vehicles: int, sitl: bool, generator: bool, host: str, port: int, speed_factor: float
+) -> int:
+    """``dronedispatch demo --nodes N``: the servers, the simulator and N nodes as processes, until Ctrl-C."""
+    settings = demo_settings(vehicles, sitl)
+    password = os.environ.get("DD_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    demo = _ClusterDemo(settings, password, nodes, vehicles, sitl, host, port, speed_factor)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per health check and report
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stopped by a service manager: clean up as for Ctrl-C
+    try:
+        demo.start()
+        demo.banner()
+        demo.watch(generator)
+    except KeyboardInterrupt:
+        pass
+    except ServiceStartError as exc:
+        print(f"dronedispatch demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("stopping the nodes, the simulator, NATS and PostgreSQL…", flush=True)
+        demo.stop()
+    return 0
