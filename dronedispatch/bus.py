@@ -145,5 +145,12 @@ class LocalEventBus:
     def _remove(self, sub: _LocalSubscription) -> None:
         self._subs.discard(sub)
 
+    def resync(self) -> None:
+        """Close every subscriber as lagging: events may have been missed (a broker-backed bus that was
+        cut off), so each starts again from a fresh snapshot, as a slow one does."""
+        for sub in list(self._subs):
+            sub.lagging = True
+            sub.close()
+
     def stats(self) -> BusStats:
         return BusStats(published=self.published, subscribers=len(self._subs))

@@ -110,3 +110,15 @@ def test_a_message_that_is_no_event_is_refused_by_name() -> None:
     with pytest.raises(pydantic.ValidationError):
         EVENT.validate_json('{"type": "incident", "data": {"id": "x"}}')
     assert IncidentChanged.model_fields["type"].default == "incident"
+
+
+async def test_a_resync_closes_every_subscriber_as_lagging_so_it_starts_again_from_a_snapshot() -> None:
+    bus = LocalEventBus()
+    a, b = bus.subscribe(), bus.subscribe()
+    bus.publish(incident(1))
+    bus.resync()
+    assert a.lagging and b.lagging and bus.stats().subscribers == 0
+    assert [e async for e in a] == [], "a closed subscription ends at once"
+    fresh = bus.subscribe()
+    bus.publish(incident(2))
+    assert [number(e) for e in await drain(fresh, 1)] == [2]

@@ -268,3 +268,5 @@ class NatsEventBus:
         self._connected.set()
         lost = self.dropped - self._dropped_at_disconnect
         log.warning("event bus reconnected to NATS (%d events waiting, %d dropped while away)", len(self._outbox), lost)
+        # what other nodes published meanwhile never reached this node: its browsers start again from a snapshot
+        self._local.resync()

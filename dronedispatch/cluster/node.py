@@ -196,9 +196,10 @@ class ClusterNode:
 
     async def _follow_drones(self) -> None:
         """Drones heard by other nodes, as they publish them, for this node's live fleet."""
-        async for ev in self._bus.subscribe(maxsize=100_000):
-            if isinstance(ev, DroneChanged):
-                self._fleet.registry.observe_remote(ev.data)
+        while True:  # a subscription closed by a resync (the bus was cut off) is opened again
+            async for ev in self._bus.subscribe(maxsize=100_000):
+                if isinstance(ev, DroneChanged):
+                    self._fleet.registry.observe_remote(ev.data)
 
     async def _refresh(self) -> None:
         while True:  # periodic: who holds which drone, and the store's drone rows (another node may change them)
