@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import shutil
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,58 @@ def stop_postgres(server: PostgresServer) -> None:
     """Fast shutdown, then the cluster's directory is removed."""
     server.stop()
     shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def serve_timed_sim(spec: str) -> None:
+    """Child process, ``--serve-sim FLEET_FILE,GCS_PORT,VEHICLE_PORT_BASE,OUT_FILE``: the fleet at PX4's
+    stream rates, vehicle ``i`` bound to 127.0.0.1:VEHICLE_PORT_BASE+i and answering whoever last wrote
+    to it (so ``udpout:`` links of several nodes can take it over).
+
+    Commands, one per line on standard input: ``record`` starts noting, on CLOCK_MONOTONIC (one clock
+    for every process on this machine), when each vehicle sent the fix stamped with each vehicle time
+    (ms); ``report`` writes those notes with the tick statistics and the simulator's CPU share as JSON
+    to OUT_FILE, stops noting and answers ``ok``. End of input ends the child.
+    """
+    from dronedispatch import cityfiles
+    from dronedispatch.sim.runner import SimFleet
+
+    fleet_file, gcs_s, base_s, out_file = spec.split(",")
+    fleet = cityfiles.load_fleet(Path(fleet_file))
+    sim = SimFleet(fleet, gcs_port=int(gcs_s), vehicle_port_base=int(base_s), api_port_base=None)
+    sent: dict[int, dict[int, float]] = {v.sysid: {} for v in sim.vehicles}
+    recording = False
+
+    def timed(v: Any) -> None:
+        tick, mine = v.tick, sent[v.sysid]
+
+        def run(dt: float, now: float) -> None:
+            start = time.monotonic()
+            tick(dt, now)
+            if recording:  # the fix this tick sent carries the vehicle's clock after it, in ms
+                mine[int(v.model.t * 1000.0) & 0xFFFFFFFF] = start
+
+        v.tick = run
+
+    for v in sim.vehicles:
+        timed(v)
+    loop = asyncio.get_running_loop()
+    async with sim:
+        t0, w0, ticks0, over0 = time.process_time(), time.monotonic(), 0, 0
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "record":
+                for mine in sent.values():
+                    mine.clear()
+                t0, w0, ticks0, over0 = time.process_time(), time.monotonic(), sim.ticks, sim.overruns
+                recording = True
+            elif line.strip() == "report":
+                recording = False
+                cpu = (time.process_time() - t0) / max(time.monotonic() - w0, 1e-9)
+                stats = {"sent": sent, "ticks": sim.ticks - ticks0, "overruns": sim.overruns - over0, "cpu": cpu}
+                await asyncio.to_thread(Path(out_file).write_text, json.dumps(stats))
+                print("ok", flush=True)
