@@ -96,6 +96,7 @@ class Runtime:
                 bus_url=settings.bus_url, node_id=self.node_id, http_url=http_url, links=settings.mavlink_urls,
                 lease_ttl_s=settings.lease_ttl_s, bus=self.bus, fleet=self.fleet, missions=self.missions,
                 peers=self.peers, gateway=self.vehicles, open_link=self._make_link, watch=self._watch,
+                audit=self.store,
             )  # fmt: skip
         self._unsubscribe: Callable[[], None] | None = None
         self.started_at = datetime.now(UTC)

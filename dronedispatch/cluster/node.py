@@ -30,6 +30,7 @@ from nats.aio.client import Client as NatsClient
 
 from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.missions import MissionSupervisor
+from dronedispatch.app.ports import AuditLog
 from dronedispatch.bus import EventBus
 from dronedispatch.cluster.leases import LeaseManager, cancel_for_sure
 from dronedispatch.cluster.nodes import NodeInfo, NodeRegistry
@@ -70,6 +71,7 @@ class ClusterNode:
         gateway: LinkGateway,
         open_link: Callable[[str, Callable[[], bool]], MavlinkLink],
         watch: Callable[[VehicleEvent], None],
+        audit: AuditLog,
     ) -> None:
         self.bus_url = bus_url
         self.node_id = node_id
@@ -83,6 +85,7 @@ class ClusterNode:
         self._gateway = gateway
         self._open_link = open_link
         self._watch = watch
+        self._audit = audit
         self._nc: NatsClient | None = None
         self.leases: LeaseManager | None = None
         self.registry: NodeRegistry | None = None
@@ -151,7 +154,10 @@ class ClusterNode:
                 return
             self._open[url] = link
             self._gateway.links.append(link)
-            log.info("node %s holds %s (lease revision %s)", self.node_id, url, leases.revision(url))
+            lease = leases.lease(url)
+            token = lease.token if lease is not None else None
+            log.info("node %s holds %s (lease token %s)", self.node_id, url, token)
+        await self._record("link.acquire", url, token=token)
         if self.registry is not None:
             with contextlib.suppress(Exception):
                 await self.registry.beat()
@@ -160,6 +166,7 @@ class ClusterNode:
         async with self._link_lock:
             await self._close(url)
         log.warning("node %s no longer holds %s", self.node_id, url)
+        await self._record("link.release", url)
         if self.registry is not None:
             with contextlib.suppress(Exception):
                 await self.registry.beat()
@@ -176,6 +183,14 @@ class ClusterNode:
             if entry is not None:
                 self._fleet.publish(entry)
         await link.stop()
+
+    async def _record(self, action: str, url: str, **detail: object) -> None:
+        """The audit log keeps every hand-over of a link (a store away for a moment only costs the line)."""
+        try:
+            await asyncio.to_thread(self._audit.audit, f"node:{self.node_id}", action, "link", url,
+                                    node=self.node_id, **detail)  # fmt: skip
+        except Exception as exc:
+            log.warning("node %s: %s of %s not audited: %s", self.node_id, action, url, exc)
 
     def _held(self) -> list[str]:
         return list(self._open)

@@ -248,6 +248,14 @@ def test_a_killed_node_hands_its_links_and_flights_to_the_other(cluster: Cluster
     audit = b.client("admin").get("/api/v1/audit", params={"target_type": "mission", "target_id": mission_id}).json()
     supervised = [e for e in audit if e["action"] == "mission.supervise"]
     assert any(e["detail"].get("node") == "node-b" for e in supervised), audit
+    # the audit log has every hand-over of a link, each with a fencing token higher than the last
+    handed = b.client("admin").get("/api/v1/audit", params={"target_type": "link", "limit": 1000}).json()
+    acquired = sorted((e["id"], e["target_id"], e["detail"]["node"], e["detail"]["token"])
+                      for e in handed if e["action"] == "link.acquire")  # fmt: skip
+    for link in {x[1] for x in acquired}:
+        tokens = [token for _, target, _, token in acquired if target == link]
+        assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), acquired
+    assert {link for _, link, node, _ in acquired if node == "node-b"} == set(cluster.env["DD_MAVLINK"].split(","))
     print(f"node B held every link {took_over:.1f} s after node A was killed (lease TTL {LEASE_TTL_S:.0f} s)")
 
 
@@ -279,3 +287,31 @@ def test_the_nats_server_restarted_while_a_mission_flies_loses_nothing(cluster: 
              "the store shared as before")  # fmt: skip
     missions = operator.get("/api/v1/missions", params={"incident_id": incident["id"]}).json()
     assert [m["id"] for m in missions] == [mission_id], "no mission lost or doubled"
+
+
+def test_a_paused_node_that_lost_its_links_never_writes_to_the_vehicles_again(cluster: Cluster) -> None:
+    """SIGSTOP a node past its lease: the other takes its links; woken, it must not send one byte
+    (a vehicle answers whoever wrote last: a single datagram would pull its replies away)."""
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    taken = sorted(d for d, n in cluster.holders(b).items() if n == "node-a")
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: set(cluster.holders(b).values()) == {"node-b"} and len(cluster.holders(b)) == VEHICLES,
+                 30, "node B holding every link")  # fmt: skip
+        operator = b.client("operator")
+        wait_for(lambda: all(d["state"] == "ready" for d in operator.get("/api/v1/drones").json()), 30,
+                 "node B hearing every drone")  # fmt: skip
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    # node A wakes up with its old leases' fences closed: its sends are held back (it says so), and
+    # node B never loses a vehicle it took over (the link-lost limit, 3 s, not a timing goal)
+    deadline = time.monotonic() + 4 * LEASE_TTL_S
+    while time.monotonic() < deadline:
+        drones = {d["id"]: d for d in operator.get("/api/v1/drones").json()}
+        for drone in taken:
+            assert drones[drone]["link"]["ok"], f"{drone} answered someone else\n{cluster.tail()}"
+        time.sleep(0.3)
+    assert a.proc.poll() is None, "node A woke up and runs on"
+    assert "is fenced: sending nothing more" in a.log.read_text(errors="replace"), cluster.tail()
+    # and the links even out again between the two live nodes
+    wait_for(lambda: Counter(cluster.holders(b).values()) == {"node-a": 2, "node-b": 2}, 60, "the links evened out")
