@@ -43,6 +43,9 @@ from dronedispatch.video.relay import VideoHub
 
 log = logging.getLogger(__name__)
 
+#: How long a survivor tries to resume a gone node's MQTT session.
+MQTT_DRAIN_CONNECT_S = 10.0
+
 
 class Runtime:
     def __init__(self, settings: Settings, *, http_url: str = "") -> None:
@@ -96,7 +99,7 @@ class Runtime:
                 bus_url=settings.bus_url, node_id=self.node_id, http_url=http_url, links=settings.mavlink_urls,
                 lease_ttl_s=settings.lease_ttl_s, bus=self.bus, fleet=self.fleet, missions=self.missions,
                 peers=self.peers, gateway=self.vehicles, open_link=self._make_link, watch=self._watch,
-                audit=self.store,
+                audit=self.store, on_node_gone=self._drain_mqtt_session,
             )  # fmt: skip
         self._unsubscribe: Callable[[], None] | None = None
         self.started_at = datetime.now(UTC)
@@ -169,6 +172,30 @@ class Runtime:
         digest = hashlib.sha1(f"{self.settings.database_url}|{city}".encode()).hexdigest()[:12]
         group = f"dronedispatch-{city}-{digest}".translate(str.maketrans("/+#", "___"))
         return group if node is None else f"{group}-{node}"
+
+    async def _drain_mqtt_session(self, node: str) -> None:
+        """Several nodes: ``node`` is gone, but the broker still queues its share of the reports in its
+        session. Resume that session once, take what it holds, and let it end at the disconnect."""
+        if not self.settings.mqtt_url:
+            return
+        drain = MqttIngest(
+            self.settings.mqtt_url, default_topics(), self._on_ingested_report, self._on_ingest_error,
+            client_id=self._mqtt_client_id(node), shared_group=self._mqtt_client_id(), session_expiry_s=0,
+            stats=self.ingest_stats, error_topic="dronedispatch/ingest-errors",
+        )  # fmt: skip
+        await drain.start()
+        try:
+            async with asyncio.timeout(MQTT_DRAIN_CONNECT_S):
+                await drain.connected.wait()
+            before = -1
+            while before != (seen := sum(self.ingest_stats.received.values())):  # until a quiet second
+                before = seen
+                await asyncio.sleep(1.0)
+            log.info("took up the MQTT reports queued for node %s", node)
+        except TimeoutError:
+            log.warning("could not resume node %s's MQTT session to take up its queued reports", node)
+        finally:
+            await drain.stop()
 
     async def _on_ingested_report(self, report: Report) -> None:
         try:

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -72,6 +73,7 @@ class ClusterNode:
         open_link: Callable[[str, Callable[[], bool]], MavlinkLink],
         watch: Callable[[VehicleEvent], None],
         audit: AuditLog,
+        on_node_gone: Callable[[str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.bus_url = bus_url
         self.node_id = node_id
@@ -86,6 +88,8 @@ class ClusterNode:
         self._open_link = open_link
         self._watch = watch
         self._audit = audit
+        self._on_node_gone = on_node_gone
+        self._known: set[str] = set()  # nodes seen alive, to notice one that is gone
         self._nc: NatsClient | None = None
         self.leases: LeaseManager | None = None
         self.registry: NodeRegistry | None = None
@@ -209,6 +213,17 @@ class ClusterNode:
         assert self.registry is not None
         return await self.registry.nodes()
 
+    def _notice_departures(self, live: set[str]) -> None:
+        """A node whose heartbeat stopped (dead, or stopping) may leave work behind outside the store
+        (its MQTT session's queued reports): one survivor, the first by name, takes it up."""
+        gone, self._known = self._known - live, self._known | live
+        self._known -= gone
+        if gone and self._on_node_gone is not None and self.node_id == min(live):
+            for node in sorted(gone):
+                log.warning("node %s is gone; node %s takes up what it left", node, self.node_id)
+                task = asyncio.create_task(self._on_node_gone(node), name=f"node-gone-{node}")
+                self._tasks.append(task)
+
     async def _follow_drones(self) -> None:
         """Drones heard by other nodes, as they publish them, for this node's live fleet."""
         while True:  # a subscription closed by a resync (the bus was cut off) is opened again
@@ -222,6 +237,7 @@ class ClusterNode:
                 nodes = await self.nodes()
                 self.peers.holders = {d: n.node_id for n in nodes for d in n.drones}
                 await asyncio.to_thread(self._fleet.load)
+                self._notice_departures({n.node_id for n in nodes} | {self.node_id})
             except Exception as exc:  # the bus or the store away for a moment: keep the last view
                 log.warning("node %s: cluster view not refreshed: %s", self.node_id, exc)
             await asyncio.sleep(REFRESH_S)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -209,5 +210,24 @@ def test_each_mqtt_report_is_stored_once_over_two_nodes(mqtt_cluster: MqttCluste
     assert all(i["report_count"] == 1 for i in incidents)
     restarted = [i for i in incidents if str(i.get("description", "")).startswith("report restart-")]
     assert len(restarted) == 8
-    # mosquitto kept B's share queued in its session and delivered it when B came back
-    wait_for(lambda: b.accepted_json() > 0, 30, "node B to process its share after the restart")
+    # (mosquitto kept B's share queued in its session: B took it when back, or A, which saw B gone)
+
+
+def test_reports_queued_for_a_node_that_never_comes_back_are_taken_up_by_a_survivor(
+    mqtt_cluster: MqttCluster,
+) -> None:
+    system = mqtt_cluster
+    b = system.nodes["node-b"]
+    op = system.client()
+    b.proc.send_signal(signal.SIGKILL)  # gone for good: nobody resumes its session by its own id
+    b.proc.wait(10)
+    # the broker still hands B's session every other report, until the survivor sees B's heartbeat
+    # stop, resumes that session once and takes what it holds
+    system.publish([json_report("orphan", i) for i in range(12)])
+    try:
+        wait_for(lambda: len(_incidents(op)) >= 12, 60, "the twelve reports, B's share included")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {len(_incidents(op))} incidents\n{system.tail()}") from None
+    incidents = _incidents(op)
+    assert len(incidents) == 12 and all(i["report_count"] == 1 for i in incidents), system.tail()
+    assert "takes up what it left" in system.nodes["node-a"].log.read_text(errors="replace")
