@@ -75,6 +75,7 @@ PASSWORD = "bench-password-1"
 ROLES = ("operator", "pilot", "admin")
 DD = [sys.executable, "-m", "dronedispatch.cli"]
 POLL_S = 0.1
+CATEGORIES = ("traffic_accident", "crime", "facility", "other")  # merge radii ≤ 250 m
 
 
 def pct(values: list[float], q: float) -> float:
@@ -110,6 +111,7 @@ class Cluster:
     sim_out: Path
     nodes: list[Node] = field(default_factory=list)
     auth: dict[str, dict[str, str]] = field(default_factory=dict)  # role → headers (one secret for all nodes)
+    scenes: Counter[str] = field(default_factory=Counter)  # incidents placed next to each dock so far
 
     def alive(self) -> list[Node]:
         return [n for n in self.nodes if n.proc.poll() is None]
@@ -346,15 +348,19 @@ class Kill:
 
 
 async def fly(http: httpx.AsyncClient, cluster: Cluster, via: Node, drone_id: str) -> int | None:
-    """An incident next to the drone's dock, the drone dispatched to it; the mission's id once en route."""
+    """An incident next to the drone's dock, the drone dispatched to it; the mission's id once en route.
+
+    Several drones share a dock: each incident there gets another category, then lies farther out,
+    so it is not merged into an earlier one (same category within its radius)."""
     op = cluster.auth["operator"]
     fleet = await drones(http, via, cluster)
     dock_id = next(d["dock_id"] for d in fleet if d["id"] == drone_id)
     dock = next(d for d in (await http.get(f"{via.url}/api/v1/docks", headers=op)).json() if d["id"] == dock_id)
-    scene = {"lat": dock["lat"] + 0.0009, "lon": dock["lon"] - 0.0006}
-    r = await http.post(
-        f"{via.url}/api/v1/incidents", headers=op, json={"category": "traffic_accident", "location": scene}
-    )
+    uses = cluster.scenes[dock_id]
+    cluster.scenes[dock_id] += 1
+    scene = {"lat": dock["lat"] + 0.0009, "lon": dock["lon"] - 0.0006 - 0.004 * (uses // len(CATEGORIES))}
+    category = CATEGORIES[uses % len(CATEGORIES)]
+    r = await http.post(f"{via.url}/api/v1/incidents", headers=op, json={"category": category, "location": scene})
     r.raise_for_status()
     r = await http.post(
         f"{via.url}/api/v1/incidents/{r.json()['id']}/dispatch", headers=op, json={"drone_id": drone_id}
