@@ -384,8 +384,12 @@ async def fail_over(
 ) -> Kill | None:
     victim = cluster.nodes[k % len(cluster.nodes)]
     via = next(n for n in cluster.nodes if n is not victim)
-    view = await cluster_view(http, via, cluster)
-    held = next(n for n in view if n["node_id"] == victim.name)
+
+    async def victim_seen() -> dict[str, Any] | None:
+        # a heartbeat can lapse for a moment on a loaded machine: the node then drops out of the view
+        return next((n for n in await cluster_view(http, via, cluster) if n["node_id"] == victim.name), None)
+
+    held = await wait_until(f"{victim.name} in the cluster view", 60, victim_seen, cluster)
     ready = {d["id"] for d in await drones(http, via, cluster) if d["state"] == "ready"}
     mission_id, drone = None, ""
     for drone in [d for d in sorted(held["drones"]) if d in ready and d not in used][:3]:
