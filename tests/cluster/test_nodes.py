@@ -15,7 +15,7 @@ from dronedispatch.cluster.leases import cancel_for_sure
 from dronedispatch.cluster.nodes import NodeRegistry, node_key
 from dronedispatch.scenario.broker import NatsServer
 
-TTL = 1.5
+TTL = 3.0  # generous: a loaded 2-core machine can hold a beat back for a second
 VALID_KEY = "^[-/_=a-zA-Z0-9]+$"
 
 
