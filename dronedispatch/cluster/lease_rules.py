@@ -95,13 +95,18 @@ def plan(
     most = max(counts.values())
     if most - fewest < 2:
         return LeasePlan()
-    # One node hands back one link: the busiest, ties by a hash of the node ids, so all views agree.
+    # One node hands back: the busiest, ties by a hash of the node ids, so all views agree. It gives back
+    # its surplus over the share, as far as the others lack links, in one round (a restarted node gets
+    # its share back in a few rounds, not one link per round), and never falls below the share itself.
     releaser = max(
         (n for n in nodes if counts[n] == most),
         key=lambda n: (rendezvous_score("release", n), n),
     )
     if releaser != node_id:
         return LeasePlan()
-    mine = [link for link in all_links if holders.get(link) == node_id]
-    worst = min(mine, key=lambda link: (rendezvous_score(link, node_id), link))
-    return LeasePlan(release=(worst,))
+    floor, ceil = target_counts(len(all_links), len(nodes))
+    lacking = sum(max(0, floor - c) for c in counts.values())
+    n_release = max(1, min(most - ceil, lacking))
+    mine = sorted((link for link in all_links if holders.get(link) == node_id),
+                  key=lambda link: (rendezvous_score(link, node_id), link))  # fmt: skip
+    return LeasePlan(release=tuple(mine[:n_release]))

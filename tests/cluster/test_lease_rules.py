@@ -41,7 +41,6 @@ class Cluster:
 
     def check_plan(self, node: str, p: LeasePlan) -> None:
         """What the rules promise about any one plan, on the view it was made from."""
-        assert len(p.release) <= 1
         assert not (p.claim and p.release)
         assert all(self.holders.get(link) == node for link in p.release)
         assert all(link not in self.holders for link in p.claim)
@@ -50,6 +49,9 @@ class Cluster:
             c = counts(self.nodes, self.holders)
             assert set(self.holders) == set(self.links)
             assert min(c[n] for n in self.nodes) <= c[node] - 2
+            # and the releaser keeps at least its share (it gives back a surplus, never more)
+            floor, _ = target_counts(len(self.links), len(self.nodes))
+            assert c[node] - len(p.release) >= min(floor, c[node] - 1)
 
     def apply(self, node: str, p: LeasePlan) -> None:
         for link in p.release:
@@ -208,3 +210,14 @@ def test_rendezvous_score_is_stable_across_processes() -> None:
     # A fixed value: the score must not depend on PYTHONHASHSEED or the process.
     assert rendezvous_score("udpout:127.0.0.1:14550", "node-a") == 18228353335173885903
     assert rendezvous_score("udpout:127.0.0.1:14550", "node-b") != rendezvous_score("udpout:127.0.0.1:14550", "node-a")
+
+
+def test_a_node_back_from_a_restart_gets_its_share_back_in_a_few_rounds_not_one_link_a_round() -> None:
+    links, nodes = links_of(100), ["a", "b"]
+    cluster = Cluster(links, nodes, {link: "a" for link in links[:98]} | {link: "b" for link in links[98:]})
+    rounds = 0
+    while not balanced(links, nodes, cluster.holders):
+        cluster.concurrent_round(nodes)
+        rounds += 1
+        assert rounds <= 3, counts(nodes, cluster.holders)
+    assert cluster.releases == 48  # exactly the surplus moved, nothing else
