@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ import pytest
 import yaml
 
 from dronedispatch import cityfiles
-from tests.e2e.conftest import DD, PASSWORD, wait_for
-from tests.fixtures.services import MosquittoServer, NatsServer, free_tcp_port, free_udp_port
+from tests.cluster.conftest import Node, add_admin, add_users, start_nodes, stop_node
+from tests.e2e.conftest import PASSWORD, wait_for
+from tests.fixtures.services import MosquittoServer, NatsServer, free_udp_port
 
 pytestmark = pytest.mark.e2e
 
@@ -43,52 +43,13 @@ ACCEPTED = re.compile(
 )
 
 
-@dataclass
-class Node:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics", timeout=10).text
-
-    def subscribed(self) -> bool:
-        return "dronedispatch_ingest_mqtt_connected 1.0" in self.metrics()
-
-    def accepted_json(self) -> int:
-        found = ACCEPTED.search(self.metrics())
-        return int(float(found.group(1))) if found else 0
+def subscribed(node: Node) -> bool:
+    return node.answers() and "dronedispatch_ingest_mqtt_connected 1.0" in node.metrics()
 
 
-def _start_node(name: str, env: dict[str, str], logs: Path) -> Node:
-    port = free_tcp_port()
-    log = logs / f"{name}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([*DD, "serve", "--port", str(port)], env={**env, "DD_NODE_ID": name},
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    node = Node(name, f"http://127.0.0.1:{port}", proc, log)
-
-    def subscribed() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"node {name} exited\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            return node.subscribed()
-        except httpx.HTTPError:
-            return False
-
-    wait_for(subscribed, 60, f"node {name} to answer and subscribe to the broker")
-    return node
-
-
-def _stop(node: Node) -> None:
-    if node.proc.poll() is None:
-        node.proc.terminate()
-    try:
-        node.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        node.proc.kill()
-        node.proc.wait(timeout=20)
+def accepted_json(node: Node) -> int:
+    found = ACCEPTED.search(node.metrics())
+    return int(float(found.group(1))) if found else 0
 
 
 @dataclass
@@ -140,16 +101,15 @@ def mqtt_cluster(
         "DD_RECORDINGS_DIR": str(tmp_path / "recordings"),
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run([*DD, "users", "add", "operator", "--role", "operator"], input=f"{PASSWORD}\n".encode(),
-                   env=env, check=True, capture_output=True, timeout=60)  # fmt: skip
+    add_admin(env)
     nodes: dict[str, Node] = {}
     try:
-        for name in ("node-a", "node-b"):
-            nodes[name] = _start_node(name, env, tmp_path)
+        nodes.update(start_nodes(("node-a", "node-b"), env, tmp_path, ready=subscribed))
+        add_users(nodes["node-a"], ("operator",))
         yield MqttCluster(nodes, env, tmp_path, mosquitto)
     finally:
         for node in nodes.values():
-            _stop(node)
+            stop_node(node)
 
 
 def json_report(tag: str, i: int) -> tuple[str, bytes]:
@@ -186,21 +146,21 @@ def test_each_mqtt_report_is_stored_once_over_two_nodes(mqtt_cluster: MqttCluste
     system.publish(messages)
 
     wait_for(lambda: len(_incidents(op)) >= 20, 60, "twenty incidents")
-    wait_for(lambda: a.accepted_json() + b.accepted_json() >= 15, 30, "both nodes' counts to add up")
+    wait_for(lambda: accepted_json(a) + accepted_json(b) >= 15, 30, "both nodes' counts to add up")
     incidents = _incidents(op)
     assert len(incidents) == 20, system.tail()
     assert [i["report_count"] for i in incidents] == [1] * 20  # one report each: none processed twice
-    assert a.accepted_json() + b.accepted_json() == 15  # the JSON reports, each taken by one node
-    assert a.accepted_json() > 0 and b.accepted_json() > 0  # and the work was shared
+    assert accepted_json(a) + accepted_json(b) == 15  # the JSON reports, each taken by one node
+    assert accepted_json(a) > 0 and accepted_json(b) > 0  # and the work was shared
     fires = [i for i in incidents if i["category"] == "fire"]
     assert len(fires) == len(CAMERAS)
     # the other node's store view agrees: one database
     assert len(_incidents(system.client("node-b"))) == 20
 
     # node B restarts; what is published meanwhile is processed once, by A or by B when it is back
-    _stop(b)
+    stop_node(b)
     system.publish([json_report("restart", i) for i in range(15, 23)])  # further north: new incidents
-    system.nodes["node-b"] = b = _start_node("node-b", system.env, system.logs)
+    system.nodes["node-b"] = b = start_nodes(("node-b",), system.env, system.logs, ready=subscribed)["node-b"]
     try:
         wait_for(lambda: len(_incidents(op)) >= 28, 60, "the eight reports published during the restart")
     except AssertionError as exc:

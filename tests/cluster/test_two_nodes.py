@@ -24,29 +24,15 @@ import websockets
 import yaml
 
 from dronedispatch import cityfiles
-from tests.e2e.conftest import DD, PASSWORD, _port_block, wait_for
-from tests.fixtures.services import NatsServer, free_tcp_port, free_udp_port
+from tests.cluster.conftest import Node, add_admin, add_users, start_nodes, stop_node
+from tests.e2e.conftest import DD, _port_block, wait_for
+from tests.fixtures.services import NatsServer, free_udp_port
 
 pytestmark = pytest.mark.e2e
 
 VEHICLES = 4
 LEASE_TTL_S = 3.0
 SCENE = {"lat": 37.3927, "lon": 126.6378}  # Songdo Central Park, next to dd-01's dock
-
-
-@dataclass
-class Node:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def client(self, role: str) -> httpx.Client:
-        c = httpx.Client(base_url=self.url, timeout=30)
-        r = c.post("/api/v1/auth/token", data={"username": role, "password": PASSWORD})
-        r.raise_for_status()
-        c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        return c
 
 
 @dataclass
@@ -70,26 +56,6 @@ class Cluster:
         return {d: n["node_id"] for n in r.json()["nodes"] for d in n["drones"]}
 
 
-def _start_node(name: str, env: dict[str, str], logs: Path) -> Node:
-    port = free_tcp_port()
-    log = logs / f"{name}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([*DD, "serve", "--port", str(port)], env={**env, "DD_NODE_ID": name},
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    node = Node(name, f"http://127.0.0.1:{port}", proc, log)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"node {name} exited\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            return httpx.get(f"{node.url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 60, f"node {name} to answer")
-    return node
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], NatsServer]) -> Iterator[Cluster]:
     nats = nats_factory()
@@ -107,9 +73,7 @@ def cluster(tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], N
         "DD_RECORDINGS_DIR": str(tmp_path / "recordings"),
         "PYTHONUNBUFFERED": "1",
     }
-    for role in ("operator", "pilot", "admin"):
-        subprocess.run([*DD, "users", "add", role, "--role", role], input=f"{PASSWORD}\n".encode(), env=env,
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+    add_admin(env)
     with open(tmp_path / "sitl.log", "wb") as sitl_log:
         sitl = subprocess.Popen(
             [*DD, "sitl", "--vehicles", str(VEHICLES), "--fleet", str(fleet_file), "--speed-factor", "10",
@@ -120,8 +84,8 @@ def cluster(tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], N
     nodes: dict[str, Node] = {}
     system = Cluster(nodes, env, tmp_path, nats)
     try:
-        for name in ("node-a", "node-b"):
-            nodes[name] = _start_node(name, env, tmp_path)
+        nodes.update(start_nodes(("node-a", "node-b"), env, tmp_path))
+        add_users(nodes["node-a"], ("operator", "pilot"))
         # the links settle two and two, and every drone is heard and ready on both nodes
         wait_for(lambda: Counter(system.holders(nodes["node-a"]).values()) == {"node-a": 2, "node-b": 2}, 60,
                  "the four links spread over both nodes")  # fmt: skip
@@ -132,13 +96,7 @@ def cluster(tmp_path: Path, fresh_postgres_db: str, nats_factory: Callable[[], N
         yield system
     finally:
         for node in nodes.values():
-            if node.proc.poll() is None:
-                node.proc.terminate()
-        for node in nodes.values():
-            try:
-                node.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
+            stop_node(node)
         sitl.terminate()
         sitl.wait(15)
 
