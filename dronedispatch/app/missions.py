@@ -485,8 +485,10 @@ class MissionSupervisor:
             raise CommandRejected(f"mission {mission_id} is {mission.state}; it takes no commands", "mission_ended")
         cmd = PilotCommand(command)
         tracked = self._tracked.get(mission.sysid)
-        holder = self._peers.holder_of(mission.drone_id) if tracked is None and not from_peer else None
-        if holder is not None and self._vehicles.vehicle(mission.sysid) is None:
+        holder = None
+        if tracked is None and not from_peer and self._vehicles.vehicle(mission.sysid) is None:
+            holder = self._peers.holder_of(mission.drone_id) or await self._peers.locate(mission.drone_id)
+        if holder is not None:
             await self._peers.command(holder, mission_id, command, actor, None)
             return await asyncio.to_thread(self._store.get_mission, mission_id)
         if tracked is not None and tracked.mission_id == mission_id:
@@ -553,7 +555,9 @@ class MissionSupervisor:
         if zone is not None:
             raise ImpossibleMission(f"({lat:.5f}, {lon:.5f}) is inside the prohibited zone {zone.name_en}", "airspace")
         vehicle = self._vehicles.vehicle(mission.sysid)
-        holder = self._peers.holder_of(mission.drone_id) if vehicle is None and not from_peer else None
+        holder = None
+        if vehicle is None and not from_peer:
+            holder = self._peers.holder_of(mission.drone_id) or await self._peers.locate(mission.drone_id)
         if holder is not None:
             await self._peers.command(holder, mission_id, "reposition", actor, position)
             return mission

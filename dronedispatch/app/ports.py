@@ -150,6 +150,10 @@ class PeerNodes(Protocol):
         """The other node that holds this drone's link now, or None (this node, or nobody)."""
         ...
 
+    async def locate(self, drone_id: str) -> str | None:
+        """:meth:`holder_of` from the nodes' latest heartbeats, read now (a link may have just moved)."""
+        ...
+
     async def launch(self, node: str, mission_id: int, return_seq: int | None) -> None:
         """Have ``node`` fly the recorded mission; returns once it has taken it."""
         ...
@@ -165,6 +169,9 @@ class NoPeers:
     """One node alone: every vehicle it can reach is its own."""
 
     def holder_of(self, drone_id: str) -> str | None:
+        return None
+
+    async def locate(self, drone_id: str) -> str | None:
         return None
 
     async def launch(self, node: str, mission_id: int, return_seq: int | None) -> None:

@@ -118,7 +118,7 @@ class ClusterNode:
             nc, self.node_id, self.links, ttl=self.lease_ttl_s, live_nodes=self.registry.live_node_ids,
             on_acquired=self._acquired, on_lost=self._lost,
         )  # fmt: skip
-        await self.peers.start(nc, self._missions)
+        await self.peers.start(nc, self._missions, self.registry.nodes)
         await self.registry.start()
         await self.leases.start()
         self._tasks = [

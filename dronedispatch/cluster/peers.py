@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as Nats
@@ -23,6 +24,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from dronedispatch.app import errors as app_errors
 from dronedispatch.app.missions import MissionSupervisor
+from dronedispatch.cluster.nodes import NodeInfo
 from dronedispatch.store.repo import NotFound
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,12 @@ class ClusterPeers:
         self._nc: Nats | None = None
         self._sub: Subscription | None = None
         self._missions: MissionSupervisor | None = None
+        self._nodes: Callable[[], Awaitable[list[NodeInfo]]] | None = None
 
-    async def start(self, nc: Nats, missions: MissionSupervisor) -> None:
-        self._nc, self._missions = nc, missions
+    async def start(
+        self, nc: Nats, missions: MissionSupervisor, nodes: Callable[[], Awaitable[list[NodeInfo]]]
+    ) -> None:
+        self._nc, self._missions, self._nodes = nc, missions, nodes
         self._sub = await nc.subscribe(subject(self.node_id), cb=self._serve)
 
     async def stop(self) -> None:
@@ -75,6 +80,14 @@ class ClusterPeers:
     def holder_of(self, drone_id: str) -> str | None:
         node = self.holders.get(drone_id)
         return node if node is not None and node != self.node_id else None
+
+    async def locate(self, drone_id: str) -> str | None:
+        if self._nodes is not None:
+            try:
+                self.holders = {d: n.node_id for n in await self._nodes() for d in n.drones}
+            except Exception as exc:  # the bus away for a moment: the last view stands
+                log.warning("could not read the nodes' heartbeats: %s", exc)
+        return self.holder_of(drone_id)
 
     async def launch(self, node: str, mission_id: int, return_seq: int | None) -> None:
         await self._request(node, {"op": "launch", "mission_id": mission_id, "return_seq": return_seq},

@@ -236,6 +236,7 @@ def test_the_nats_server_restarted_while_a_mission_flies_loses_nothing(cluster: 
     wait_for(lambda: Counter(cluster.holders(a).values()) == {"node-a": 2, "node-b": 2}, 60,
              "the links settled again")  # fmt: skip
     wait_for(lambda: _mission_state(operator, mission_id) == "on_scene", 120, "on scene", None)
+    wait_for(lambda: drone in cluster.holders(b), 30, f"a node hearing {drone} again")
     r = b.client("pilot").post(f"/api/v1/missions/{mission_id}/commands", json={"command": "rtl"})
     assert r.status_code == 200, f"{r.text}\n{cluster.tail()}"
     wait_for(lambda: _mission_state(operator, mission_id) == "completed", 180, "completed", None)
