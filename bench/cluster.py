@@ -26,10 +26,10 @@ posted to a surviving node and retried until it succeeds, is answered 200: the m
 a command to the vehicle only on the node holding its link and answers 200 only once the vehicle
 acknowledged it (COMMAND_ACK accepted), so (b) is the new holder's first command acknowledged, as a
 pilot would see it. Then the victim restarts under the same name; the next kill waits until every
-link is held by a live node again (``--settle held``, the default: the next victim then holds more
+link is held by a live node again (``--settle held``, the default: the next victim may then hold more
 than its share, a heavier hand-over than a balanced cluster's) or until the links are spread evenly
-(``--settle balanced``; the nodes hand over one link per lease round, so with many links per node
-that takes minutes). Either way the time until the spread is even again after a restart is printed.
+(``--settle balanced``; the busiest node hands back its surplus in one lease round, so that takes a
+few rounds). Either way the time until the spread is even again after a restart is printed.
 Goal: p95 of (b) < 10 s.
 
 CPU per node is its process's user + system time (/proc/PID/stat) over the latency window, as a
