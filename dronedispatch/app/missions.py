@@ -18,6 +18,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -107,7 +108,7 @@ class MissionSupervisor:
         self._writes = OrderedWrites()
         self._node_id = node_id
         self._adopting: set[int] = set()
-        self._adoptions: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # adoptions, launches handed to other nodes
 
     def add_listener(self, listener: MissionListener) -> None:
         self._listeners.append(listener)
@@ -128,9 +129,7 @@ class MissionSupervisor:
         if sysid in self._tracked or sysid in self._adopting:
             return
         self._adopting.add(sysid)
-        task = asyncio.create_task(self._adopt(sysid), name=f"adopt-{sysid}")
-        self._adoptions.add(task)
-        task.add_done_callback(self._adoptions.discard)
+        self._spawn(self._adopt(sysid), f"adopt-{sysid}")
 
     def vehicle_gone(self, sysid: int) -> None:
         """This node no longer holds the vehicle's link: stop supervising its mission, changing
@@ -171,7 +170,7 @@ class MissionSupervisor:
             self._adopting.discard(sysid)
 
     async def stop(self) -> None:
-        tasks = [t.task for t in self._tracked.values() if t.task] + list(self._adoptions)
+        tasks = [t.task for t in self._tracked.values() if t.task] + list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -241,10 +240,10 @@ class MissionSupervisor:
             await self._persist(mission, ms.failed(MissionState.PLANNED, f"node {node}, which holds "
                                                    f"{mission.drone_id}, did not take the mission: {exc}"))  # fmt: skip
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
-        self._adoptions.add(task)
-        task.add_done_callback(self._adoptions.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def take_launch(self, mission_id: int, return_seq: int | None) -> None:
         """Another node recorded a mission for a drone whose link this node holds: fly it."""
