@@ -94,6 +94,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class FixClock:
+    """Notes, on CLOCK_MONOTONIC (one clock for every process on this machine), when each simulated
+    vehicle sent the fix stamped with each vehicle time (ms), while ``recording``."""
+
+    def __init__(self, vehicles: Any) -> None:
+        self.sent: dict[int, dict[int, float]] = {v.sysid: {} for v in vehicles}
+        self.recording = False
+        for v in vehicles:
+            self._time(v)
+
+    def _time(self, v: Any) -> None:
+        tick, mine = v.tick, self.sent[v.sysid]
+
+        def run(dt: float, now: float) -> None:
+            start = time.monotonic()
+            tick(dt, now)
+            if self.recording:  # the fix this tick sent carries the vehicle's clock after it, in ms
+                mine[int(v.model.t * 1000.0) & 0xFFFFFFFF] = start
+
+        v.tick = run
+
+
 async def serve_timed_sim(spec: str) -> None:
     """Child process, ``--serve-sim FLEET_FILE,GCS_PORT,VEHICLE_PORT_BASE,OUT_FILE``: the fleet at PX4's
     stream rates, vehicle ``i`` bound to 127.0.0.1:VEHICLE_PORT_BASE+i and answering whoever last wrote
@@ -110,22 +132,8 @@ async def serve_timed_sim(spec: str) -> None:
     fleet_file, gcs_s, base_s, out_file = spec.split(",")
     fleet = cityfiles.load_fleet(Path(fleet_file))
     sim = SimFleet(fleet, gcs_port=int(gcs_s), vehicle_port_base=int(base_s), api_port_base=None)
-    sent: dict[int, dict[int, float]] = {v.sysid: {} for v in sim.vehicles}
-    recording = False
-
-    def timed(v: Any) -> None:
-        tick, mine = v.tick, sent[v.sysid]
-
-        def run(dt: float, now: float) -> None:
-            start = time.monotonic()
-            tick(dt, now)
-            if recording:  # the fix this tick sent carries the vehicle's clock after it, in ms
-                mine[int(v.model.t * 1000.0) & 0xFFFFFFFF] = start
-
-        v.tick = run
-
-    for v in sim.vehicles:
-        timed(v)
+    clock = FixClock(sim.vehicles)
+    sent = clock.sent
     loop = asyncio.get_running_loop()
     async with sim:
         t0, w0, ticks0, over0 = time.process_time(), time.monotonic(), 0, 0
@@ -134,9 +142,9 @@ async def serve_timed_sim(spec: str) -> None:
                 for mine in sent.values():
                     mine.clear()
                 t0, w0, ticks0, over0 = time.process_time(), time.monotonic(), sim.ticks, sim.overruns
-                recording = True
+                clock.recording = True
             elif line.strip() == "report":
-                recording = False
+                clock.recording = False
                 cpu = (time.process_time() - t0) / max(time.monotonic() - w0, 1e-9)
                 stats = {"sent": sent, "ticks": sim.ticks - ticks0, "overruns": sim.overruns - over0, "cpu": cpu}
                 await asyncio.to_thread(Path(out_file).write_text, json.dumps(stats))

@@ -508,7 +508,7 @@ async def run_size(args: argparse.Namespace, n_nodes: int, pg: PostgresServer) -
             if rebalanced_s is not None:
                 print(
                     f"  after the last restart the links were spread evenly again in {rebalanced_s:.0f} s "
-                    f"(the nodes hand over one link per lease round, TTL/3 = {args.lease_ttl / 3:.1f} s)"
+                    f"(a lease round every TTL/3 = {args.lease_ttl / 3:.1f} s)"
                 )
         acked = [k.acked_s if k.acked_s is not None else math.inf for k in kills]
         held = [k.held_s if k.held_s is not None else math.inf for k in kills]

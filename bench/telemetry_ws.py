@@ -28,12 +28,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import websockets
 import yaml
-from benchkit import free_ports, sim_child
+from benchkit import FixClock, free_ports, sim_child
 
 from dronedispatch import cityfiles
 from dronedispatch.scenario.broker import free_tcp_port
@@ -51,26 +50,12 @@ async def serve_sim(spec: str) -> None:
     fleet_file, gcs_s, base_s = spec.split(",")
     fleet = cityfiles.load_fleet(Path(fleet_file))
     sim = SimFleet(fleet, gcs_port=int(gcs_s), vehicle_port_base=int(base_s), api_port_base=None)
-    sent: dict[int, dict[int, float]] = {v.sysid: {} for v in sim.vehicles}
-    recording = False
-
-    def timed(v: Any) -> None:
-        tick, mine = v.tick, sent[v.sysid]
-
-        def run(dt: float, now: float) -> None:
-            start = time.monotonic()
-            tick(dt, now)
-            if recording:  # the fix this tick sent carries the vehicle's clock after it, in ms
-                mine[int(v.model.t * 1000.0) & 0xFFFFFFFF] = start
-
-        v.tick = run
-
-    for v in sim.vehicles:
-        timed(v)
+    clock = FixClock(sim.vehicles)
+    sent = clock.sent
     loop = asyncio.get_running_loop()
     async with sim:
         await loop.run_in_executor(None, sys.stdin.readline)
-        recording = True
+        clock.recording = True
         t0, w0 = time.process_time(), time.monotonic()
         await loop.run_in_executor(None, sys.stdin.read)
         cpu = (time.process_time() - t0) / (time.monotonic() - w0)
