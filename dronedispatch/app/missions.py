@@ -203,10 +203,13 @@ class MissionSupervisor:
         """Fly ``mission`` (just recorded as planned): upload, arm and start it in the background.
         Never raises: whatever stops the flight fails the mission with the reason."""
         assert mission.id is not None
-        holder = self._peers.holder_of(mission.drone_id) if self._vehicles.vehicle(mission.sysid) is None else None
-        if holder is not None:
-            self._spawn(self._launch_on(holder, mission, return_seq), f"launch-{mission.id}-on-{holder}")
+        if self._vehicles.vehicle(mission.sysid) is None:  # not heard here: another node may hold it
+            self._spawn(self._launch_elsewhere(mission, return_seq), f"launch-{mission.id}")
             return
+        self._launch_here(mission, return_seq)
+
+    def _launch_here(self, mission: Mission, return_seq: int | None) -> None:
+        assert mission.id is not None
         busy = self._tracked.get(mission.sysid)
         if busy is not None:  # the store allowed it, so the other mission is ending: never fly two at once
             reason = f"vehicle {mission.sysid} was still finishing mission {busy.mission_id}; dispatch again"
@@ -227,6 +230,15 @@ class MissionSupervisor:
             log.exception("mission %s: launch failed unexpectedly", tracked.mission_id)
             if tracked.state not in ms.TERMINAL:
                 await self._commit(tracked, ms.failed(tracked.state, f"internal error during launch: {exc}"))
+
+    async def _launch_elsewhere(self, mission: Mission, return_seq: int | None) -> None:
+        """The holder from the last view, or from the heartbeats read now (a link may have just moved);
+        with none, the launch here fails with the reason."""
+        holder = self._peers.holder_of(mission.drone_id) or await self._peers.locate(mission.drone_id)
+        if holder is not None:
+            await self._launch_on(holder, mission, return_seq)
+        else:
+            self._launch_here(mission, return_seq)
 
     async def _launch_on(self, node: str, mission: Mission, return_seq: int | None) -> None:
         """The drone's link is held by ``node``: it flies the mission; a node that does not take it
