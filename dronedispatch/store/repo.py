@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,9 @@ from dronedispatch.store.models import (
 
 __all__ = ["ACTIVE_MISSION_STATES", "ActiveMissionConflict", "NotFound", "Store", "as_utc"]
 
+
+#: A table row that keeps an ``updated_at``.
+_Row = TypeVar("_Row", Incident, Mission)
 
 class NotFound(LookupError):
     def __init__(self, kind: str, key: object) -> None:
@@ -187,13 +190,7 @@ class Store:
 
     def update_incident(self, incident_id: int, **fields: Any) -> Incident:
         with self._write_session() as s:
-            incident = s.get(Incident, incident_id)
-            if incident is None:
-                raise NotFound("incident", incident_id)
-            for k, v in fields.items():
-                setattr(incident, k, v)
-            incident.updated_at = utcnow()
-            s.add(incident)
+            incident = _changed(s, Incident, "incident", incident_id, fields)
             s.commit()
             return incident
 
@@ -213,13 +210,7 @@ class Store:
 
     def update_mission(self, mission_id: int, **fields: Any) -> Mission:
         with self._write_session() as s:
-            mission = s.get(Mission, mission_id)
-            if mission is None:
-                raise NotFound("mission", mission_id)
-            for k, v in fields.items():
-                setattr(mission, k, v)
-            mission.updated_at = utcnow()
-            s.add(mission)
+            mission = _changed(s, Mission, "mission", mission_id, fields)
             s.commit()
             return mission
 
@@ -284,13 +275,7 @@ class Store:
         """Change a mission and append the audit entry that explains it, in one transaction."""
         try:
             with self._write_session() as s:
-                mission = s.get(Mission, mission_id)
-                if mission is None:
-                    raise NotFound("mission", mission_id)
-                for k, v in fields.items():
-                    setattr(mission, k, v)
-                mission.updated_at = utcnow()
-                s.add(mission)
+                mission = _changed(s, Mission, "mission", mission_id, fields)
                 s.add(_audit_row(actor, action, "mission", mission_id, detail))
                 s.commit()
                 return mission
@@ -396,6 +381,18 @@ class Store:
                 "missions": s.exec(select(func.count()).select_from(Mission)).one(),
                 "audit": s.exec(select(func.count()).select_from(AuditEntry)).one(),
             }
+
+
+def _changed(s: Session, model: type[_Row], kind: str, row_id: int, fields: dict[str, Any]) -> _Row:
+    """Row ``row_id`` of ``model`` with ``fields`` set and ``updated_at`` stamped, added to session ``s``."""
+    row = s.get(model, row_id)
+    if row is None:
+        raise NotFound(kind, row_id)
+    for k, v in fields.items():
+        setattr(row, k, v)
+    row.updated_at = utcnow()
+    s.add(row)
+    return row
 
 
 def _audit_row(actor: str, action: str, target_type: str, target_id: object, detail: dict[str, Any]) -> AuditEntry:
