@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,6 +110,19 @@ class _LocalSubscription:
             self.close()
 
 
+def on_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[BusEvent], None], event: BusEvent) -> None:
+    """``fn(event)`` on ``loop``: at once when called there (or before a loop is bound), else handed over
+    from the calling thread (sync API routes publish from worker threads)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is not None and running is not loop:
+        loop.call_soon_threadsafe(fn, event)
+    else:
+        fn(event)
+
+
 class LocalEventBus:
     """In-process bus. Publishing from a worker thread (sync API routes run in one) hands the
     event to the bus's event loop, so subscribers only ever run on that loop."""
@@ -123,14 +136,7 @@ class LocalEventBus:
         self._loop = loop
 
     def publish(self, event: BusEvent) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self._loop is not None and running is not self._loop:
-            self._loop.call_soon_threadsafe(self._deliver, event)
-        else:
-            self._deliver(event)
+        on_loop(self._loop, self._deliver, event)
 
     def _deliver(self, event: BusEvent) -> None:
         self.published += 1

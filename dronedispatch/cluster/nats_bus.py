@@ -37,7 +37,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from dronedispatch.bus import BusEvent, BusStats, LocalEventBus, Subscription
+from dronedispatch.bus import BusEvent, BusStats, LocalEventBus, Subscription, on_loop
 from dronedispatch.events import EVENT
 
 __all__ = ["DEFAULT_BUFFER", "SUBJECT", "BusConnectError", "NatsEventBus"]
@@ -173,14 +173,7 @@ class NatsEventBus:
 
     def publish(self, event: BusEvent) -> None:
         """Queue ``event`` for every node (this one included); never waits, callable from any thread."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self._loop is not None and running is not self._loop:
-            self._loop.call_soon_threadsafe(self._enqueue, event)
-        else:
-            self._enqueue(event)
+        on_loop(self._loop, self._enqueue, event)
 
     def _enqueue(self, event: BusEvent) -> None:
         self.published += 1
