@@ -15,8 +15,11 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import websockets
 
 from dronedispatch.scenario.broker import PostgresServer, find_pg_bindir
 
@@ -149,3 +152,23 @@ async def serve_timed_sim(spec: str) -> None:
                 stats = {"sent": sent, "ticks": sim.ticks - ticks0, "overruns": sim.overruns - over0, "cpu": cpu}
                 await asyncio.to_thread(Path(out_file).write_text, json.dumps(stats))
                 print("ok", flush=True)
+
+
+async def read_fixes(url: str, until: float, keep: Callable[[str, int, float], None]) -> int:
+    """A WebSocket client of /api/v1/events until ``until`` (monotonic): ``keep(drone id,
+    vehicle_time_ms, arrival)`` for every drone event carrying a fix; returns the events read."""
+    events = 0
+    async with websockets.connect(url, max_size=None) as ws:
+        json.loads(await ws.recv())  # the snapshot
+        while (left := until - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), left)
+            except TimeoutError:
+                break
+            arrived = time.monotonic()
+            events += 1
+            ev = json.loads(raw)
+            pos = ev["data"].get("position") if ev["type"] == "drone" else None
+            if pos and pos.get("vehicle_time_ms") is not None:
+                keep(ev["data"]["id"], pos["vehicle_time_ms"], arrived)
+    return events

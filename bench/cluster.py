@@ -60,9 +60,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 import yaml
-from benchkit import cpu_seconds, free_ports, serve_timed_sim, sim_child, start_postgres, stop_postgres
+from benchkit import (
+    cpu_seconds,
+    free_ports,
+    read_fixes,
+    serve_timed_sim,
+    sim_child,
+    start_postgres,
+    stop_postgres,
+)
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.fleet import FleetConfig
@@ -267,21 +274,7 @@ async def sim_command(cluster: Cluster, line: str) -> None:
 # -- latency ---------------------------------------------------------------------------------------
 async def client(url: str, until: float, node: str, out: list[tuple[str, str, int, float]]) -> int:
     """Read events until ``until``; keeps (node, drone id, vehicle_time_ms, arrival) for each drone fix."""
-    events = 0
-    async with websockets.connect(url, max_size=None) as ws:
-        json.loads(await ws.recv())  # the snapshot
-        while (left := until - time.monotonic()) > 0:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), left)
-            except TimeoutError:
-                break
-            arrived = time.monotonic()
-            events += 1
-            ev = json.loads(raw)
-            pos = ev["data"].get("position") if ev["type"] == "drone" else None
-            if pos and pos.get("vehicle_time_ms") is not None:
-                out.append((node, ev["data"]["id"], pos["vehicle_time_ms"], arrived))
-    return events
+    return await read_fixes(url, until, lambda drone, t_ms, arrived: out.append((node, drone, t_ms, arrived)))
 
 
 @dataclass

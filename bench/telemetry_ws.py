@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import websockets
 import yaml
-from benchkit import FixClock, free_ports, sim_child
+from benchkit import FixClock, free_ports, read_fixes, sim_child
 
 from dronedispatch import cityfiles
 from dronedispatch.scenario.broker import free_tcp_port
@@ -70,21 +69,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def client(url: str, sysids: dict[str, int], until: float, out: list[tuple[int, int, float]]) -> int:
     """Read events until ``until``; keeps (sysid, vehicle_time_ms, arrival) for each drone fix."""
-    events = 0
-    async with websockets.connect(url, max_size=None) as ws:
-        json.loads(await ws.recv())  # the snapshot
-        while (left := until - time.monotonic()) > 0:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), left)
-            except TimeoutError:
-                break
-            arrived = time.monotonic()
-            events += 1
-            ev = json.loads(raw)
-            pos = ev["data"].get("position") if ev["type"] == "drone" else None
-            if pos and pos.get("vehicle_time_ms") is not None:
-                out.append((sysids[ev["data"]["id"]], pos["vehicle_time_ms"], arrived))
-    return events
+    return await read_fixes(url, until, lambda drone, t_ms, arrived: out.append((sysids[drone], t_ms, arrived)))
 
 
 def pct(values: list[float], q: float) -> float:
