@@ -4,7 +4,9 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SYSSTAMP := var/.system-packages
-APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk nginx
+APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk nginx poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 
 .PHONY: demo test bench lint venv system-packages clean
 

@@ -50,6 +50,11 @@ class Incident(SQLModel, table=True):
     approval_ref: str | None = Field(default=None, max_length=128)
     outcome: str | None = None
     report_count: int = 1
+    # the district whose outline holds the incident (city districts file), for statistics and access
+    district: str | None = Field(default=None, max_length=32, index=True)
+    # set when an operator split this incident's first report out of another incident (an id of
+    # ``incidents``; no foreign key, which SQLite cannot add to an existing table in place)
+    split_from_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -72,6 +77,8 @@ class IncidentReport(SQLModel, table=True):
     observed_at: datetime = Field(sa_type=DateTime(timezone=True))
     received_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     raw: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # metres from the incident's position when the report joined it (0 for the report that formed it)
+    distance_m: float | None = None
 
 
 def _active_unique(name: str, column: str) -> Index:
@@ -149,3 +156,36 @@ class Evidence(SQLModel, table=True):
     size_bytes: int = Field(sa_type=BigInteger)
     duration_s: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class TelemetrySample(SQLModel, table=True):
+    """A drone's position and battery during a mission, about once a second: the flown track."""
+
+    __tablename__ = "telemetry_samples"
+    __table_args__ = (Index("ix_telemetry_samples_mission_at", "mission_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite"))
+    mission_id: int = Field(foreign_key="missions.id")
+    drone_id: str = Field(max_length=64)
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    lat: float
+    lon: float
+    alt_m: float  # above the home position
+    battery_pct: float | None = None
+    speed_ms: float | None = None
+
+
+class Share(SQLModel, table=True):
+    """A view-only link to one incident for crews in the field: expiring, revocable, audited.
+
+    Only the SHA-256 of the link's token is kept, so the table alone opens nothing.
+    """
+
+    __tablename__ = "shares"
+    id: str = Field(primary_key=True, max_length=32)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_by: str | None = Field(default=None, max_length=64)
