@@ -115,13 +115,23 @@ DEFAULT_MERGE_RADIUS_M: dict[Category, float] = {
 }
 
 
+#: How long after an incident's first report a new report may still merge into it, by category.
+#: Without it an incident kept alive by a report every half hour would absorb reports for hours.
+DEFAULT_MERGE_MAX_AGE: dict[Category, timedelta] = {c: timedelta(hours=2) for c in Category}
+
+
 @dataclass(frozen=True)
 class MergePolicy:
     radius_m: Mapping[Category, float] = field(default_factory=lambda: dict(DEFAULT_MERGE_RADIUS_M))
     window: timedelta = timedelta(minutes=30)  # since the incident's latest report
+    max_age: Mapping[Category, timedelta] = field(default_factory=lambda: dict(DEFAULT_MERGE_MAX_AGE))
 
     def radius(self, category: Category) -> float:
         return self.radius_m.get(category, DEFAULT_MERGE_RADIUS_M[Category.OTHER])
+
+    def age_limit(self, category: Category) -> timedelta:
+        """Since the incident's first report (see :data:`DEFAULT_MERGE_MAX_AGE`)."""
+        return self.max_age.get(category, DEFAULT_MERGE_MAX_AGE[Category.OTHER])
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,16 @@ class MergeDecision:
         return self.incident_id is None
 
 
+def within_merge_window(report_seen: datetime, incident: OpenIncident, policy: MergePolicy) -> bool:
+    """Whether a report observed at ``report_seen`` is close enough in time to ``incident`` to merge:
+    within the window of its latest report (or before its first by no more than the window), and
+    no later than the category's age limit after its first report."""
+    seen, first, last = _utc(report_seen), _utc(incident.first_seen), _utc(incident.last_seen)
+    if seen - last > policy.window or first - seen > policy.window:
+        return False
+    return seen - first <= policy.age_limit(incident.category)
+
+
 def match_report(
     report: Report, incidents: Iterable[OpenIncident], policy: MergePolicy | None = None
 ) -> MergeDecision:
@@ -201,16 +221,17 @@ def match_report(
     for inc in live:
         if inc.category != report.category:
             continue
-        seen = _utc(report.observed_at)
-        if seen - _utc(inc.last_seen) > policy.window or _utc(inc.first_seen) - seen > policy.window:
+        if not within_merge_window(report.observed_at, inc, policy):
             continue
         d = distance_m(report.lat, report.lon, inc.lat, inc.lon)
         same_camera = report.camera_id is not None and report.camera_id in inc.camera_ids
         if (d <= radius or same_camera) and (best is None or d < best[0]):
             best = (d, inc)
     if best is None:
+        age_h = policy.age_limit(report.category).total_seconds() / 3600
         return MergeDecision(None, f"no open {report.category.value} incident within {radius:.0f} m "
-                                   f"and {policy.window.total_seconds() / 60:.0f} min")
+                                   f"and {policy.window.total_seconds() / 60:.0f} min (first report "
+                                   f"at most {age_h:g} h before)")
     d, inc = best
     return MergeDecision(inc.id, f"same {report.category.value} {d:.0f} m from incident {inc.id} "
                                  f"(within {radius:.0f} m and {policy.window.total_seconds() / 60:.0f} min)", d)
