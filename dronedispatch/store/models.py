@@ -37,6 +37,8 @@ class User(SQLModel, table=True):
 
 class Incident(SQLModel, table=True):
     __tablename__ = "incidents"
+    # statistics filtered by district over a period (revision 0005)
+    __table_args__ = (Index("ix_incidents_district_created_at", "district", "created_at"),)
     id: int | None = Field(default=None, primary_key=True)
     category: str = Field(max_length=32, index=True)
     severity: int = 2
@@ -49,6 +51,10 @@ class Incident(SQLModel, table=True):
     description: str = ""
     approval_ref: str | None = Field(default=None, max_length=128)
     outcome: str | None = None
+    # the structured close (revision 0005): cleared_without_patrol | escalated | false_alarm | other,
+    # and who reached the scene first: drone | patrol | none
+    outcome_code: str | None = Field(default=None, max_length=32)
+    first_on_scene: str | None = Field(default=None, max_length=16)
     report_count: int = 1
     # the district whose outline holds the incident (city districts file), for statistics and access
     district: str | None = Field(default=None, max_length=32, index=True)
@@ -91,6 +97,8 @@ class Mission(SQLModel, table=True):
     __table_args__ = (
         _active_unique(ACTIVE_DRONE_INDEX, "drone_id"),
         _active_unique(ACTIVE_INCIDENT_INDEX, "incident_id"),
+        # flight hours and utilisation per period read missions by launch time (revision 0005)
+        Index("ix_missions_launched_at", "launched_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
@@ -114,6 +122,9 @@ class Mission(SQLModel, table=True):
     launched_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     on_scene_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # battery percentage points the mission used (first minus last telemetry sample), kept once it
+    # ended so battery cycles need not read the samples again (revision 0005)
+    battery_used_pct: float | None = None
 
 
 class Drone(SQLModel, table=True):
