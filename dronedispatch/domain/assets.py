@@ -27,6 +27,21 @@ class AssetKind(StrEnum):
     OTHER = "other"
 
 
+class OnvifSource(BaseModel):
+    """Where and how the service subscribes to a camera's ONVIF events (PullPoint).
+
+    ``topics`` maps an event topic (``tns1:RuleEngine/CellMotionDetector/Motion``, the same without
+    the prefix, or a short name: motion, line_crossing, intrusion, tamper) to an incident category;
+    without it the service's default table applies. Excluded from every dump, so the password never
+    reaches an API answer or a log line.
+    """
+
+    url: str = Field(description="Device service, e.g. http://127.0.0.1:18080/onvif/device_service.")
+    username: str = Field(default="admin", description="WS-Security UsernameToken user.")
+    password: str = Field(default="", description="WS-Security UsernameToken password.")
+    topics: dict[str, str] | None = Field(default=None, description="Event topic -> incident category.")
+
+
 class Camera(BaseModel):
     id: str = Field(description="Stable id used by sources (Frigate camera name, VMS id).")
     kind: AssetKind = Field(default=AssetKind.CCTV, description="cctv, ptz or a sensor kind.")
@@ -40,6 +55,7 @@ class Camera(BaseModel):
     range_m: float = Field(default=80.0, gt=0, description="Distance at which it usefully sees, m.")
     district: str | None = Field(default=None, description="District the asset belongs to.")
     stream_url: str | None = Field(default=None, description="Where its video can be fetched, if anywhere.")
+    onvif: OnvifSource | None = Field(default=None, exclude=True, description="ONVIF event subscription, if any.")
 
     def view_point(self, fraction: float = 0.5) -> LatLon:
         """The point ``fraction`` of ``range_m`` along the view direction (the mount for sensors)."""
