@@ -8,14 +8,22 @@ be placed at the point the camera looks at (:meth:`Camera.view_point`).
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from dronedispatch.domain.geo import LatLon, destination
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x`` wherever a URL appears in ``text`` (logs, errors)."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class AssetKind(StrEnum):
@@ -55,6 +63,29 @@ class Camera(BaseModel):
     range_m: float = Field(default=80.0, gt=0, description="Distance at which it usefully sees, m.")
     district: str | None = Field(default=None, description="District the asset belongs to.")
     stream_url: str | None = Field(default=None, description="Where its video can be fetched, if anywhere.")
+    stream: str | None = Field(
+        default=None, description="Live H.264 RTSP stream (rtsp://user:pass@host:port/path); relayed to browsers."
+    )
+    snapshot_url: str | None = Field(default=None, description="HTTP(S) URL answering a JPEG of the current picture.")
+
+    @field_validator("stream")
+    @classmethod
+    def _rtsp(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().startswith(("rtsp://", "rtsps://")):
+            raise ValueError(f"stream must be an rtsp:// or rtsps:// URL, not {redact_credentials(v)!r}")
+        return v
+
+    @field_validator("snapshot_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().startswith(("http://", "https://")):
+            raise ValueError(f"snapshot_url must be an http:// or https:// URL, not {redact_credentials(v)!r}")
+        return v
+
+    @field_serializer("stream", "snapshot_url", "stream_url")
+    def _redacted(self, v: str | None) -> str | None:
+        # Every dump (API answers, GeoJSON, logs of a model) shows the URL without its user:password.
+        return redact_credentials(v) if v is not None else None
     onvif: OnvifSource | None = Field(default=None, exclude=True, description="ONVIF event subscription, if any.")
 
     def view_point(self, fraction: float = 0.5) -> LatLon:
