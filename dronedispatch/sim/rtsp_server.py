@@ -353,7 +353,7 @@ class _Connection:
             return None
         lines = text.replace("\r\n", "\n").split("\n")
         parts = lines[0].split()
-        if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
+        if len(parts) != 3 or not parts[0].replace("_", "").isalpha() or not parts[0].isupper():
             raise RtspError(400, close=True)
         method, url, version = parts
         headers: dict[str, str] = {}
