@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from dronedispatch.domain.geo import distance_m as metres_between
 from dronedispatch.domain.incidents import Report
 from dronedispatch.store.models import (
     ACTIVE_DRONE_INDEX,
@@ -35,7 +36,7 @@ from dronedispatch.store.models import (
     utcnow,
 )
 
-__all__ = ["ACTIVE_MISSION_STATES", "ActiveMissionConflict", "NotFound", "Store", "as_utc"]
+__all__ = ["ACTIVE_MISSION_STATES", "ActiveMissionConflict", "NotFound", "SplitRefused", "Store", "as_utc"]
 
 
 #: A table row that keeps an ``updated_at``.
@@ -63,6 +64,16 @@ class ActiveMissionConflict(Exception):
         self.kind = kind
         self.key = key
         self.mission_id = mission_id
+
+
+class SplitRefused(Exception):
+    """A report cannot be split out of its incident; ``code`` says why: ``closed``, ``only_report``,
+    ``no_location``."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
 
 
 class Store:
@@ -130,7 +141,7 @@ class Store:
             s.add(incident)
             s.flush()
             assert incident.id is not None
-            s.add(_report_row(report, incident.id))
+            s.add(_report_row(report, incident.id, distance_m=0.0))
             s.commit()
             return incident
 
@@ -141,7 +152,11 @@ class Store:
             incident = s.get(Incident, incident_id, with_for_update=True)
             if incident is None:
                 raise NotFound("incident", incident_id)
-            s.add(_report_row(report, incident_id))
+            # how far it lies from the incident's position, for the card and the record
+            away = None
+            if report.lat is not None and report.lon is not None:
+                away = metres_between(report.lat, report.lon, incident.lat, incident.lon)
+            s.add(_report_row(report, incident_id, distance_m=away))
             incident.report_count += 1
             incident.severity = max(incident.severity, int(report.severity))
             incident.updated_at = utcnow()
@@ -150,6 +165,50 @@ class Store:
             s.add(incident)
             s.commit()
             return incident
+
+    def split_report(self, incident_id: int, report_id: int, *, actor: str) -> tuple[Incident, Incident]:
+        """Move report ``report_id`` out of ``incident_id`` into a new open incident at the report's
+        position, audited ``incident.split``, all or nothing: (the incident left, the new incident)."""
+        with self._write_session() as s:
+            old = s.get(Incident, incident_id, with_for_update=True)
+            if old is None:
+                raise NotFound("incident", incident_id)
+            report = s.get(IncidentReport, report_id, with_for_update=True)
+            if report is None or report.incident_id != incident_id:
+                raise NotFound(f"report of incident {incident_id}", report_id)
+            if old.status == "closed":
+                raise SplitRefused(f"incident {incident_id} is closed", "closed")
+            q = select(func.count()).select_from(IncidentReport).where(IncidentReport.incident_id == incident_id)
+            count = s.exec(q).one()
+            if count < 2:
+                raise SplitRefused(f"report {report_id} is the only report of incident {incident_id}", "only_report")
+            if report.lat is None or report.lon is None:
+                raise SplitRefused(f"report {report_id} has no position of its own", "no_location")
+            new = Incident(
+                category=report.category,
+                severity=report.severity,
+                lat=report.lat,
+                lon=report.lon,
+                camera_id=report.camera_id,
+                source=report.source,
+                description=report.description,
+                district=old.district,  # within the merge radius of the old one: nearly always the same
+                split_from_id=incident_id,
+            )
+            s.add(new)
+            s.flush()
+            assert new.id is not None
+            away = report.distance_m
+            report.incident_id, report.distance_m = new.id, 0.0
+            s.add(report)
+            old.report_count = count - 1
+            old.updated_at = utcnow()
+            s.add(old)
+            s.add(_audit_row(actor, "incident.split", "incident", incident_id,
+                             {"report_id": report_id, "new_incident_id": new.id, "distance_m": away,
+                              "source": report.source}))  # fmt: skip
+            s.commit()
+            return old, new
 
     def get_incident(self, incident_id: int) -> Incident:
         with self.session() as s:
@@ -410,7 +469,7 @@ def _violated_index(exc: IntegrityError) -> str | None:
     return None
 
 
-def _report_row(report: Report, incident_id: int) -> IncidentReport:
+def _report_row(report: Report, incident_id: int, *, distance_m: float | None = None) -> IncidentReport:
     return IncidentReport(
         incident_id=incident_id,
         source=report.source,
@@ -423,6 +482,7 @@ def _report_row(report: Report, incident_id: int) -> IncidentReport:
         description=report.description,
         observed_at=report.observed_at,
         raw=report.raw,
+        distance_m=distance_m,
     )
 
 
