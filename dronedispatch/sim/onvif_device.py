@@ -225,7 +225,7 @@ class OnvifDevice:
         app.router.add_post(SUBSCRIPTION_PATH + "/{sub}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await runner.setup()
-        await web.TCPSite(runner, self.host, self.port, shutdown_timeout=0.2, reuse_address=True).start()
+        await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
         self._runner = runner
 
     async def stop(self) -> None:
