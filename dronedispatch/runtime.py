@@ -9,6 +9,7 @@ nothing is created at import time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
+from dronedispatch.app.statistics import StatisticsService, utc_offset_min
 from dronedispatch.app.vehicle_watch import VehicleWatch
 from dronedispatch.bus import LocalEventBus
 from dronedispatch.cluster.nats_bus import NatsEventBus
@@ -31,6 +33,7 @@ from dronedispatch.cluster.peers import ClusterPeers
 from dronedispatch.domain import templates as templates_mod
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
+from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.incidents import Report
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
@@ -39,6 +42,7 @@ from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
+from dronedispatch.store.stats import StatsStore
 from dronedispatch.video.relay import VideoHub
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class Runtime:
         self.airspace = Airspace.from_geojson(cityfiles.read_structured(settings.airspace))
         self.cameras: AssetRegistry = load_assets(settings.cameras)
         self.districts: dict[str, Any] = cityfiles.read_structured(settings.districts)
+        self.district_index = DistrictIndex(self.districts)
         self.templates = templates_mod.load_templates(cityfiles.TEMPLATES_DIR)
         # infrastructure
         self.engine = make_engine(settings.database_url)
@@ -84,7 +89,15 @@ class Runtime:
             cameras=self.cameras,
             mission_templates=self.templates,
             max_auto_eta_s=settings.max_auto_eta_s,
+            districts=self.district_index,
         )
+        offset_min = utc_offset_min(settings.timezone)
+        self.statistics = StatisticsService(
+            StatsStore(self.engine, offset_min=offset_min), districts=self.district_index,
+            drone_ids=[d.id for d in self.fleet_config.drones], offset_min=offset_min,
+            reference_lat=self.fleet_config.docks[0].lat if self.fleet_config.docks else 37.45,
+        )  # fmt: skip
+        self._backfill: asyncio.Future[tuple[int, int]] | None = None
         self.video = LiveVideo(
             VideoHub.from_settings(settings), settings.recordings_dir, self.registry, self.vehicles, self.store,
             self.alerts,
@@ -109,6 +122,8 @@ class Runtime:
         self.bus.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate, self.engine)
         await asyncio.to_thread(self.fleet.load)
+        # incidents stored before districts were known get theirs, off the loop, while the service starts
+        self._backfill = asyncio.ensure_future(asyncio.to_thread(self.statistics.backfill))
         if self.cluster is None:
             assert self.link is not None
             await self.missions.fail_cut_off_launches()  # before the link: vehicles heard next adopt only flights
@@ -150,6 +165,9 @@ class Runtime:
             await self.cluster.stop()
             assert isinstance(self.bus, NatsEventBus)
             await self.bus.stop()
+        if self._backfill is not None:
+            with contextlib.suppress(Exception):
+                await self._backfill
         self.engine.dispose()
 
     def _make_link(self, urls: list[str] | str, may_send: Callable[[], bool] | None) -> MavlinkLink:

@@ -92,6 +92,9 @@ class IncidentPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    district: str | None = None
+    outcome_code: str | None = None
+    first_on_scene: str | None = None
 
     @classmethod
     def of(cls, i: Incident) -> IncidentPublic:
@@ -111,6 +114,9 @@ class IncidentPublic(BaseModel):
             created_at=as_utc(i.created_at),
             updated_at=as_utc(i.updated_at),
             closed_at=as_utc(i.closed_at) if i.closed_at else None,
+            district=i.district,
+            outcome_code=i.outcome_code,
+            first_on_scene=i.first_on_scene,
         )
 
 
@@ -131,6 +137,12 @@ class DispatchRequest(BaseModel):
 
 class CloseRequest(BaseModel):
     outcome: str = Field(default="resolved", max_length=500, description="What came of it.")
+    outcome_code: Literal["cleared_without_patrol", "escalated", "false_alarm", "other"] | None = Field(
+        default=None, description="What came of it, for the statistics."
+    )
+    first_on_scene: Literal["drone", "patrol", "none"] | None = Field(
+        default=None, description="Who reached the scene first: the drone, a patrol, or nobody."
+    )
 
 
 class MissionCommand(BaseModel):

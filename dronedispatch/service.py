@@ -32,6 +32,7 @@ from dronedispatch.api.routes import (
     ingest,
     missions,
     scenarios,
+    stats,
     video,
 )
 from dronedispatch.cluster.node import default_node_id
@@ -66,6 +67,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
+        stats,
     ):  # fmt: skip
         api.include_router(module.router)
     app.include_router(api)

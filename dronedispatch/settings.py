@@ -121,6 +121,10 @@ class Settings(BaseSettings):
         "dies loses its links to the others after about this long.",
     )
     recordings_dir: Path = Field(default=Path("var/recordings"), description="Where mission videos are kept.")
+    timezone: str = Field(
+        default="Asia/Seoul",
+        description="The city's time zone (IANA name): statistics count hours of the day, days and weeks in it.",
+    )
     web_dir: Path = Field(default=cityfiles.PROJECT_ROOT / "web", description="Static files of the operations view.")
 
     _secret_key_generated: bool = PrivateAttr(default=False)

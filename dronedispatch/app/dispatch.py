@@ -26,6 +26,7 @@ from dronedispatch.bus import Publisher
 from dronedispatch.domain import assignment, planning, qgc_plan, templates
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry
+from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.incidents import (
@@ -79,6 +80,7 @@ class DispatchService:
         cameras: AssetRegistry,
         mission_templates: dict[str, templates.MissionTemplate],
         max_auto_eta_s: float,
+        districts: DistrictIndex | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -88,6 +90,7 @@ class DispatchService:
         self._cameras = cameras
         self._templates = mission_templates
         self._max_auto_eta_s = max_auto_eta_s
+        self._districts = districts
 
     # -- incidents -----------------------------------------------------------------------------
     def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
@@ -121,7 +124,8 @@ class DispatchService:
             store.audit(actor, "incident.duplicate", "incident", decision.incident_id, reason=decision.reason)
             return incident
         if decision.is_new:
-            incident = store.create_incident(located, located.lat, located.lon)
+            district = self._districts.district_at(located.lat, located.lon) if self._districts else None
+            incident = store.create_incident(located, located.lat, located.lon, district=district)
             store.audit(
                 actor,
                 "incident.create",
@@ -161,14 +165,27 @@ class DispatchService:
             )
         return out
 
-    def close_incident(self, incident_id: int, outcome: str, actor: str) -> Incident:
+    def close_incident(
+        self,
+        incident_id: int,
+        outcome: str,
+        actor: str,
+        *,
+        outcome_code: str | None = None,
+        first_on_scene: str | None = None,
+    ) -> Incident:
+        """Close with the free-text outcome and, for the statistics, its code and who was first on scene."""
         incident = self._store.get_incident(incident_id)
         if incident.status == IncidentStatus.CLOSED:
             raise DispatchRefused(f"incident {incident_id} is already closed", "already_closed")
         incident = self._store.update_incident(
-            incident_id, status=IncidentStatus.CLOSED.value, outcome=outcome, closed_at=datetime.now(UTC)
-        )
-        self._store.audit(actor, "incident.close", "incident", incident_id, outcome=outcome)
+            incident_id, status=IncidentStatus.CLOSED.value, outcome=outcome, closed_at=datetime.now(UTC),
+            outcome_code=outcome_code, first_on_scene=first_on_scene,
+        )  # fmt: skip
+        self._store.audit(
+            actor, "incident.close", "incident", incident_id, outcome=outcome, outcome_code=outcome_code,
+            first_on_scene=first_on_scene,
+        )  # fmt: skip
         self._publish(incident)
         return incident
 

@@ -125,10 +125,11 @@ class Store:
             return s.exec(select(User).order_by(User.username)).all()
 
     # -- incidents -----------------------------------------------------------------------------
-    def create_incident(self, report: Report, lat: float, lon: float) -> Incident:
-        """A new incident formed by ``report`` (stored beside it)."""
+    def create_incident(self, report: Report, lat: float, lon: float, *, district: str | None = None) -> Incident:
+        """A new incident formed by ``report`` (stored beside it), in ``district`` when known."""
         with self.session() as s:
             incident = Incident(
+                district=district,
                 category=report.category.value,
                 severity=int(report.severity),
                 lat=lat,

@@ -58,5 +58,8 @@ async def dispatch(
 def close(
     runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: CloseRequest | None = None
 ) -> IncidentPublic:
-    outcome = (body or CloseRequest()).outcome
-    return IncidentPublic.of(runtime.dispatcher.close_incident(incident_id, outcome, principal.username))
+    req = body or CloseRequest()
+    closed = runtime.dispatcher.close_incident(
+        incident_id, req.outcome, principal.username, outcome_code=req.outcome_code, first_on_scene=req.first_on_scene
+    )
+    return IncidentPublic.of(closed)
