@@ -24,6 +24,7 @@ from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
+from dronedispatch.app.shares import ShareService
 from dronedispatch.app.statistics import StatisticsService, utc_offset_min
 from dronedispatch.app.vehicle_watch import VehicleWatch
 from dronedispatch.bus import LocalEventBus
@@ -42,6 +43,7 @@ from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
+from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
 from dronedispatch.video.relay import VideoHub
 
@@ -104,6 +106,7 @@ class Runtime:
         )  # fmt: skip
         self.missions.add_listener(self.video)
         self.overview = Overview(self.store, self.fleet, self.missions)
+        self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts)
         self.cluster: ClusterNode | None = None
         if settings.bus_url:

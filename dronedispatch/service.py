@@ -32,6 +32,7 @@ from dronedispatch.api.routes import (
     ingest,
     missions,
     scenarios,
+    shares,
     stats,
     video,
 )
@@ -70,7 +71,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         stats,
     ):  # fmt: skip
         api.include_router(module.router)
+    api.include_router(shares.router)
     app.include_router(api)
+    app.include_router(shares.page_router)  # /share/<token> and /share-api/<token>: the link alone, no account
     app.include_router(_system_router(rt))
     if settings.web_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=settings.web_dir, html=True), name="ui")

@@ -23,6 +23,7 @@ STATUS: dict[type[Exception], int] = {
     app_errors.ServiceError: 400,
     app_errors.UnknownObject: 404,
     app_errors.Conflict: 409,
+    app_errors.Gone: 410,
     app_errors.Unprocessable: 422,
     app_errors.VehicleTimeout: 504,
     app_errors.VideoSourceFailed: 503,

@@ -68,3 +68,9 @@ class VideoSourceFailed(ServiceError):
     """The drone's camera or stream failed to answer: a fault on the video path, not the request."""
 
     code = "video_source_failed"
+
+
+class Gone(ServiceError):
+    """What the request names existed but is no longer available (an expired or revoked share link)."""
+
+    code = "gone"
