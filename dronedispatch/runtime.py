@@ -21,6 +21,7 @@ from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.dispatch import DispatchService
 from dronedispatch.app.errors import ServiceError
 from dronedispatch.app.fleet import DroneRegistry, Fleet
+from dronedispatch.app.flight_log import PublicFlightLog
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
@@ -42,6 +43,7 @@ from dronedispatch.link_gateway import LinkGateway
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.flight_log import FlightLogStore
 from dronedispatch.store.repo import Store
 from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
@@ -106,6 +108,7 @@ class Runtime:
         )  # fmt: skip
         self.missions.add_listener(self.video)
         self.overview = Overview(self.store, self.fleet, self.missions)
+        self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts)
         self.cluster: ClusterNode | None = None

@@ -31,6 +31,7 @@ from dronedispatch.api.routes import (
     incidents,
     ingest,
     missions,
+    public,
     scenarios,
     shares,
     stats,
@@ -73,6 +74,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         api.include_router(module.router)
     api.include_router(shares.router)
     app.include_router(api)
+    app.include_router(public.router)  # /public/flights: 404 unless DD_PUBLIC_FLIGHT_LOG is true
     app.include_router(shares.page_router)  # /share/<token> and /share-api/<token>: the link alone, no account
     app.include_router(_system_router(rt))
     if settings.web_dir.is_dir():
