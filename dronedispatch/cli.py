@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from dronedispatch import cityfiles
+from dronedispatch.domain.assets import AssetFileError, load_assets
 from dronedispatch.domain.fleet import Dock, FleetConfig
 from dronedispatch.settings import Settings, StartupError, signing_key_from_hex
 
@@ -56,6 +57,16 @@ def _non_negative(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError("must be zero or more")
     return value
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    """``WxH`` with even sides (4:2:0 video), e.g. 1920x1080."""
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit()) or int(w) % 2 or int(h) % 2 or not 64 <= int(w) <= 3840:
+        raise argparse.ArgumentTypeError("expected WxH with even sides, e.g. 640x360 or 1920x1080")
+    if not 64 <= int(h) <= 2160:
+        raise argparse.ArgumentTypeError("height must be 64 to 2160")
+    return int(w), int(h)
 
 
 def _sitl_fleet(args: argparse.Namespace) -> FleetConfig:
@@ -102,7 +113,19 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
         video_port_base=args.video_port_base,
         signing_keys=_signing_keys(fleet, args.signing_key),
     )
-    asyncio.run(run_sitl(sim))
+    if args.cameras is None:
+        asyncio.run(run_sitl(sim))
+        return 0
+    try:
+        assets = load_assets(args.cameras).cameras
+    except AssetFileError as exc:
+        print(f"dronedispatch: {exc}", file=sys.stderr)
+        return 2
+    from dronedispatch.sim.cctv_site import CctvSite, serve_during
+
+    width, height = args.camera_size
+    site = CctvSite(assets, rtsp_port=args.rtsp_port, width=width, height=height, fps=args.camera_fps)
+    asyncio.run(serve_during(site, run_sitl(sim)))
     return 0
 
 
@@ -197,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sitl.add_argument("--no-video", action="store_true", help="no camera streams")
     sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
+    cctv = sitl.add_argument_group("fixed cameras (RTSP video, ONVIF devices)")
+    cctv.add_argument("--cameras", type=Path, default=None, help="cameras file: serve each camera over RTSP and ONVIF")
+    cctv.add_argument("--rtsp-port", type=int, default=8554, help="camera ID at rtsp://127.0.0.1:PORT/ID")
+    cctv.add_argument("--camera-size", type=_frame_size, default=(640, 360), metavar="WxH", help="default 640x360")
+    cctv.add_argument("--camera-fps", type=int, choices=range(1, 61), default=25, metavar="N", help="default 25")
     ports = sitl.add_argument_group("ports (PX4 SITL layout by default; change them to run beside another fleet)")
     ports.add_argument("--gcs-port", type=int, default=14550, help="where GCS traffic goes (default 14550)")
     ports.add_argument("--vehicle-port-base", type=int, default=18570, help="vehicle i binds this + i")

@@ -32,6 +32,8 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("dronedispatch/cli.py", "dronedispatch.store.users"): "`users add` alone loads the database layer",
     ("dronedispatch/cli.py", "dronedispatch.scenario.cli"): "`scenario run` alone loads the scenario harness",
     ("dronedispatch/cli.py", "dronedispatch.sim.runner"): "`sitl` alone loads the simulator",
+    ("dronedispatch/cli.py", "dronedispatch.sim.cctv_site"):
+        "`sitl --cameras` alone loads the simulated CCTV (PyAV, OpenCV, the ONVIF devices' aiohttp)",
     ("dronedispatch/scenario/cli.py", "dronedispatch.scenario.report"):
         "the report needs matplotlib, loaded only when a report is written, not by the API that lists runs",
 }
