@@ -207,11 +207,24 @@ export class IncidentQueue {
       el("label", {}, t("close.outcome"), el("select", { name: "outcome", dataset: { field: "outcome" } },
         ...outcomes.map((o) => el("option", { value: o }, t(`outcome.${o}`))))),
       el("label", {}, t("close.note"), el("input", { name: "note", maxlength: 400 })));
+    // the structured close the statistics count: an outcome code (suggested by the outcome) and who was first on scene
+    const codeOf = { resolved: "cleared_without_patrol", no_action: "cleared_without_patrol", false_alarm: "false_alarm",
+      handed_over: "escalated", other: "other" };
+    const code = el("select", { name: "outcome_code", dataset: { field: "outcome_code" } },
+      ...["cleared_without_patrol", "escalated", "false_alarm", "other"].map((c) => el("option", { value: c }, t(`code.${c}`))));
+    const first = el("select", { name: "first_on_scene", dataset: { field: "first_on_scene" } },
+      ...["drone", "patrol", "none"].map((c) => el("option", { value: c }, t(`first.${c}`))));
+    first.value = i.status === "dispatched" ? "drone" : "none";
+    const outcomeSelect = body.querySelector("select[name=outcome]");
+    code.value = codeOf[outcomeSelect.value];
+    outcomeSelect.addEventListener("change", () => { code.value = codeOf[outcomeSelect.value] || "other"; });
+    body.append(el("label", {}, t("close.code"), code), el("label", {}, t("close.first"), first));
     const form = await modal({ title: t("close.title", { id: i.id }), body, confirmLabel: t("close"), testid: "close" });
     if (!form) return;
     const note = String(form.get("note") || "").trim();
     const outcome = `${form.get("outcome")}${note ? ": " + note : ""}`;
-    try { await api(`/incidents/${i.id}/close`, { method: "POST", body: { outcome } }); }
+    const structured = { outcome_code: form.get("outcome_code"), first_on_scene: form.get("first_on_scene") };
+    try { await api(`/incidents/${i.id}/close`, { method: "POST", body: { outcome, ...structured } }); }
     catch (e) { toast(`${t("close")} #${i.id}: ${e.message}`, "warning"); }
   }
 }
