@@ -18,6 +18,7 @@ from typing import Any
 
 from dronedispatch import cityfiles
 from dronedispatch.app.alerts import Alerts
+from dronedispatch.app.cctv import CameraVideo
 from dronedispatch.app.dispatch import DispatchService
 from dronedispatch.app.errors import ServiceError
 from dronedispatch.app.fleet import DroneRegistry, Fleet
@@ -47,6 +48,7 @@ from dronedispatch.store.flight_log import FlightLogStore
 from dronedispatch.store.repo import Store
 from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
+from dronedispatch.video.cctv import CctvRelay
 from dronedispatch.video.relay import VideoHub
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,11 @@ class Runtime:
             self.alerts,
         )  # fmt: skip
         self.missions.add_listener(self.video)
+        # fixed cameras: live CCTV relayed on demand, and their picture kept when they report an incident
+        self.cctv = CameraVideo(
+            CctvRelay(ice_hosts=settings.ice_hosts, ice_servers=settings.ice_servers), self.cameras, self.store,
+            settings.recordings_dir,
+        )  # fmt: skip
         self.overview = Overview(self.store, self.fleet, self.missions)
         self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
@@ -126,6 +133,7 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self.bus.bind(asyncio.get_running_loop())
+        self.cctv.start(self.bus)
         await asyncio.to_thread(migrate, self.engine)
         await asyncio.to_thread(self.fleet.load)
         # incidents stored before districts were known get theirs, off the loop, while the service starts
@@ -163,6 +171,7 @@ class Runtime:
             await self.mqtt.stop()
         await self.missions.stop()
         await self.video.close()
+        await self.cctv.close()
         if self._unsubscribe:
             self._unsubscribe()
         if self.link is not None:

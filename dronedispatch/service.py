@@ -25,6 +25,7 @@ from dronedispatch.api.routes import (
     assignments,
     audit,
     auth,
+    cameras,
     catalog,
     cluster,
     events,
@@ -69,7 +70,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
-        stats,
+        stats, cameras,
     ):  # fmt: skip
         api.include_router(module.router)
     api.include_router(shares.router)
