@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from dronedispatch import cityfiles
+from dronedispatch.domain.assets import AssetFileError, load_assets
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.scenario.model import Scenario
 
@@ -129,7 +130,7 @@ def _check_references(spec: Scenario, lines: dict[Path_, int], name: str) -> Non
             )
         seen.add(inc.id)
     for i, action in enumerate(spec.actions):
-        if action.incident not in seen:
+        if action.incident and action.incident not in seen:
             problems.append(
                 f"{name}:{_line_of(('actions', i, 'incident'), lines)}: actions[{i}].incident: "
                 f"no incident {action.incident!r} in the timeline"
@@ -195,6 +196,16 @@ def load_scenario(path: Path | str) -> LoadedScenario:
     if f.vehicles is not None:
         fleet = fleet.sized(f.vehicles)
     _check_references(spec, lines, name)
+    if spec.uses_cameras:
+        try:
+            assets = load_assets(cameras)
+        except AssetFileError as exc:
+            raise ScenarioError([f"{name}:{_line_of(('cameras',), lines)}: cameras: {exc}"]) from None
+        names = [c.id for c in assets.cameras if c.is_camera]
+        for i, action in enumerate(spec.actions):
+            if action.camera is not None and action.camera not in names:
+                line = _line_of(("actions", i, "camera"), lines)
+                raise ScenarioError([f"{name}:{line}: actions[{i}].camera: no camera {action.camera!r} in {cameras}"])
     ids = {d.id for d in fleet.drones}
     for i, fault in enumerate(spec.faults):
         if fault.drone != "all" and fault.drone not in ids:

@@ -153,16 +153,45 @@ class OperatorSection(_Strict):
     )
 
 
+CAMERA_ACTIONS = ("camera_reboot", "camera_event")
+
+
 class ActionEntry(_Strict):
-    at: Duration = Field(description="When the operator or pilot acts.")
-    incident: str = Field(description="Scenario incident id the action is about.")
-    do: Literal["dispatch", "close", "pause", "resume", "rtl", "land", "abort"] = Field(
-        description="dispatch/close (operator) or a pilot command on the incident's mission."
+    at: Duration = Field(description="When the operator or pilot acts (or, for camera_*, the camera does).")
+    incident: str = Field(default="", description="Scenario incident id the action is about (not for camera_*).")
+    do: Literal["dispatch", "close", "pause", "resume", "rtl", "land", "abort", "camera_reboot", "camera_event"] = (
+        Field(
+            description="dispatch/close (operator), a pilot command on the incident's mission, or what a simulated "
+            "camera does: camera_reboot (offline for `seconds`), camera_event (an ONVIF event `topic` starts or ends)."
+        )
     )
+    camera: str | None = Field(default=None, description="camera_*: id of a camera in the cameras file.")
+    seconds: Duration | None = Field(default=None, description="camera_reboot: how long the camera is offline.")
+    topic: str | None = Field(
+        default=None, description="camera_event: motion, line_crossing, intrusion, tamper or an ONVIF topic."
+    )
+    active: bool = Field(default=True, description="camera_event: the event starts (true) or ends (false).")
     drone: str | None = Field(default=None, description="dispatch: this drone instead of the recommended one.")
     approval_ref: str | None = Field(default=None, description="dispatch: airspace approval reference.")
     template: str | None = Field(default=None, description="dispatch: mission template.")
     params: dict[str, float] = Field(default_factory=dict, description="dispatch: template parameters.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ActionEntry:
+        if self.do in CAMERA_ACTIONS:
+            if self.camera is None:
+                raise ValueError(f"a {self.do} action needs camera")
+            if self.do == "camera_reboot" and self.seconds is None:
+                raise ValueError("a camera_reboot action needs seconds")
+            if self.do == "camera_event" and not self.topic:
+                raise ValueError("a camera_event action needs topic")
+        elif not self.incident:
+            raise ValueError(f"a {self.do} action needs incident")
+        return self
+
+    @property
+    def on_camera(self) -> bool:
+        return self.do in CAMERA_ACTIONS
 
 
 class Expectation(_Strict):
@@ -222,6 +251,11 @@ class Scenario(_Strict):
     @property
     def wants_video(self) -> bool:
         return any(e.check == "video" for e in self.expect)
+
+    @property
+    def uses_cameras(self) -> bool:
+        """Simulated cameras (RTSP, ONVIF) are served only for scenarios that act on them."""
+        return any(a.on_camera for a in self.actions)
 
     @property
     def uses_mqtt(self) -> bool:

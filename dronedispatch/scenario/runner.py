@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,10 +37,17 @@ from sqlmodel import col, select
 from dronedispatch.api.security import issue_token
 from dronedispatch.bus import BusEvent
 from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain.assets import load_assets
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.runtime import Runtime
 from dronedispatch.scenario import sources
-from dronedispatch.scenario.broker import MosquittoServer, find_mosquitto, free_udp_block, free_udp_port
+from dronedispatch.scenario.broker import (
+    MosquittoServer,
+    find_mosquitto,
+    free_tcp_port,
+    free_udp_block,
+    free_udp_port,
+)
 from dronedispatch.scenario.expectations import Context, StoreFacts, Verdict, evaluate
 from dronedispatch.scenario.faults import FaultInjector
 from dronedispatch.scenario.loader import LoadedScenario
@@ -49,6 +57,7 @@ from dronedispatch.scenario.px4 import Px4Fleet
 from dronedispatch.scenario.recording import Arrival, Recording
 from dronedispatch.service import create_app
 from dronedispatch.settings import Settings
+from dronedispatch.sim.cctv_site import CctvSite
 from dronedispatch.sim.runner import SimFleet
 from dronedispatch.store.models import IncidentReport
 
@@ -113,6 +122,7 @@ class ScenarioRun:
         self.notes: list[str] = []
         self._snapshot_tried: set[int] = set()
         self.clock_now: Callable[[], float] = lambda: 0.0
+        self.cctv: CctvSite | None = None
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -124,6 +134,10 @@ class ScenarioRun:
             self.notes.extend(fleet.notes)
             fleet_file = tmp / "fleet.yaml"
             fleet_file.write_text(yaml.safe_dump(fleet.fleet.model_dump(), allow_unicode=True), "utf-8")
+            cameras_path = self.loaded.cameras_path
+            if spec.uses_cameras:
+                # the cameras the actions act on, on free ports, and a cameras file pointing the service at them
+                self.cctv, cameras_path = _cctv_site(cameras_path, tmp)
             broker: MosquittoServer | None = None
             if spec.uses_mqtt:
                 # its own directory, outside ours (which only we may enter): the broker runs as its own user
@@ -133,7 +147,7 @@ class ScenarioRun:
                 mavlink=f"udpin:127.0.0.1:{fleet.gcs_port}",
                 fleet=fleet_file,
                 airspace=self.loaded.airspace_path,
-                cameras=self.loaded.cameras_path,
+                cameras=cameras_path,
                 secret_key=f"scenario-{spec.name}-{spec.seed}-secret-key-0123456789",
                 ingest_api_keys=[API_KEY],
                 recordings_dir=tmp / "recordings",
@@ -148,6 +162,8 @@ class ScenarioRun:
                     broker.binary = find_mosquitto()
                     await asyncio.to_thread(broker.start)
                     settings.mqtt_url = broker.url  # the runtime reads it on start
+                if self.cctv is not None:
+                    await self.cctv.start()
                 await runtime.start()
                 await fleet.start()
                 clock = Clock(spec.speed_factor, fleet.sim_time)
@@ -177,6 +193,9 @@ class ScenarioRun:
                 facts = await asyncio.to_thread(read_facts, runtime)
                 with contextlib.suppress(Exception):
                     await runtime.stop()
+                if self.cctv is not None:
+                    with contextlib.suppress(Exception):
+                        await self.cctv.stop()
                 if broker is not None:
                     await asyncio.to_thread(broker.stop)
                     shutil.rmtree(broker.workdir, ignore_errors=True)
@@ -262,6 +281,9 @@ class ScenarioRun:
                         (f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends", partial(faults.undo, f))
                     )
             for a in spec.actions:
+                if a.on_camera:
+                    timeline.append((a.at, 0, f"{a.do} {a.camera}", partial(self._camera, a, clock)))
+                    continue
                 timeline.append((a.at, 2, f"{a.do} {a.incident}", partial(self._act, a, operator)))
             timeline.sort(key=lambda x: (x[0], x[1]))
             ticker = asyncio.create_task(self._tick(clock), name="scenario-progress")
@@ -404,6 +426,58 @@ class ScenarioRun:
 
     async def _act(self, a: ActionEntry, operator: Operator) -> None:
         await operator.act(a)
+
+    def _camera(self, a: ActionEntry, clock: Clock) -> None:
+        """A simulated camera reboots (for the action's simulated seconds) or raises an ONVIF event."""
+        assert self.cctv is not None and a.camera is not None
+        cam = self.cctv.camera(a.camera)
+        t = clock.now()
+        if a.do == "camera_reboot":
+            seconds = a.seconds or 0.0
+            cam.reboot(clock.wall(seconds))
+            self.rec.note(t, "camera", f"{a.camera} reboots: offline for {seconds:.0f} s")
+        else:
+            assert a.topic is not None
+            cam.raise_event(a.topic, a.active)
+            self.rec.note(t, "camera", f"{a.camera}: event {a.topic} {'starts' if a.active else 'ends'}")
+
+
+def _cctv_site(cameras: Path, tmp: Path) -> tuple[CctvSite, Path]:
+    """Simulated cameras for a cameras file on free ports, and a copy of the file whose ``stream`` and
+    ``onvif.url`` point at them (entry k's ONVIF device is at the block's base + k)."""
+    data = yaml.safe_load(cameras.read_text(encoding="utf-8"))
+    entries = data.get("cameras") or []
+    rtsp_port, onvif_base = free_tcp_port(), _free_tcp_block(max(len(entries), 1))
+    for k, entry in enumerate(entries):
+        if entry.get("stream"):
+            entry["stream"] = f"rtsp://127.0.0.1:{rtsp_port}/{entry['id']}"
+        if isinstance(entry.get("onvif"), dict):
+            entry["onvif"]["url"] = f"http://127.0.0.1:{onvif_base + k}/onvif/device_service"
+    out = tmp / "cameras.yaml"
+    out.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    site = CctvSite(load_assets(out).cameras, rtsp_port=rtsp_port, width=320, height=180, onvif_base_port=onvif_base)
+    return site, out
+
+
+def _free_tcp_block(n: int) -> int:
+    """The first of ``n`` consecutive TCP ports on 127.0.0.1 that were free a moment ago."""
+    for _ in range(100):
+        base = free_tcp_port()
+        if base + n >= 65000:
+            continue
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no block of {n} free TCP ports")
 
 
 def _detail(r: httpx.Response) -> str:

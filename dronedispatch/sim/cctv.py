@@ -129,6 +129,7 @@ class SimCctv:
         self.encoder_starts = 0
         """How many times the encoder started (one per period with subscribers)."""
         self.active_events: dict[str, bool] = {}
+        self.reboots = 0
         self._renderer = CctvRenderer(width, height, f"{camera_id}  {self.name}"[:80])
         self._packetizer = Packetizer()
         self._sinks: list[UnitSink] = []
@@ -179,6 +180,7 @@ class SimCctv:
             raise ValueError("a reboot lasts zero seconds or more")
         loop = asyncio.get_running_loop()
         log.info("camera %s: rebooting for %.1f s", self.id, seconds)
+        self.reboots += 1
         self._down_until = time.monotonic() + seconds
         if self._back is not None:
             self._back.cancel()
