@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -172,6 +173,29 @@ def _cmd_scenario_run(args: argparse.Namespace) -> int:
     return run_scenario_cli(args.file, report_dir=args.report, px4=args.px4)
 
 
+def _cmd_seed_history(args: argparse.Namespace) -> int:
+    settings = Settings()
+    from dronedispatch.seed_history import SeedOptions, seed_history
+
+    opts = SeedOptions(
+        days=args.days, incidents_per_day=args.incidents_per_day, samples_per_mission=args.samples_per_mission,
+        seed=args.seed, until=args.until,
+    )  # fmt: skip
+    result = seed_history(settings, opts)
+    print(
+        f"seeded {result.incidents} incidents, {result.missions} missions and {result.samples} telemetry samples"
+        f" from {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC"
+    )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dronedispatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -251,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["operator", "pilot", "tester", "admin"])
     add.set_defaults(func=_cmd_users_add)
+
+    seed = sub.add_parser(
+        "seed-history", help="fill DD_DATABASE_URL with a realistic past: incidents, missions, tracks, outcomes"
+    )
+    seed.add_argument("--days", type=_positive_int, default=365, help="days of history, ending yesterday")
+    seed.add_argument("--incidents-per-day", type=_positive, default=30.0, help="mean incidents a day")
+    seed.add_argument(
+        "--samples-per-mission", type=_positive_int, default=None, help="telemetry samples per track (default: 1 Hz)"
+    )
+    seed.add_argument("--seed", type=int, default=1, help="random seed: the same seed and --until, the same history")
+    seed.add_argument("--until", type=date.fromisoformat, default=None, help="day after the last (default today)")
+    seed.set_defaults(func=_cmd_seed_history)
     return parser
 
 

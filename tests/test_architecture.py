@@ -34,6 +34,8 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("dronedispatch/cli.py", "dronedispatch.sim.runner"): "`sitl` alone loads the simulator",
     ("dronedispatch/cli.py", "dronedispatch.sim.cctv_site"):
         "`sitl --cameras` alone loads the simulated CCTV (PyAV, OpenCV, the ONVIF devices' aiohttp)",
+    ("dronedispatch/cli.py", "dronedispatch.seed_history"):
+        "`seed-history` alone loads the database layer, shapely and rich",
     ("dronedispatch/scenario/cli.py", "dronedispatch.scenario.report"):
         "the report needs matplotlib, loaded only when a report is written, not by the API that lists runs",
 }
