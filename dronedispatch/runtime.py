@@ -40,6 +40,7 @@ from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.incidents import Report
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
+from dronedispatch.ingest.onvif import OnvifIngest
 from dronedispatch.link_gateway import LinkGateway
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
@@ -78,6 +79,14 @@ class Runtime:
         self.peers = ClusterPeers(self.node_id) if settings.bus_url else None
         self.ingest_stats = IngestStats()
         self.mqtt: MqttIngest | None = None
+        # ONVIF PullPoint subscriptions, only when some camera of the cameras file has an onvif block
+        self.onvif: OnvifIngest | None = None
+        if any(c.onvif is not None for c in self.cameras.cameras):
+            self.onvif = OnvifIngest(
+                self.cameras.cameras, self._on_ingested_report, on_alert=self._on_camera_alert,
+                stats=self.ingest_stats, subscription_s=settings.onvif_subscription_s,
+                pull_timeout_s=settings.onvif_pull_timeout_s, silent_after_s=settings.onvif_silent_after_s,
+            )  # fmt: skip
         # application services, each given only what it uses
         self.alerts = Alerts(self.bus)
         self.registry = DroneRegistry(self.fleet_config)
@@ -160,6 +169,8 @@ class Runtime:
                 error_topic="dronedispatch/ingest-errors",
             )
             await self.mqtt.start()
+        if self.onvif is not None:
+            await self.onvif.start()
         log.info(
             "service started: %d drones in the fleet file, MAVLink on %s",
             len(self.fleet_config.drones),
@@ -167,6 +178,8 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self.onvif is not None:
+            await self.onvif.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
         await self.missions.stop()
@@ -235,6 +248,9 @@ class Runtime:
             await asyncio.to_thread(self.dispatcher.ingest_report, report, actor=f"ingest:{report.source}")
         except ServiceError as exc:  # e.g. a camera id we do not know: counted as rejected, never fatal
             raise IngestError(report.source, Problem("camera_id" if report.camera_id else "$", exc.reason)) from exc
+
+    def _on_camera_alert(self, level: str, code: str, message: str) -> None:
+        self.alerts.raise_("info" if level == "info" else "warning", code, message)
 
     def _on_ingest_error(self, source: str, reason: str) -> None:
         log.warning("ingest %s: rejected: %s", source, reason)

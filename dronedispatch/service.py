@@ -92,6 +92,8 @@ def _system_router(rt: Runtime) -> APIRouter:
     subscribers = Gauge("dronedispatch_event_subscribers", "Connected event subscribers", registry=registry)
     published = Gauge("dronedispatch_events_published", "Events published since start", registry=registry)
     registry.register(rt.ingest_stats)  # type: ignore[arg-type]
+    if rt.onvif is not None:
+        registry.register(rt.onvif)  # type: ignore[arg-type]
 
     @router.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -105,6 +107,7 @@ def _system_router(rt: Runtime) -> APIRouter:
             "database": rt.engine.dialect.name,
             "node": rt.node_id,
             "started_at": rt.started_at.isoformat(),
+            **({"onvif_cameras": rt.onvif.snapshot()} if rt.onvif is not None else {}),
         }
 
     @router.get("/metrics", summary="Prometheus metrics")

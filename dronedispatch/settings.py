@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     districts: Path = Field(
         default=cityfiles.DEFAULT_DISTRICTS, description="District outlines for the offline basemap (GeoJSON)."
     )
+    onvif_subscription_s: float = Field(
+        default=60.0, ge=1, description="Termination time asked for each ONVIF PullPoint subscription, s."
+    )
+    onvif_pull_timeout_s: float = Field(default=10.0, ge=1, description="Longest ONVIF PullMessages long poll, s.")
+    onvif_silent_after_s: float = Field(
+        default=60.0, gt=0, description="An ONVIF camera with no successful pull for this long is reported silent, s."
+    )
     mqtt_url: str | None = Field(
         default=None, description="MQTT broker to subscribe to for incident reports, e.g. mqtt://127.0.0.1:1883."
     )
