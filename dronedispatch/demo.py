@@ -50,6 +50,7 @@ from dronedispatch.scenario.broker import (
 )
 from dronedispatch.service import create_app
 from dronedispatch.settings import MIN_SECRET_KEY_CHARS, Settings
+from dronedispatch.sim.cctv_site import CctvSite
 from dronedispatch.sim.runner import SimFleet
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
@@ -144,9 +145,17 @@ async def _demo(
 ) -> None:
     runtime = Runtime(settings)
     fleet_sim = None
+    cctv: CctvSite | None = None
     if sitl:
         fleet_sim = SimFleet(runtime.fleet_config, speed_factor=speed_factor, video=True)
         await fleet_sim.start()
+        # the demo's fixed cameras: RTSP at 127.0.0.1:8554/<id>, ONVIF at 18080+k, as its cameras file says
+        cctv = CctvSite(runtime.cameras.cameras)
+        try:
+            await cctv.start()
+        except BaseException:
+            await fleet_sim.stop()
+            raise
     app = create_app(settings, runtime)
     tasks: list[asyncio.Task[None]] = []
 
@@ -166,6 +175,8 @@ async def _demo(
         await asyncio.gather(*tasks, return_exceptions=True)
         if fleet_sim is not None:
             await fleet_sim.stop()
+        if cctv is not None:
+            await cctv.stop()
 
 
 class _Server(uvicorn.Server):
