@@ -15,6 +15,15 @@ Three processes, all on 127.0.0.1:
 Targets (design brief): p95 < 200 ms at 720p30 on loopback; 8 streams × 4 viewers under one core.
 The peer's CPU is measured with fewer streams (default 1 × 4) because re-encoding 32 viewers at
 720p cannot run on a small machine; it is printed per stream to compare like with like.
+
+CCTV relay (``--cctv-cameras 16``, 0 to skip; ``--only-cctv`` for this section alone): a simulated
+fixed camera (dronedispatch.sim.cctv, 1920x1080@25, its pixel timestamp stamped before encoding)
+served by the simulator's RTSP server under one path per camera (one encoder feeds every path, so
+the machine encodes once). Glass-to-glass is measured twice on the same stream: a PyAV client
+reading the RTSP stream directly and decoding it, then an aiortc viewer of our relay
+(``video.cctv.CctvRelay``: RTSP pull, passthrough, WebRTC); the difference of the p95s is the time
+our relay adds (goal < 200 ms). Then every camera gets 4 non-decoding viewers and the relay
+process's CPU is read (goal under one core for 16 cameras × 4 viewers).
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dronedispatch.sim.camera import CameraPose, SimCamera
+from dronedispatch.sim.cctv import SimCctv
+from dronedispatch.sim.rtsp_server import RtspServer
 from dronedispatch.video import formats
+from dronedispatch.video.cctv import CctvRelay
 from dronedispatch.video.formats import filter_candidates
 from dronedispatch.video.ingest import StreamIngest, VideoUnit
 from dronedispatch.video.relay import VideoHub, h264_preferences, restrict_ice_hosts, rtc_configuration
@@ -406,7 +418,117 @@ async def run_bench(args: argparse.Namespace) -> int:
     assert source.stdin is not None
     source.stdin.close()
     await source.wait()
-    return report(args, res)
+    code = report(args, res)
+    if args.cctv_cameras > 0:
+        code = max(code, await run_cctv(args))
+    return code
+
+
+# --- CCTV relay ----------------------------------------------------------------------------------
+
+
+async def run_cctv_source(width: int, height: int, fps: int, cameras: int) -> None:
+    """One simulated camera served over RTSP under ``cameras`` paths; prints the port, runs until stdin closes."""
+    cam = SimCctv("bench", "Bench camera", width=width, height=height, fps=fps)
+    # The SDP's track URL names the camera's own id, so it is served under that id as well.
+    server = RtspServer({"bench": cam, **{f"cam{i}": cam for i in range(cameras)}}, port=0)
+    await server.start()
+    print(server.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.stop()
+    await cam.close()
+
+
+def read_rtsp_directly(url: str, seconds: float) -> list[float]:
+    """Glass-to-glass of a plain RTSP client: PyAV over TCP, decoded, stamp read as each picture comes out."""
+    latencies: list[float] = []
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=(5.0, 5.0)) as container:
+        stream = container.streams.video[0]
+        t0 = time.monotonic()
+        for frame in container.decode(stream):
+            now_us = time.time_ns() // 1000
+            if time.monotonic() - t0 < 1.0:
+                continue  # the first second: the first IDR, buffers settling (as for the viewers)
+            s = formats.read_stamp(frame.to_ndarray(format="gray"))
+            if s is not None:
+                latencies.append((now_us - formats.unwrap_time_us(s.time_us, now_us)) / 1000)
+            if time.monotonic() - t0 > seconds + 1.0:
+                break
+    return latencies
+
+
+async def run_cctv(args: argparse.Namespace) -> int:
+    n = args.cctv_cameras
+    source = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "cctv-source", "--cctv-cameras", str(n),
+        "--width", str(args.cctv_width), "--height", str(args.cctv_height), "--fps", str(args.cctv_fps),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert source.stdout is not None and source.stdin is not None
+    port = int(await source.stdout.readline())
+    urls = {f"cam{i}": f"rtsp://bench:secret@{HOST}:{port}/cam{i}" for i in range(n)}
+    relay = CctvRelay(ice_hosts=[HOST], ice_servers=[], linger_s=2.0)
+    for key, url in urls.items():
+        relay.add_camera(key, url)
+
+    async def on_signal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        req = json.loads(await reader.readline())
+        sdp, _ = await relay.offer(req["key"], req["sdp"], "offer", wait_s=15.0)
+        writer.write(json.dumps({"sdp": sdp}).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(on_signal, HOST, 0)
+    sport = server.sockets[0].getsockname()[1]
+    keys = list(urls)
+
+    def sent() -> int:
+        return sum(relay.status(k).sent for k in keys)
+
+    def received() -> int:
+        return sum(relay.status(k).units for k in keys)
+
+    s = args.seconds
+    res: dict[str, Any] = {"direct": await asyncio.to_thread(read_rtsp_directly, urls["cam0"], s)}
+    res["relay"] = await _phase(sport, ["cam0"], 1, "cctv", s, True, sent, received)
+    res["cpu"] = await _phase(sport, keys, args.viewers, "cctv", s, False, sent, received)
+    server.close()
+    await relay.close()
+    source.stdin.close()
+    await source.wait()
+    return report_cctv(args, res)
+
+
+def report_cctv(args: argparse.Namespace, res: dict[str, Any]) -> int:
+    fr = f"{args.cctv_width}x{args.cctv_height}@{args.cctv_fps}"
+    print(f"\nCCTV relay, {fr}, simulated RTSP camera, loopback, {os.cpu_count()} CPUs")
+    direct, relayed = res["direct"], res["relay"]["latencies_ms"]
+    ok = bool(direct and relayed)
+    for name, lat in (("RTSP read directly (PyAV)", direct), ("through our relay (aiortc)", relayed)):
+        if lat:
+            print(f"  glass-to-glass {name:27s}: p50 {statistics.median(lat):6.1f} ms  "
+                  f"p95 {percentile(lat, 0.95):6.1f} ms  (n={len(lat)})")  # fmt: skip
+        else:
+            print(f"  glass-to-glass {name:27s}: no frames decoded  FAIL")
+    if ok:
+        added = percentile(relayed, 0.95) - percentile(direct, 0.95)
+        verdict = "PASS" if added < 200 else "FAIL"
+        ok = verdict == "PASS"
+        print(f"  added by the relay (p95 difference): {added:6.1f} ms  {verdict}")
+    cpu = res["cpu"]
+    n = args.cctv_cameras
+    got = cpu["frames"] / max(cpu["viewers"], 1) / args.seconds
+    keeps_up = cpu["relay_sent_fps"] > 0.95 * cpu["ingest_fps"]
+    at_nominal = cpu["relay_cpu_cores"] * args.cctv_fps / max(cpu["ingest_fps"], 1.0)
+    verdict = "PASS" if max(cpu["relay_cpu_cores"], at_nominal) < 1.0 and keeps_up else "FAIL"
+    ok = ok and verdict == "PASS"
+    print(
+        f"  relay CPU {n} cameras x {args.viewers} viewers: {cpu['relay_cpu_cores']:.2f} cores"
+        f" ({cpu['relay_cpu_cores'] / n:.3f} per camera); in {cpu['ingest_fps']:.1f} fps per camera,"
+        f" sent {cpu['relay_sent_fps']:.1f} fps per viewer, clients got {got:.1f}"
+    )
+    print(f"      scaled to {args.cctv_fps} fps in: {at_nominal:.2f} cores  {verdict}")
+    return 0 if ok else 1
 
 
 def report(args: argparse.Namespace, res: dict[str, Any]) -> int:
@@ -469,7 +591,14 @@ def main() -> int:
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--chromium", action="store_true", help="also measure in /usr/bin/chromium (Playwright)")
-    p.add_argument("--role", default="bench", choices=["bench", "source", "viewers"], help=argparse.SUPPRESS)
+    p.add_argument("--cctv-cameras", type=int, default=16, help="CCTV relay section: cameras (0: skip the section)")
+    p.add_argument("--cctv-width", type=int, default=1920)
+    p.add_argument("--cctv-height", type=int, default=1080)
+    p.add_argument("--cctv-fps", type=int, default=25)
+    p.add_argument("--only-cctv", action="store_true", help="run the CCTV relay section alone")
+    p.add_argument(
+        "--role", default="bench", choices=["bench", "source", "viewers", "cctv-source"], help=argparse.SUPPRESS
+    )
     p.add_argument("--ports", default="", help=argparse.SUPPRESS)
     p.add_argument("--signal-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--keys", default="", help=argparse.SUPPRESS)
@@ -485,6 +614,11 @@ def main() -> int:
             run_viewers(args.signal_port, args.keys.split(","), args.per_stream, args.mode, args.seconds, args.measure)
         )
         return 0
+    if args.role == "cctv-source":
+        asyncio.run(run_cctv_source(args.width, args.height, args.fps, args.cctv_cameras))
+        return 0
+    if args.only_cctv:
+        return asyncio.run(run_cctv(args))
     return asyncio.run(run_bench(args))
 
 

@@ -92,6 +92,8 @@ class CameraStatus:
     """RTSP sessions opened (reconnects included)."""
     units: int
     """Access units received."""
+    sent: int
+    """Access units handed to the current viewers' senders, summed over viewers."""
 
 
 @dataclass(eq=False)
@@ -166,7 +168,10 @@ class CctvRelay:
 
     def status(self, camera_id: str) -> CameraStatus:
         f = self._feed(camera_id)
-        return CameraStatus(f.camera_id, f.state, f.reason, f.since, len(f.fan.tracks), f.pulls, f.connections, f.units)
+        sent = sum(t.sent for t in f.fan.tracks)
+        return CameraStatus(
+            f.camera_id, f.state, f.reason, f.since, len(f.fan.tracks), f.pulls, f.connections, f.units, sent
+        )
 
     async def close(self) -> None:
         for feed in self._feeds.values():
