@@ -33,9 +33,12 @@ async function call(path, options = {}) {
 
 // -- map ------------------------------------------------------------------------------------------
 const map = L.map($("#map"), { zoomControl: true, attributionControl: true }).setView([37.45, 126.6], 14);
+// the outlines arrive after the markers may have: a pane beneath keeps them from covering them
+map.createPane("districts").style.zIndex = 250;
 let incidentMarker = null;
 let droneMarker = null;
 let centred = false;
+let framedDrone = false;
 
 async function drawDistricts() {
   const geojson = await call("/districts");
@@ -44,6 +47,7 @@ async function drawDistricts() {
       ? { color: "#3a4a6b", weight: 1.5, fillColor: "#1f2a44", fillOpacity: 0.85 }
       : { color: "#2b3550", weight: 0.8, fillColor: "#161d30", fillOpacity: 0.6 },
     interactive: false,
+    pane: "districts",
   }).addTo(map);
   if (geojson.attribution) map.attributionControl.addAttribution(geojson.attribution);
 }
@@ -51,15 +55,19 @@ async function drawDistricts() {
 function place(state) {
   const { lat, lon } = state.incident.location;
   if (!incidentMarker) {
-    incidentMarker = L.circleMarker([lat, lon], { radius: 9, color: "#ff4d4f", weight: 3, fillOpacity: 0.35 }).addTo(map);
+    incidentMarker = L.circleMarker([lat, lon], { radius: 11, color: "#ff4d4f", weight: 3, fillColor: "#ff4d4f", fillOpacity: 0.4 }).addTo(map);
   } else incidentMarker.setLatLng([lat, lon]);
   if (!centred) { map.setView([lat, lon], 15); centred = true; }
   const pos = state.drone && state.drone.position;
   if (pos) {
     if (!droneMarker) {
-      droneMarker = L.circleMarker([pos.lat, pos.lon], { radius: 7, color: "#fff", weight: 2, fillColor: "#1677ff", fillOpacity: 1 }).addTo(map);
+      droneMarker = L.circleMarker([pos.lat, pos.lon], { radius: 8, color: "#fff", weight: 3, fillColor: "#1677ff", fillOpacity: 1 }).addTo(map);
     } else droneMarker.setLatLng([pos.lat, pos.lon]);
     droneMarker.getElement()?.setAttribute("data-drone", state.drone.id);
+    if (!framedDrone) { // once: the drone and the incident both in view
+      map.fitBounds(L.latLngBounds([[lat, lon], [pos.lat, pos.lon]]), { padding: [40, 40], maxZoom: 16 });
+      framedDrone = true;
+    }
   } else if (droneMarker) { droneMarker.remove(); droneMarker = null; }
 }
 
