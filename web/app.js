@@ -7,6 +7,7 @@ import { IncidentQueue } from "./incidents.js";
 import { OpsMap } from "./map.js";
 import { MissionPanel, renderDrones } from "./missions.js";
 import { renderAdmin, renderTester } from "./pages.js";
+import { StatsPage } from "./stats.js";
 import { $, toast } from "./ui.js";
 import { VideoWall } from "./video.js";
 
@@ -16,6 +17,7 @@ const can = {
   command: () => ["pilot", "admin"].includes(session.role),
 };
 let opsMap = null, queue = null, panel = null, wall = null, alerts = null, stopEvents = null;
+let stats = null;
 let features = { snapshot: false, video: false, scenarios: false, admin: false };
 let page = "ops";
 
@@ -113,6 +115,7 @@ function showPage(next) {
   if (next === "ops" && !opsMap.shown) { opsMap.fitHome(); opsMap.shown = true; }
   if (next === "tester") renderTester(features);
   if (next === "admin") renderAdmin(state);
+  if (next === "stats") stats.show();
 }
 
 // --- start ----------------------------------------------------------------------------------
@@ -145,6 +148,7 @@ async function start() {
   alerts = new Alerts($("#alerts"), { onFocus: (a) => { showPage("ops"); if (a.drone_id) focusDrone(a.drone_id); } });
   const [districts, zones, docks, cameras] = await Promise.all([api("/districts"), api("/airspace"), api("/docks"), api("/cameras")]);
   Object.assign(state, { docks, cameras, districts, zones });
+  stats = new StatsPage({ root: $("#stats-body"), state, opsMap, onShowMap: () => showPage("ops") });
   drawStatic();
   showPage("ops");
   stopEvents = connectEvents(onEvent, (s) => {
@@ -192,6 +196,7 @@ function applyLang(next) {
   mark("incidents", "missions", "drones");
   if (page === "tester") renderTester(features);
   if (page === "admin") renderAdmin(state);
+  if (page === "stats") stats.show();
 }
 
 applyLang(getLang());
