@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from dronedispatch.api.deps import AnyUser, RuntimeDep
+from dronedispatch.app.monthly_report import district_names, monthly_report_pdf
 from dronedispatch.app.statistics import Table
 from dronedispatch.store.stats import Filter
 
@@ -99,3 +100,24 @@ def heatmap(
     runtime: RuntimeDep, f: PeriodDep, cell_m: Annotated[float, Query(ge=10, le=50_000)] = 500.0, fmt: Format = "json"
 ) -> Any:
     return _answer(runtime.statistics.heatmap(f, cell_m), fmt, "heatmap")
+
+
+@router.get(
+    "/monthly-report",
+    summary="One calendar month's statistics as a PDF for the city (422 for a month not written YYYY-MM)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The report"}},
+)
+def monthly_report(
+    runtime: RuntimeDep,
+    _: AnyUser,
+    month: Annotated[str, Query(max_length=7, description="The month, YYYY-MM")],
+) -> Response:
+    pdf = monthly_report_pdf(
+        runtime.statistics, month, city=runtime.fleet_config.city, names=district_names(runtime.districts)
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="monthly-report-{month}.pdf"'},
+    )
