@@ -182,6 +182,8 @@ class CameraVideo:
 
     def _keep(self, incident_id: int, camera_id: str, path: Path, jpeg: bytes) -> None:
         """Write the picture and record it as evidence, hash in the audit log (blocking: a worker thread)."""
+        if self.report_snapshot(incident_id) is not None:  # several nodes see the same incident event
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jpeg)
         sha256 = hashlib.sha256(jpeg).hexdigest()
