@@ -10,7 +10,7 @@ import pytest
 from onvif import ONVIFCamera
 
 from dronedispatch.cli import build_parser
-from dronedispatch.domain.assets import Camera
+from dronedispatch.domain.assets import AssetKind, Camera
 from dronedispatch.sim.cctv_site import CctvSite
 
 PULLPOINT_NS = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
@@ -54,7 +54,7 @@ def _refused(port: int) -> bool:
 async def test_reboot_and_events_reach_the_onvif_device() -> None:
     entries = [
         Camera(id="cam-0", name_ko="영", name_en="Zero", lat=37.39, lon=126.64),
-        Camera(id="air-1", kind="air_quality", name_ko="대기", name_en="Air", lat=37.39, lon=126.64),
+        Camera(id="air-1", kind=AssetKind.AIR_QUALITY, name_ko="대기", name_en="Air", lat=37.39, lon=126.64),
         Camera(id="cam-2", name_ko="이", name_en="Two", lat=37.39, lon=126.64),
     ]
     base = _free_block(3)
