@@ -294,6 +294,7 @@ class OnvifIngest:
     async def _supervise(self, camera: Camera) -> None:
         state = self.states[camera.id]
         backoff = self.backoff_initial
+        reported: tuple[str, str | None, int] | None = None
         while True:
             try:
                 await self._session(camera, state)
@@ -308,7 +309,11 @@ class OnvifIngest:
             except Exception as exc:  # a bug or an odd device must not end the supervision
                 log.exception("ONVIF camera %s: unexpected failure", camera.id)
                 state.state, state.last_error = "error", f"internal error: {exc!r}"
-            log.warning("ONVIF camera %s: %s; retrying in %.1f s", camera.id, state.last_error, backoff)
+            # the first failure of a streak is a warning; its repeats (every backoff) only debug lines
+            streak = (state.state, state.last_error, state.subscriptions)  # a subscription in between: a new streak
+            level = logging.WARNING if streak != reported else logging.DEBUG
+            reported = streak
+            log.log(level, "ONVIF camera %s: %s; retrying in %.1f s", camera.id, state.last_error, backoff)
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, self.backoff_max)
 
