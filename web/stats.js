@@ -17,8 +17,11 @@ const OUTCOME_COLOR = { cleared_without_patrol: "#52c41a", escalated: "#ff7a45",
 const P50 = "#69b1ff", P90 = "#faad14", VOLUME = "#1677ff";
 const AXIS = { stroke: "#8895b3", grid: { stroke: "#25314f", width: 1 }, ticks: { stroke: "#25314f", width: 1 }, font: "12px system-ui, sans-serif" };
 
+// Calendar days as YYYY-MM-DD, counted on UTC midnights (no daylight-saving hour to trip over); the API reads a
+// date as the city's local day, so "today" is the local date of this browser, which sits in the centre.
 const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 const dayMs = (iso) => Date.parse(`${iso}T00:00:00Z`);
+const todayMs = () => { const d = new Date(); return Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()); };
 
 // Seconds as m:ss (h:mm:ss from an hour), as the monthly report prints them.
 export function dur(s) {
@@ -48,7 +51,7 @@ function heatColour(f) {
 export class StatsPage {
   constructor({ root, state, opsMap, onShowMap }) {
     Object.assign(this, { root, state, opsMap, onShowMap });
-    const today = dayMs(isoDay(Date.now()));
+    const today = todayMs();
     this.filter = { from: isoDay(today - 29 * DAY_MS), to: isoDay(today), district: "" };
     this.plots = [];
     this.heat = null;
@@ -92,7 +95,7 @@ export class StatsPage {
     from.addEventListener("change", apply);
     to.addEventListener("change", apply);
     const presets = PRESETS.map((n) => el("button", { class: "ghost", dataset: { preset: n }, onclick: () => {
-      const today = dayMs(isoDay(Date.now()));
+      const today = todayMs();
       Object.assign(f, { from: isoDay(today - (n - 1) * DAY_MS), to: isoDay(today) });
       this.show();
     } }, t("stats.lastdays", { n })));
