@@ -18,6 +18,7 @@ from pydantic_settings import SettingsError
 from dronedispatch import cityfiles
 from dronedispatch.domain.assets import AssetFileError, load_assets
 from dronedispatch.domain.fleet import Dock, FleetConfig
+from dronedispatch.reports.evidence_package import verify_package
 from dronedispatch.settings import Settings, StartupError, signing_key_from_hex
 
 
@@ -173,6 +174,17 @@ def _cmd_scenario_run(args: argparse.Namespace) -> int:
     return run_scenario_cli(args.file, report_dir=args.report, px4=args.px4)
 
 
+def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    problems = verify_package(args.package)
+    for p in problems:
+        print(f"CHANGED {p}")
+    if problems:
+        print(f"{args.package}: {len(problems)} file(s) do not match the manifest")
+        return 1
+    print(f"{args.package}: every hash holds")
+    return 0
+
+
 def _cmd_seed_history(args: argparse.Namespace) -> int:
     settings = Settings()
     from dronedispatch.seed_history import SeedOptions, seed_history
@@ -287,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1, help="random seed: the same seed and --until, the same history")
     seed.add_argument("--until", type=date.fromisoformat, default=None, help="day after the last (default today)")
     seed.set_defaults(func=_cmd_seed_history)
+
+    evidence = sub.add_parser("evidence", help="evidence packages").add_subparsers(dest="evidence_cmd", required=True)
+    verify = evidence.add_parser("verify", help="check every hash of an evidence package: exit 0 when all hold")
+    verify.add_argument("package", type=Path)
+    verify.set_defaults(func=_cmd_evidence_verify)
     return parser
 
 

@@ -33,6 +33,7 @@ from dronedispatch.api.routes import (
     ingest,
     missions,
     public,
+    records,
     scenarios,
     shares,
     stats,
@@ -70,7 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
-        stats, cameras,
+        stats, cameras, records,
     ):  # fmt: skip
         api.include_router(module.router)
     api.include_router(shares.router)
