@@ -28,6 +28,7 @@ from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
 from dronedispatch.app.shares import ShareService
 from dronedispatch.app.statistics import StatisticsService, utc_offset_min
+from dronedispatch.app.tracks import TrackRecorder
 from dronedispatch.app.vehicle_watch import VehicleWatch
 from dronedispatch.bus import LocalEventBus
 from dronedispatch.cluster.nats_bus import NatsEventBus
@@ -49,6 +50,7 @@ from dronedispatch.store.flight_log import FlightLogStore
 from dronedispatch.store.repo import Store
 from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
+from dronedispatch.store.telemetry import TelemetryStore
 from dronedispatch.video.cctv import CctvRelay
 from dronedispatch.video.relay import VideoHub
 
@@ -88,7 +90,7 @@ class Runtime:
                 pull_timeout_s=settings.onvif_pull_timeout_s, silent_after_s=settings.onvif_silent_after_s,
             )  # fmt: skip
         # application services, each given only what it uses
-        self.alerts = Alerts(self.bus)
+        self.alerts = Alerts(self.bus, self.store)
         self.registry = DroneRegistry(self.fleet_config)
         self.fleet = Fleet(self.registry, self.store, self.bus)
         self.missions = MissionSupervisor(
@@ -126,7 +128,9 @@ class Runtime:
         self.overview = Overview(self.store, self.fleet, self.missions)
         self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
-        self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts)
+        self.telemetry = TelemetryStore(self.engine)
+        self.tracks = TrackRecorder(self.telemetry)
+        self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts, self.tracks)
         self.cluster: ClusterNode | None = None
         if settings.bus_url:
             assert self.peers is not None and isinstance(self.bus, NatsEventBus)
@@ -147,6 +151,7 @@ class Runtime:
         await asyncio.to_thread(self.fleet.load)
         # incidents stored before districts were known get theirs, off the loop, while the service starts
         self._backfill = asyncio.ensure_future(asyncio.to_thread(self.statistics.backfill))
+        self.tracks.start()
         if self.cluster is None:
             assert self.link is not None
             await self.missions.fail_cut_off_launches()  # before the link: vehicles heard next adopt only flights
@@ -193,6 +198,8 @@ class Runtime:
             await self.cluster.stop()
             assert isinstance(self.bus, NatsEventBus)
             await self.bus.stop()
+        await self.tracks.stop()  # after the links: the last samples heard are written too
+        await self.alerts.drain()
         if self._backfill is not None:
             with contextlib.suppress(Exception):
                 await self._backfill

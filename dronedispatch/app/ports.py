@@ -21,7 +21,7 @@ from dronedispatch.domain.incidents import Report
 from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.mavlink.camera import StreamInfo
 from dronedispatch.mavlink.state import LinkHealth, VehicleState
-from dronedispatch.store.models import Evidence, Incident, IncidentReport, Mission
+from dronedispatch.store.models import Evidence, Incident, IncidentReport, Mission, TelemetrySample
 
 # -- repositories -------------------------------------------------------------------------------
 
@@ -65,6 +65,11 @@ class EvidenceRepository(Protocol):
 class DroneRepository(Protocol):
     def set_maintenance(self, drone_id: str, maintenance: bool) -> None: ...
     def maintenance_flags(self) -> dict[str, bool]: ...
+
+
+class TelemetryRepository(Protocol):
+    def add_samples(self, samples: Sequence[TelemetrySample]) -> None: ...
+    def track(self, mission_id: int) -> list[TelemetrySample]: ...
 
 
 class DispatchStore(IncidentRepository, MissionRepository, EvidenceRepository, AuditLog, Protocol):

@@ -7,12 +7,14 @@ Called by the link for every vehicle event, on the event loop: nothing here wait
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.ports import VehicleHandle
+from dronedispatch.app.tracks import TrackRecorder
 from dronedispatch.mavlink import events as link_events
 from dronedispatch.schemas import AlertLevel
 
@@ -24,11 +26,14 @@ CRITICAL_SEVERITY = 2
 
 
 class VehicleWatch:
-    def __init__(self, fleet: Fleet, missions: MissionSupervisor, video: LiveVideo, alerts: Alerts) -> None:
+    def __init__(
+        self, fleet: Fleet, missions: MissionSupervisor, video: LiveVideo, alerts: Alerts, tracks: TrackRecorder
+    ) -> None:
         self._fleet = fleet
         self._missions = missions
         self._video = video
         self._alerts = alerts
+        self._tracks = tracks
 
     def __call__(self, ev: link_events.VehicleEvent) -> None:
         vehicle: VehicleHandle | None = getattr(ev, "vehicle", None)
@@ -56,5 +61,8 @@ class VehicleWatch:
             s = vehicle.state
             if s.lat is not None and s.lon is not None:
                 self._video.telemetry(drone_id, s.lat, s.lon, s.alt_rel or 0.0, s.heading_deg or 0.0)
+                if entry.mission_id is not None:
+                    self._tracks.observe(entry.mission_id, drone_id, datetime.now(UTC), s.lat, s.lon,
+                                         s.alt_rel or 0.0, s.battery_pct, s.groundspeed)  # fmt: skip
         self._missions.observe(vehicle)
         self._fleet.publish(entry)

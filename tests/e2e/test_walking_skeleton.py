@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 import pytest
 
+from dronedispatch.store.db import make_engine
+from dronedispatch.store.models import TelemetrySample
+from dronedispatch.store.telemetry import TelemetryStore
 from tests.e2e.conftest import System, on_both_databases, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +105,22 @@ def test_incident_to_on_scene_to_home(system: System) -> None:
 
     audit_actions = operator.get(f"/api/v1/incidents/{incident['id']}").json()["missions"][0]
     assert audit_actions["state"] == "completed"
+
+    # the flown track was kept, about once a second: out to the scene and back to the dock
+    def track() -> list[TelemetrySample]:
+        engine = make_engine(system.database.url)
+        try:
+            return TelemetryStore(engine).track(mission["id"])
+        finally:
+            engine.dispose()
+
+    samples = wait_for(lambda: (t := track()) and abs(t[-1].lat - 37.3918) < 0.0005 and t, 30, "the track home", system)
+    assert all(s.drone_id == "dd-01" for s in samples)
+    gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(samples)]
+    assert min(gaps) >= 0.99 and sorted(gaps)[len(gaps) // 2] < 1.5, gaps
+    near_scene = [s for s in samples if abs(s.lat - SCENE["lat"]) < 0.0005 and abs(s.lon - SCENE["lon"]) < 0.0005]
+    assert near_scene and max(s.alt_m for s in near_scene) > 20, [(s.lat, s.lon, s.alt_m) for s in samples]
+    assert all(s.battery_pct is not None for s in samples)
 
 
 @on_both_databases
