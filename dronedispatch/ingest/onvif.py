@@ -42,15 +42,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import zeep.exceptions
-from onvif import ONVIFCamera
-from onvif.exceptions import ONVIFError
-from onvif.util import is_auth_error, stringify_onvif_error
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from dronedispatch.domain.assets import Camera, OnvifSource
 from dronedispatch.domain.incidents import Category, Report, Severity
 
 from .base import IngestError, IngestStats, Outcome, bounded_ref
+from .onvif_lib import ONVIFCamera, ONVIFError, is_auth_error, stringify_onvif_error
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,13 @@ import asyncio
 import datetime as dt
 import socket
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
 import zeep.exceptions
-from onvif import ONVIFCamera
 
+from dronedispatch.ingest.onvif_lib import ONVIFCamera
 from dronedispatch.sim.onvif_device import OnvifDevice, start_onvif_devices, stop_onvif_devices
 
 PULLPOINT_NS = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
@@ -40,20 +41,20 @@ def free_tcp_ports(n: int) -> int:
     raise RuntimeError("no free port range")
 
 
-async def subscribe(cam: ONVIFCamera, termination: str = "PT3S") -> tuple[object, object, object]:
+async def subscribe(cam: ONVIFCamera, termination: str = "PT3S") -> tuple[Any, Any, Any]:
     events = await cam.create_events_service()
     result = await events.CreatePullPointSubscription({"InitialTerminationTime": termination})
     cam.xaddrs[PULLPOINT_NS] = result.SubscriptionReference.Address._value_1
     return result, await cam.create_subscription_service("PullPointSubscription"), await cam.create_pullpoint_service()
 
 
-async def pull(pullpoint: object, timeout_s: int = 1, limit: int = 10) -> list[object]:
-    reply = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=timeout_s), "MessageLimit": limit})  # type: ignore[attr-defined]
+async def pull(pullpoint: Any, timeout_s: int = 1, limit: int = 10) -> list[Any]:
+    reply = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=timeout_s), "MessageLimit": limit})
     return list(reply.NotificationMessage or [])
 
 
-def items(container: object) -> dict[str, str]:
-    return {i.Name: i.Value for i in container.SimpleItem}  # type: ignore[attr-defined]
+def items(container: Any) -> dict[str, str]:
+    return {i.Name: i.Value for i in container.SimpleItem}
 
 
 async def test_numbering_devices_and_the_pullpoint_client() -> None:
