@@ -95,6 +95,7 @@ class IncidentPublic(BaseModel):
     district: str | None = None
     outcome_code: str | None = None
     first_on_scene: str | None = None
+    split_from_id: int | None = None  # the incident an operator split this one's report out of
 
     @classmethod
     def of(cls, i: Incident) -> IncidentPublic:
@@ -117,6 +118,7 @@ class IncidentPublic(BaseModel):
             district=i.district,
             outcome_code=i.outcome_code,
             first_on_scene=i.first_on_scene,
+            split_from_id=i.split_from_id,
         )
 
 
