@@ -324,6 +324,7 @@ class OnvifIngest:
         device = ONVIFCamera(
             f"{scheme}://{parts.hostname or '127.0.0.1'}", parts.port or (443 if scheme == "https" else 80),
             config.username, config.password, no_cache=True,
+            adjust_time=True,  # sign with the camera's clock: many refuse a UsernameToken from a skewed one
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         try:

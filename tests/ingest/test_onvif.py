@@ -114,7 +114,7 @@ async def test_events_become_incidents_across_renewals_losses_and_reboots(tmp_pa
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'dd.db'}", mavlink=f"udpin:127.0.0.1:{free_udp_port()}",
         secret_key="test-secret-key-that-is-long-enough-for-hs256", cameras=path,
-        onvif_subscription_s=3, onvif_pull_timeout_s=1, onvif_silent_after_s=2,
+        onvif_subscription_s=3, onvif_pull_timeout_s=1, onvif_silent_after_s=3,
     )  # fmt: skip
     caplog.set_level(logging.DEBUG)
     rt = Runtime(settings)
@@ -168,7 +168,7 @@ async def test_events_become_incidents_across_renewals_losses_and_reboots(tmp_pa
         assert not any(code == "camera_silent" and "cctv-a" in m for _, code, m in alerts)
 
         # a reboot: the camera goes silent (alert), then recovers (alert) and its events arrive again
-        good.reboot(4.0)
+        good.reboot(5.0)
         await eventually(lambda: states["cctv-a"].silent, what="cctv-a silent")
         assert states["cctv-a"].state == "unreachable"
         assert any(lvl == "warning" and code == "camera_silent" and "cctv-a" in m for lvl, code, m in alerts)
