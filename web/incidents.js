@@ -135,7 +135,65 @@ export class IncidentQueue {
           el("div", { class: "muted small" }, `${t("location")}: ${fmt.ll(i.location.lat, i.location.lon)}`),
           camName ? el("div", { class: "muted small" }, `${t("camera")}: ${camName}`) : null),
         thumbDrone && this.ctx.features.snapshot ? this.thumb(thumbDrone) : null),
+      this.reportsBlock(i, view), this.recordButtons(i),
       recLine, buttons);
+  }
+
+  // The reports merged into the incident: where each came from, how far from the incident and
+  // when; operators may split one out into an incident of its own (the drone goes to the first).
+  reportsBlock(i, view) {
+    const reports = view?.reports || [];
+    if (reports.length < 2) return null;
+    const ko = getLang() === "ko";
+    const splittable = i.status !== "closed" && this.ctx.can.dispatch();
+    return el("div", { class: "merged-reports small", dataset: { reports: reports.length } },
+      el("div", { class: "muted" }, tOr("reports.merged", ko ? "병합된 보고" : "Merged reports")),
+      el("ul", {}, ...reports.map((r, n) => el("li", { dataset: { report: r.id } },
+        el("span", { class: "src" }, tOr(`src.${r.source}`, r.source)),
+        el("span", { class: "muted dist" }, ` · ${fmt.m(r.distance_m)}`),
+        el("span", { class: "muted", title: r.received_at }, ` · ${clockTime(r.received_at)}`),
+        r.description ? el("span", { class: "muted" }, ` · ${r.description}`) : null,
+        splittable && n > 0 ? el("button", { class: "ghost small", dataset: { action: "split", report: r.id },
+          title: ko ? "이 보고를 새 사건으로 분리" : "Move this report into an incident of its own",
+          onclick: () => this.split(i, r) }, ko ? "분리" : "Split") : null))));
+  }
+
+  // The incident record (HTML, or its PDF), fetched with the session's token and opened in a new tab.
+  recordButtons(i) {
+    const ko = getLang() === "ko";
+    const open = async (pdf) => {
+      const tab = window.open("", "_blank");
+      try {
+        const blob = await apiBlob(`/incidents/${i.id}/record${pdf ? "?format=pdf" : ""}`);
+        if (!blob) throw new Error("404");
+        if (tab) tab.location.href = URL.createObjectURL(blob);
+      } catch (e) {
+        if (tab) tab.close();
+        toast(`${ko ? "사건 기록" : "Record"} #${i.id}: ${e.message}`, "warning");
+      }
+    };
+    return el("div", { class: "record-links small" },
+      el("button", { class: "ghost small", dataset: { action: "record" }, onclick: () => open(false) }, ko ? "사건 기록" : "Record"),
+      el("button", { class: "ghost small", dataset: { action: "record-pdf" }, onclick: () => open(true) }, "PDF"));
+  }
+
+  async split(i, r) {
+    const ko = getLang() === "ko";
+    const body = el("p", {}, ko
+      ? `보고 #${r.id} (${r.source}, ${fmt.m(r.distance_m)})를 새 사건으로 분리합니다.`
+      : `Report #${r.id} (${r.source}, ${fmt.m(r.distance_m)} away) becomes an incident of its own.`);
+    const form = await modal({ title: ko ? `사건 #${i.id}: 보고 분리` : `Incident #${i.id}: split a report`, body,
+      confirmLabel: ko ? "분리" : "Split", testid: "split" });
+    if (!form) return;
+    try {
+      const res = await api(`/incidents/${i.id}/reports/${r.id}/split`, { method: "POST" });
+      for (const inc of [res.incident, res.new_incident]) this.ctx.state.incidents.set(inc.id, inc);
+      toast(ko ? `새 사건 #${res.new_incident.id}` : `New incident #${res.new_incident.id}`);
+      this.refresh(i.id);
+      this.refresh(res.new_incident.id);
+    } catch (e) {
+      toast(`${ko ? "분리" : "Split"} #${i.id}: ${e.message}`, "warning");
+    }
   }
 
   // Camera snapshot of the drone on the incident, refreshed every few seconds; the route may
