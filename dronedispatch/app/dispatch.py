@@ -139,8 +139,9 @@ class DispatchService:
         else:
             incident = store.merge_report(decision.incident_id, located)
             store.audit(
-                actor, "incident.merge", "incident", decision.incident_id, reason=decision.reason, source=report.source
-            )
+                actor, "incident.merge", "incident", decision.incident_id, reason=decision.reason, source=report.source,
+                distance_m=decision.distance_m,
+            )  # fmt: skip
         self._publish(incident)
         return incident
 
