@@ -8,8 +8,9 @@ malformed request, 404 for an unknown camera, 454 for an unknown session, 455 fo
 of state (PLAY before SETUP), 461 for a transport we do not serve (multicast), 501 for an unknown
 method, 503 (with Retry-After) while the camera reboots, 505 for another protocol version.
 
-Sessions time out after ``session_timeout`` seconds without a request on their connection, an
-interleaved packet from the client or an RTCP packet from its UDP port. Over UDP, RTP goes from
+A UDP session times out after ``session_timeout`` seconds without a request on its connection or
+an RTCP packet from the client's ports; an interleaved (TCP) session ends with its connection, so
+a client that only reads is never cut off. Over UDP, RTP goes from
 one shared server port pair to the client's RTP port on 127.0.0.1 — never anywhere else, whatever
 the request says. A TCP client that cannot keep up loses pictures until the next IDR rather than
 growing our buffers.
@@ -220,11 +221,11 @@ class RtspServer:
         while True:
             await asyncio.sleep(min(5.0, self.session_timeout / 4))
             limit = time.monotonic() - self.session_timeout
-            for session in [s for s in self.sessions.values() if s.last_seen < limit]:
+            # An interleaved session lives as long as its TCP connection: a client that reads its stream
+            # without keep-alives (several RTSP clients over TCP do) is alive as long as it keeps reading.
+            for session in [s for s in self.sessions.values() if s.last_seen < limit and s.interleaved is None]:
                 log.info("RTSP session %s (%s) timed out", session.id, session.camera.id)
                 self.end_session(session)
-                if session.interleaved is not None:
-                    session.conn.close()
 
     def rtcp_from(self, addr: tuple[str, int]) -> None:
         now = time.monotonic()

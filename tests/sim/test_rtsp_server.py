@@ -294,3 +294,30 @@ def test_describe_setup_play_over_udp_and_session_timeout() -> None:
     finally:
         rtp.close()
         st.close()
+
+
+def test_an_interleaved_session_lives_with_its_connection() -> None:
+    """Over TCP a client that only reads (no keep-alives) keeps its stream past the session timeout."""
+    cam = SimCctv("cam-t", width=W, height=H, fps=25)
+    st = ServerThread({"cam-t": cam}, session_timeout=1.0)
+    try:
+        url = st.url("cam-t")
+        with socket.create_connection(("127.0.0.1", st.server.port), timeout=5) as s:
+            transport = "RTP/AVP/TCP;unicast;interleaved=4-5"
+            status, headers = _ask(st, "SETUP", f"{url}/trackID=0", s, Transport=transport)
+            assert status == 200 and "interleaved=4-5" in headers["transport"]
+            sid = headers["session"].split(";")[0]
+            assert _ask(st, "PLAY", url, s, Session=sid)[0] == 200
+            stream = s.makefile("rb")
+            deadline, markers = time.monotonic() + 2.5, 0
+            while time.monotonic() < deadline:
+                magic, channel, length = struct.unpack("!BBH", stream.read(4))
+                packet = stream.read(length)
+                assert (magic, channel) == (0x24, 4) and packet[1] & 0x7F == 96
+                markers += packet[1] >> 7
+            assert markers >= 25, "pictures kept coming for 2.5 s with a 1 s session timeout"
+            assert sid in st.server.sessions
+            stream.close()  # the socket closes only once its file is closed too
+        _wait(lambda: not st.server.sessions and not cam.encoding, 5)  # closing the connection ends it
+    finally:
+        st.close()
