@@ -277,6 +277,8 @@ class CctvRelay:
                     break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
+                    if unit is not None and feed.state == CameraState.LIVE:
+                        break  # a camera with keyframes far apart: its latest one is the best there is
                     raise CameraUnreachable(feed.reason or f"no picture within {wait_s:g} s")
                 feed.fan.keyframe_seen.clear()
                 with contextlib.suppress(TimeoutError):
