@@ -47,6 +47,9 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 TCP_BACKLOG_LIMIT = 4 * 1024 * 1024
 """Bytes queued for a TCP client beyond which pictures are dropped until the next IDR."""
+SENDER_REPORT_S = 2.0
+NTP_UNIX_OFFSET = 2_208_988_800
+"""Seconds from the NTP epoch (1900) to the Unix epoch."""
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
 REASONS = {
     200: "OK",
@@ -97,6 +100,8 @@ class Session:
     need_keyframe: bool = True
     last_seen: float = field(default_factory=time.monotonic)
     packets_sent: int = 0
+    octets_sent: int = 0
+    last_report: float = 0.0
     sink: Any = None
     """The delivery callback subscribed to the camera while playing."""
 
@@ -110,7 +115,26 @@ class Session:
             )
             self.seq = (self.seq + 1) & 0xFFFF
         self.packets_sent += len(out)
+        self.octets_sent += sum(len(p) for p in unit.payloads)
         return out
+
+    def sender_report(self) -> bytes | None:
+        """An RTCP SR + SDES CNAME (RFC 3550) when one is due: maps this stream's RTP time to wall-clock time."""
+        now = time.monotonic()
+        if now - self.last_report < SENDER_REPORT_S:
+            return None
+        self.last_report = now
+        ntp = time.time() + NTP_UNIX_OFFSET
+        seconds = int(ntp)
+        sr = struct.pack(
+            "!BBHIIIIII", 0x80, 200, 6, self.ssrc, seconds & 0xFFFFFFFF, int((ntp - seconds) * 2**32) & 0xFFFFFFFF,
+            self.camera.rtp_timestamp, self.packets_sent & 0xFFFFFFFF, self.octets_sent & 0xFFFFFFFF,
+        )  # fmt: skip
+        cname = f"{self.camera.id}@dronedispatch".encode()[:255]
+        chunk = struct.pack("!IBB", self.ssrc, 1, len(cname)) + cname + b"\x00"
+        chunk += b"\x00" * (-len(chunk) % 4)
+        sdes = struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+        return sr + sdes
 
 
 class RtspServer:
@@ -233,11 +257,13 @@ class RtspServer:
             if s.client_rtp is not None and addr[1] in (s.client_rtp, s.client_rtp + 1):
                 s.last_seen = now
 
-    def send_udp(self, session: Session, packets: list[bytes]) -> None:
+    def send_udp(self, session: Session, packets: list[bytes], report: bytes | None = None) -> None:
         if self._rtp is None or session.client_rtp is None:
             return
         for p in packets:
             self._rtp.sendto(p, ("127.0.0.1", session.client_rtp))  # loopback only, whatever was asked
+        if report is not None and self._rtcp is not None:
+            self._rtcp.sendto(report, ("127.0.0.1", session.client_rtp + 1))
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(self, reader, writer)
@@ -290,7 +316,7 @@ class _Connection:
                     return
                 session.need_keyframe = False
             if session.interleaved is None:
-                self.server.send_udp(session, session.rtp(unit))
+                self.server.send_udp(session, session.rtp(unit), session.sender_report())
                 return
             if self.writer.is_closing():
                 return
@@ -300,6 +326,9 @@ class _Connection:
                 return
             ch = session.interleaved
             self.writer.write(b"".join(struct.pack("!BBH", 0x24, ch, len(p)) + p for p in session.rtp(unit)))
+            report = session.sender_report()
+            if report is not None:
+                self.writer.write(struct.pack("!BBH", 0x24, ch + 1, len(report)) + report)
 
         return deliver
 

@@ -309,13 +309,22 @@ def test_an_interleaved_session_lives_with_its_connection() -> None:
             sid = headers["session"].split(";")[0]
             assert _ask(st, "PLAY", url, s, Session=sid)[0] == 200
             stream = s.makefile("rb")
-            deadline, markers = time.monotonic() + 2.5, 0
+            ssrc = int(headers["transport"].split("ssrc=")[1], 16)
+            deadline, markers, reports = time.monotonic() + 2.5, 0, 0
             while time.monotonic() < deadline:
                 magic, channel, length = struct.unpack("!BBH", stream.read(4))
                 packet = stream.read(length)
-                assert (magic, channel) == (0x24, 4) and packet[1] & 0x7F == 96
+                assert magic == 0x24 and channel in (4, 5)
+                if channel == 5:  # RTCP: a sender report (and the SDES with our CNAME)
+                    assert packet[1] == 200 and struct.unpack("!I", packet[4:8])[0] == ssrc and b"cam-t@" in packet
+                    ntp_seconds = struct.unpack("!I", packet[8:12])[0] - 2_208_988_800
+                    assert abs(ntp_seconds - time.time()) < 5
+                    reports += 1
+                    continue
+                assert packet[1] & 0x7F == 96
                 markers += packet[1] >> 7
             assert markers >= 25, "pictures kept coming for 2.5 s with a 1 s session timeout"
+            assert reports >= 1
             assert sid in st.server.sessions
             stream.close()  # the socket closes only once its file is closed too
         _wait(lambda: not st.server.sessions and not cam.encoding, 5)  # closing the connection ends it
