@@ -263,7 +263,7 @@ class OnvifIngest:
         self.backoff_max = backoff_max
         self.states = {c.id: CameraState(c.id) for c in self.cameras}
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscriptions: dict[str, Any] = {}
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -275,9 +275,7 @@ class OnvifIngest:
             self._tasks.append(loop.create_task(self._watch_silence(), name="onvif-silence"))
 
     async def stop(self) -> None:
-        for sub in list(self._subscriptions.values()):  # a courtesy: they would expire anyway
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sub.Unsubscribe(), 1.0)
+        self._stopping = True  # each loop unsubscribes and closes its connections as it ends
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -327,6 +325,7 @@ class OnvifIngest:
             adjust_time=True,  # sign with the camera's clock: many refuse a UsernameToken from a skewed one
         )  # fmt: skip
         loop = asyncio.get_running_loop()
+        subscription: Any = None
         try:
             try:
                 await device.update_xaddrs()
@@ -343,7 +342,6 @@ class OnvifIngest:
             device.xaddrs[PULLPOINT_NS] = result.SubscriptionReference.Address._value_1
             subscription = await device.create_subscription_service("PullPointSubscription")
             pullpoint = await device.create_pullpoint_service()
-            self._subscriptions[camera.id] = subscription
             renew_at = self._renew_at(result)
             state.subscriptions += 1
             self._answered(camera, state, "subscribed")
@@ -365,7 +363,9 @@ class OnvifIngest:
                 for msg in getattr(pulled, "NotificationMessage", None) or []:
                     await self._handle(camera, state, msg)
         finally:
-            self._subscriptions.pop(camera.id, None)
+            if self._stopping and subscription is not None:  # a courtesy: it would expire anyway
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(subscription.Unsubscribe(), 1.0)
             await device.close()
 
     def _renew_at(self, result: Any) -> float:
