@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +93,17 @@ class LiveVideo:
                      info.framerate)  # fmt: skip
             return drone_id
 
-    async def offer(self, drone_id: str, sdp: str, type_: str) -> tuple[str, str]:
+    async def offer(
+        self,
+        drone_id: str,
+        sdp: str,
+        type_: str,
+        on_viewer: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+    ) -> tuple[str, str]:
+        """WebRTC answer for the drone's live video; ``on_viewer`` gets a way to hang this viewer up."""
         key = await self.open(drone_id)
         try:
-            return await self.hub.offer(key, sdp, type_)
+            return await self.hub.offer(key, sdp, type_, on_viewer=on_viewer)
         except OfferError as exc:
             raise Unprocessable(str(exc), "bad_offer") from exc
 

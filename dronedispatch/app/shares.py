@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -53,8 +53,13 @@ class ShareIncidents(Protocol):
     def audit(self, actor: str, action: str, target_type: str, target_id: object, **detail: Any) -> None: ...
 
 
+HangUp = Callable[[], Awaitable[None]]
+
+
 class DroneVideo(Protocol):
-    async def offer(self, drone_id: str, sdp: str, type_: str) -> tuple[str, str]: ...
+    async def offer(
+        self, drone_id: str, sdp: str, type_: str, on_viewer: Callable[[HangUp], None] | None = None
+    ) -> tuple[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class ShareService:
         self._fleet = fleet
         self._video = video
         self._now = now
+        # the live viewers each link opened on this node: hung up when it is revoked or expires
+        self._viewers: dict[str, list[HangUp]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- for signed-in users (blocking: call from a worker thread) ------------------------------
     def create(self, incident_id: int, hours: float, actor: str) -> NewShare:
@@ -103,10 +111,20 @@ class ShareService:
                           expires_at=share.expires_at.isoformat())  # fmt: skip
         return NewShare(share, f"/share/{token}")
 
-    def revoke(self, share_id: str, actor: str) -> Share:
+    async def revoke(self, share_id: str, actor: str) -> Share:
+        """Revoke the link at once: its page and calls are refused, and its live viewers hung up."""
+        share = await asyncio.to_thread(self._revoke, share_id, actor)
+        await self._hang_up(share.id)
+        return share
+
+    def _revoke(self, share_id: str, actor: str) -> Share:
         share = self._shares.revoke_share(share_id, actor, self._now())  # NotFound → 404
         self._store.audit(actor, "share.revoke", "share", share.id, incident_id=share.incident_id)
         return share
+
+    async def _hang_up(self, share_id: str) -> None:
+        for hang_up in self._viewers.pop(share_id, []):
+            await hang_up()
 
     def list(self, incident_id: int) -> Sequence[Share]:
         self._store.get_incident(incident_id)
@@ -171,4 +189,15 @@ class ShareService:
         mission = await asyncio.to_thread(self._current_mission, share.incident_id)
         if mission is None or mission.state not in _FLYING:
             raise VideoUnavailable("no drone is flying for this incident now", "no_flight")
-        return await self._video.offer(mission.drone_id, sdp, type_)
+        answer = await self._video.offer(
+            mission.drone_id, sdp, type_, on_viewer=self._viewers.setdefault(share.id, []).append
+        )
+        # a viewer that keeps its connection past the link's end is hung up then, page or no page
+        left_s = max(0.0, (share.expires_at - self._now()).total_seconds())
+        asyncio.get_running_loop().call_later(left_s, self._expire, share.id)
+        return answer
+
+    def _expire(self, share_id: str) -> None:
+        task = asyncio.ensure_future(self._hang_up(share_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

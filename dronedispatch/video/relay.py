@@ -25,7 +25,7 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -308,10 +308,18 @@ class VideoHub:
 
     # --- WebRTC -------------------------------------------------------------------------------
 
-    async def offer(self, stream_key: str, sdp: str, type: str) -> tuple[str, str]:
+    async def offer(
+        self,
+        stream_key: str,
+        sdp: str,
+        type: str,
+        on_viewer: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+    ) -> tuple[str, str]:
         """Answer a browser's SDP offer (non-trickle: the answer carries all our candidates).
 
-        Raises StreamNotFound, or OfferError (a ValueError) with a reason for a bad offer.
+        ``on_viewer`` is handed a coroutine function that hangs this viewer up (for a viewer whose
+        right to watch can end, such as a share link's). Raises StreamNotFound, or OfferError (a
+        ValueError) with a reason for a bad offer.
         """
         stream = self._get(stream_key)
         if type != "offer":
@@ -347,6 +355,14 @@ class VideoHub:
                 raise
             raise OfferError(f"cannot answer the offer: {exc}") from exc
         stream.tracks.add(track)
+        if on_viewer is not None:
+
+            async def hang_up() -> None:
+                stream.peers.discard(pc)
+                track.stop()
+                await pc.close()
+
+            on_viewer(hang_up)
         # A viewer that never completes ICE/DTLS (closed tab, unreachable candidates) is hung up on.
         asyncio.get_running_loop().call_later(self.connect_timeout_s, self._expire, stream, pc, track)
         local = pc.localDescription

@@ -32,19 +32,20 @@ def test_create_list_revoke_and_audit(client: TestClient, auth: Auth) -> None:
     incident_id = _incident(client, auth)
     before = datetime.now(UTC)
     r = client.post(f"/api/v1/incidents/{incident_id}/share", headers=auth("operator"))
+    after = datetime.now(UTC)
     assert r.status_code == 201, r.text
     default = r.json()
     assert set(default) == {"id", "url", "expires_at"}
-    lifetime = datetime.fromisoformat(default["expires_at"]) - before
-    assert timedelta(hours=2) - timedelta(seconds=5) < lifetime <= timedelta(hours=2, seconds=5)
+    assert before + timedelta(hours=2) <= datetime.fromisoformat(default["expires_at"]) <= after + timedelta(hours=2)
     token = _token(default["url"])
     assert len(token) >= 43
 
+    before = datetime.now(UTC)
     r = client.post(f"/api/v1/incidents/{incident_id}/share", headers=auth("pilot"), json={"hours": 24})
+    after = datetime.now(UTC)
     assert r.status_code == 201, r.text
     longest = r.json()
-    lifetime = datetime.fromisoformat(longest["expires_at"]) - before
-    assert timedelta(hours=24) - timedelta(seconds=5) < lifetime <= timedelta(hours=24, seconds=5)
+    assert before + timedelta(hours=24) <= datetime.fromisoformat(longest["expires_at"]) <= after + timedelta(hours=24)
 
     for hours in (24.5, 0, -1):
         r = client.post(f"/api/v1/incidents/{incident_id}/share", headers=auth("operator"), json={"hours": hours})

@@ -83,7 +83,7 @@ async def list_shares(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> lis
 async def revoke_share(
     runtime: RuntimeDep, principal: Sharer, share_id: Annotated[str, PathParam(max_length=32)]
 ) -> SharePublic:
-    return SharePublic.of(await asyncio.to_thread(runtime.shares.revoke, share_id, principal.username))
+    return SharePublic.of(await runtime.shares.revoke(share_id, principal.username))
 
 
 # -- the link -----------------------------------------------------------------------------------
