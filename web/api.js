@@ -54,6 +54,8 @@ export async function serverFeatures() {
   features = {
     snapshot: has(/^\/api\/v1\/drones\/\{[^}]+\}\/snapshot\.jpg$/),
     video: has(/^\/api\/v1\/drones\/\{[^}]+\}\/video\/offer$/),
+    cameraVideo: has(/^\/api\/v1\/cameras\/\{[^}]+\}\/video\/offer$/),
+    reportSnapshot: has(/^\/api\/v1\/incidents\/\{[^}]+\}\/camera-snapshot\.jpg$/),
     scenarios: has(/^\/api\/v1\/scenarios$/),
     admin: has(/^\/api\/v1\/admin\/users$/),
   };

@@ -2,6 +2,7 @@
 // mission panel, the alerts, the video wall and the tester/admin pages.
 import { Alerts, connectionBanner } from "./alerts.js";
 import { api, connectEvents, login, serverFeatures, session } from "./api.js";
+import { openCameraPopup } from "./cctv.js";
 import { getLang, setLang, t } from "./i18n.js";
 import { IncidentQueue } from "./incidents.js";
 import { OpsMap } from "./map.js";
@@ -137,6 +138,7 @@ async function start() {
     onIncidentClick: (id) => queue.select(id),
     onDroneClick: focusDrone,
     onMapClick: (ll) => { if (panel.picking !== null) panel.mapClicked(ll); },
+    onCameraClick: (c) => openCameraPopup(opsMap.map, c, { supported: features.cameraVideo }),
   });
   queue = new IncidentQueue({
     state, can, templates, features,

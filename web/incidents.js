@@ -3,10 +3,14 @@
 // and the actions: one-click dispatch with the template preset, dispatch with another drone or
 // template, close with an outcome.
 import { api, apiBlob } from "./api.js";
+import { incidentCamera } from "./cctv.js";
 import { getLang, t, tOr } from "./i18n.js";
 import { $, ago, clockTime, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
+import { CameraPlayers } from "./video.js";
 
 const SNAPSHOT_REFRESH_MS = 10000;
+// The report's snapshot may be stored a moment after the incident: its view is read again a few times.
+const REPORT_SHOT_RETRIES = 5, REPORT_SHOT_RETRY_MS = 2000;
 
 export class IncidentQueue {
   constructor(ctx) {
@@ -15,6 +19,9 @@ export class IncidentQueue {
     this.thumbs = new Map(); // drone id → {url, at}
     this.selected = null;
     this.held = holdWhilePressed($("#incidents"), () => this.render());
+    this.cameras = new CameraPlayers(Boolean(ctx.features.cameraVideo)); // "incident:camera" → live player on a card
+    this.reportShots = new Map(); // evidence id → object URL of the snapshot taken at the report
+    this.shotTries = new Map(); // incident id → views read again while waiting for that snapshot
   }
 
   // The fleet-wide plan (GET /assignments) matters once several incidents wait: it may give an
@@ -73,6 +80,25 @@ export class IncidentQueue {
     const list = this.sorted();
     $("#queue-count").textContent = list.length;
     $("#incidents").replaceChildren(...list.map((i) => this.card(i)));
+    this.cameras.retain(new Set(list.filter((i) => i.camera_id).map((i) => `${i.id}:${i.camera_id}`)));
+  }
+
+  // The camera that raised the incident: live beside its snapshot from the moment of the report.
+  cameraBlock(i, camera, view) {
+    if (!camera || !["cctv", "ptz"].includes(camera.kind || "cctv")) return null;
+    if (view && !view.evidence?.some((e) => e.mission_id == null) && i.status === "open") {
+      const wait = this.shotTries.get(i.id) || { n: 0, timer: null };
+      if (!wait.timer && wait.n < REPORT_SHOT_RETRIES) {
+        wait.n += 1;
+        wait.timer = setTimeout(() => {
+          wait.timer = null;
+          if (this.ctx.state.incidents.get(i.id)?.status === "open") this.refresh(i.id);
+        }, REPORT_SHOT_RETRY_MS);
+      }
+      this.shotTries.set(i.id, wait);
+    }
+    return incidentCamera(i.id, camera, this.cameras.get(camera, `${i.id}:${camera.id}`), view, this.reportShots,
+      () => this.render(), { direct: this.ctx.features.reportSnapshot });
   }
 
   card(i) {
@@ -135,6 +161,7 @@ export class IncidentQueue {
           el("div", { class: "muted small" }, `${t("location")}: ${fmt.ll(i.location.lat, i.location.lon)}`),
           camName ? el("div", { class: "muted small" }, `${t("camera")}: ${camName}`) : null),
         thumbDrone && this.ctx.features.snapshot ? this.thumb(thumbDrone) : null),
+      this.cameraBlock(i, camera, view),
       this.reportsBlock(i, view), this.recordButtons(i),
       recLine, buttons);
   }

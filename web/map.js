@@ -20,7 +20,7 @@ const ENDED = ["completed", "aborted", "failed"];
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export class OpsMap {
-  constructor(el, { tileUrl, onIncidentClick, onDroneClick, onMapClick } = {}) {
+  constructor(el, { tileUrl, onIncidentClick, onDroneClick, onMapClick, onCameraClick } = {}) {
     this.map = L.map(el, { zoomControl: true, attributionControl: true }).setView([37.45, 126.6], 11);
     if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(this.map);
     else el.classList.add("offline-basemap");
@@ -34,6 +34,7 @@ export class OpsMap {
     this.selectedMission = null;
     this.onIncidentClick = onIncidentClick;
     this.onDroneClick = onDroneClick;
+    this.onCameraClick = onCameraClick;
     this.fitted = false;
     if (onMapClick) this.map.on("click", (e) => onMapClick(e.latlng));
     this.relabel();
@@ -84,8 +85,14 @@ export class OpsMap {
   setCameras(cameras, lang) {
     this.layers.cameras.clearLayers();
     for (const c of cameras) {
-      L.circleMarker([c.lat, c.lon], { radius: 3.5, color: "#b37feb", weight: 1, fillOpacity: 0.9 })
+      // a camera with live video is drawn larger, ringed, and opens its player when clicked
+      const live = Boolean(c.stream);
+      const m = L.circleMarker([c.lat, c.lon], live
+        ? { radius: 6, color: "#efdbff", weight: 2, fillColor: "#9254de", fillOpacity: 1, bubblingMouseEvents: false }
+        : { radius: 3.5, color: "#b37feb", weight: 1, fillOpacity: 0.9 })
         .bindTooltip(`${esc(c.id)} · ${esc(lang === "ko" ? (c.name_ko || c.id) : (c.name_en || c.id))}`).addTo(this.layers.cameras);
+      m.getElement()?.setAttribute("data-camera", c.id);
+      if (this.onCameraClick && live) m.on("click", () => this.onCameraClick(c));
     }
   }
 

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { t, tOr } from "./i18n.js";
 import { $, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
-import { VideoTile } from "./video.js";
+import { CameraPlayers, nearestCameras, VideoTile } from "./video.js";
 
 const ENDED = ["completed", "aborted", "failed"];
 const COMMANDS = ["pause", "resume", "rtl", "land", "abort"];
@@ -16,6 +16,16 @@ export class MissionPanel {
     this.picking = null; // mission id waiting for a reposition point
     this.held = holdWhilePressed($("#missions"), () => this.render());
     this.tiles = new Map(); // drone id → VideoTile of the selected mission
+    this.cams = new CameraPlayers(Boolean(ctx.features.cameraVideo)); // the fixed cameras nearest to it
+  }
+
+  // The nearest fixed cameras with video, to the drone (else the incident), beside its video.
+  camerasFor(m, d) {
+    const inc = this.ctx.state.incidents.get(m.incident_id);
+    const at = d?.position || inc?.location;
+    const near = nearestCameras(this.ctx.state.cameras, at?.lat, at?.lon);
+    this.cams.retain(new Set(near.map((c) => c.id)));
+    return near.map((c) => this.cams.get(c).ensure());
   }
 
   // The selected mission's live video, kept across re-renders so the stream is not renegotiated.
@@ -39,6 +49,7 @@ export class MissionPanel {
     $("#missions-count").textContent = active.length;
     const sel = active.find((m) => m.id === this.selected);
     this.dropVideo(sel ? sel.drone_id : null);
+    if (!sel) this.cams.retain(new Set());
     $("#missions").replaceChildren(...[...active, ...recent].map((m) => this.card(m)));
   }
 
@@ -76,7 +87,7 @@ export class MissionPanel {
       el("div", { class: "muted small" }, `${t("template")}: ${m.template}`),
       m.reason ? el("div", { class: m.state === "failed" ? "bad small" : "muted small" }, m.reason) : null,
       progress, tele,
-      live && this.selected === m.id ? el("div", { class: "mission-video" }, this.videoFor(m, d)) : null,
+      live && this.selected === m.id ? el("div", { class: "mission-video video-row" }, this.videoFor(m, d), ...this.camerasFor(m, d)) : null,
       controls,
       picking ? el("div", { class: "hint" }, t("reposition.hint")) : null);
   }

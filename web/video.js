@@ -1,24 +1,63 @@
 // Video wall: one tile per drone (flying ones first) beside the fixed cameras. A drone tile
 // negotiates WebRTC with POST /drones/{id}/video/offer (receive only, no ICE servers: the
 // service offers loopback/LAN host candidates) and shows a clear "no video" state whenever
-// the server has no such route, refuses, or the stream stops.
+// the server has no such route, refuses, or the stream stops. A fixed camera's player
+// (CameraPlayer) is the same tile pointed at POST /cameras/{id}/video/offer; a flying drone's
+// tile has the fixed cameras nearest to it beside it.
 import { api } from "./api.js";
 import { getLang, t, tOr } from "./i18n.js";
 import { $, el } from "./ui.js";
 
 const ICE_GATHER_MS = 2000;
+// Connecting never lasts longer than this: then a clear failure with a retry, never a spinner.
+export const CONNECT_TIMEOUT_MS = 15000;
+// A live picture that brings no new frame for this long says so (the source stopped sending).
+const STALL_MS = 6000;
 
 export class VideoTile {
-  constructor(droneId, { supported }) {
+  // offerPath: where the SDP offer goes (a fixed camera's route for the CCTV player); timeoutMs:
+  // how long "connecting" may last before it turns into a failure.
+  constructor(droneId, { supported, offerPath = null, timeoutMs = CONNECT_TIMEOUT_MS }) {
     this.droneId = droneId;
     this.supported = supported;
+    this.offerPath = offerPath || `/drones/${encodeURIComponent(droneId)}/video/offer`;
+    this.timeoutMs = timeoutMs;
     this.pc = null;
+    this.timer = null;
+    this.watch = null;
     this.video = el("video", { autoplay: true, muted: true, playsinline: true });
     this.status = el("div", { class: "tile-status" });
     this.node = el("div", { class: "tile", dataset: { videoTile: droneId, video: "none" } },
       this.video, el("div", { class: "tile-label" }, droneId), this.status);
     this.video.muted = true;
+    // live means frames are shown, not merely that a track was negotiated
+    this.video.addEventListener("playing", () => { if (this.pc) this.live(); });
     this.idle();
+  }
+
+  // Failure text with its reason (the CCTV player words it for a camera).
+  failText(reason) { return reason ? `${t("video.failed")}: ${reason}` : t("video.failed"); }
+
+  fail(reason) {
+    this.stop();
+    this.show("failed", this.failText(reason), t("video.retry"));
+  }
+
+  live() {
+    clearTimeout(this.timer);
+    this.show("live", t("video.live"));
+    if (this.watch) return;
+    // a picture that stops moving (source gone, relay reconnecting) is flagged until frames return
+    let frames = -1, since = Date.now();
+    this.watch = setInterval(() => {
+      const n = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+      if (n !== frames) {
+        frames = n; since = Date.now();
+        if (this.node.dataset.video === "stalled") this.show("live", t("video.live"));
+      } else if (Date.now() - since > STALL_MS && this.node.dataset.video === "live") {
+        this.show("stalled", this.failText(t("video.stalled")), t("video.retry"));
+      }
+    }, 1000);
   }
 
   // Not streaming: flying drones start by themselves; a docked one on request.
@@ -29,9 +68,10 @@ export class VideoTile {
   show(kind, text, action = null) {
     this.node.dataset.video = kind;
     const parts = [el("span", {}, text)];
-    if (action) parts.push(el("button", { class: "ghost small", dataset: { action: "video" }, onclick: () => this.start() }, action));
+    if (action) parts.push(el("button", { class: "ghost small", dataset: { action: "video" }, onclick: () => { this.stop(); this.start(); } }, action));
     this.status.replaceChildren(...parts);
     this.status.hidden = kind === "live";
+    this.status.classList.toggle("overlay", kind === "stalled"); // the last frame stays visible beneath
   }
 
   async start() {
@@ -40,35 +80,97 @@ export class VideoTile {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
+    this.timer = setTimeout(() => { if (this.pc === pc) this.fail(t("video.timeout", { s: Math.round(this.timeoutMs / 1000) })); }, this.timeoutMs);
     pc.ontrack = (e) => {
       this.video.srcObject = e.streams[0] || new MediaStream([e.track]);
       this.video.play().catch(() => {});
-      this.show("live", t("video.live"));
     };
     pc.onconnectionstatechange = () => {
-      if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) {
-        this.stop();
-        this.show("failed", t("video.failed"), t("video.retry"));
-      }
+      if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) this.fail(null);
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
-      const answer = await api(`/drones/${encodeURIComponent(this.droneId)}/video/offer`, {
+      const answer = await api(this.offerPath, {
         method: "POST", body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
       });
       if (this.pc !== pc) return;
       await pc.setRemoteDescription(answer);
     } catch (e) {
-      if (this.pc === pc) { this.stop(); this.show("failed", `${t("video.none")}: ${e.message}`, t("video.retry")); }
+      if (this.pc === pc) this.fail(e.message);
     }
   }
 
   stop() {
+    clearTimeout(this.timer);
+    clearInterval(this.watch);
+    this.watch = null;
     if (this.pc) { this.pc.ontrack = null; this.pc.onconnectionstatechange = null; this.pc.close(); }
     this.pc = null;
     this.video.srcObject = null;
   }
+}
+
+// --- fixed CCTV: the same WebRTC path, pointed at POST /cameras/{id}/video/offer ------------
+export const NEAREST_CAMERAS = 2;
+
+export const cameraName = (c) => (getLang() === "ko" ? c.name_ko || c.id : c.name_en || c.id);
+// A camera the service can relay: it has a stream (credentials already redacted by the server).
+export const hasStream = (c) => Boolean(c && ["cctv", "ptz"].includes(c.kind || "cctv") && c.stream);
+
+export class CameraPlayer extends VideoTile {
+  constructor(camera, { supported }) {
+    super(camera.id, { supported, offerPath: `/cameras/${encodeURIComponent(camera.id)}/video/offer` });
+    this.camera = camera;
+    delete this.node.dataset.videoTile;
+    this.node.dataset.cameraTile = camera.id;
+    this.node.classList.add("cctv");
+    this.relabel();
+  }
+
+  relabel() { this.node.querySelector(".tile-label").textContent = `${t("video.fixed")} · ${cameraName(this.camera)}`; }
+
+  idle() {
+    this.show("none", this.supported ? t("cctv.idle") : t("cctv.unsupported"), this.supported ? t("video.show") : null);
+  }
+
+  failText(reason) { return t("cctv.unreachable", { reason: reason || t("cctv.noreason") }); }
+
+  // Started unless it failed before (a failed camera waits for its retry button).
+  ensure() {
+    if (this.supported && !this.pc && this.node.dataset.video !== "failed") this.start();
+    return this.node;
+  }
+}
+
+// Players kept by camera id across re-renders, so a stream is not renegotiated at every frame.
+export class CameraPlayers {
+  constructor(supported) { this.supported = supported; this.players = new Map(); }
+
+  // `key` tells apart two places showing one camera (two incidents raised by it).
+  get(camera, key = camera.id) {
+    let p = this.players.get(key);
+    if (!p) { p = new CameraPlayer(camera, { supported: this.supported }); this.players.set(key, p); }
+    p.relabel();
+    return p;
+  }
+
+  // Stops and forgets every player whose key is not in `keep` (a set).
+  retain(keep) {
+    for (const [id, p] of this.players) if (!keep.has(id)) { p.stop(); this.players.delete(id); }
+  }
+}
+
+function distanceM(lat1, lon1, lat2, lon2) {
+  const dy = (lat2 - lat1) * 111320, dx = (lon2 - lon1) * 111320 * Math.cos((lat1 * Math.PI) / 180);
+  return Math.hypot(dx, dy);
+}
+
+// The `n` cameras with a stream nearest to a point, nearest first.
+export function nearestCameras(cameras, lat, lon, n = NEAREST_CAMERAS) {
+  if (lat == null || lon == null) return [];
+  return cameras.filter(hasStream).map((c) => ({ c, d: distanceM(lat, lon, c.lat, c.lon) }))
+    .sort((a, b) => a.d - b.d).slice(0, n).map((x) => x.c);
 }
 
 function gathered(pc) {
@@ -86,28 +188,47 @@ export class VideoWall {
     this.ctx = ctx; // {state, features}
     this.tiles = new Map();
     this.visible = false;
+    this.cams = new CameraPlayers(Boolean(ctx.features.cameraVideo)); // "drone:camera" or camera id → player
   }
 
   setVisible(v) {
     this.visible = v;
     if (v) this.render();
-    else for (const tile of this.tiles.values()) { tile.stop(); tile.idle(); }
+    else {
+      for (const tile of this.tiles.values()) { tile.stop(); tile.idle(); }
+      this.cams.retain(new Set());
+    }
+  }
+
+  // A flying drone's tile with the fixed cameras nearest to it, side by side.
+  group(d, tile) {
+    if (d.landed || !d.position) return tile.node;
+    const near = nearestCameras(this.ctx.state.cameras, d.position.lat, d.position.lon);
+    return el("div", { class: "drone-group", dataset: { droneGroup: d.id } }, tile.node,
+      ...near.map((c) => this.cams.get(c, `${d.id}:${c.id}`).ensure()));
   }
 
   render() {
     if (!this.visible) return;
     const { state, features } = this.ctx;
+    const shown = new Set();
     const drones = [...state.drones.values()].sort((a, b) => (a.landed - b.landed) || a.sysid - b.sysid);
     const tiles = drones.map((d) => {
       let tile = this.tiles.get(d.id);
       if (!tile) { tile = new VideoTile(d.id, { supported: features.video }); this.tiles.set(d.id, tile); }
       tile.node.querySelector(".tile-label").textContent = `${d.id} · ${tOr(`ds.${d.state}`, d.state)}`;
       if (features.video && !d.landed && d.link.ok && !tile.pc && tile.node.dataset.video !== "failed") tile.start();
-      return tile.node;
+      const node = this.group(d, tile);
+      for (const p of node.querySelectorAll("[data-camera-tile]")) shown.add(`${d.id}:${p.dataset.cameraTile}`);
+      return node;
     });
     $("#video-drones").replaceChildren(...tiles);
-    $("#video-cameras").replaceChildren(...state.cameras.map((c) => el("div", { class: "tile fixed", dataset: { camera: c.id } },
-      el("div", { class: "tile-label" }, `${getLang() === "ko" ? c.name_ko : c.name_en} · ${c.id}`),
-      el("div", { class: "tile-status" }, el("span", {}, `${t(c.kind === "cctv" ? "video.fixed" : "video.sensor")} · ${t("video.nostream")}`)))));
+    $("#video-cameras").replaceChildren(...state.cameras.map((c) => {
+      if (hasStream(c)) { shown.add(c.id); return this.cams.get(c).ensure(); }
+      return el("div", { class: "tile fixed", dataset: { camera: c.id } },
+        el("div", { class: "tile-label" }, `${getLang() === "ko" ? c.name_ko : c.name_en} · ${c.id}`),
+        el("div", { class: "tile-status" }, el("span", {}, `${t(c.kind === "cctv" ? "video.fixed" : "video.sensor")} · ${t("video.nostream")}`)));
+    }));
+    this.cams.retain(shown);
   }
 }
