@@ -134,10 +134,11 @@ class ScenarioRun:
             self.notes.extend(fleet.notes)
             fleet_file = tmp / "fleet.yaml"
             fleet_file.write_text(yaml.safe_dump(fleet.fleet.model_dump(), allow_unicode=True), "utf-8")
-            cameras_path = self.loaded.cameras_path
             if spec.uses_cameras:
                 # the cameras the actions act on, on free ports, and a cameras file pointing the service at them
-                self.cctv, cameras_path = _cctv_site(cameras_path, tmp)
+                self.cctv, cameras_path = _cctv_site(self.loaded.cameras_path, tmp)
+            else:
+                cameras_path = _without_live_cameras(self.loaded.cameras_path, tmp)
             broker: MosquittoServer | None = None
             if spec.uses_mqtt:
                 # its own directory, outside ours (which only we may enter): the broker runs as its own user
@@ -457,6 +458,18 @@ def _cctv_site(cameras: Path, tmp: Path) -> tuple[CctvSite, Path]:
     out.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     site = CctvSite(load_assets(out).cameras, rtsp_port=rtsp_port, width=320, height=180, onvif_base_port=onvif_base)
     return site, out
+
+
+def _without_live_cameras(cameras: Path, tmp: Path) -> Path:
+    """A copy of the cameras file without streams and ONVIF devices: a run that serves no cameras must
+    not pull from, or take events of, whatever answers on the demo's camera ports."""
+    data = yaml.safe_load(cameras.read_text(encoding="utf-8"))
+    for entry in data.get("cameras") or []:
+        for key in ("stream", "snapshot_url", "onvif"):
+            entry.pop(key, None)
+    out = tmp / "cameras.yaml"
+    out.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return out
 
 
 def _free_tcp_block(n: int) -> int:

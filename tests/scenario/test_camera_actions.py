@@ -80,3 +80,14 @@ async def test_a_run_reboots_a_camera_and_raises_its_event(tmp_path: Path, monke
         "cctv-songdo-gtower: event motion starts",
         "cctv-songdo-gtower: event motion ends",
     ]
+
+
+def test_a_run_without_camera_actions_reaches_no_camera(tmp_path: Path) -> None:
+    """The service of such a run gets the cameras without streams or ONVIF: nothing on the demo's ports."""
+    loaded = load_scenario(_write(tmp_path, SCENARIO.split("actions:")[0] + "expect:\n  - {check: nothing_lost}\n"))
+    assert not loaded.spec.uses_cameras
+    original = load_assets(loaded.cameras_path).cameras
+    assert any(c.stream or c.onvif for c in original)
+    copy = load_assets(runner._without_live_cameras(loaded.cameras_path, tmp_path)).cameras
+    assert [c.id for c in copy] == [c.id for c in original]
+    assert not any(c.stream or c.onvif or c.snapshot_url for c in copy)
