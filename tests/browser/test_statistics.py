@@ -182,6 +182,14 @@ def test_statistics_page_charts_tables_csv_and_heat_map(
     assert [r["key"] for r in lines] == ["cheongna"]
     assert lines[0]["incidents"] == "2" and float(lines[0]["report_to_dispatch_p50"]) == 67.5
 
+    # this month's report for the city, from the same page
+    with page.expect_download() as pdf:
+        page.click("[data-action=monthly]")
+    assert pdf.value.suggested_filename == f"monthly-report-{datetime.now().strftime('%Y-%m')}.pdf"
+    pdf_path = tmp_path / "monthly.pdf"
+    pdf.value.save_as(pdf_path)
+    assert pdf_path.read_bytes().startswith(b"%PDF")
+
     # a year: the old incident counts too
     page.select_option("#stats-body select[name=district]", "")
     page.click("[data-preset='365']")
