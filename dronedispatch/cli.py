@@ -126,7 +126,10 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
     from dronedispatch.sim.cctv_site import CctvSite, serve_during
 
     width, height = args.camera_size
-    site = CctvSite(assets, rtsp_port=args.rtsp_port, width=width, height=height, fps=args.camera_fps)
+    site = CctvSite(
+        assets, rtsp_port=args.rtsp_port, width=width, height=height, fps=args.camera_fps,
+        onvif_base_port=args.onvif_port_base,
+    )  # fmt: skip
     asyncio.run(serve_during(site, run_sitl(sim)))
     return 0
 
@@ -261,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     cctv.add_argument("--rtsp-port", type=int, default=8554, help="camera ID at rtsp://127.0.0.1:PORT/ID")
     cctv.add_argument("--camera-size", type=_frame_size, default=(640, 360), metavar="WxH", help="default 640x360")
     cctv.add_argument("--camera-fps", type=int, choices=range(1, 61), default=25, metavar="N", help="default 25")
+    cctv.add_argument("--onvif-port-base", type=int, default=18080, help="entry k's ONVIF device listens on this + k")
     ports = sitl.add_argument_group("ports (PX4 SITL layout by default; change them to run beside another fleet)")
     ports.add_argument("--gcs-port", type=int, default=14550, help="where GCS traffic goes (default 14550)")
     ports.add_argument("--vehicle-port-base", type=int, default=18570, help="vehicle i binds this + i")

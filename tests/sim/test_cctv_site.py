@@ -94,7 +94,7 @@ async def test_reboot_and_events_reach_the_onvif_device() -> None:
 def test_sitl_camera_options() -> None:
     parser = build_parser()
     args = parser.parse_args(["sitl", "--cameras", "c.yaml", "--rtsp-port", "9554", "--camera-size", "1920x1080"])
-    assert (args.rtsp_port, args.camera_size, args.camera_fps) == (9554, (1920, 1080), 25)
+    assert (args.rtsp_port, args.camera_size, args.camera_fps, args.onvif_port_base) == (9554, (1920, 1080), 25, 18080)
     assert parser.parse_args(["sitl"]).cameras is None
     for bad in ("640", "641x360", "axb", "640x7"):
         with pytest.raises(SystemExit):
