@@ -53,7 +53,8 @@ from .onvif_lib import ONVIFCamera, ONVIFError, is_auth_error, stringify_onvif_e
 log = logging.getLogger(__name__)
 
 SOURCE = "onvif"
-PULLPOINT_NS = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
+EVENTS_NS = "http://www.onvif.org/ver10/events/wsdl"
+PULLPOINT_NS = f"{EVENTS_NS}/PullPointSubscription"
 
 #: Short names a cameras file may use for the usual topics.
 SHORT_NAMES = {
@@ -264,10 +265,13 @@ class OnvifIngest:
         self.states = {c.id: CameraState(c.id) for c in self.cameras}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._warm: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._warm = loop.create_task(self._warm_up(), name="onvif-wsdl")
+        self._tasks.append(self._warm)
         for camera in self.cameras:
             self.states[camera.id].last_ok = loop.time()
             self._tasks.append(loop.create_task(self._supervise(camera), name=f"onvif-{camera.id}"))
@@ -287,7 +291,23 @@ class OnvifIngest:
         return {cid: s.as_dict() for cid, s in self.states.items()}
 
     # -- one camera -----------------------------------------------------------------------------
+    async def _warm_up(self) -> None:
+        """Parse the WSDLs once, before the loops need them: each loop would otherwise parse its own copy,
+        all at the same moment (the library caches a document only once it is loaded). No request is sent."""
+        if not self.cameras:
+            return
+        cam = ONVIFCamera("127.0.0.1", 80, None, None, no_cache=True)
+        try:
+            await cam.create_devicemgmt_service()
+            cam.xaddrs[EVENTS_NS] = "http://127.0.0.1/onvif/events_service"
+            await cam.create_events_service()
+        finally:
+            await cam.close()
+
     async def _supervise(self, camera: Camera) -> None:
+        if self._warm is not None:
+            with contextlib.suppress(Exception):  # without it each loop loads what it needs itself
+                await asyncio.shield(self._warm)
         state = self.states[camera.id]
         backoff = self.backoff_initial
         reported: tuple[str, str | None, int] | None = None
