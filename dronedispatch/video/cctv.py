@@ -178,7 +178,8 @@ class CctvRelay:
             await asyncio.gather(*(pc.close() for pc in tuple(feed.fan.peers)), return_exceptions=True)
             for track in tuple(feed.fan.tracks):
                 track.stop()
-            await self._stop_pull(feed, CameraState.IDLE)
+        # All at once: a pull blocked in a read notices its stop only at the read timeout.
+        await asyncio.gather(*(self._stop_pull(feed, CameraState.IDLE) for feed in self._feeds.values()))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
