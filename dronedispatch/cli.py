@@ -64,10 +64,10 @@ def _non_negative(text: str) -> float:
 def _frame_size(text: str) -> tuple[int, int]:
     """``WxH`` with even sides (4:2:0 video), e.g. 1920x1080."""
     w, sep, h = text.lower().partition("x")
-    if not (sep and w.isdigit() and h.isdigit()) or int(w) % 2 or int(h) % 2 or not 64 <= int(w) <= 3840:
+    if not (sep and w.isdigit() and h.isdigit()) or int(w) % 2 or int(h) % 2:
         raise argparse.ArgumentTypeError("expected WxH with even sides, e.g. 640x360 or 1920x1080")
-    if not 64 <= int(h) <= 2160:
-        raise argparse.ArgumentTypeError("height must be 64 to 2160")
+    if not (256 <= int(w) <= 3840 and 144 <= int(h) <= 2160):  # room for the pixel timestamp and the text
+        raise argparse.ArgumentTypeError("from 256x144 to 3840x2160")
     return int(w), int(h)
 
 

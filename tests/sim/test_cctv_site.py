@@ -96,6 +96,6 @@ def test_sitl_camera_options() -> None:
     args = parser.parse_args(["sitl", "--cameras", "c.yaml", "--rtsp-port", "9554", "--camera-size", "1920x1080"])
     assert (args.rtsp_port, args.camera_size, args.camera_fps, args.onvif_port_base) == (9554, (1920, 1080), 25, 18080)
     assert parser.parse_args(["sitl"]).cameras is None
-    for bad in ("640", "641x360", "axb", "640x7"):
+    for bad in ("640", "641x360", "axb", "640x8", "128x72"):
         with pytest.raises(SystemExit):
             parser.parse_args(["sitl", "--camera-size", bad])
