@@ -158,6 +158,16 @@ async def test_numbering_devices_and_the_pullpoint_client() -> None:
             loop.call_later(0.2, device.forget_subscriptions)
             with pytest.raises(zeep.exceptions.Fault):
                 await pull(pp, timeout_s=20)
+
+            # the library's own PullPointManager (Home Assistant's path) works as it is
+            lost: list[bool] = []
+            manager = await cam.create_pullpoint_manager(dt.timedelta(seconds=60), lambda: lost.append(True))
+            assert len(await pull(manager.get_service())) == 3
+            device.raise_event("tamper", False)
+            [untampered] = await pull(manager.get_service())
+            assert items(untampered.Message._value_1.Data) == {"State": "false"}
+            await manager.shutdown()
+            assert device.subscriptions == {} and not lost
         finally:
             await cam.close()
 
