@@ -114,7 +114,7 @@ def monthly_report(
     month: Annotated[str, Query(max_length=7, description="The month, YYYY-MM")],
 ) -> Response:
     pdf = monthly_report_pdf(
-        runtime.statistics, month, city=runtime.fleet_config.city, names=district_names(runtime.districts)
+        runtime.statistics, month, city=runtime.fleet_config.city.upper(), names=district_names(runtime.districts)
     )
     return Response(
         pdf,
