@@ -37,7 +37,7 @@ import itertools
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +53,7 @@ DEVICE_PATH = "/onvif/device_service"
 MEDIA_PATH = "/onvif/media_service"
 EVENTS_PATH = "/onvif/events_service"
 SUBSCRIPTION_PATH = "/onvif/subscription"
+SNAPSHOT_PATH = "/onvif/snapshot.jpg"
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -205,6 +206,8 @@ class OnvifDevice:
         self._runner: web.AppRunner | None = None
         self._reboot_task: asyncio.Task[None] | None = None
         self.rebooting = False
+        #: JPEG of the camera's current picture for GetSnapshotUri's address, set by whoever owns the picture
+        self.snapshot: Callable[[], Awaitable[bytes | None]] | None = None
         self.requests = 0  # every SOAP request answered (tests read it)
         self.renewals = 0
         self.created = 0
@@ -223,6 +226,7 @@ class OnvifDevice:
         app.router.add_post(MEDIA_PATH, self._handle)
         app.router.add_post(EVENTS_PATH, self._handle)
         app.router.add_post(SUBSCRIPTION_PATH + "/{sub}", self._handle)
+        app.router.add_get(SNAPSHOT_PATH, self._snapshot)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await runner.setup()
         await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
@@ -319,6 +323,12 @@ class OnvifDevice:
         except etree.XMLSyntaxError as exc:
             return _respond(_fault(SoapFault("s:Sender", "ter:WellFormed", f"not XML: {exc}")), 400)
         return _respond(_envelope(answer), 200)
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        picture = await self.snapshot() if self.snapshot is not None else None
+        if picture is None:
+            return web.Response(status=503, text="no picture available")
+        return web.Response(body=picture, content_type="image/jpeg")
 
     def _authenticate(self, root: Any) -> None:
         token = root.find(f"{{{SOAP12}}}Header/{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
@@ -444,7 +454,7 @@ class OnvifDevice:
 
     def _op_GetSnapshotUri(self, op: Any) -> str:
         self._check_profile(op)
-        return self._media_uri("GetSnapshotUriResponse", f"{self._base()}/onvif/snapshot.jpg")
+        return self._media_uri("GetSnapshotUriResponse", f"{self._base()}{SNAPSHOT_PATH}")
 
     # events
     def _op_GetServiceCapabilities(self, op: Any) -> str:

@@ -53,6 +53,13 @@ async def pull(pullpoint: Any, timeout_s: int = 1, limit: int = 10) -> list[Any]
     return list(reply.NotificationMessage or [])
 
 
+JPEG = b"\xff\xd8\xff\xe0 picture \xff\xd9"
+
+
+async def fake_jpeg() -> bytes:
+    return JPEG
+
+
 def items(container: Any) -> dict[str, str]:
     return {i.Name: i.Value for i in container.SimpleItem}
 
@@ -93,6 +100,9 @@ async def test_numbering_devices_and_the_pullpoint_client() -> None:
             req.StreamSetup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
             assert (await media.GetStreamUri(req)).Uri == "rtsp://127.0.0.1:8554/cam-a"
             assert (await cam.get_snapshot_uri(profiles[0].token)).startswith(f"http://127.0.0.1:{base}/")
+            assert await cam.get_snapshot(profiles[0].token) is None  # no picture source: 503
+            devices["cam-a"].snapshot = fake_jpeg
+            assert await cam.get_snapshot(profiles[0].token) == JPEG
 
             events = await cam.create_events_service()
             assert (await events.GetServiceCapabilities()).WSPullPointSupport is True
