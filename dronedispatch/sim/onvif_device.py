@@ -84,6 +84,8 @@ ANALYTICS_CONFIG = "VideoAnalyticsConfig_1"
 PROFILE = "Profile_1"
 MAX_TERMINATION_S = 3600.0  # the longest subscription the device grants
 MAX_PULL_TIMEOUT_S = 60.0
+MAX_PULL_POINTS = 10
+MAX_CLOCK_SKEW_S = 300.0  # a UsernameToken created further from the device's clock is refused
 
 
 @dataclass(frozen=True)
@@ -344,6 +346,12 @@ class OnvifDevice:
             created = token.findtext(f"{{{WSU}}}Created") or ""
             digest = hashlib.sha1(nonce + created.encode() + self._password.encode()).digest()
             expected = base64.b64encode(digest).decode()
+            try:
+                skew = abs((datetime.fromisoformat(created.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds())
+            except (ValueError, TypeError):  # no Created, or naive
+                skew = float("inf")
+            if skew > MAX_CLOCK_SKEW_S:
+                raise SoapFault("s:Sender", "ter:NotAuthorized", "Sender not Authorized: token time out of range")
         if user != self.username or given != expected:
             raise SoapFault("s:Sender", "ter:NotAuthorized", "Sender not Authorized")
 
@@ -461,7 +469,7 @@ class OnvifDevice:
         return (
             '<tev:GetServiceCapabilitiesResponse><tev:Capabilities WSSubscriptionPolicySupport="false" '
             'WSPullPointSupport="true" WSPausableSubscriptionManagerInterfaceSupport="false" '
-            'MaxNotificationProducers="0" MaxPullPoints="10" PersistentNotificationStorage="false"/>'
+            f'MaxNotificationProducers="0" MaxPullPoints="{MAX_PULL_POINTS}" PersistentNotificationStorage="false"/>'
             "</tev:GetServiceCapabilitiesResponse>"
         )
 
@@ -502,6 +510,10 @@ class OnvifDevice:
 
     def _op_CreatePullPointSubscription(self, op: Any) -> str:
         now = datetime.now(UTC)
+        for stale in [s for s in self.subscriptions.values() if s.terminates_at <= now]:
+            del self.subscriptions[stale.id]
+        if len(self.subscriptions) >= MAX_PULL_POINTS:  # as real cameras: a client that leaks them runs out
+            raise SoapFault("s:Receiver", "ter:MaxPullPointsReached", f"all {MAX_PULL_POINTS} pull points in use", 500)
         sub = Subscription(
             next(self._ids), self._termination(op.findtext(f"{{{NS_EVENTS}}}InitialTerminationTime"), now)
         )

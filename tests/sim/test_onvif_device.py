@@ -225,6 +225,12 @@ async def test_a_rebooting_device_refuses_connections_then_forgets_its_subscript
             await pull(pp)  # back, but the subscription is gone
         _, _, pp = await subscribe(cam, "PT30S")
         assert await pull(pp) == []  # and the alarm it had before the reboot is over
+        # pull points are finite, as on real cameras: a client that leaks subscriptions runs out
+        events = await cam.create_events_service()
+        for _ in range(9):
+            await events.CreatePullPointSubscription({"InitialTerminationTime": "PT30S"})
+        with pytest.raises(zeep.exceptions.Fault, match="pull points in use"):
+            await events.CreatePullPointSubscription({"InitialTerminationTime": "PT30S"})
     finally:
         await cam.close()
         await device.stop()
