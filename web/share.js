@@ -12,11 +12,29 @@ const token = decodeURIComponent(location.pathname.split("/")[2] || "");
 const base = `/share-api/${encodeURIComponent(token)}`;
 const $ = (sel) => document.querySelector(sel);
 
-const CATEGORY = {
-  fire: "Fire", traffic_accident: "Traffic accident", crime: "Crime", missing_person: "Missing person",
-  flood: "Flood", environment: "Environment", facility: "Facility", other: "Other",
+// English, or Korean when the phone is set to it (the city's crews)
+const KO = (navigator.language || "").toLowerCase().startsWith("ko");
+const TEXT = KO ? {
+  category: { fire: "화재", traffic_accident: "교통사고", crime: "범죄", missing_person: "실종자", flood: "침수",
+    environment: "환경", facility: "시설물", other: "기타" },
+  status: { open: "접수", dispatched: "드론 출동", closed: "종결" },
+  state: { planned: "준비", uploading: "임무 전송", launching: "이륙 중", enroute: "이동 중", on_scene: "현장 도착",
+    returning: "복귀 중", completed: "완료", aborted: "중단", failed: "실패" },
+  reported: "접수", drone: "드론", up: "m 고도", battery: "배터리", until: "링크 유효 시간:", noDrone: "아직 출동한 드론이 없습니다.",
+  connecting: "드론 카메라에 연결 중…", stopped: "영상이 끊겼습니다. 다시 연결 중…", noVideoYet: "아직 영상이 없습니다",
+  retrying: "다시 시도 중…", noLive: "실시간 영상 없음", waiting: "드론을 기다리는 중…",
+} : {
+  category: { fire: "Fire", traffic_accident: "Traffic accident", crime: "Crime", missing_person: "Missing person",
+    flood: "Flood", environment: "Environment", facility: "Facility", other: "Other" },
+  status: { open: "open", dispatched: "drone dispatched", closed: "closed" },
+  state: { planned: "planned", uploading: "uploading", launching: "taking off", enroute: "en route", on_scene: "on scene",
+    returning: "returning", completed: "completed", aborted: "aborted", failed: "failed" },
+  reported: "reported", drone: "Drone", up: "m up", battery: "battery", until: "This link works until", noDrone: "No drone on this incident yet.",
+  connecting: "Connecting to the drone's camera…", stopped: "The video stopped; reconnecting…", noVideoYet: "No video yet",
+  retrying: "trying again…", noLive: "no live video", waiting: "No drone is flying to this incident yet.",
 };
-const STATUS = { open: "open", dispatched: "drone dispatched", closed: "closed" };
+const stateText = (st) => TEXT.state[st] || st.replace("_", " ");
+document.documentElement.lang = KO ? "ko" : "en";
 
 class Gone extends Error {}
 
@@ -102,7 +120,7 @@ function gathered(conn) {
 async function startVideo(key) {
   stopVideo();
   videoKey = key;
-  videoStatus("connecting", "Connecting to the drone's camera…");
+  videoStatus("connecting", TEXT.connecting);
   const conn = new RTCPeerConnection({ iceServers: [] });
   pc = conn;
   conn.addTransceiver("video", { direction: "recvonly" });
@@ -116,7 +134,7 @@ async function startVideo(key) {
       stopVideo();
       videoKey = null; // the next poll tries again
       retryAt = Date.now() + RETRY_MS;
-      videoStatus("failed", "The video stopped; reconnecting…");
+      videoStatus("failed", TEXT.stopped);
     }
   };
   try {
@@ -133,7 +151,7 @@ async function startVideo(key) {
       stopVideo();
       videoKey = null;
       retryAt = Date.now() + RETRY_MS;
-      videoStatus("failed", `No video yet (${e.message}); trying again…`);
+      videoStatus("failed", `${TEXT.noVideoYet} (${e.message}); ${TEXT.retrying}`);
     }
   }
 }
@@ -143,7 +161,7 @@ function followVideo(state) {
   if (!m || !m.video) {
     if (pc) stopVideo();
     videoKey = null;
-    videoStatus("none", m ? `The drone's flight is ${m.state.replace("_", " ")}: no live video.` : "No drone is flying to this incident yet.");
+    videoStatus("none", m ? `${TEXT.drone} ${m.drone_id} · ${stateText(m.state)}: ${TEXT.noLive}` : TEXT.waiting);
     return;
   }
   const key = `${m.id}:${m.drone_id}`;
@@ -153,24 +171,24 @@ function followVideo(state) {
 // -- state ----------------------------------------------------------------------------------------
 function render(state) {
   const i = state.incident;
-  $("#category").textContent = CATEGORY[i.category] || i.category;
-  $("#reported").textContent = `reported ${new Date(i.created_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" })}`;
+  $("#category").textContent = TEXT.category[i.category] || i.category;
+  $("#reported").textContent = `${TEXT.reported} ${new Date(i.created_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" })}`;
   const status = $("#incident-status");
   status.dataset.status = i.status;
-  status.textContent = STATUS[i.status] || i.status;
+  status.textContent = TEXT.status[i.status] || i.status;
   const d = state.drone;
   const line = $("#drone");
   if (d) {
-    const parts = [`Drone ${d.id}`, (state.mission?.state || d.state).replace("_", " ")];
-    if (d.position && d.position.alt != null) parts.push(`${Math.round(d.position.alt)} m up`);
-    if (d.battery != null) parts.push(`battery ${Math.round(d.battery)} %`);
+    const parts = [`${TEXT.drone} ${d.id}`, stateText(state.mission?.state || d.state)];
+    if (d.position && d.position.alt != null) parts.push(`${Math.round(d.position.alt)} ${TEXT.up}`);
+    if (d.battery != null) parts.push(`${TEXT.battery} ${Math.round(d.battery)} %`);
     line.textContent = parts.join(" · ");
     line.dataset.drone = d.id;
   } else {
-    line.textContent = "No drone on this incident yet.";
+    line.textContent = TEXT.noDrone;
     delete line.dataset.drone;
   }
-  $("#expires").textContent = `This link works until ${new Date(state.expires_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" })}.`;
+  $("#expires").textContent = `${TEXT.until} ${new Date(state.expires_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" })}.`;
   place(state);
   followVideo(state);
 }

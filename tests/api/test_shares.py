@@ -97,8 +97,9 @@ def test_create_list_revoke_and_audit(client: TestClient, auth: Auth) -> None:
     assert r.status_code == 410
 
     # unknown token: a 404 page
-    r = client.get("/share/" + "x" * 43)
-    assert r.status_code == 404 and "does not exist" in r.text
+    for path in ("/share/" + "x" * 43, "/share/short", "/share/not~a.token"):
+        r = client.get(path)
+        assert r.status_code == 404 and "does not exist" in r.text and 'data-share="unknown"' in r.text, path
     assert client.get("/share-api/" + "x" * 43).status_code == 404
 
     audit = client.get("/api/v1/audit", headers=auth("admin"), params={"target_type": "share"})

@@ -30,8 +30,9 @@ page_router = APIRouter(tags=["share links"], include_in_schema=False)
 
 #: operator or pilot (and admin) create links; the same revoke them
 Sharer = Annotated[Principal, Depends(require("operator", "pilot"))]
-#: a link token as it appears in a path (secrets.token_urlsafe(32) is 43 characters)
-Token = Annotated[str, PathParam(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+#: a link token as it appears in a path (secrets.token_urlsafe(32) is 43 characters); anything else
+#: matches no link and gets the "does not exist" answer
+Token = Annotated[str, PathParam(max_length=200)]
 NO_REFERRER = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
@@ -94,7 +95,7 @@ async def share_page(runtime: RuntimeDep, token: Token) -> Response:
     except ShareGone as exc:
         return _refusal(410, exc.reason, exc.why)
     except UnknownObject:
-        return _refusal(404, "This link does not exist. Ask the operations centre for a new one.", "unknown")
+        return _refusal(404, "This link does not exist.", "unknown")
     page = Path(runtime.settings.web_dir) / "share.html"
     return FileResponse(page, media_type="text/html", headers=NO_REFERRER)
 
@@ -121,15 +122,25 @@ async def share_video_offer(runtime: RuntimeDep, token: Token, body: SessionDesc
     return SessionDescription(sdp=sdp, type=type_)
 
 
+#: the refusal in Korean too, beneath the English (the city's crews)
+_KO = {
+    "expired": "이 링크는 만료되었습니다. 필요하면 상황실에 새 링크를 요청하세요.",
+    "revoked": "이 링크는 취소되었습니다. 필요하면 상황실에 새 링크를 요청하세요.",
+    "unknown": "존재하지 않는 링크입니다. 상황실에 새 링크를 요청하세요.",
+}
+
+
 def _refusal(code: int, reason: str, why: str) -> HTMLResponse:
     text = html.escape(reason)
+    more = "" if why == "unknown" else "The link no longer shows anything. "
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dronedispatch · {text}</title>
 <link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/share.css"></head>
 <body class="refused" data-share="{why}"><main class="refusal"><h1>{text}</h1>
-<p>The link no longer shows anything. Ask the operations centre for a new link if you still need it.</p>
+<p>{more}Ask the operations centre for a new link if you still need it.</p>
+<p lang="ko">{_KO[why]}</p>
 </main></body></html>
 """
     return HTMLResponse(body, status_code=code, headers=NO_REFERRER)
