@@ -313,9 +313,10 @@ class OnvifIngest:
         reported: tuple[str, str | None, int] | None = None
         while True:
             try:
-                await self._session(camera, state)
-                backoff = self.backoff_initial  # a subscription that was lost: re-create at once
-                continue
+                if await self._session(camera, state):
+                    backoff = self.backoff_initial  # a subscription that worked, then was lost: re-create at once
+                    continue
+                # lost before its first pull (say, a Timeout the camera refuses): not in a tight loop
             except _Unauthorized as exc:
                 state.state, state.last_error = "unauthorized", str(exc)
             except (aiohttp.ClientConnectionError, ConnectionError, OSError) as exc:
@@ -333,8 +334,9 @@ class OnvifIngest:
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, self.backoff_max)
 
-    async def _session(self, camera: Camera, state: CameraState) -> None:
-        """One subscription from creation until it is lost (returns) or a failure (raises)."""
+    async def _session(self, camera: Camera, state: CameraState) -> bool:
+        """One subscription from creation until it is lost (returns whether any pull succeeded) or a failure
+        (raises)."""
         assert camera.onvif is not None
         config = camera.onvif
         parts = urlsplit(config.url)
@@ -346,6 +348,7 @@ class OnvifIngest:
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         subscription: Any = None
+        pulled_once = False
         try:
             try:
                 await device.update_xaddrs()
@@ -371,19 +374,26 @@ class OnvifIngest:
                     try:
                         renewed = await subscription.Renew(f"PT{int(self.subscription_s)}S")
                     except zeep.exceptions.Fault as fault:
-                        return self._lost(camera, state, f"renew refused: {stringify_onvif_error(fault)}")
+                        subscription = None  # gone on the device: nothing to unsubscribe
+                        self._lost(camera, state, f"renew refused: {stringify_onvif_error(fault)}")
+                        return pulled_once
                     renew_at = self._renew_at(renewed)
                     state.renewals += 1
                 wait = max(1, min(int(self.pull_timeout_s), int(renew_at - loop.time())))
                 try:
                     pulled = await pullpoint.PullMessages({"Timeout": timedelta(seconds=wait), "MessageLimit": 100})
                 except zeep.exceptions.Fault as fault:
-                    return self._lost(camera, state, f"pull refused: {stringify_onvif_error(fault)}")
+                    subscription = None
+                    self._lost(camera, state, f"pull refused: {stringify_onvif_error(fault)}")
+                    return pulled_once
+                pulled_once = True
                 self._answered(camera, state, "subscribed")
                 for msg in getattr(pulled, "NotificationMessage", None) or []:
                     await self._handle(camera, state, msg)
         finally:
-            if self._stopping and subscription is not None:  # a courtesy: it would expire anyway
+            # Stopping, or leaving a subscription the device may still hold (a timeout, an odd answer):
+            # release it, as cameras have few pull points and a leaked one lasts until its termination time.
+            if subscription is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(subscription.Unsubscribe(), 1.0)
             await device.close()
