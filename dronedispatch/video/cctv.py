@@ -347,7 +347,7 @@ class CctvRelay:
                     reason = "the camera ended its stream"
                 except Exception as exc:  # ffmpeg's errors: refused, timeouts, 401, bad SDP …
                     reason = _reason(exc, self.read_timeout_s)
-                if pull.stop.is_set():
+                if pull.stop.is_set() or loop.is_closed():  # stopped, or the service is gone without close()
                     return
                 self._call(loop, self._lost, feed, pull, reason)
                 if time.monotonic() - started > 10:
