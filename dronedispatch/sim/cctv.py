@@ -272,6 +272,21 @@ class SimCctv:
             self._sprop = (sps, pps)
         return self._sprop
 
+    async def snapshot_jpeg(self) -> bytes | None:
+        """The current picture as a JPEG (the camera's snapshot URL); None while it reboots."""
+        if not self.online:
+            return None
+        self._executor = self._executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cctv-{self.id}")
+        # On the encoder's thread: the renderer's buffer is shared with it.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._jpeg)
+
+    def _jpeg(self) -> bytes:
+        bgr = cv2.cvtColor(self._renderer.render(time.time(), self.frames_encoded), cv2.COLOR_YUV2BGR_I420)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        return bytes(data)
+
     def _start(self) -> None:
         self._executor = self._executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cctv-{self.id}")
         self._encoder = None  # a fresh encoder per period: it starts with an IDR

@@ -76,6 +76,7 @@ class CctvSite:
             device.raise_event(event.topic, event.active)
 
         self._links += [cam.on_reboot(on_reboot), cam.on_event(on_event)]
+        device.snapshot = cam.snapshot_jpeg  # GetSnapshotUri's address shows the camera's current picture
 
     async def stop(self) -> None:
         for unlink in self._links:

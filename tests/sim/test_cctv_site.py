@@ -43,6 +43,14 @@ async def _rtsp_status(port: int, path: str) -> int:
     return status
 
 
+async def _http_get(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    return data
+
+
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -79,10 +87,16 @@ async def test_reboot_and_events_reach_the_onvif_device() -> None:
         finally:
             await onvif.close()
 
+        jpeg = await site.camera("cam-2").snapshot_jpeg()
+        assert jpeg is not None and jpeg[:2] == b"\xff\xd8" and len(jpeg) > 1000
+        snap = await _http_get(base + 2, "/onvif/snapshot.jpg")
+        assert snap.startswith(b"HTTP/1.1 200") and b"\r\n\r\n\xff\xd8" in snap, "the camera's picture"
+
         site.camera("cam-2").reboot(1.5)
         await asyncio.sleep(0.3)
         assert _refused(base + 2), "the ONVIF device is down while its camera reboots"
         assert await _rtsp_status(site.rtsp.port, "cam-2") == 503
+        assert await site.camera("cam-2").snapshot_jpeg() is None
         assert await _rtsp_status(site.rtsp.port, "cam-0") == 200, "the other cameras keep playing"
         await asyncio.sleep(2.0)
         assert site.camera("cam-2").online and not _refused(base + 2)
