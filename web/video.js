@@ -43,6 +43,10 @@ export class VideoTile {
     this.show("failed", this.failText(reason), t("video.retry"));
   }
 
+  // A failure the browser saw without a reason (timeout, connection lost, frames stopped): the
+  // CCTV player asks the server why; a drone tile has nothing more to say.
+  explain(_kind) {}
+
   live() {
     clearTimeout(this.timer);
     this.show("live", t("video.live"));
@@ -56,6 +60,7 @@ export class VideoTile {
         if (this.node.dataset.video === "stalled") this.show("live", t("video.live"));
       } else if (Date.now() - since > STALL_MS && this.node.dataset.video === "live") {
         this.show("stalled", this.failText(t("video.stalled")), t("video.retry"));
+        this.explain("stalled");
       }
     }, 1000);
   }
@@ -80,13 +85,17 @@ export class VideoTile {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
-    this.timer = setTimeout(() => { if (this.pc === pc) this.fail(t("video.timeout", { s: Math.round(this.timeoutMs / 1000) })); }, this.timeoutMs);
+    this.timer = setTimeout(() => {
+      if (this.pc !== pc) return;
+      this.fail(t("video.timeout", { s: Math.round(this.timeoutMs / 1000) }));
+      this.explain("failed");
+    }, this.timeoutMs);
     pc.ontrack = (e) => {
       this.video.srcObject = e.streams[0] || new MediaStream([e.track]);
       this.video.play().catch(() => {});
     };
     pc.onconnectionstatechange = () => {
-      if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) this.fail(null);
+      if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) { this.fail(null); this.explain("failed"); }
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
@@ -134,7 +143,18 @@ export class CameraPlayer extends VideoTile {
     this.show("none", this.supported ? t("cctv.idle") : t("cctv.unsupported"), this.supported ? t("video.show") : null);
   }
 
-  failText(reason) { return t("cctv.unreachable", { reason: reason || t("cctv.noreason") }); }
+  failText(reason) {
+    const why = String(reason || "").replace(/^camera \S+ does not answer: /, ""); // the tile names the camera already
+    return t("cctv.unreachable", { reason: why || t("cctv.noreason") });
+  }
+
+  // The relay's own view of the camera (GET /cameras/{id}/video: state and reason) replaces the
+  // browser's guess while the tile still shows that failure.
+  explain(kind) {
+    api(`/cameras/${encodeURIComponent(this.camera.id)}/video`).then((s) => {
+      if (s.reason && this.node.dataset.video === kind) this.show(kind, this.failText(s.reason), t("video.retry"));
+    }).catch(() => {});
+  }
 
   // Started unless it failed before (a failed camera waits for its retry button).
   ensure() {

@@ -48,37 +48,53 @@ asyncio.run(main())
 """
 
 
+class RtspSim:
+    """The simulated CCTV RTSP server as a process that a test can stop and start again on its port."""
+
+    def __init__(self) -> None:
+        self.port = free_tcp_port()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RTSP_SERVER, str(self.port), PARK, HAEDOJI],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", f"simulated RTSP server did not start: {line}{self.proc.stdout.read()}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 @pytest.fixture(scope="module")
-def rtsp_port() -> Iterator[int]:
-    port = free_tcp_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RTSP_SERVER, str(port), PARK, HAEDOJI],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def rtsp() -> Iterator[RtspSim]:
+    sim = RtspSim()
+    sim.start()
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", f"simulated RTSP server did not start: {line}{proc.stdout.read()}"
-        yield port
+        yield sim
     finally:
-        proc.terminate()
-        proc.wait(10)
+        sim.stop()
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory, rtsp_port: int) -> Iterator[System]:
+def system(tmp_path_factory: pytest.TempPathFactory, rtsp: RtspSim) -> Iterator[System]:
     tmp = tmp_path_factory.mktemp("cctv")
     registry = yaml.safe_load(cityfiles.DEFAULT_CAMERAS.read_text(encoding="utf-8"))
     streams = {
-        PARK: f"rtsp://viewer:park-secret@127.0.0.1:{rtsp_port}/{PARK}",
-        HAEDOJI: f"rtsp://127.0.0.1:{rtsp_port}/{HAEDOJI}",
+        PARK: f"rtsp://viewer:park-secret@127.0.0.1:{rtsp.port}/{PARK}",
+        HAEDOJI: f"rtsp://127.0.0.1:{rtsp.port}/{HAEDOJI}",
         DEAD: f"rtsp://127.0.0.1:{free_tcp_port()}/{DEAD}",
     }
-    for cam in registry["cameras"]:  # only these three have video here
-        cam.pop("stream", None)
-        cam.pop("snapshot_url", None)
+    for cam in registry["cameras"]:  # only these three have video here, and no camera speaks ONVIF
+        for key in ("stream", "snapshot_url", "onvif"):
+            cam.pop(key, None)
         if cam["id"] in streams:
             cam["stream"] = streams[cam["id"]]
     cameras = tmp / "cameras.yaml"
@@ -229,3 +245,25 @@ def test_video_wall_and_pilot_panel_show_the_drone_beside_the_nearest_cameras(
     with closing(system.client("pilot")) as api:
         api.post(f"/api/v1/missions/{mission_id}/commands", json={"command": "rtl"})
     assert not unexpected(pilot.errors), "\n".join(pilot.errors)
+
+
+def test_a_camera_that_drops_says_so_and_plays_again_when_it_is_back(
+    system: System, browser: Browser, rtsp: RtspSim, tmp_path: Path
+) -> None:
+    op = open_page(browser, system, "operator", lang="en")
+    page = op.page
+    page.click("[data-page=video]")
+    tile = page.locator(f"#video-cameras [data-camera-tile='{HAEDOJI}']")
+    wait_playing(page, f"#video-cameras [data-camera-tile='{HAEDOJI}'] video")
+    # the camera's server goes away mid-stream: the frozen picture is flagged, with the relay's reason
+    rtsp.stop()
+    try:
+        expect(tile).to_have_attribute("data-video", re.compile("stalled|failed"), timeout=20_000)
+        expect(tile.locator(".tile-status")).to_contain_text("Camera not answering")
+        shot(page, tmp_path, "35-camera-dropped")
+    finally:
+        rtsp.start()
+    # back: the relay reconnects by itself and the same player shows moving pictures again
+    expect(tile).to_have_attribute("data-video", "live", timeout=45_000)
+    wait_playing(page, f"#video-cameras [data-camera-tile='{HAEDOJI}'] video")
+    assert not unexpected(op.errors), "\n".join(op.errors)
