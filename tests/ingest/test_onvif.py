@@ -14,18 +14,19 @@ from typing import Any
 import pytest
 import yaml
 
-from dronedispatch.domain.assets import OnvifSource
+from dronedispatch.domain.assets import Camera, OnvifSource
 from dronedispatch.domain.incidents import Category
 from dronedispatch.ingest.onvif import (
     DEFAULT_TOPICS,
     EventPairs,
     Notification,
+    OnvifIngest,
     normalize_topic,
     topic_table,
 )
 from dronedispatch.runtime import Runtime
 from dronedispatch.settings import Settings
-from dronedispatch.sim.onvif_device import OnvifDevice
+from dronedispatch.sim.onvif_device import OnvifDevice, SoapFault
 from tests.fixtures.services import free_udp_port
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -192,3 +193,40 @@ async def test_events_become_incidents_across_renewals_losses_and_reboots(tmp_pa
     assert "s3cret-pw" not in caplog.text and "wrong-pw" not in caplog.text
     # nor an API answer
     assert all("onvif" not in c for c in rt.cameras.as_geojson()["features"][0]["properties"])
+
+
+class RefusingDevice(OnvifDevice):
+    """A camera that accepts subscriptions but refuses every PullMessages (e.g. a Timeout it will not take)."""
+
+    async def _pull(self, sub: Any, op: Any) -> str:
+        raise SoapFault("s:Sender", "ter:InvalidArgVal", "Timeout too long")
+
+
+async def test_a_subscription_lost_before_its_first_pull_is_retried_with_backoff() -> None:
+    device = RefusingDevice("cctv-x", "X", free_tcp_port(), username="u", password="p")
+    await device.start()
+    camera = Camera(
+        id="cctv-x",
+        name_ko="엑스",
+        name_en="X",
+        lat=37.4,
+        lon=126.6,
+        onvif=OnvifSource(url=device.url, username="u", password="p"),
+    )
+    reports: list[Any] = []
+
+    async def on_report(report: Any) -> None:
+        reports.append(report)
+
+    ingest = OnvifIngest([camera], on_report, subscription_s=30, pull_timeout_s=1, backoff_initial=0.5)
+    await ingest.start()
+    try:
+        await eventually(lambda: device.created >= 2, what="a second subscription")
+        await asyncio.sleep(2.0)
+        # 0.5, 1, 2 s apart at most: not one subscription after another as fast as the device answers
+        assert device.created <= 4
+        assert "pull refused" in (ingest.states["cctv-x"].last_error or "")
+        assert reports == []
+    finally:
+        await ingest.stop()
+        await device.stop()
