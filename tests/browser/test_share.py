@@ -1,6 +1,7 @@
 """A share link opened on a phone-sized screen in chromium: the incident on a small map and the live
 video of the drone flying it, without an account; the video follows when another drone takes over;
-a revoked link shows the refusal page."""
+a revoked link shows the refusal page. The link is made and revoked in the operations view's
+share dialog (web/share-links.js)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
-from tests.browser.conftest import WatchedPage
+from tests.browser.conftest import WatchedPage, open_page
 from tests.e2e.conftest import System, wait_for
 
 pytestmark = pytest.mark.browser
@@ -47,10 +48,22 @@ def test_share_link_on_a_phone(system: System, browser: Browser, tmp_path: Path)
     incident_id = int(r.json()["id"])
     first = _fly(system, operator, incident_id, "dd-01")
 
-    r = pilot.post(f"/api/v1/incidents/{incident_id}/share", json={"hours": 1})
-    assert r.status_code == 201, r.text
-    share = r.json()
+    # the pilot makes the link in the operations view's share dialog (lifetime 1 h)
+    view = open_page(browser, system, "pilot", lang="en")
+    view.page.evaluate("id => import('/ui/share-links.js').then((m) => { m.openShareLinks(id); })", incident_id)
+    dialog = view.page.locator("dialog[data-testid=share-links]")
+    dialog.locator("input[name=hours]").fill("1")
+    dialog.locator("[data-action=create-share]").click()
+    made = dialog.locator("input[data-share-url]")
+    expect(made).to_be_visible()
+    link = made.input_value()
+    share = {"id": made.get_attribute("data-share-url"), "url": link.removeprefix(system.url)}
+    assert link.startswith(f"{system.url}/share/")
     token = share["url"].removeprefix("/share/")
+    expect(dialog.locator(f"[data-share='{share['id']}'][data-state=active]")).to_be_visible()
+    view.page.screenshot(path=str(tmp_path / "share-dialog.png"))
+    listed = pilot.get(f"/api/v1/incidents/{incident_id}/shares").json()
+    assert [(s["id"], s["created_by"]) for s in listed] == [(share["id"], "pilot")]
 
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     page = context.new_page()
@@ -93,8 +106,10 @@ def test_share_link_on_a_phone(system: System, browser: Browser, tmp_path: Path)
             assert path == share["url"] or path.startswith(f"/share-api/{token}"), req.url
         assert token not in (req.headers.get("referer") or ""), req.url
 
-    # revoked: the open page turns into the refusal by itself
-    assert operator.delete(f"/api/v1/shares/{share['id']}").status_code == 200
+    # revoked from the dialog: the open page turns into the refusal by itself
+    dialog.locator(f"[data-share='{share['id']}'] [data-action=revoke-share]").click()
+    expect(dialog.locator(f"[data-share='{share['id']}'][data-state=revoked]")).to_be_visible()
+    assert not view.errors, view.errors
     expect(page.locator("body[data-share=revoked]")).to_be_visible(timeout=15_000)
     expect(page.locator("h1")).to_have_text("This link was revoked.")
     assert page.locator("video").count() == 0
