@@ -244,10 +244,19 @@ class HistoryGenerator:
                 "outcome_code": None,
                 "first_on_scene": None,
                 "closed_at": None,
+                "dispatch_s": None,
+                "airborne_s": None,
+                "on_scene_s": None,
             }
             if mission is not None:
                 missions.append(mission)
-                row["status"] = "dispatched"
+                # the statistics' summary of the mission's times, as StatsStore.refresh_response_times keeps it
+                row |= {
+                    "status": "dispatched",
+                    "dispatch_s": (mission["created_at"] - t0).total_seconds(),
+                    "airborne_s": (mission["launched_at"] - t0).total_seconds(),
+                    "on_scene_s": (mission["on_scene_at"] - t0).total_seconds(),
+                }
             if not open_now:
                 code = self._outcome(category, false_p)
                 patrol_at = t0 + timedelta(seconds=rng.uniform(240, 1500))

@@ -49,6 +49,7 @@ class StatsRepository(Protocol):
     def drones(self, f: Filter) -> list[tuple[str, int, float, float]]: ...
     def maintenance_flags(self) -> dict[str, bool]: ...
     def fill_battery_used(self, batch: int = ...) -> int: ...
+    def refresh_response_times(self, batch: int = ...) -> int: ...
     def incidents_without_district(self, after_id: int, limit: int) -> list[tuple[int, float, float]]: ...
     def set_districts(self, districts: dict[int, str]) -> None: ...
 
@@ -198,8 +199,9 @@ class StatisticsService:
         return self._districts.district_at(lat, lon) if self._districts is not None else None
 
     def backfill(self, batch: int = BACKFILL_BATCH) -> tuple[int, int]:
-        """Give incidents stored without a district theirs, and ended missions their battery use,
-        a batch per transaction; (incidents given a district, missions given their battery use)."""
+        """Give incidents stored without a district theirs, ended missions their battery use, and
+        incidents their response times, a batch per transaction; (incidents given a district,
+        missions given their battery use)."""
         located = 0
         if self._districts is not None:
             after = 0
@@ -209,8 +211,11 @@ class StatisticsService:
                 located += len(found)
                 after = rows[-1][0]
         filled = self._store.fill_battery_used()
+        # the first refresh of the response times reads every mission: here, not in a request
+        refreshed = self._store.refresh_response_times()
         if located or filled:
             log.info("statistics: %d incidents given their district, %d missions their battery use", located, filled)
+        log.info("statistics: response times of %d incidents refreshed", refreshed)
         return located, filled
 
 

@@ -70,7 +70,7 @@ class HistoryStore:
             raw.close()
 
     def finish(self) -> None:
-        """Move PostgreSQL's id sequences past the ids given here, and refresh the planner's statistics."""
+        """Move PostgreSQL's id sequences past the ids given here; refresh the planner's statistics."""
         if not self._pg:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
@@ -79,7 +79,9 @@ class HistoryStore:
             for table in ("incidents", "incident_reports", "missions"):
                 highest = f"GREATEST((SELECT MAX(id) FROM {table}), 1)"
                 conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {highest})")
-            conn.exec_driver_sql("ANALYZE")
+        # VACUUM as well: index-only scans need the visibility map it writes (outside a transaction)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 def _sqlite_time(at: datetime) -> str:

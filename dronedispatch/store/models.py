@@ -37,8 +37,19 @@ class User(SQLModel, table=True):
 
 class Incident(SQLModel, table=True):
     __tablename__ = "incidents"
-    # statistics filtered by district over a period (revision 0005)
-    __table_args__ = (Index("ix_incidents_district_created_at", "district", "created_at"),)
+    # statistics filtered by district over a period; response times of a period from the index alone (revision 0005)
+    __table_args__ = (
+        Index("ix_incidents_district_created_at", "district", "created_at"),
+        Index(
+            "ix_incidents_response_times",
+            "created_at",
+            "district",
+            "category",
+            "dispatch_s",
+            "airborne_s",
+            "on_scene_s",
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     category: str = Field(max_length=32, index=True)
     severity: int = 2
@@ -55,6 +66,11 @@ class Incident(SQLModel, table=True):
     # and who reached the scene first: drone | patrol | none
     outcome_code: str | None = Field(default=None, max_length=32)
     first_on_scene: str | None = Field(default=None, max_length=16)
+    # seconds from the report to its first mission's dispatch, launch and arrival on scene: a summary of
+    # ``missions`` kept by the statistics (dronedispatch/store/stats.py refreshes it), revision 0005
+    dispatch_s: float | None = None
+    airborne_s: float | None = None
+    on_scene_s: float | None = None
     report_count: int = 1
     # the district whose outline holds the incident (city districts file), for statistics and access
     district: str | None = Field(default=None, max_length=32, index=True)
@@ -97,8 +113,12 @@ class Mission(SQLModel, table=True):
     __table_args__ = (
         _active_unique(ACTIVE_DRONE_INDEX, "drone_id"),
         _active_unique(ACTIVE_INCIDENT_INDEX, "incident_id"),
-        # flight hours and utilisation per period read missions by launch time (revision 0005)
+        # flight hours and utilisation per period read missions by launch time; response times read an
+        # incident's first dispatch, launch and arrival from the index alone (revision 0005)
         Index("ix_missions_launched_at", "launched_at"),
+        Index("ix_missions_incident_times", "incident_id", "created_at", "launched_at", "on_scene_at"),
+        # the missions changed since the statistics last refreshed their summary of response times
+        Index("ix_missions_updated_at", "updated_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
@@ -30,8 +30,19 @@ OUTCOME_CODES = ("cleared_without_patrol", "escalated", "false_alarm", "other")
 FIRST_ON_SCENE = ("drone", "patrol", "none")
 PERCENTILES = (0.5, 0.9)
 
+#: The durations from the summary columns kept on ``incidents`` (see ``StatsStore.refresh_response_times``).
+DURATION_SQL = {
+    "report_to_dispatch": "i.dispatch_s",
+    "dispatch_to_airborne": "i.airborne_s - i.dispatch_s",
+    "airborne_to_on_scene": "i.on_scene_s - i.airborne_s",
+    "report_to_on_scene": "i.on_scene_s",
+}
 #: Missions whose battery use is filled in per statement when the service starts.
 BATTERY_FILL_BATCH = 500
+#: Incidents whose response times are refreshed per transaction.
+REFRESH_BATCH = 2000
+#: How far before its last start a refresh of the response times looks for changed missions.
+REFRESH_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class StatsStore:
         self.engine = engine
         self._pg = engine.dialect.name == "postgresql"
         self._offset_min = int(offset_min)
+        self._refreshed_at: datetime | None = None
 
     # -- SQL pieces per dialect ----------------------------------------------------------------
     def _local(self, column: str) -> str:
@@ -114,67 +126,76 @@ class StatsStore:
             return conn.execute(stmt, params).all()
 
     # -- response times ------------------------------------------------------------------------
-    def _durations_cte(self, f: Filter, group_by: str) -> str:
-        secs = self._secs
-        return f"""
-        WITH inc AS (
-            SELECT i.id, i.created_at, {self._key(group_by)} AS k FROM incidents i WHERE {self._where(f)}
-        ), firsts AS (
-            SELECT m.incident_id, MIN(m.created_at) AS dispatched, MIN(m.launched_at) AS airborne,
-                   MIN(m.on_scene_at) AS on_scene
-            FROM missions m JOIN inc ON inc.id = m.incident_id GROUP BY m.incident_id
-        ), d AS (
-            SELECT inc.k,
-                   {secs("firsts.dispatched", "inc.created_at")} AS report_to_dispatch,
-                   {secs("firsts.airborne", "firsts.dispatched")} AS dispatch_to_airborne,
-                   {secs("firsts.on_scene", "firsts.airborne")} AS airborne_to_on_scene,
-                   {secs("firsts.on_scene", "inc.created_at")} AS report_to_on_scene
-            FROM inc LEFT JOIN firsts ON firsts.incident_id = inc.id
-        )"""
-
     def response_times(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
-        """Per group: incidents, and p50/p90/n of each duration (seconds, None without any)."""
-        cte = self._durations_cte(f, group_by)
+        """Per group: incidents, and p50/p90/n of each duration (seconds, None without any).
+
+        Reads the summary columns, refreshed first for the missions changed since the last call."""
+        self.refresh_response_times()
+        durations = ", ".join(f"{sql} AS {name}" for name, sql in DURATION_SQL.items())
+        base = f"SELECT {self._key(group_by)} AS k, {durations} FROM incidents i WHERE {self._where(f)}"
         counts = ", ".join(f"COUNT({d})" for d in DURATIONS)
+        out: list[dict[str, Any]] = []
         if self._pg:
             pcts = ", ".join(
                 f"percentile_cont({p}) WITHIN GROUP (ORDER BY {d})" for d in DURATIONS for p in PERCENTILES
             )
-            rows = self._run(f"{cte} SELECT k, COUNT(*), {counts}, {pcts} FROM d GROUP BY k ORDER BY k", f)
-            out = []
-            for row in rows:
+            for row in self._run(f"SELECT k, COUNT(*), {counts}, {pcts} FROM ({base}) d GROUP BY k ORDER BY k", f):
                 values = list(row[2 + len(DURATIONS) :])
                 entry: dict[str, Any] = {"key": row[0], "incidents": row[1]}
                 for j, d in enumerate(DURATIONS):
-                    p50, p90 = values[2 * j], values[2 * j + 1]
-                    entry[d] = Percentiles(_rounded(p50), _rounded(p90), row[2 + j])
+                    entry[d] = Percentiles(_rounded(values[2 * j]), _rounded(values[2 * j + 1]), row[2 + j])
                 out.append(entry)
             return out
-        totals = self._run(f"{cte} SELECT k, COUNT(*), {counts} FROM d GROUP BY k ORDER BY k", f)
-        # every duration ranked within its group; only the ranks either side of each percentile come back
-        ranked = " UNION ALL ".join(
-            f"SELECT k, '{d}' AS metric, {d} AS v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY {d}) - 1 AS r,"
-            f" COUNT(*) OVER (PARTITION BY k) AS n FROM d WHERE {d} IS NOT NULL"
-            for d in DURATIONS
-        )
-        near = " OR ".join(
-            f"(r BETWEEN CAST({p} * (n - 1) AS INTEGER) AND CAST({p} * (n - 1) AS INTEGER) + 1)" for p in PERCENTILES
-        )
-        picked: dict[tuple[str, str], dict[int, float]] = {}
-        for k, metric, v, r, _n in self._run(
-            f"{cte}, ranked AS ({ranked}) SELECT k, metric, v, r, n FROM ranked WHERE {near}", f
-        ):
-            picked.setdefault((k, metric), {})[r] = v
-        out = []
-        for row in totals:
-            entry = {"key": row[0], "incidents": row[1]}
-            for j, d in enumerate(DURATIONS):
-                n = row[2 + j]
-                ranks = picked.get((row[0], d), {})
-                p50, p90 = (_interpolate(ranks, n, p) for p in PERCENTILES)
-                entry[d] = Percentiles(_rounded(p50), _rounded(p90), n)
+        # SQLite has no percentile: the narrow rows of the period come from one index, sorted here
+        groups: dict[str, list[list[float]]] = {}
+        incidents: dict[str, int] = {}
+        for k, *values in self._run(base, f):
+            lists = groups.setdefault(k, [[] for _ in DURATIONS])
+            incidents[k] = incidents.get(k, 0) + 1
+            for lst, v in zip(lists, values, strict=True):
+                if v is not None:
+                    lst.append(v)
+        for k in sorted(groups):
+            entry = {"key": k, "incidents": incidents[k]}
+            for d, lst in zip(DURATIONS, groups[k], strict=True):
+                lst.sort()
+                p50, p90 = (_percentile_cont(lst, p) for p in PERCENTILES)
+                entry[d] = Percentiles(_rounded(p50), _rounded(p90), len(lst))
             out.append(entry)
         return out
+
+    def refresh_response_times(self, batch: int = REFRESH_BATCH) -> int:
+        """Bring ``incidents.dispatch_s``, ``airborne_s`` and ``on_scene_s`` up to date with the missions
+        changed since the last refresh of this process (all of them the first time), ``batch``
+        incidents per transaction; the number of incidents refreshed.
+
+        A mission's ``updated_at`` is stamped by every change; the refresh looks back a little before
+        its last start (``REFRESH_SLACK``) for a change committed late or stamped by a node whose
+        clock runs behind, so it never misses one (refreshing twice does no harm)."""
+        started = datetime.now(UTC)
+        changed = "SELECT DISTINCT incident_id FROM missions"
+        params: dict[str, Any] = {}
+        if self._refreshed_at is not None:
+            changed += " WHERE updated_at >= :since"
+            params["since"] = self._refreshed_at - REFRESH_SLACK
+        secs = self._secs
+        first = "(SELECT MIN(m.{0}) FROM missions m WHERE m.incident_id = incidents.id)"
+        update = f"""UPDATE incidents SET
+            dispatch_s = {secs(first.format("created_at"), "incidents.created_at")},
+            airborne_s = {secs(first.format("launched_at"), "incidents.created_at")},
+            on_scene_s = {secs(first.format("on_scene_at"), "incidents.created_at")}
+            WHERE id IN :ids"""
+        stmt = text(update).bindparams(bindparam("ids", expanding=True))
+        query = text(changed)
+        if "since" in params:
+            query = query.bindparams(bindparam("since", type_=DateTime(timezone=True)))
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(query, params)]
+        for start in range(0, len(ids), batch):
+            with self.engine.begin() as conn:
+                conn.execute(stmt, {"ids": ids[start : start + batch]})
+        self._refreshed_at = started
+        return len(ids)
 
     # -- counts --------------------------------------------------------------------------------
     def first_on_scene(self, f: Filter, group_by: str) -> list[tuple[str, int, int]]:
@@ -298,12 +319,12 @@ def _rounded(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def _interpolate(ranks: dict[int, float], n: int, p: float) -> float | None:
-    """``percentile_cont(p)`` over ``n`` sorted values of which ``ranks`` holds the ones it needs."""
-    if n == 0:
+def _percentile_cont(values: list[float], p: float) -> float | None:
+    """PostgreSQL's ``percentile_cont(p)`` of sorted ``values``: linear between the nearest ranks."""
+    if not values:
         return None
-    pos = p * (n - 1)
+    pos = p * (len(values) - 1)
     lo = math.floor(pos)
     frac = pos - lo
-    low = float(ranks[lo])
-    return low if frac == 0 else low + frac * (float(ranks[lo + 1]) - low)
+    low = float(values[lo])
+    return low if frac == 0 else low + frac * (float(values[lo + 1]) - low)

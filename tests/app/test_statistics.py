@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from dronedispatch.app.errors import Unprocessable
 from dronedispatch.app.statistics import StatisticsService, utc_offset_min
@@ -185,6 +185,18 @@ def test_backfill_gives_districts_and_battery_use(engine: Engine, service: Stati
     assert service.backfill() == (0, 0)
     day = service.filter(date(2026, 11, 2), date(2026, 11, 3))
     assert service.drones(day).rows[0]["battery_cycles"] == 0.45
+
+    # a mission changed now (its arrival a minute later): the next response times see it
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE missions SET on_scene_at = :at, updated_at = :now WHERE id = 3").bindparams(
+                bindparam("at", type_=DateTime(timezone=True)), bindparam("now", type_=DateTime(timezone=True))
+            ),
+            {"at": datetime(2026, 11, 3, 12, 9, tzinfo=UTC), "now": datetime.now(UTC)},
+        )
+    cheongna = next(r for r in service.response_times(month, "district").rows if r["key"] == "cheongna")
+    assert cheongna["airborne_to_on_scene"] == pct(390.0, 390.0, 1)
+    assert cheongna["report_to_on_scene"] == pct(540.0, 540.0, 1)
 
 
 def test_utc_offset() -> None:

@@ -1,0 +1,176 @@
+"""Statistics on a year of data: every /api/v1/stats query timed on SQLite and on PostgreSQL.
+
+A year of history (``dronedispatch seed-history``: by default 100,000 incidents and about 10 million
+telemetry samples) is seeded once per size into var/bench/ (a SQLite file, and a durable PostgreSQL
+cluster with PostgreSQL's default settings whose data directory stays there too), so a rerun only
+times. Each statistics query of the service (the same calls the API makes) runs over the whole year
+and filtered (the last 30 days of one district), ``--repeats`` times after one warm-up; prints p50
+and p95 per query and database against the goal, p95 < 300 ms.
+
+    .venv/bin/python bench/stats.py [--incidents 100000] [--samples 10000000] [--repeats 15] [--no-postgres]
+
+``--incidents 5000 --samples 300000`` is a quick run. ``--fresh`` seeds again.
+
+Indexes and summaries the queries rely on (revision 0005): ``ix_incidents_district_created_at``,
+``ix_missions_launched_at``, and ``missions.battery_used_pct`` (battery cycles without reading the
+telemetry samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dronedispatch.app.statistics import StatisticsService, Table
+from dronedispatch.scenario.broker import PostgresServer, find_pg_bindir
+from dronedispatch.seed_history import SeedOptions, seed_history
+from dronedispatch.settings import Settings
+from dronedispatch.store.db import make_engine
+from dronedispatch.store.stats import StatsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "var" / "bench"
+GOAL_MS = 300.0
+UNTIL = date(2026, 12, 1)  # fixed, so a cached history is the same on every run
+DAYS = 365
+OFFSET_MIN = 540
+#: Share of incidents that get a mission in the seeded history (the fleet is busy at evening peaks).
+MISSION_SHARE = 0.6
+
+
+def timed(fn: Callable[[], Table], repeats: int) -> tuple[float, float, int]:
+    """(p50 ms, p95 ms, rows) of ``repeats`` runs after a warm-up."""
+    rows = len(fn().rows)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return statistics.median(times), p95, rows
+
+
+def queries(svc: StatisticsService) -> list[tuple[str, Callable[[], Table]]]:
+    year = svc.filter(datetime.combine(UNTIL - timedelta(days=DAYS), datetime.min.time(), UTC),
+                      datetime.combine(UNTIL, datetime.min.time(), UTC))  # fmt: skip
+    month = svc.filter(year.end - timedelta(days=30), year.end, district="songdo")
+    out: list[tuple[str, Callable[[], Table]]] = []
+    for label, f in (("year", year), ("30 d songdo", month)):
+        out += [
+            (f"response-times none, {label}", lambda f=f: svc.response_times(f, "none")),
+            (f"response-times district, {label}", lambda f=f: svc.response_times(f, "district")),
+            (f"response-times hour, {label}", lambda f=f: svc.response_times(f, "hour")),
+            (f"response-times week, {label}", lambda f=f: svc.response_times(f, "week")),
+            (f"first-on-scene district, {label}", lambda f=f: svc.first_on_scene(f, "district")),
+            (f"outcomes category, {label}", lambda f=f: svc.outcomes(f, "category")),
+            (f"sources, {label}", lambda f=f: svc.sources(f)),
+            (f"drones, {label}", lambda f=f: svc.drones(f)),
+            (f"volume day, {label}", lambda f=f: svc.volume(f, "day")),
+            (f"volume hour, {label}", lambda f=f: svc.volume(f, "hour")),
+            (f"heatmap 500 m, {label}", lambda f=f: svc.heatmap(f, 500)),
+        ]
+    return out
+
+
+def seed(url: str, incidents: int, samples: int) -> tuple[float, Any]:
+    per_mission = max(2, round(samples / (incidents * MISSION_SHARE)))
+    opts = SeedOptions(days=DAYS, incidents_per_day=incidents / DAYS, samples_per_mission=per_mission, seed=1,
+                       until=UNTIL, tz_offset_min=OFFSET_MIN)  # fmt: skip
+    settings = Settings(database_url=url, secret_key="bench-secret-key-that-is-long-enough-for-hs256")  # type: ignore[call-arg]
+    t0 = time.perf_counter()
+    result = seed_history(settings, opts, progress=sys.stderr.isatty())
+    return time.perf_counter() - t0, result
+
+
+@contextlib.contextmanager
+def cached_postgres() -> Iterator[PostgresServer]:
+    """The bench's PostgreSQL cluster under var/bench/pg (created on first use), running for the block."""
+    workdir = CACHE / "pg"
+    fresh = not (workdir / "data" / "PG_VERSION").exists()
+    if fresh:
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+    # start() creates its default database: a throwaway one, as the bench's databases persist
+    server = PostgresServer(
+        workdir=workdir, bindir=find_pg_bindir(), durable=True, default_db=f"boot_{uuid.uuid4().hex[:8]}"
+    )
+    if fresh:
+        server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.drop_database(server.default_db)
+        server.stop()
+
+
+def measure(name: str, url: str, done: Path, args: argparse.Namespace) -> dict[str, tuple[float, float, int]]:
+    if args.fresh or not done.exists():
+        took, result = seed(url, args.incidents, args.samples)
+        line = (f"{name}: seeded {result.incidents} incidents, {result.missions} missions, {result.samples} telemetry"
+                f" samples in {took:.0f} s")  # fmt: skip
+        done.write_text(line + "\n")
+    print(done.read_text().strip())
+    engine = make_engine(url)
+    try:
+        svc = StatisticsService(StatsStore(engine, offset_min=OFFSET_MIN), offset_min=OFFSET_MIN)
+        return {label: timed(fn, args.repeats) for label, fn in queries(svc)}
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--fresh", action="store_true", help="seed again even when a cached history exists")
+    args = parser.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = f"i{args.incidents}-s{args.samples}"
+    results: dict[str, dict[str, tuple[float, float, int]]] = {}
+    sqlite_file = CACHE / f"stats-{key}.db"
+    if args.fresh:
+        for p in CACHE.glob(f"stats-{key}.db*"):
+            p.unlink()
+    results["sqlite"] = measure("SQLite", f"sqlite:///{sqlite_file}", CACHE / f"stats-{key}.sqlite.done", args)
+    if not args.no_postgres:
+        with cached_postgres() as server:
+            db = f"stats_{key.replace('-', '_')}"
+            done = CACHE / f"stats-{key}.pg.done"
+            if args.fresh or not done.exists():
+                server.drop_database(db)
+                server.create_database(db)
+                done.unlink(missing_ok=True)
+            results["postgresql"] = measure("PostgreSQL", server.url(db), done, args)
+    dbs = list(results)
+    print(f"\n{'query':44}" + "".join(f"{d + ' p50/p95 ms':>26}" for d in dbs) + "   rows   goal p95 < 300 ms")
+    misses = 0
+    for label in results["sqlite"]:
+        cells, ok = "", True
+        for d in dbs:
+            p50, p95, rows = results[d][label]
+            cells += f"{p50:>17.1f} /{p95:>7.1f}"
+            ok = ok and p95 < GOAL_MS
+        misses += not ok
+        print(f"{label:44}{cells}{rows:>7}   {'ok' if ok else 'MISSED'}")
+    print(
+        f"\n{len(results['sqlite']) - misses} of {len(results['sqlite'])} queries within the goal on {', '.join(dbs)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
