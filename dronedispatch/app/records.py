@@ -139,7 +139,8 @@ class RecordService:
             path = Path(e.path)
             if e.kind != "snapshot" or not path.is_file() or path.stat().st_size > MAX_INLINE_SNAPSHOT_BYTES:
                 continue
-            caption = f"#{e.id} mission {e.mission_id} · {as_utc(e.created_at):%Y-%m-%d %H:%M:%S} UTC"
+            whose = f"mission #{e.mission_id}" if e.mission_id is not None else "reporting camera"
+            caption = f"#{e.id} {whose} · {as_utc(e.created_at):%Y-%m-%d %H:%M:%S} UTC"
             out.append(record.SnapshotImage(caption, e.media_type, path.read_bytes()))
         return out
 
@@ -277,9 +278,12 @@ def timeline(
             cmd = a.action.removeprefix("mission.command.")
             where = f" to {d['lat']:.5f}, {d['lon']:.5f}" if "lat" in d and "lon" in d else ""
             out.append(E(at, "command", f"Pilot command {cmd}{where} (mission #{mid}, drone {drone})", who))
+        elif a.action == "evidence.package":
+            out.append(E(at, "audit", f"Evidence package downloaded ({d.get('files', '?')} files)", who))
         elif a.action.startswith("evidence."):
             sha = d.get("sha256")
-            out.append(E(at, "evidence", f"{a.action.removeprefix('evidence.')} (mission #{mid})", who,
+            whose = f"mission #{mid}" if mid is not None else "reporting camera"
+            out.append(E(at, "evidence", f"{a.action.removeprefix('evidence.')} kept ({whose})", who,
                          f"SHA-256 {sha}" if sha else ""))  # fmt: skip
         else:
             out.append(E(at, "audit", a.action, who))
