@@ -37,6 +37,7 @@ DURATION_SQL = {
     "airborne_to_on_scene": "i.on_scene_s - i.airborne_s",
     "report_to_on_scene": "i.on_scene_s",
 }
+_FLOOR_SHIFT = 100_000_000
 #: Missions whose battery use is filled in per statement when the service starts.
 BATTERY_FILL_BATCH = 500
 #: Incidents whose response times are refreshed per transaction.
@@ -70,26 +71,24 @@ class StatsStore:
         self._refreshed_at: datetime | None = None
 
     # -- SQL pieces per dialect ----------------------------------------------------------------
-    def _local(self, column: str) -> str:
-        if self._pg:
-            return f"(({column} AT TIME ZONE 'UTC') + make_interval(mins => {self._offset_min}))"
-        return f"datetime({column}, '{self._offset_min:+d} minutes')"
-
     def _key(self, group_by: str, alias: str = "i") -> str:
-        local = self._local(f"{alias}.created_at")
+        column = f"{alias}.created_at"
+        local = f"(({column} AT TIME ZONE 'UTC') + make_interval(mins => {self._offset_min}))"
+        # SQLite: one date function per row, the shift to local time as its modifier
+        shift = f"{column}, '{self._offset_min:+d} minutes'"
         if group_by == "district":
             return f"COALESCE({alias}.district, '')"
         if group_by == "category":
             return f"{alias}.category"
         if group_by == "hour":
-            return f"to_char({local}, 'HH24')" if self._pg else f"strftime('%H', {local})"
+            return f"to_char({local}, 'HH24')" if self._pg else f"strftime('%H', {shift})"
         if group_by == "day":
-            return f"to_char({local}, 'YYYY-MM-DD')" if self._pg else f"date({local})"
+            return f"to_char({local}, 'YYYY-MM-DD')" if self._pg else f"date({shift})"
         if group_by == "week":  # the Monday that starts the week
             return (
                 f"to_char(date_trunc('week', {local}), 'YYYY-MM-DD')"
                 if self._pg
-                else f"date({local}, '-6 days', 'weekday 1')"
+                else f"date({shift}, '-6 days', 'weekday 1')"
             )
         if group_by == "none":
             return "'all'"
@@ -103,8 +102,9 @@ class StatsStore:
     def _floor(self, expr: str) -> str:
         if self._pg:
             return f"floor({expr})"
-        # SQLite without its math extension: truncation, one lower for negative non-integers
-        return f"(CAST({expr} AS INTEGER) - ({expr} < CAST({expr} AS INTEGER)))"
+        # SQLite without its math extension: truncation is the floor once shifted above zero
+        # (cells of 10 m and more lie far within the shift)
+        return f"(CAST(({expr}) + {_FLOOR_SHIFT} AS INTEGER) - {_FLOOR_SHIFT})"
 
     def _where(self, f: Filter, alias: str = "i") -> str:
         where = f"{alias}.created_at >= :start AND {alias}.created_at < :end"
