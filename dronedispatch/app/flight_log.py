@@ -26,10 +26,12 @@ class PublicFlightLog:
         store: FlightLogRepository,
         districts: Mapping[str, Any],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_rows: int = MAX_ROWS,
     ) -> None:
         self._store = store
         self._districts = districts
         self._now = now
+        self.max_rows = max_rows
 
     def period(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
         """The asked period in UTC, by default the last 30 days; :class:`Unprocessable` when it is reversed
@@ -42,10 +44,11 @@ class PublicFlightLog:
             raise Unprocessable("a period of at most 366 days can be asked for at once", "bad_period")
         return since, until
 
-    async def rows(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Public rows of the flights launched in [since, until), newest first (at most :data:`MAX_ROWS`)."""
-        flights = await asyncio.to_thread(self._store.ended_flights, since, until, MAX_ROWS)
-        return [public_flight(f, self._districts) for f in flights]
+    async def rows(self, since: datetime, until: datetime) -> tuple[list[dict[str, Any]], bool]:
+        """Public rows of the flights launched in [since, until), newest first, at most ``max_rows``; and
+        whether there were more (the reader narrows the period to see them)."""
+        flights = await asyncio.to_thread(self._store.ended_flights, since, until, self.max_rows + 1)
+        return [public_flight(f, self._districts) for f in flights[: self.max_rows]], len(flights) > self.max_rows
 
 
 def _utc(at: datetime) -> datetime:

@@ -141,9 +141,21 @@ def test_public_log_shows_flights_and_leaks_nothing(public_client: TestClient) -
         assert f"{row['duration_min']} min" in page.text
     assert page.text.count("<polyline") == 2
 
-    # paging by period
+    assert data.json()["more"] is False and "newest flights are shown" not in page.text
+
+    # paging by period; a period with more flights than a page holds says so
     one = public_client.get("/public/flights.json", params={"from": "2026-11-21T00:00:00Z", "to": "2026-11-22"})
     assert [r["start"] for r in one.json()["rows"]] == ["2026-11-21T12:15Z"]
+    log = public_client.app.state.runtime.flight_log  # type: ignore[attr-defined]
+    log.max_rows = 1
+    try:
+        first = public_client.get("/public/flights.json", params=period).json()
+        assert [r["start"] for r in first["rows"]] == ["2026-11-21T12:15Z"] and first["more"] is True
+        assert "The 1 newest flights are shown" in public_client.get("/public/flights", params=period).text
+        rest = public_client.get("/public/flights.json", params={"from": "2026-11-01", "to": "2026-11-21"}).json()
+        assert [r["start"] for r in rest["rows"]] == ["2026-11-20T09:15Z"] and rest["more"] is False
+    finally:
+        log.max_rows = 500
     none = public_client.get("/public/flights", params={"from": "2026-10-01", "to": "2026-10-02"})
     assert none.status_code == 200 and "No flights in this period" in none.text
     assert (

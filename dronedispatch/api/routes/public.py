@@ -32,7 +32,8 @@ def _enabled(runtime: RuntimeDep) -> None:
 async def _rows(runtime: RuntimeDep, since: datetime | None, until: datetime | None) -> dict[str, Any]:
     _enabled(runtime)
     start, end = runtime.flight_log.period(since, until)
-    return {"from": start.isoformat(), "to": end.isoformat(), "rows": await runtime.flight_log.rows(start, end)}
+    rows, more = await runtime.flight_log.rows(start, end)
+    return {"from": start.isoformat(), "to": end.isoformat(), "rows": rows, "more": more}
 
 
 @router.get("/public/flights.json")
@@ -64,6 +65,9 @@ def render(data: dict[str, Any]) -> str:
         for r in data["rows"]
     )
     empty = "" if data["rows"] else '<p class="empty">No flights in this period.</p>'
+    if data["more"]:
+        shown = len(data["rows"])
+        empty = f'<p class="more">The {shown} newest flights are shown; choose a shorter period for the others.</p>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
