@@ -73,6 +73,13 @@ class RecordService:
         cam = self._cameras.get(camera_id)
         return f"{cam.name_ko} {cam.name_en} ({camera_id})" if cam is not None else camera_id
 
+    def _district_name(self, district_id: str | None) -> str | None:
+        for f in (self._districts or {}).get("features") or []:
+            props = f.get("properties") or {}
+            if district_id and props.get("id") == district_id:
+                return f"{props.get('name_ko', '')} {props.get('name_en', '')} ({district_id})".strip()
+        return district_id
+
     def _missions(self, incident_id: int) -> list[Mission]:
         return sorted(self._store.list_missions(incident_id=incident_id, limit=1000), key=lambda m: m.id or 0)
 
@@ -125,7 +132,7 @@ class RecordService:
         ]  # fmt: skip
         return record.IncidentRecord(
             id=incident_id, category=inc.category, severity=inc.severity, status=inc.status, lat=inc.lat, lon=inc.lon,
-            district=inc.district, source=inc.source, camera=self._camera_name(inc.camera_id),
+            district=self._district_name(inc.district), source=inc.source, camera=self._camera_name(inc.camera_id),
             description=inc.description, approval_ref=inc.approval_ref, outcome=inc.outcome,
             created_at=as_utc(inc.created_at), closed_at=as_utc(inc.closed_at) if inc.closed_at else None,
             split_from_id=inc.split_from_id, reports=report_lines, missions=mission_lines,

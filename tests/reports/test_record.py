@@ -107,6 +107,7 @@ def test_record_page_tells_the_whole_story(run: Run) -> None:
     assert [r.source for r in reports] == ["webhook", "cap"]
     assert reports[0].distance_m == 0.0 and 100 < (reports[1].distance_m or 0) < 160  # the 119 call, ~130 m away
     assert "송도 센트럴파크 Songdo Central Park (cctv-songdo-centralpark)" in html  # the camera that raised it
+    assert "송도 Songdo (songdo)" in html  # its district, by name
     assert f"{reports[1].distance_m:.0f} m" in html
     text = _words(html)
     _in_order(
