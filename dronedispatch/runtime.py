@@ -41,7 +41,7 @@ from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.incidents import Report
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
-from dronedispatch.ingest.onvif import OnvifIngest
+from dronedispatch.ingest.onvif import OnvifIngest, rendezvous_owner
 from dronedispatch.link_gateway import LinkGateway
 from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
@@ -88,6 +88,7 @@ class Runtime:
                 self.cameras.cameras, self._on_ingested_report, on_alert=self._on_camera_alert,
                 stats=self.ingest_stats, subscription_s=settings.onvif_subscription_s,
                 pull_timeout_s=settings.onvif_pull_timeout_s, silent_after_s=settings.onvif_silent_after_s,
+                owns=self._owns_camera if settings.bus_url else None,  # several nodes: one subscribes per camera
             )  # fmt: skip
         # application services, each given only what it uses
         self.alerts = Alerts(self.bus, self.store)
@@ -255,6 +256,13 @@ class Runtime:
             await asyncio.to_thread(self.dispatcher.ingest_report, report, actor=f"ingest:{report.source}")
         except ServiceError as exc:  # e.g. a camera id we do not know: counted as rejected, never fatal
             raise IngestError(report.source, Problem("camera_id" if report.camera_id else "$", exc.reason)) from exc
+
+    async def _owns_camera(self, camera_id: str) -> bool:
+        """Several nodes: whether this one subscribes to the camera's ONVIF events (one node per camera,
+        chosen among the nodes with a live heartbeat, so a node's cameras move when it goes)."""
+        assert self.cluster is not None
+        live = [n.node_id for n in await self.cluster.nodes()] or [self.node_id]
+        return rendezvous_owner(camera_id, live) == self.node_id
 
     def _on_camera_alert(self, level: str, code: str, message: str) -> None:
         self.alerts.raise_("info" if level == "info" else "warning", code, message)

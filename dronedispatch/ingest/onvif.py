@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
@@ -197,6 +198,13 @@ def to_report(camera: Camera, n: Notification, category: Category) -> Report:
 
 ReportHandler = Callable[[Report], Awaitable[None]]
 AlertHandler = Callable[[str, str, str], None]  # level, code, message
+OwnerCheck = Callable[[str], Awaitable[bool]]  # camera id -> whether this node subscribes to it
+
+
+def rendezvous_owner(camera_id: str, nodes: Iterable[str]) -> str | None:
+    """The node that subscribes to ``camera_id`` among ``nodes`` (highest hash of node and camera): each
+    camera has one owner, and a node joining or leaving moves only the cameras it wins or held."""
+    return max(nodes, key=lambda n: hashlib.sha256(f"{n}|{camera_id}".encode()).digest(), default=None)
 
 
 @dataclass
@@ -204,7 +212,7 @@ class CameraState:
     """What the service knows of one ONVIF camera's subscription (JSON-ready through :meth:`as_dict`)."""
 
     camera_id: str
-    state: str = "connecting"  # connecting | subscribed | unreachable | unauthorized | error | stopped
+    state: str = "connecting"  # connecting | subscribed | unreachable | unauthorized | error | elsewhere | stopped
     silent: bool = False
     last_error: str | None = None
     last_ok: float = 0.0  # loop time of the last successful exchange
@@ -251,8 +259,13 @@ class OnvifIngest:
         silent_after_s: float = 60.0,
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
+        owns: OwnerCheck | None = None,
+        owner_check_s: float = 10.0,
     ) -> None:
         self.cameras = [c for c in cameras if c.onvif is not None]
+        # several nodes: each camera is subscribed by one of them (one subscription, one report per event)
+        self.owns = owns
+        self.owner_check_s = owner_check_s
         self.tables = {c.id: topic_table(c.onvif) for c in self.cameras if c.onvif is not None}
         self.on_report = on_report
         self.on_alert = on_alert or (lambda level, code, message: None)
@@ -311,7 +324,15 @@ class OnvifIngest:
         state = self.states[camera.id]
         backoff = self.backoff_initial
         reported: tuple[str, str | None, int] | None = None
+        loop = asyncio.get_running_loop()
         while True:
+            if not await self._owned(camera):
+                if state.state != "elsewhere":
+                    log.info("ONVIF camera %s: subscribed by another node", camera.id)
+                state.state, state.last_error, state.silent = "elsewhere", None, False
+                state.last_ok = loop.time()
+                await asyncio.sleep(self.owner_check_s)
+                continue
             try:
                 if await self._session(camera, state):
                     backoff = self.backoff_initial  # a subscription that worked, then was lost: re-create at once
@@ -371,6 +392,8 @@ class OnvifIngest:
             log.info("ONVIF camera %s: subscribed to events", camera.id)
             while True:
                 if loop.time() >= renew_at:
+                    if not await self._owned(camera):
+                        return True  # another node takes it over; ours is unsubscribed on the way out
                     try:
                         renewed = await subscription.Renew(f"PT{int(self.subscription_s)}S")
                     except zeep.exceptions.Fault as fault:
@@ -397,6 +420,15 @@ class OnvifIngest:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(subscription.Unsubscribe(), 1.0)
             await device.close()
+
+    async def _owned(self, camera: Camera) -> bool:
+        if self.owns is None:
+            return True
+        try:
+            return await self.owns(camera.id)
+        except Exception:  # cannot tell (the bus is down): better two subscriptions than none
+            log.debug("ONVIF camera %s: owner check failed", camera.id, exc_info=True)
+            return True
 
     def _renew_at(self, result: Any) -> float:
         granted = self.subscription_s
@@ -460,6 +492,8 @@ class OnvifIngest:
             await asyncio.sleep(period)
             for camera in self.cameras:
                 state = self.states[camera.id]
+                if state.state in ("elsewhere", "stopped"):
+                    continue
                 quiet = loop.time() - state.last_ok
                 if not state.silent and quiet > self.silent_after_s:
                     state.silent = True
@@ -479,6 +513,8 @@ class OnvifIngest:
         renewals = CounterMetricFamily("dronedispatch_onvif_renewals", "Subscriptions renewed", labels=["camera"])
         events = CounterMetricFamily("dronedispatch_onvif_events", "Event messages pulled", labels=["camera"])
         for cid, s in sorted(self.states.items()):
+            if s.state == "elsewhere":
+                continue  # another node's to report
             up.add_metric([cid], int(s.state == "subscribed" and not s.silent))
             subscriptions.add_metric([cid], s.subscriptions)
             renewals.add_metric([cid], s.renewals)

@@ -22,6 +22,7 @@ from dronedispatch.ingest.onvif import (
     Notification,
     OnvifIngest,
     normalize_topic,
+    rendezvous_owner,
     topic_table,
 )
 from dronedispatch.runtime import Runtime
@@ -229,4 +230,52 @@ async def test_a_subscription_lost_before_its_first_pull_is_retried_with_backoff
         assert reports == []
     finally:
         await ingest.stop()
+        await device.stop()
+
+
+async def test_several_nodes_subscribe_each_camera_once_and_hand_it_over() -> None:
+    device = OnvifDevice("cctv-n", "N", free_tcp_port(), username="u", password="p")
+    await device.start()
+    camera = Camera(
+        id="cctv-n", name_ko="엔", name_en="N", lat=37.4, lon=126.6,
+        onvif=OnvifSource(url=device.url, username="u", password="p"),
+    )  # fmt: skip
+    live = {"node-a", "node-b"}
+    first = rendezvous_owner("cctv-n", live)
+    assert first in live and rendezvous_owner("cctv-n", sorted(live, reverse=True)) == first
+    reports: list[tuple[str, Any]] = []
+
+    def node(name: str) -> OnvifIngest:
+        async def owns(camera_id: str) -> bool:
+            return rendezvous_owner(camera_id, live) == name
+
+        async def on_report(report: Any) -> None:
+            reports.append((name, report))
+
+        return OnvifIngest([camera], on_report, subscription_s=2, pull_timeout_s=1, owns=owns, owner_check_s=0.3)
+
+    nodes = {name: node(name) for name in sorted(live)}
+    for ingest in nodes.values():
+        await ingest.start()
+    try:
+        owner = nodes[first]
+        (other_name,) = live - {first}
+        other = nodes[other_name]
+        await eventually(lambda: owner.states["cctv-n"].state == "subscribed", what="the owner subscribed")
+        await eventually(lambda: other.states["cctv-n"].state == "elsewhere", what="the other standing by")
+        device.raise_event("line_crossing")
+        await eventually(lambda: len(reports) == 1, what="one report")
+        await asyncio.sleep(1.5)  # past a renewal: still one subscription, one report
+        assert device.created == 1 and len(reports) == 1 and reports[0][0] == first
+
+        live.discard(first)  # the owner's heartbeat is gone: the other node takes the camera over
+        await eventually(lambda: other.states["cctv-n"].state == "subscribed", what="hand-over")
+        await eventually(lambda: len(device.subscriptions) == 1, what="the old subscription released")
+        device.raise_event("line_crossing")
+        await eventually(lambda: len(reports) == 2, what="a report through the new owner")
+        assert reports[1][0] == other_name
+        assert not owner.states["cctv-n"].silent
+    finally:
+        for ingest in nodes.values():
+            await ingest.stop()
         await device.stop()
