@@ -16,6 +16,10 @@ and an info alert when it answers again; its state is on /metrics (``dronedispat
 and in :meth:`OnvifIngest.snapshot`. A refused password is the state ``unauthorized`` with a clear
 message; credentials are never logged.
 
+Several nodes: with ``owns`` (camera id -> whether this node takes it), each camera is subscribed by
+one node; the others keep it in the state ``elsewhere`` and look again every ``owner_check_s``, and the
+owner looks at every renewal, so the cameras of a node that goes are taken up by the others.
+
 Mapping (pure, :class:`EventPairs` and :func:`to_report`): the topic (``tns1:`` and other prefixes
 ignored; short names motion, line_crossing, intrusion, tamper allowed in the table) is looked up in
 the camera's ``topics`` table, else in :data:`DEFAULT_TOPICS`; a topic in neither is ignored. A
