@@ -23,7 +23,8 @@ const TEXT = {
 // Opens the dialog; resolves when it is closed.
 export async function openShareLinks(incidentId) {
   const tx = TEXT[getLang() === "ko" ? "ko" : "en"];
-  const list = el("ul", { class: "share-links", dataset: { shareLinks: incidentId } });
+  const list = el("ul", { class: "share-links", dataset: { shareLinks: incidentId },
+    style: { listStyle: "none", padding: 0, display: "grid", gap: "4px" } });
   const made = el("div", { class: "share-made", hidden: true });
   const hours = el("input", { type: "number", name: "hours", min: "1", max: String(MAX_HOURS), step: "1", value: "2" });
 
@@ -53,7 +54,8 @@ export async function openShareLinks(incidentId) {
     try {
       const share = await api(`/incidents/${incidentId}/share`, { method: "POST", body: { hours: h } });
       const url = `${location.origin}${share.url}`;
-      const field = el("input", { type: "text", readonly: true, value: url, dataset: { shareUrl: share.id } });
+      const field = el("input", { type: "text", readonly: true, value: url, dataset: { shareUrl: share.id },
+        style: { width: "min(34em, 70vw)", display: "block", margin: "4px 0" } });
       made.replaceChildren(el("div", { class: "muted small" }, tx.made), field,
         el("button", { type: "button", class: "ghost small", dataset: { action: "copy-share" }, onclick: async () => {
           field.select();

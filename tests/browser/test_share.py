@@ -1,22 +1,34 @@
 """A share link opened on a phone-sized screen in chromium: the incident on a small map and the live
 video of the drone flying it, without an account; the video follows when another drone takes over;
 a revoked link shows the refusal page. The link is made and revoked in the operations view's
-share dialog (web/share-links.js)."""
+share dialog (web/share-links.js). The aborted flight then shows in the public flight log,
+redacted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.browser.conftest import WatchedPage, open_page
-from tests.e2e.conftest import System, wait_for
+from tests.e2e.conftest import System, start_system, wait_for
 
 pytestmark = pytest.mark.browser
 
 PARK = {"lat": 37.3926, "lon": 126.6378}
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The browser tests' system with the public flight log on, so the flights flown here show up there."""
+    yield from start_system(tmp_path_factory.mktemp("system"), vehicles=2, speed_factor=10.0, video=True,
+                            extra_env={"DD_PUBLIC_FLIGHT_LOG": "true"})  # fmt: skip
+
+
 PHONE = {"width": 390, "height": 844}
 
 PLAYING = """() => { const v = document.querySelector('#video');
@@ -120,5 +132,18 @@ def test_share_link_on_a_phone(system: System, browser: Browser, tmp_path: Path)
     assert response is not None and response.status == 410
     expect(again.locator("h1")).to_have_text("This link was revoked.")
     context.close()
+
+    # the aborted flight is in the public flight log, with the track the service recorded, and nothing of
+    # who flew it, with which drone, or the report's words
+    def aborted_flight_listed() -> list[dict[str, Any]]:
+        rows = httpx.get(f"{system.url}/public/flights.json", timeout=30).json()["rows"]
+        return [r for r in rows if len(r["track"]) >= 2]
+
+    rows = wait_for(aborted_flight_listed, 60, "the aborted flight in the public log", system)
+    assert isinstance(rows, list)
+    assert rows[0]["purpose"] == "Fire response" and rows[0]["district"] == "songdo"
+    public = httpx.get(f"{system.url}/public/flights", timeout=30).text + str(rows)
+    for secret in ("dd-01", "dd-02", "pilot", "operator", "smoke", "e2e", token):
+        assert secret not in public, secret
     operator.close()
     pilot.close()
