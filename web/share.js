@@ -207,5 +207,9 @@ async function poll() {
   if (!reloading) setTimeout(poll, POLL_MS);
 }
 
-drawDistricts().catch(onError);
-poll();
+if (location.pathname.startsWith("/share/")) {
+  drawDistricts().catch(onError);
+  poll();
+} else { // the file itself (under /ui/): it opens only from a link
+  videoStatus("none", KO ? "공유 링크로만 열 수 있습니다." : "This page opens only from a share link.");
+}
