@@ -43,6 +43,26 @@ class DroneSpec(BaseModel):
     endurance_min: float = Field(default=35.0, gt=0, description="Hover endurance on a full battery, min.")
     capabilities: list[str] = Field(default_factory=lambda: ["camera"], description="camera, thermal, ...")
     max_wind: float = Field(default=12.0, gt=0, description="Highest wind the airframe flies in, m/s.")
+    # weather limits for a launch and for a flight; defaults suit a small quadcopter (every limit is a no-go at launch)
+    max_gust: float = Field(default=15.0, gt=0, description="Highest gust for a launch (in flight: an alert), m/s.")
+    gust_hard_limit: float = Field(default=18.0, gt=0, description="Gust that brings a flying drone home, m/s.")
+    max_rain_mm_h: float = Field(default=4.0, ge=0, description="Heaviest rain the airframe launches in, mm/h.")
+    min_temp_c: float = Field(default=-10.0, description="Coldest air the battery and airframe launch in, °C.")
+    max_temp_c: float = Field(default=40.0, description="Hottest air the airframe launches in, °C.")
+    launch_threshold_pct: float = Field(
+        default=40.0, ge=0, le=100, description="Battery a docked drone needs before it counts as ready, %."
+    )
+    charge_pct_per_min: float = Field(
+        default=100.0 / 45.0, gt=0, description="Dock charging rate, %/min (the estimate when the dock gives none)."
+    )
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> DroneSpec:
+        if self.gust_hard_limit < self.max_gust:
+            raise ValueError(f"drone {self.id!r}: gust_hard_limit is below max_gust")
+        if self.min_temp_c >= self.max_temp_c:
+            raise ValueError(f"drone {self.id!r}: min_temp_c is not below max_temp_c")
+        return self
 
 
 class FleetConfig(BaseModel):

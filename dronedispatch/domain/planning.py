@@ -82,6 +82,9 @@ class DroneStatus:
     consumption_pct_per_min: float | None = None  # measured; None → 100 / endurance_min
     climb_speed: float = 3.0
     max_wind: float = 12.0
+    #: Why it cannot launch now although its state says ready (dock, battery threshold, weather:
+    #: :mod:`dronedispatch.domain.readiness`); None when nothing holds it back.
+    launch_block: Reason | None = None
 
     @property
     def dock(self) -> LatLon:
@@ -104,6 +107,12 @@ class ReasonCode(StrEnum):
     NO_ROUTE = "no_route"
     WIND = "wind"
     MISSING_CAPABILITY = "missing_capability"
+    CHOSEN_OVER_NEARER = "chosen_over_nearer"
+    DOCK_FAULT = "dock_fault"
+    DOOR_FAULT = "door_fault"
+    CHARGING = "charging"
+    LOW_BATTERY = "low_battery"
+    WEATHER = "weather"
 
 
 _TEXT: dict[ReasonCode, tuple[str, str]] = {
@@ -131,6 +140,26 @@ _TEXT: dict[ReasonCode, tuple[str, str]] = {
         "풍속 {wind:.0f} m/s가 기체 한계 {max_wind:.0f} m/s 초과",
     ),
     ReasonCode.MISSING_CAPABILITY: ("lacks required equipment: {missing}", "필수 장비 없음: {missing}"),
+    ReasonCode.CHOSEN_OVER_NEARER: (
+        "fastest that can launch now: on scene in {eta_min:.1f} min over {km:.1f} km; battery {battery:.0f}% "
+        "covers {need:.0f}%; nearer {nearer} cannot launch: {why}",
+        "지금 출동 가능한 최단 도착: {km:.1f} km, {eta_min:.1f}분 후 현장 도착; 배터리 {battery:.0f}%로 필요량 "
+        "{need:.0f}% 충족; 더 가까운 {nearer} 출동 불가: {why_ko}",
+    ),
+    ReasonCode.DOCK_FAULT: ("dock {dock} out of order: {why}", "도크 {dock} 고장: {why}"),
+    ReasonCode.DOOR_FAULT: ("dock {dock} door fault: {why}", "도크 {dock} 문 고장: {why}"),
+    ReasonCode.CHARGING: (
+        "charging ({battery:.0f}% of {threshold:.0f}%): {drone} ready in {ready_in_min} min",
+        "충전 중 ({battery:.0f}%/{threshold:.0f}%): {drone} {ready_in_min}분 후 출동 가능",
+    ),
+    ReasonCode.LOW_BATTERY: (
+        "battery {battery:.0f}% below the launch threshold {threshold:.0f}% and not charging",
+        "배터리 {battery:.0f}%로 출동 기준 {threshold:.0f}% 미만, 충전 안 됨",
+    ),
+    ReasonCode.WEATHER: (
+        "weather at the {where}: {limit} {value:.3g} {unit} beyond the airframe limit {limit_value:.3g} {unit}",
+        "{where_ko} 기상: {limit_ko} {value:.3g} {unit}, 기체 한계 {limit_value:.3g} {unit} 벗어남",
+    ),
 }
 
 
@@ -246,6 +275,7 @@ def recommend(
     :class:`NoRoute`); the drone is assumed to return to its dock along the same kind of route.
     """
     category = Category(category)
+    drones = list(drones)
     target = (incident_lat, incident_lon)
     preferred = PREFERRED_CAPABILITIES.get(category, ())
     assessed = [
@@ -255,6 +285,7 @@ def recommend(
     ]
     eligible = [c for c in assessed if c.eligible]
     rejected = [c for c in assessed if not c.eligible]
+    held_back = _nearer_held_back(drones, eligible, rejected, target)
     # ETA first; among equal ETAs the better-equipped, then the fuller battery, then the id
     eligible.sort(key=lambda c: (round(c.eta_s or 0.0, 1), -len(c.preferred_capabilities),
                                  -(c.energy.margin_pct if c.energy else 0.0), c.drone_id))
@@ -264,6 +295,10 @@ def recommend(
         assert c.eta_s is not None
         params = {**c.reason.params, "eta_min": c.eta_s / 60, "slower_s": c.eta_s - (best or 0.0)}
         code = ReasonCode.CHOSEN if i == 0 else ReasonCode.CANDIDATE
+        if i == 0 and held_back is not None and held_back.reason.code is not ReasonCode.CHOSEN_OVER_NEARER:
+            # say why a nearer drone was passed over: it cannot launch now (dock, charge, weather)
+            code = ReasonCode.CHOSEN_OVER_NEARER
+            params.update(nearer=held_back.drone_id, why=held_back.reason.en, why_ko=held_back.reason.ko)
         ranked.append(_replace(c, rank=i + 1, reason=Reason(code, params)))
     rejected.sort(key=lambda c: c.drone_id)
     return ranked + rejected
@@ -286,6 +321,8 @@ def _assess(
     def refuse(code: ReasonCode, params: dict[str, object] | None = None, **extra: Any) -> Candidate:
         return Candidate(d.drone_id, d.sysid, False, Reason(code, params or {}), **extra)
 
+    if d.launch_block is not None:
+        return refuse(d.launch_block.code, dict(d.launch_block.params))
     if d.state != DroneState.READY:
         return refuse(ReasonCode.NOT_READY, {"state": d.state.value})
     missing = [c for c in required_capabilities if c not in d.capabilities]
@@ -313,6 +350,24 @@ def _assess(
     return Candidate(d.drone_id, d.sysid, True, Reason(ReasonCode.CANDIDATE, common),
                      eta_s=eta_s(d, out_m, cruise_alt_m=cruise_alt_m),
                      preferred_capabilities=tuple(c for c in preferred if c in d.capabilities), **geometry)
+
+
+def _nearer_held_back(
+    drones: Sequence[DroneStatus], eligible: Sequence[Candidate], rejected: Sequence[Candidate], target: LatLon
+) -> Candidate | None:
+    """The rejected drone nearest the scene that is held back only by its launch readiness (dock,
+    charge, weather) and is nearer than every eligible one, or None."""
+    if not eligible:
+        return None
+    by_id = {d.drone_id: d for d in drones}
+
+    def dist(drone_id: str) -> float:
+        d = by_id[drone_id]
+        return distance_m(d.lat, d.lon, target[0], target[1])
+
+    nearest_ok = min(dist(c.drone_id) for c in eligible)
+    held = [c for c in rejected if by_id[c.drone_id].launch_block is not None and dist(c.drone_id) < nearest_ok]
+    return min(held, key=lambda c: (dist(c.drone_id), c.drone_id), default=None)
 
 
 def _close(a: LatLon, b: LatLon, tol_m: float = 1.0) -> bool:
