@@ -285,6 +285,10 @@ def timeline(
             cmd = a.action.removeprefix("mission.command.")
             where = f" to {d['lat']:.5f}, {d['lon']:.5f}" if "lat" in d and "lon" in d else ""
             out.append(E(at, "command", f"Pilot command {cmd}{where} (mission #{mid}, drone {drone})", who))
+        elif a.action == "alert.raised":
+            level = str(d.get("level", "warning"))
+            out.append(E(at, "alert", f"Alert ({level}): {d.get('message', d.get('code', '?'))}", who,
+                         str(d.get("code", ""))))  # fmt: skip
         elif a.action == "evidence.package":
             out.append(E(at, "audit", f"Evidence package downloaded ({d.get('files', '?')} files)", who))
         elif a.action.startswith("evidence."):

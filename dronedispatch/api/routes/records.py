@@ -16,7 +16,6 @@ from dronedispatch.api.deps import DbId, Operator, Principal, RuntimeDep, requir
 from dronedispatch.app.records import RecordService
 from dronedispatch.app.splits import ReportSplitter
 from dronedispatch.schemas import IncidentPublic
-from dronedispatch.store.telemetry import TelemetryStore
 
 router = APIRouter(tags=["records"])
 
@@ -26,7 +25,7 @@ Crew = Annotated[Principal, Depends(require("operator", "pilot", "tester"))]
 
 def _records(runtime: RuntimeDep) -> RecordService:
     return RecordService(
-        runtime.store, TelemetryStore(runtime.engine), cameras=runtime.cameras, districts=runtime.districts,
+        runtime.store, runtime.telemetry, cameras=runtime.cameras, districts=runtime.districts,
         airspace=runtime.airspace.as_geojson(),
     )  # fmt: skip
 
