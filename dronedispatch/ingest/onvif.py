@@ -281,7 +281,6 @@ class OnvifIngest:
         self.backoff_max = backoff_max
         self.states = {c.id: CameraState(c.id) for c in self.cameras}
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
         self._warm: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -296,8 +295,7 @@ class OnvifIngest:
             self._tasks.append(loop.create_task(self._watch_silence(), name="onvif-silence"))
 
     async def stop(self) -> None:
-        self._stopping = True  # each loop unsubscribes and closes its connections as it ends
-        for task in self._tasks:
+        for task in self._tasks:  # each loop unsubscribes and closes its connections as it ends
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
