@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, ViewportSize, expect
 
 from tests.browser.conftest import WatchedPage, open_page
 from tests.e2e.conftest import System, start_system, wait_for
@@ -29,7 +29,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                             extra_env={"DD_PUBLIC_FLIGHT_LOG": "true"})  # fmt: skip
 
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 PLAYING = """() => { const v = document.querySelector('#video');
     return !!v && v.readyState >= 2 && v.videoWidth > 0 && v.currentTime > 0
@@ -69,7 +69,7 @@ def test_share_link_on_a_phone(system: System, browser: Browser, tmp_path: Path)
     made = dialog.locator("input[data-share-url]")
     expect(made).to_be_visible()
     link = made.input_value()
-    share = {"id": made.get_attribute("data-share-url"), "url": link.removeprefix(system.url)}
+    share = {"id": made.get_attribute("data-share-url") or "", "url": link.removeprefix(system.url)}
     assert link.startswith(f"{system.url}/share/")
     token = share["url"].removeprefix("/share/")
     expect(dialog.locator(f"[data-share='{share['id']}'][data-state=active]")).to_be_visible()
