@@ -19,6 +19,10 @@ ACTIVE_MISSION_STATES = ("planned", "uploading", "launching", "enroute", "on_sce
 _ACTIVE_WHERE = "state IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_MISSION_STATES))
 ACTIVE_DRONE_INDEX = "uq_missions_active_drone"
 ACTIVE_INCIDENT_INDEX = "uq_missions_active_incident"
+# A relief mission (continuous overwatch) flies to its incident while the mission it relieves is
+# still there: the incident index counts only missions that relieve none (revision 0006).
+_NOT_RELIEF_WHERE = " AND relieves_mission_id IS NULL"
+COVERAGE_MODES = ("none", "duration", "until_closed")
 
 
 def utcnow() -> datetime:
@@ -77,6 +81,12 @@ class Incident(SQLModel, table=True):
     # set when an operator split this incident's first report out of another incident (an id of
     # ``incidents``; no foreign key, which SQLite cannot add to an existing table in place)
     split_from_id: int | None = None
+    # continuous overwatch (revision 0006): none | duration | until_closed; a duration's end is known once
+    # the first drone is on scene (coverage_until), and which drone covers the scene now, so video follows it
+    coverage_mode: str = Field(default="none", max_length=16, sa_column_kwargs={"server_default": "none"})
+    coverage_s: float | None = None
+    coverage_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    on_scene_drone_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -103,8 +113,8 @@ class IncidentReport(SQLModel, table=True):
     distance_m: float | None = None
 
 
-def _active_unique(name: str, column: str) -> Index:
-    where = text(_ACTIVE_WHERE)
+def _active_unique(name: str, column: str, also: str = "") -> Index:
+    where = text(_ACTIVE_WHERE + also)
     return Index(name, column, unique=True, sqlite_where=where, postgresql_where=where)
 
 
@@ -112,7 +122,7 @@ class Mission(SQLModel, table=True):
     __tablename__ = "missions"
     __table_args__ = (
         _active_unique(ACTIVE_DRONE_INDEX, "drone_id"),
-        _active_unique(ACTIVE_INCIDENT_INDEX, "incident_id"),
+        _active_unique(ACTIVE_INCIDENT_INDEX, "incident_id", _NOT_RELIEF_WHERE),
         # flight hours and utilisation per period read missions by launch time; response times read an
         # incident's first dispatch, launch and arrival from the index alone (revision 0005)
         Index("ix_missions_launched_at", "launched_at"),
@@ -145,6 +155,10 @@ class Mission(SQLModel, table=True):
     # battery percentage points the mission used (first minus last telemetry sample), kept once it
     # ended so battery cycles need not read the samples again (revision 0005)
     battery_used_pct: float | None = None
+    # continuous overwatch (revision 0006): the mission this one takes the scene over from, and when
+    # this one's drone left the scene (handed over, sent home, or the mission ended)
+    relieves_mission_id: int | None = None
+    left_scene_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class Drone(SQLModel, table=True):
