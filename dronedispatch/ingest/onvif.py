@@ -165,12 +165,14 @@ class EventPairs:
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, tuple[tuple[str, str], ...]], datetime] = {}
+        self._unconfirmed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
     def is_news(self, n: Notification) -> bool:
         state = n.state
         if state is None:
             return n.operation != "Deleted"  # a pulse: every one counts
         key = (n.topic, n.source)
+        self._unconfirmed.discard(key)
         if not state or n.operation == "Deleted":
             self._open.pop(key, None)  # the end of a pair (or a resync saying it is over)
             return False
@@ -178,6 +180,17 @@ class EventPairs:
             return False  # still the same event (e.g. re-announced to a new subscription)
         self._open[key] = n.at
         return True
+
+    def begin_resync(self) -> None:
+        """A new subscription: the camera re-announces what is still on (Initialized) in its first answer."""
+        self._unconfirmed = set(self._open)
+
+    def end_resync(self) -> None:
+        """After that first answer: what was not re-announced ended while we were not subscribed (a reboot
+        forgets its alarms), so the next start of it is news again."""
+        for key in self._unconfirmed:
+            self._open.pop(key, None)
+        self._unconfirmed = set()
 
     def open_count(self) -> int:
         return len(self._open)
@@ -389,6 +402,7 @@ class OnvifIngest:
             subscription = await device.create_subscription_service("PullPointSubscription")
             pullpoint = await device.create_pullpoint_service()
             renew_at = self._renew_at(result)
+            state.pairs.begin_resync()
             state.subscriptions += 1
             self._answered(camera, state, "subscribed")
             log.info("ONVIF camera %s: subscribed to events", camera.id)
@@ -411,10 +425,12 @@ class OnvifIngest:
                     subscription = None
                     self._lost(camera, state, f"pull refused: {stringify_onvif_error(fault)}")
                     return pulled_once
-                pulled_once = True
                 self._answered(camera, state, "subscribed")
                 for msg in getattr(pulled, "NotificationMessage", None) or []:
                     await self._handle(camera, state, msg)
+                if not pulled_once:
+                    state.pairs.end_resync()
+                pulled_once = True
         finally:
             # Stopping, or leaving a subscription the device may still hold (a timeout, an odd answer):
             # release it, as cameras have few pull points and a leaked one lasts until its termination time.

@@ -64,6 +64,16 @@ def test_a_start_end_pair_is_one_report_and_a_pulse_is_one_each() -> None:
     assert pairs.is_news(note("true", "Initialized"))  # an alarm already on when we subscribed
     assert pairs.is_news(note(None)) and pairs.is_news(note(None))  # pulses
 
+    # a new subscription: what is re-announced stays open, what is not ended meanwhile (a reboot)
+    pairs.is_news(note("true", topic="RuleEngine/FieldDetector/ObjectsInside"))
+    assert pairs.open_count() == 2
+    pairs.begin_resync()
+    assert not pairs.is_news(note("true", "Initialized"))
+    pairs.end_resync()
+    assert pairs.open_count() == 1
+    assert not pairs.is_news(note("true"))  # motion went on all along
+    assert pairs.is_news(note("true", topic="RuleEngine/FieldDetector/ObjectsInside"))  # a new intrusion
+
 
 # ---- the service against simulated devices ---------------------------------------------------
 
@@ -170,6 +180,8 @@ async def test_events_become_incidents_across_renewals_losses_and_reboots(tmp_pa
         assert not any(code == "camera_silent" and "cctv-a" in m for _, code, m in alerts)
 
         # a reboot: the camera goes silent (alert), then recovers (alert) and its events arrive again
+        good.raise_event("motion", True)  # on when the camera goes down: the reboot ends it unseen
+        await eventually(lambda: any(i[1] == "other" and i[3] == 2 for i in onvif_incidents(rt)), what="motion again")
         good.reboot(5.0)
         await eventually(lambda: states["cctv-a"].silent, what="cctv-a silent")
         assert states["cctv-a"].state == "unreachable"
@@ -178,6 +190,8 @@ async def test_events_become_incidents_across_renewals_losses_and_reboots(tmp_pa
         assert any(code == "camera_recovered" and "cctv-a" in m for _, code, m in alerts)
         good.raise_event("line_crossing")
         await eventually(lambda: any(i[1] == "crime" and i[3] == 6 for i in onvif_incidents(rt)), what="6th report")
+        good.raise_event("motion", True)  # a new motion after the reboot is news, not the old one still open
+        await eventually(lambda: any(i[1] == "other" and i[3] == 3 for i in onvif_incidents(rt)), what="new motion")
 
         # the locked camera was reported silent too, with the reason
         assert any(code == "camera_silent" and "cctv-c" in m and "password" in m for _, code, m in alerts)
