@@ -351,10 +351,11 @@ export class StatsPage {
     const dlat = CELL_M / 2 / M_PER_DEG_LAT;
     for (const r of rows) {
       const dlon = CELL_M / 2 / (M_PER_DEG_LAT * Math.cos((r.lat * Math.PI) / 180));
-      const f = r.incidents / max;
+      // a log scale: most cells hold one or two incidents, and a linear one would paint them all alike
+      const f = Math.log1p(r.incidents) / Math.log1p(max);
       L.rectangle([[r.lat - dlat, r.lon - dlon], [r.lat + dlat, r.lon + dlon]], {
         // outlined, so a cell of a few pixels still shows when the whole city is in view
-        className: "heat-cell", color: heatColour(f), weight: 1.5, opacity: 0.9, fillColor: heatColour(f), fillOpacity: 0.3 + 0.5 * f, interactive: false,
+        className: "heat-cell", color: heatColour(f), weight: 1, opacity: 0.3 + 0.6 * f, fillColor: heatColour(f), fillOpacity: 0.2 + 0.65 * f, interactive: false,
       }).addTo(this.heat);
     }
     this.heat.addTo(this.opsMap.map);
