@@ -291,10 +291,6 @@ class OnvifDevice:
             value = str(next(self._object_ids))
         self._deliver(_Event(spec, value, "Changed", now))
 
-    # the callback names engineer D's simulated camera may call
-    on_event = raise_event
-    on_reboot = reboot
-
     def _deliver(self, event: _Event, only: Iterable[Subscription] | None = None) -> None:
         now = datetime.now(UTC)
         for sub in list(only if only is not None else self.subscriptions.values()):
