@@ -16,17 +16,18 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from dronedispatch.app.errors import DispatchRefused, ImpossibleMission
 from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.ports import DispatchStore
 from dronedispatch.bus import Publisher
-from dronedispatch.domain import assignment, planning, qgc_plan, templates
+from dronedispatch.domain import assignment, planning, qgc_plan, readiness, templates
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry
 from dronedispatch.domain.districts import DistrictIndex
+from dronedispatch.domain.docks import DockState, Weather
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.incidents import (
@@ -58,6 +59,19 @@ SCENE_RADIUS_M = 150.0
 HOLD_PLANNING_S = 600.0
 
 
+class DockStates(Protocol):
+    """The docks' live states (:class:`dronedispatch.app.docks.DockService`): None for a dock not heard."""
+
+    def state(self, dock_id: str) -> DockState | None: ...
+
+
+class NoDocks:
+    """Docks that are not devices: never heard, so judged as before (battery and state only)."""
+
+    def state(self, dock_id: str) -> DockState | None:
+        return None
+
+
 @dataclass(frozen=True)
 class PlannedDispatch:
     """A dispatch decided and checked, not yet recorded."""
@@ -81,6 +95,7 @@ class DispatchService:
         mission_templates: dict[str, templates.MissionTemplate],
         max_auto_eta_s: float,
         districts: DistrictIndex | None = None,
+        docks: DockStates | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -91,6 +106,7 @@ class DispatchService:
         self._templates = mission_templates
         self._max_auto_eta_s = max_auto_eta_s
         self._districts = districts
+        self._docks: DockStates = docks or NoDocks()
 
     # -- incidents -----------------------------------------------------------------------------
     def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
@@ -191,11 +207,25 @@ class DispatchService:
         return incident
 
     # -- recommendation ------------------------------------------------------------------------
-    def drone_statuses(self) -> list[DroneStatus]:
+    def drone_statuses(self, scene: tuple[float, float] | None = None) -> list[DroneStatus]:
+        """Every drone as the planner needs it, each judged ready or not (its dock, its launch
+        threshold, the weather at its dock and, with ``scene``, at the station nearest the scene)."""
         out = []
+        now = datetime.now(UTC)
+        scene_weather = self.scene_weather(*scene, now=now) if scene is not None else None
         for entry in self._fleet.registry:
             pub = self._fleet.registry.public(entry)
             pos = pub.position
+            state = DroneState(pub.state)
+            block = None
+            if state in readiness.JUDGED:
+                judged = readiness.assess(
+                    drone_id=entry.spec.id, state=state, battery_pct=pub.battery,
+                    limits=readiness.Limits.of(entry.spec), dock=self._docks.state(entry.dock.id), now=now,
+                    scene_weather=scene_weather,
+                )  # fmt: skip
+                # a drone over its own launch threshold is ready even where the fleet-wide default says charging
+                state, block = (DroneState.READY, None) if judged.ready else (state, judged.reason)
             out.append(
                 DroneStatus(
                     drone_id=entry.spec.id,
@@ -213,9 +243,20 @@ class DispatchService:
                     dock_lon=entry.dock.lon,
                     climb_speed=entry.spec.climb_speed,
                     max_wind=entry.spec.max_wind,
+                    launch_block=block,
                 )
             )
         return out
+
+    def scene_weather(self, lat: float, lon: float, *, now: datetime) -> Weather | None:
+        """The weather at the station nearest (``lat``, ``lon``): the nearest dock with a fresh state and a
+        weather station; None when no dock reports weather."""
+        reports = []
+        for d in self._fleet.registry.fleet.docks:
+            s = self._docks.state(d.id)
+            if s is not None and s.weather is not None and s.fresh(now):
+                reports.append((distance_m(d.lat, d.lon, lat, lon), s.weather))
+        return min(reports, key=lambda r: r[0])[1] if reports else None
 
     def template(self, category: str, name: str | None) -> templates.MissionTemplate:
         if name is None:
@@ -251,8 +292,10 @@ class DispatchService:
             incident.lon,
             Category(incident.category),
             [
-                replace(d, state=DroneState.READY, launch_delay_s=0.0) if d.drone_id == flying_as_ready else d
-                for d in self.drone_statuses()
+                replace(d, state=DroneState.READY, launch_delay_s=0.0, launch_block=None)
+                if d.drone_id == flying_as_ready
+                else d
+                for d in self.drone_statuses(scene=(incident.lat, incident.lon))
             ],
             self._airspace,
             time_on_scene_s=float(scene_s),

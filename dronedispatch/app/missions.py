@@ -24,13 +24,22 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from dronedispatch.app.alerts import Alerts
-from dronedispatch.app.errors import CommandRejected, ImpossibleMission, VehicleTimeout, VehicleUnavailable
+from dronedispatch.app.errors import (
+    CommandRejected,
+    DockDoorFault,
+    ImpossibleMission,
+    VehicleTimeout,
+    VehicleUnavailable,
+)
 from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.ports import MissionStore, NoPeers, PeerNodes, VehicleGateway, VehicleHandle
 from dronedispatch.app.writes import OrderedWrites
 from dronedispatch.bus import Publisher
 from dronedispatch.domain import mission_state as ms
+from dronedispatch.domain import readiness
 from dronedispatch.domain.airspace import Airspace, NoRoute
+from dronedispatch.domain.docks import DockState
+from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.domain.mission_state import MissionState, PilotCommand, Transition, VehicleObservation
 from dronedispatch.domain.templates import CEILING_M, return_mission
@@ -52,6 +61,32 @@ MAV_RESULT_TEMPORARILY_REJECTED = 1
 #: A vehicle silent this long during a flying mission fails the mission (the vehicle's own
 #: data-link-loss failsafe is already bringing it home by then).
 LINK_LOSS_FAIL_AFTER_S = 60.0
+
+#: How long a launch waits for its dock's door to open (the door itself takes a few seconds).
+DOOR_OPEN_TIMEOUT_S = 30.0
+#: Best-effort door moves after take-off and before landing wait this long for the dock's answer.
+DOOR_FOLLOW_TIMEOUT_S = 60.0
+#: Height above the dock from which the door closes behind a drone that took off, metres.
+DOOR_CLEAR_ALT_M = 10.0
+#: A returning drone this close to its dock has the door opened for its landing, metres.
+DOOR_LANDING_RANGE_M = 100.0
+
+
+class DockDoors(Protocol):
+    """The docks as devices (:class:`dronedispatch.app.docks.DockService`): live states and doors."""
+
+    def state(self, dock_id: str) -> DockState | None: ...
+    async def open_door(self, dock_id: str, timeout_s: float = ...) -> None: ...
+    async def close_door(self, dock_id: str, timeout_s: float = ...) -> None: ...
+
+
+class DoorPhase:
+    """Where a launch that went through a dock door is with that door."""
+
+    OPENED = "opened"  # opened for the launch; closes once the drone is clear
+    CLOSED = "closed"  # closed behind it; opens again for the landing
+    LANDING = "landing"  # opened for the landing; closes once it is down
+    DONE = "done"
 
 
 class MissionListener(Protocol):
@@ -81,6 +116,14 @@ class Tracked:
     commanding: bool = False
     #: Why the mission went to returning, for the record if it never got to the scene.
     return_reason: str | None = None
+    #: The dock whose door this launch opened, and where it is with it (:class:`DoorPhase`).
+    door_dock: str | None = None
+    door_phase: str | None = None
+    #: The docks whose weather matters: the drone's own and the one nearest the scene.
+    weather_docks: tuple[str, ...] = ()
+    #: A gust above the airframe's limit was announced (once per episode) / sent the drone home.
+    gust_warned: bool = False
+    gust_sent_home: bool = False
 
 
 class MissionSupervisor:
@@ -95,6 +138,7 @@ class MissionSupervisor:
         *,
         node_id: str = "",
         peers: PeerNodes | None = None,
+        docks: DockDoors | None = None,
     ) -> None:
         self._store = store
         self._peers: PeerNodes = peers or NoPeers()
@@ -109,6 +153,7 @@ class MissionSupervisor:
         self._node_id = node_id
         self._adopting: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()  # adoptions, launches handed to other nodes
+        self._docks = docks  # None: docks are not devices (doors always open, weather unknown)
 
     def add_listener(self, listener: MissionListener) -> None:
         self._listeners.append(listener)
@@ -182,9 +227,8 @@ class MissionSupervisor:
 
     def _track(self, m: Mission, state: MissionState, return_seq: int | None) -> Tracked:
         assert m.id is not None
-        tracked = Tracked(
-            m.id, m.drone_id, m.sysid, m.incident_id, state, m.on_scene_seq, return_seq, time.monotonic()
-        )
+        tracked = Tracked(m.id, m.drone_id, m.sysid, m.incident_id, state, m.on_scene_seq, return_seq, time.monotonic())
+        tracked.weather_docks = self._weather_docks(m)
         self._tracked[m.sysid] = tracked
         self._fleet.set_mission(m.drone_id, m.id)
         return tracked
@@ -273,16 +317,32 @@ class MissionSupervisor:
             return
         self._apply(tracked, ms.upload_started(tracked.state))
         items = [MissionItem.from_dict(d) for d in mission.items]
+        # a drone in a dock that is a device leaves through its door: it opens while the mission uploads
+        dock_id = self._dock_to_open(tracked.drone_id)
+        door = asyncio.create_task(self._open_door(dock_id), name=f"door-{dock_id}") if dock_id else None
         t0 = time.perf_counter()
         try:
             opaque_id = await vehicle.mission.upload(items)
         except LinkError as exc:  # UploadFailed, VehicleNotFound, …: the reason says which
+            if door is not None:
+                door.cancel()
             await self._commit(tracked, ms.upload_failed(tracked.state, str(exc)))
             return
+        except BaseException:
+            if door is not None:
+                door.cancel()
+            raise
         t_upload = time.perf_counter()
         # the plan the vehicle holds is written with the transition; the launch goes on meanwhile, and
         # a failed write still fails the mission (below) rather than vanishing
         accepted = self._apply(tracked, ms.upload_accepted(tracked.state), opaque_id=opaque_id)
+        if door is not None and dock_id is not None:
+            try:
+                await door
+            except DockDoorFault as exc:
+                await self._door_fault(tracked, dock_id, exc)
+                return
+            tracked.door_dock, tracked.door_phase = dock_id, DoorPhase.OPENED
         try:
             await self._arm(vehicle)
             t_arm = time.perf_counter()
@@ -319,6 +379,136 @@ class MissionSupervisor:
         self._writes.submit(tracked.mission_id, record_launch)
         self.observe(vehicle)
 
+    # -- docks -------------------------------------------------------------------------------------
+    def _dock_to_open(self, drone_id: str) -> str | None:
+        """The drone's dock when it is a device that reports the drone sitting in it; else None
+        (no live dock state: the launch goes on as before docks were devices)."""
+        entry = self._fleet.registry.get(drone_id)
+        if self._docks is None or entry is None:
+            return None
+        state = self._docks.state(entry.dock.id)
+        return entry.dock.id if state is not None and state.drone_present else None
+
+    async def _open_door(self, dock_id: str) -> None:
+        assert self._docks is not None
+        await self._docks.open_door(dock_id, DOOR_OPEN_TIMEOUT_S)
+
+    async def _door_fault(self, tracked: Tracked, dock_id: str, exc: DockDoorFault) -> None:
+        """The door did not open: the mission fails with the reason (its incident goes back to the queue)."""
+        await asyncio.to_thread(
+            self._store.audit, "system", "mission.door_fault", "mission", tracked.mission_id, dock_id=dock_id,
+            reason=exc.reason,
+        )  # fmt: skip
+        await self._commit(tracked, ms.failed(tracked.state, f"dock door fault: {exc.reason}"))
+
+    def _follow_door(self, tracked: Tracked, vehicle: VehicleHandle) -> None:
+        """Close the door behind a drone that took off; open it for its landing when it comes back
+        within :data:`DOOR_LANDING_RANGE_M`; close it once it is down. Best effort: logged, never fatal."""
+        dock_id, s = tracked.door_dock, vehicle.state
+        entry = self._fleet.registry.get(tracked.drone_id)
+        if dock_id is None or entry is None:
+            return
+        airborne = s.landed_state not in (0, 1) and s.landed_state is not None
+        if tracked.door_phase == DoorPhase.OPENED and airborne and (s.alt_rel or 0.0) >= DOOR_CLEAR_ALT_M:
+            tracked.door_phase = DoorPhase.CLOSED
+            self._spawn(self._move_door(tracked.mission_id, dock_id, open_=False), f"door-close-{dock_id}")
+        elif tracked.door_phase == DoorPhase.CLOSED and tracked.state == MissionState.RETURNING:
+            if (
+                s.lat is not None
+                and s.lon is not None
+                and (distance_m(s.lat, s.lon, entry.dock.lat, entry.dock.lon) <= DOOR_LANDING_RANGE_M)
+            ):
+                tracked.door_phase = DoorPhase.LANDING
+                self._spawn(self._move_door(tracked.mission_id, dock_id, open_=True), f"door-open-{dock_id}")
+        elif tracked.door_phase == DoorPhase.LANDING and s.landed_state == 1 and not s.armed:
+            tracked.door_phase = DoorPhase.DONE
+            self._spawn(self._move_door(tracked.mission_id, dock_id, open_=False), f"door-close-{dock_id}")
+
+    async def _move_door(self, mission_id: int, dock_id: str, *, open_: bool) -> None:
+        assert self._docks is not None
+        what = "open" if open_ else "close"
+        try:
+            if open_:
+                await self._docks.open_door(dock_id, DOOR_FOLLOW_TIMEOUT_S)
+            else:
+                await self._docks.close_door(dock_id, DOOR_FOLLOW_TIMEOUT_S)
+            log.info("mission %s: dock %s door %s", mission_id, dock_id, "opened" if open_ else "closed")
+        except Exception as exc:  # best effort: the pilot sees the dock's state in the view
+            log.warning("mission %s: could not %s the door of dock %s: %s", mission_id, what, dock_id, exc)
+
+    def _weather_docks(self, m: Mission) -> tuple[str, ...]:
+        """The drone's dock and the dock nearest the scene (whose station stands for the scene's weather)."""
+        entry = self._fleet.registry.get(m.drone_id)
+        docks = self._fleet.registry.fleet.docks
+        out = [entry.dock.id] if entry is not None else []
+        scene = next((d for d in m.items if d.get("seq") == m.on_scene_seq), None)
+        if scene is not None and docks and scene.get("lat") is not None and scene.get("lon") is not None:
+            lat, lon = float(scene["lat"]), float(scene["lon"])
+            nearest = min(docks, key=lambda d: distance_m(d.lat, d.lon, lat, lon))
+            if nearest.id not in out:
+                out.append(nearest.id)
+        return tuple(out)
+
+    def dock_changed(self, state: DockState) -> None:
+        """A dock's state changed: every flying mission whose dock or scene it stands for is checked
+        against its airframe's gust limits (an alert above ``max_gust``, home above ``gust_hard_limit``)."""
+        if self._docks is None:
+            return
+        now = datetime.now(UTC)
+        for tracked in list(self._tracked.values()):
+            if state.dock_id not in tracked.weather_docks or tracked.state not in ms.FLYING:
+                continue
+            entry = self._fleet.registry.get(tracked.drone_id)
+            if entry is None:
+                continue
+            limits = readiness.Limits.of(entry.spec)
+            checks = []
+            for i, dock_id in enumerate(tracked.weather_docks):
+                s = state if dock_id == state.dock_id else self._docks.state(dock_id)
+                if s is not None and s.weather is not None and s.fresh(now):
+                    checks.append(readiness.gust_check(s.weather, limits, "dock" if i == 0 else "scene"))
+            check = readiness.worst(checks)
+            if check is None:
+                continue
+            if check.level is readiness.GustLevel.OK:
+                tracked.gust_warned = False  # the episode is over: the next gust is announced again
+            elif check.level is readiness.GustLevel.HARD:
+                if not tracked.gust_sent_home and tracked.state != MissionState.RETURNING:
+                    tracked.gust_sent_home = tracked.gust_warned = True
+                    self._spawn(self._weather_home(tracked, check), f"weather-rtl-{tracked.mission_id}")
+            elif not tracked.gust_warned:
+                tracked.gust_warned = True
+                self._alerts.raise_(
+                    "warning", "weather_gust", f"{tracked.drone_id}: {check.text}",
+                    drone_id=tracked.drone_id, mission_id=tracked.mission_id,
+                )  # fmt: skip
+
+    async def _weather_home(self, tracked: Tracked, check: readiness.GustCheck) -> None:
+        """A gust past the hard limit: the drone comes home (RTL the way a pilot's would), with the reason."""
+        vehicle = self._vehicles.vehicle(tracked.sysid)
+        if vehicle is None or self._tracked.get(tracked.sysid) is not tracked:
+            return
+        await asyncio.to_thread(
+            self._store.audit, "system", "mission.weather_rtl", "mission", tracked.mission_id, gust_ms=check.gust_ms,
+            limit_ms=check.limit_ms, where=check.where,
+        )  # fmt: skip
+        self._alerts.raise_(
+            "critical", "weather_rtl", f"{tracked.drone_id} sent home: {check.text}",
+            drone_id=tracked.drone_id, mission_id=tracked.mission_id,
+        )  # fmt: skip
+        tracked.commanding = True
+        try:
+            await self._send(vehicle, PilotCommand.RTL, True, self._route_home(tracked.drone_id, vehicle))
+        except (CommandDenied, LinkError) as exc:
+            log.warning("mission %s: the vehicle did not take the weather RTL: %s", tracked.mission_id, exc)
+            tracked.gust_sent_home = False  # the next state tries again
+            return
+        finally:
+            tracked.commanding = False
+        tracked.sent_home = True
+        if tracked.state in ms.FLYING:
+            await self._commit(tracked, ms.command(tracked.state, PilotCommand.RTL, by="weather", note=check.text))
+
     @staticmethod
     async def _arm(vehicle: VehicleHandle) -> None:
         """Arm, waiting out a vehicle that is still finishing its pre-flight checks.
@@ -345,6 +535,8 @@ class MissionSupervisor:
         s = vehicle.state
         if s.mode == "UNKNOWN" or tracked.commanding:  # just rediscovered, or a pilot's mode change on its way
             return
+        if tracked.door_dock is not None:
+            self._follow_door(tracked, vehicle)
         now = time.monotonic()
         if vehicle.health.lost:
             tracked.lost_since = tracked.lost_since or now
@@ -629,4 +821,3 @@ def _return_seq(m: Mission) -> int | None:
         if d["command"] == Cmd.NAV_RETURN_TO_LAUNCH:
             return int(d["seq"])
     return None
-
