@@ -95,7 +95,7 @@ def write_history(url: str, now: datetime) -> datetime:
                             template="orbit",
                             created_by="operator",
                             created_at=dispatch,
-                            updated_at=on_scene + timedelta(minutes=10),
+                            updated_at=now,  # written now: the statistics refresh missions changed since
                             launched_at=airborne,
                             on_scene_at=on_scene,
                             ended_at=on_scene + timedelta(minutes=10),
