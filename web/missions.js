@@ -33,6 +33,7 @@ export class MissionPanel {
     let tile = this.tiles.get(m.drone_id);
     if (!tile) { tile = new VideoTile(m.drone_id, { supported: this.ctx.features.video }); this.tiles.set(m.drone_id, tile); }
     if (this.ctx.features.video && d && !d.landed && d.link.ok && !tile.pc && tile.node.dataset.video !== "failed") tile.start();
+    tile.relang();
     return tile.node;
   }
 

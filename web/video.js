@@ -32,6 +32,8 @@ export class VideoTile {
     this.video.muted = true;
     // live means frames are shown, not merely that a track was negotiated
     this.video.addEventListener("playing", () => { if (this.pc) this.live(); });
+    this.lang = getLang();
+    this.reason = null;
     this.idle();
   }
 
@@ -40,8 +42,23 @@ export class VideoTile {
 
   fail(reason) {
     this.stop();
+    this.reason = reason;
     this.show("failed", this.failText(reason), t("video.retry"));
   }
+
+  // The state's words again in the language now chosen (called on every render, acts on a change).
+  relang() {
+    if (this.lang === getLang()) return;
+    this.lang = getLang();
+    const kind = this.node.dataset.video;
+    if (kind === "none") this.idle();
+    else if (kind === "connecting") this.show(kind, t("video.connecting"));
+    else if (kind === "failed") this.show(kind, this.failText(this.reason), t("video.retry"));
+    else if (kind === "stalled") this.show(kind, this.failText(this.reason || t("video.stalled")), t("video.retry"));
+  }
+
+  // The server refused the offer (its answer says why).
+  refused(e) { this.fail(e.message); }
 
   // A failure the browser saw without a reason (timeout, connection lost, frames stopped): the
   // CCTV player asks the server why; a drone tile has nothing more to say.
@@ -49,6 +66,7 @@ export class VideoTile {
 
   live() {
     clearTimeout(this.timer);
+    this.retried = false;
     this.show("live", t("video.live"));
     if (this.watch) return;
     // a picture that stops moving (source gone, relay reconnecting) is flagged until frames return
@@ -59,6 +77,7 @@ export class VideoTile {
         frames = n; since = Date.now();
         if (this.node.dataset.video === "stalled") this.show("live", t("video.live"));
       } else if (Date.now() - since > STALL_MS && this.node.dataset.video === "live") {
+        this.reason = null;
         this.show("stalled", this.failText(t("video.stalled")), t("video.retry"));
         this.explain("stalled");
       }
@@ -106,7 +125,7 @@ export class VideoTile {
       if (this.pc !== pc) return;
       await pc.setRemoteDescription(answer);
     } catch (e) {
-      if (this.pc === pc) this.fail(e.message);
+      if (this.pc === pc) this.refused(e);
     }
   }
 
@@ -137,10 +156,28 @@ export class CameraPlayer extends VideoTile {
     this.relabel();
   }
 
-  relabel() { this.node.querySelector(".tile-label").textContent = `${t("video.fixed")} · ${cameraName(this.camera)}`; }
+  relabel() {
+    this.node.querySelector(".tile-label").textContent = `${t("video.fixed")} · ${cameraName(this.camera)}`;
+    this.relang();
+  }
 
   idle() {
     this.show("none", this.supported ? t("cctv.idle") : t("cctv.unsupported"), this.supported ? t("video.show") : null);
+  }
+
+  // A camera nobody watched starts its pull with this offer, which can take longer than the
+  // server waits on a busy machine: one quiet retry a second later finds the pull under way.
+  refused(e) {
+    if (this.retried) { this.fail(e.message); return; }
+    this.retried = true;
+    this.stop();
+    this.show("connecting", t("video.connecting"));
+    this.retryTimer = setTimeout(() => this.start(), 1000);
+  }
+
+  stop() {
+    clearTimeout(this.retryTimer);
+    super.stop();
   }
 
   failText(reason) {
@@ -152,7 +189,9 @@ export class CameraPlayer extends VideoTile {
   // browser's guess while the tile still shows that failure.
   explain(kind) {
     api(`/cameras/${encodeURIComponent(this.camera.id)}/video`).then((s) => {
-      if (s.reason && this.node.dataset.video === kind) this.show(kind, this.failText(s.reason), t("video.retry"));
+      if (!s.reason || this.node.dataset.video !== kind) return;
+      this.reason = s.reason;
+      this.show(kind, this.failText(s.reason), t("video.retry"));
     }).catch(() => {});
   }
 
@@ -237,6 +276,7 @@ export class VideoWall {
       let tile = this.tiles.get(d.id);
       if (!tile) { tile = new VideoTile(d.id, { supported: features.video }); this.tiles.set(d.id, tile); }
       tile.node.querySelector(".tile-label").textContent = `${d.id} · ${tOr(`ds.${d.state}`, d.state)}`;
+      tile.relang();
       if (features.video && !d.landed && d.link.ok && !tile.pc && tile.node.dataset.video !== "failed") tile.start();
       const node = this.group(d, tile);
       for (const p of node.querySelectorAll("[data-camera-tile]")) shown.add(`${d.id}:${p.dataset.cameraTile}`);

@@ -29,8 +29,12 @@ pytestmark = pytest.mark.browser
 PARK = "cctv-songdo-centralpark"  # raises the incident; nearest streaming camera to dd-01's dock
 HAEDOJI = "cctv-songdo-haedoji"  # second nearest with a stream; opened from the map
 DEAD = "cctv-songdo-technopark"  # its stream's port has no server
-#: What the browser logs for the dead camera's refused offers (the card says why, on screen).
-DEAD_OFFER = re.compile(rf"Failed to load resource: the server responded with a status of 50\d.*/cameras/{DEAD}/")
+#: What the browser logs for a refused camera offer: the dead camera's, and a cold camera's first one
+#: when its pull takes longer to start than the service waits on a busy machine (the player retries once).
+#: The tests assert what the tile shows instead.
+REFUSED_OFFER = re.compile(
+    r"Failed to load resource: the server responded with a status of 503.*/cameras/[^/]+/video/offer"
+)
 
 RTSP_SERVER = """
 import asyncio, sys
@@ -137,7 +141,7 @@ def click_camera(page: Page, camera_id: str) -> None:
 
 
 def unexpected(errors: list[str]) -> list[str]:
-    return [e for e in errors if not DEAD_OFFER.search(e)]
+    return [e for e in errors if not REFUSED_OFFER.search(e)]
 
 
 def test_incident_card_plays_its_camera_and_the_map_opens_cameras(
@@ -261,6 +265,8 @@ def test_a_camera_that_drops_says_so_and_plays_again_when_it_is_back(
         expect(tile).to_have_attribute("data-video", re.compile("stalled|failed"), timeout=20_000)
         expect(tile.locator(".tile-status")).to_contain_text("Camera not answering")
         shot(page, tmp_path, "35-camera-dropped")
+        page.click("#lang")  # the state's words follow the language
+        expect(tile.locator(".tile-status")).to_contain_text("카메라 응답 없음")
     finally:
         rtsp.start()
     # back: the relay reconnects by itself and the same player shows moving pictures again
