@@ -136,14 +136,14 @@ class StatsStore:
         counts = ", ".join(f"COUNT({d})" for d in DURATIONS)
         out: list[dict[str, Any]] = []
         if self._pg:
-            pcts = ", ".join(
-                f"percentile_cont({p}) WITHIN GROUP (ORDER BY {d})" for d in DURATIONS for p in PERCENTILES
-            )
+            # both percentiles of a duration from one sort: percentile_cont over an array of fractions
+            fractions = "ARRAY[{}]".format(", ".join(str(p) for p in PERCENTILES))
+            pcts = ", ".join(f"percentile_cont({fractions}) WITHIN GROUP (ORDER BY {d})" for d in DURATIONS)
             for row in self._run(f"SELECT k, COUNT(*), {counts}, {pcts} FROM ({base}) d GROUP BY k ORDER BY k", f):
-                values = list(row[2 + len(DURATIONS) :])
                 entry: dict[str, Any] = {"key": row[0], "incidents": row[1]}
                 for j, d in enumerate(DURATIONS):
-                    entry[d] = Percentiles(_rounded(values[2 * j]), _rounded(values[2 * j + 1]), row[2 + j])
+                    p50, p90 = row[2 + len(DURATIONS) + j] or (None, None)
+                    entry[d] = Percentiles(_rounded(p50), _rounded(p90), row[2 + j])
                 out.append(entry)
             return out
         # SQLite has no percentile: the narrow rows of the period come from one index, sorted here
