@@ -9,7 +9,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from pydantic_settings import SettingsError
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.assets import AssetFileError, load_assets
+from dronedispatch.domain.docks import Weather, parse_weather_spec
 from dronedispatch.domain.fleet import Dock, FleetConfig
 from dronedispatch.reports.evidence_package import verify_package
 from dronedispatch.settings import Settings, StartupError, signing_key_from_hex
@@ -97,8 +98,15 @@ def _signing_keys(fleet: FleetConfig, given: list[tuple[int | None, bytes]]) -> 
     return keys
 
 
+def _weather(text: str) -> Weather:
+    try:
+        return parse_weather_spec(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--weather wants wind=M/S,gust=M/S,rain=MM/H,temp=C: {exc}") from None
+
+
 def _cmd_sitl(args: argparse.Namespace) -> int:
-    from dronedispatch.sim.runner import SimFleet, run_sitl
+    from dronedispatch.sim.runner import SimDocks, SimFleet, run_sitl
 
     fleet = _sitl_fleet(args)
     sim = SimFleet(
@@ -115,8 +123,18 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
         video_port_base=args.video_port_base,
         signing_keys=_signing_keys(fleet, args.signing_key),
     )
+    docks: SimDocks | None = None
+    if args.mqtt_url:
+        interlock = args.dock_door_interlock is not False  # on by default with simulated docks
+        docks = SimDocks(
+            fleet, sim.vehicles, args.mqtt_url, speed_factor=args.speed_factor, weather=args.weather,
+            door_time_s=args.dock_door_s, interlock=interlock,
+        )  # fmt: skip
+    elif args.weather is not None or args.dock_door_interlock:
+        print("dronedispatch: --weather and --dock-door-interlock need --mqtt-url (simulated docks)", file=sys.stderr)
+        return 2
     if args.cameras is None:
-        asyncio.run(run_sitl(sim))
+        asyncio.run(run_sitl(sim, docks))
         return 0
     try:
         assets = load_assets(args.cameras).cameras
@@ -130,7 +148,7 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
         assets, rtsp_port=args.rtsp_port, width=width, height=height, fps=args.camera_fps,
         onvif_base_port=args.onvif_port_base,
     )  # fmt: skip
-    asyncio.run(serve_during(site, run_sitl(sim)))
+    asyncio.run(serve_during(site, run_sitl(sim, docks)))
     return 0
 
 
@@ -259,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sitl.add_argument("--no-video", action="store_true", help="no camera streams")
     sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
+    dock = sitl.add_argument_group("docks (door, charging, weather as JSON over MQTT: docs/docks-mqtt.md)")
+    dock.add_argument("--mqtt-url", default=None, metavar="URL", help="simulate each fleet dock on this broker")
+    dock.add_argument(
+        "--weather", type=_weather, default=None, metavar="SPEC",
+        help='weather at every dock, e.g. "wind=5,gust=8,rain=0,temp=12" (m/s, m/s, mm/h, °C)',
+    )  # fmt: skip
+    dock.add_argument("--dock-door-s", type=_positive, default=6.0, help="simulated seconds a door takes (default 6)")
+    dock.add_argument(
+        "--dock-door-interlock", action=argparse.BooleanOptionalAction, default=None,
+        help="a docked vehicle refuses to arm while its dock door is not open (default: on with --mqtt-url)",
+    )  # fmt: skip
     cctv = sitl.add_argument_group("fixed cameras (RTSP video, ONVIF devices)")
     cctv.add_argument("--cameras", type=Path, default=None, help="cameras file: serve each camera over RTSP and ONVIF")
     cctv.add_argument("--rtsp-port", type=int, default=8554, help="camera ID at rtsp://127.0.0.1:PORT/ID")

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from dronedispatch.bus import BusEvent
+from dronedispatch.domain.docks import DockState
 from dronedispatch.schemas import Alert, DronePublic, IncidentPublic, MissionPublic
 
 
@@ -51,9 +52,22 @@ class AlertRaised(BusEvent):
     data: Alert
 
 
-Event = Annotated[DroneChanged | IncidentChanged | MissionChanged | AlertRaised, Field(discriminator="type")]
+class DockChanged(BusEvent):
+    """A dock's live state changed: door, drone present, charging, fault, weather (as the dock published it)."""
+
+    type: Literal["dock"] = "dock"
+    data: DockState
+
+    @property
+    def key(self) -> str:
+        return f"dock:{self.data.dock_id}"
+
+
+Event = Annotated[
+    DroneChanged | IncidentChanged | MissionChanged | AlertRaised | DockChanged, Field(discriminator="type")
+]
 #: Reads any event back from its JSON (``EVENT.validate_json(text)``).
-EVENT: TypeAdapter[DroneChanged | IncidentChanged | MissionChanged | AlertRaised] = TypeAdapter(Event)
+EVENT: TypeAdapter[DroneChanged | IncidentChanged | MissionChanged | AlertRaised | DockChanged] = TypeAdapter(Event)
 
 
 class Snapshot(BaseModel):

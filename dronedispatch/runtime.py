@@ -20,6 +20,7 @@ from dronedispatch import cityfiles
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.cctv import CameraVideo
 from dronedispatch.app.dispatch import DispatchService
+from dronedispatch.app.docks import DockService
 from dronedispatch.app.errors import ServiceError
 from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.flight_log import PublicFlightLog
@@ -34,6 +35,7 @@ from dronedispatch.bus import LocalEventBus
 from dronedispatch.cluster.nats_bus import NatsEventBus
 from dronedispatch.cluster.node import ClusterNode
 from dronedispatch.cluster.peers import ClusterPeers
+from dronedispatch.devices.dock_mqtt import MqttDockAdapter
 from dronedispatch.domain import templates as templates_mod
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
@@ -94,6 +96,8 @@ class Runtime:
         self.alerts = Alerts(self.bus, self.store)
         self.registry = DroneRegistry(self.fleet_config)
         self.fleet = Fleet(self.registry, self.store, self.bus)
+        # docks as devices once an MQTT broker is configured (on start); until then open, healthy, no weather
+        self.docks = DockService(self.bus, self.fleet_config.docks)
         self.missions = MissionSupervisor(
             self.store, self.bus, self.fleet, self.vehicles, self.airspace, self.alerts, node_id=self.node_id,
             peers=self.peers,
@@ -175,6 +179,8 @@ class Runtime:
                 error_topic="dronedispatch/ingest-errors",
             )
             await self.mqtt.start()
+        if self.settings.mqtt_url:
+            await self.docks.start(MqttDockAdapter(self.settings.mqtt_url))
         if self.onvif is not None:
             await self.onvif.start()
         log.info(
@@ -188,6 +194,7 @@ class Runtime:
             await self.onvif.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
+        await self.docks.stop()
         await self.missions.stop()
         await self.video.close()
         await self.cctv.close()

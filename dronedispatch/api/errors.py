@@ -27,6 +27,7 @@ STATUS: dict[type[Exception], int] = {
     app_errors.Unprocessable: 422,
     app_errors.VehicleTimeout: 504,
     app_errors.VideoSourceFailed: 503,
+    app_errors.DockDoorFault: 503,
     NotFound: 404,
 }
 

@@ -74,3 +74,13 @@ class Gone(ServiceError):
     """What the request names existed but is no longer available (an expired or revoked share link)."""
 
     code = "gone"
+
+
+class DockDoorFault(ServiceError):
+    """A dock's door did not open or close: the dock reported a fault, or it did not finish in time."""
+
+    code = "dock_door_fault"
+
+    def __init__(self, dock_id: str, reason: str) -> None:
+        super().__init__(f"dock {dock_id}: {reason}")
+        self.dock_id = dock_id

@@ -14,9 +14,10 @@ service any object that does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from dronedispatch.domain.docks import DockState
 from dronedispatch.domain.incidents import Report
 from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.mavlink.camera import StreamInfo
@@ -139,6 +140,27 @@ class VehicleGateway(Protocol):
         ...
 
     def vehicles(self) -> Iterable[VehicleHandle]: ...
+
+
+# -- docks --------------------------------------------------------------------------------------
+
+
+class DockAdapter(Protocol):
+    """The docks as devices: their states as they come, and open/close commands to them.
+
+    :class:`dronedispatch.devices.dock_mqtt.MqttDockAdapter` speaks the JSON-over-MQTT layout of
+    docs/docks-mqtt.md; a vendor's own protocol can implement this instead.
+    """
+
+    async def start(self, on_state: Callable[[DockState], None]) -> None:
+        """Begin receiving (returns at once); ``on_state`` is called on the loop with each valid state."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, dock_id: str, command: str, request_id: str) -> None:
+        """Send ``open`` or ``close``; raises ConnectionError when the dock cannot be reached now."""
+        ...
 
 
 # -- other nodes --------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ def handle(model: VehicleModel, c: Command) -> int:
         force = as_int(p[1]) == FORCE_MAGIC
         if p[0] >= 0.5:
             ok, _ = model.arm(force)
+            if not ok and model.interlock_reason() is not None:
+                return DENIED  # a closed dock door: retrying will not help until someone opens it
             return ACCEPTED if ok else TEMPORARILY_REJECTED
         ok, _ = model.disarm(force)
         return ACCEPTED if ok else DENIED

@@ -14,6 +14,7 @@ advancing on "reached" the way PX4's navigator does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.sim import failsafe, mission_exec
@@ -103,6 +104,8 @@ class VehicleModel:
         self._gcs_seen: float | None = None
         self.dll_floor_s = 0.0  # shell-imposed minimum link-loss time (see runner)
         self._dll = False
+        # why arming is physically impossible now (a simulated dock's closed door), or None; set by sim/docks.py
+        self.arm_interlock: Callable[[], str | None] | None = None
 
     # -- derived state ---------------------------------------------------------------------------------
     @property
@@ -155,6 +158,10 @@ class VehicleModel:
             return False, "Arming denied: low battery"
         return True, ""
 
+    def interlock_reason(self) -> str | None:
+        """Why arming is physically impossible now (e.g. "dock door closed"), or None."""
+        return self.arm_interlock() if self.arm_interlock is not None else None
+
     @property
     def target(self) -> tuple[float, float] | None:
         """Where the camera should look: ROI, orbit centre, or the loiter point of the current item."""
@@ -175,6 +182,9 @@ class VehicleModel:
     def arm(self, force: bool = False) -> tuple[bool, str]:
         if self.armed:
             return True, ""
+        if (blocked := self.interlock_reason()) is not None:  # not a check that force overrides: a door
+            self.say(2, f"Arming denied: {blocked}")
+            return False, blocked
         ok, why = self.prearm_ok
         if not ok and not force:
             self.say(2, why)

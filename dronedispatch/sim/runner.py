@@ -24,6 +24,7 @@ import time
 from types import TracebackType
 
 from dronedispatch.domain.fleet import DroneSpec, FleetConfig
+from dronedispatch.sim.docks import SimDocks
 from dronedispatch.sim.vehicle import Addr, Link, SimVehicle
 
 log = logging.getLogger(__name__)
@@ -219,9 +220,16 @@ class SimFleet:
         await self.stop()
 
 
-async def run_sitl(sim: SimFleet) -> None:
-    """Run the fleet until cancelled (Ctrl-C), logging where each vehicle listens and sends."""
+async def run_sitl(sim: SimFleet, docks: SimDocks | None = None) -> None:
+    """Run the fleet (and its simulated docks, if any) until cancelled (Ctrl-C), logging where each vehicle
+    listens and sends."""
     await sim.start()
+    if docks is not None:
+        await docks.start()
+        log.info(
+            "simulated docks %s publishing on mqtt://%s:%d (door interlock %s)",
+            ", ".join(docks.docks), docks.host, docks.port, "on" if docks.interlock else "off",
+        )  # fmt: skip
     try:
         host = sim.target_host
         for i, v in enumerate(sim.vehicles):
@@ -239,5 +247,7 @@ async def run_sitl(sim: SimFleet) -> None:
         )  # fmt: skip
         await asyncio.Event().wait()  # until cancelled
     finally:
+        if docks is not None:
+            await docks.stop()
         await sim.stop()
         log.info("simulator stopped")

@@ -22,9 +22,13 @@ def drone(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> DronePublic:
     return runtime.registry.public(runtime.fleet.entry(drone_id))
 
 
-@router.get("/docks", summary="Docks of the fleet")
+@router.get("/docks", summary="Docks of the fleet, each with its live state (null when none heard)")
 def docks(runtime: RuntimeDep, _: AnyUser) -> list[dict[str, Any]]:
-    return [d.model_dump() for d in runtime.fleet_config.docks]
+    states = runtime.docks.states()
+    return [
+        {**d.model_dump(), "state": states[d.id].model_dump(mode="json") if d.id in states else None}
+        for d in runtime.fleet_config.docks
+    ]
 
 
 @router.get("/airspace", summary="Airspace zones (GeoJSON FeatureCollection)")

@@ -1,0 +1,1 @@
+"""Adapters to field devices other than vehicles and cameras (docks and their weather stations)."""
