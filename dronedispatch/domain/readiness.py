@@ -144,7 +144,13 @@ def assess(
         False,
         Reason(
             ReasonCode.CHARGING,
-            {"drone": drone_id, "battery": battery, "threshold": threshold, "ready_in_min": shown},
+            {
+                "drone": drone_id,
+                "battery": battery,
+                "threshold": threshold,
+                "ready_in_min": shown,
+                "ready_in_s": round(minutes * 60),
+            },
         ),
         ready_in_min=minutes,
     )

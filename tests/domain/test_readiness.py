@@ -71,6 +71,7 @@ def test_dock_estimate_wins_over_the_charge_rate_and_rounds_up() -> None:
     r = judge(battery_pct=None, state=DroneState.CHARGING, dock=d)  # battery from the dock when the vehicle is silent
     assert r.ready_in_min == pytest.approx(5.2)
     assert r.reason.params["ready_in_min"] == 6 and r.reason.params["battery"] == 31.0
+    assert r.reason.params["ready_in_s"] == 312
     assert "ready in 6 min" in r.reason.en
     assert ready_in_min(39.99, LIMITS, None) > 0 and judge(battery_pct=39.99, dock=None).reason.params[
         "ready_in_min"] == 1  # fmt: skip
