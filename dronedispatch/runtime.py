@@ -41,6 +41,7 @@ from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry, load_assets
 from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.incidents import Report
+from dronedispatch.events import DockChanged
 from dronedispatch.ingest.base import IngestError, IngestStats, Problem
 from dronedispatch.ingest.mqtt import MqttIngest, default_topics
 from dronedispatch.ingest.onvif import OnvifIngest, rendezvous_owner
@@ -100,7 +101,7 @@ class Runtime:
         self.docks = DockService(self.bus, self.fleet_config.docks)
         self.missions = MissionSupervisor(
             self.store, self.bus, self.fleet, self.vehicles, self.airspace, self.alerts, node_id=self.node_id,
-            peers=self.peers,
+            peers=self.peers, docks=self.docks,
         )  # fmt: skip
         self.dispatcher = DispatchService(
             self.store,
@@ -112,6 +113,7 @@ class Runtime:
             mission_templates=self.templates,
             max_auto_eta_s=settings.max_auto_eta_s,
             districts=self.district_index,
+            docks=self.docks,
         )
         offset_min = utc_offset_min(settings.timezone)
         self.statistics = StatisticsService(
@@ -120,6 +122,7 @@ class Runtime:
             reference_lat=self.fleet_config.docks[0].lat if self.fleet_config.docks else 37.45,
         )  # fmt: skip
         self._backfill: asyncio.Future[tuple[int, int]] | None = None
+        self._dock_weather: asyncio.Task[None] | None = None  # flying missions follow their docks' weather
         self.video = LiveVideo(
             VideoHub.from_settings(settings), settings.recordings_dir, self.registry, self.vehicles, self.store,
             self.alerts,
@@ -181,6 +184,7 @@ class Runtime:
             await self.mqtt.start()
         if self.settings.mqtt_url:
             await self.docks.start(MqttDockAdapter(self.settings.mqtt_url))
+            self._dock_weather = asyncio.create_task(self._follow_docks(), name="dock-weather")
         if self.onvif is not None:
             await self.onvif.start()
         log.info(
@@ -194,6 +198,8 @@ class Runtime:
             await self.onvif.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
+        if self._dock_weather is not None:
+            self._dock_weather.cancel()
         await self.docks.stop()
         await self.missions.stop()
         await self.video.close()
@@ -257,6 +263,16 @@ class Runtime:
             log.warning("could not resume node %s's MQTT session to take up its queued reports", node)
         finally:
             await drain.stop()
+
+    async def _follow_docks(self) -> None:
+        """Every dock change reaches the missions in flight (weather go/no-go)."""
+        sub = self.bus.subscribe()
+        try:
+            async for event in sub:
+                if isinstance(event, DockChanged):
+                    self.missions.dock_changed(event.data)
+        finally:
+            sub.close()
 
     async def _on_ingested_report(self, report: Report) -> None:
         try:
