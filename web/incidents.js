@@ -125,7 +125,12 @@ export class IncidentQueue {
       } else if (unassigned) {
         recLine = el("div", { class: "rec bad small" }, `${t("plan.waiting")}: ${unassigned.reason}`);
       } else if (view) {
-        recLine = el("div", { class: "rec bad small" }, t("no.drone"), view.recommendation_error ? ` · ${view.recommendation_error}` : "");
+        // nobody can launch now: say why, the drone ready soonest first ("dd-03 ready in 6 min")
+        const held = recs.filter((c) => !c.eligible && c.reason.code !== "not_ready")
+          .sort((a, b) => (a.reason.params.ready_in_s ?? Infinity) - (b.reason.params.ready_in_s ?? Infinity));
+        recLine = el("div", { class: "rec bad small" }, t("no.drone"), view.recommendation_error ? ` · ${view.recommendation_error}` : "",
+          ...held.slice(0, 3).map((c) => el("div", { class: "muted", dataset: { held: c.drone_id } },
+            `${c.drone_id}: ${getLang() === "ko" ? c.reason.ko : c.reason.en}`)));
       }
     } else if (mission) {
       recLine = el("div", { class: "rec" }, el("b", {}, mission.drone_id), " ",
