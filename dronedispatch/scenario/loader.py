@@ -9,6 +9,7 @@ duration like 90s, 2m or 1m30s``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from dronedispatch import cityfiles
 from dronedispatch.domain.assets import AssetFileError, load_assets
+from dronedispatch.domain.docks import parse_weather_spec
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.scenario.model import Scenario
 
@@ -213,6 +215,17 @@ def load_scenario(path: Path | str) -> LoadedScenario:
             raise ScenarioError(
                 [f"{name}:{line}: faults[{i}].drone: no drone {fault.drone!r} in the fleet ({', '.join(sorted(ids))})"]
             )
+    dock_ids = {d.id for d in fleet.docks}
+    for i, action in enumerate(spec.actions):
+        if action.dock is not None and action.dock not in dock_ids:
+            line = _line_of(("actions", i, "dock"), lines)
+            known = ", ".join(sorted(dock_ids))
+            raise ScenarioError([f"{name}:{line}: actions[{i}].dock: no dock {action.dock!r} in the fleet ({known})"])
+    if f.weather is not None:
+        try:
+            parse_weather_spec(f.weather, datetime.now(UTC))
+        except ValueError as exc:
+            raise ScenarioError([f"{name}:{_line_of(('fleet', 'weather'), lines)}: fleet.weather: {exc}"]) from None
     for i, action in enumerate(spec.actions):
         if action.drone is not None and action.drone not in ids:
             line = _line_of(("actions", i, "drone"), lines)

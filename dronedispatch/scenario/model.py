@@ -60,6 +60,14 @@ class FleetSection(_Strict):
     vehicles: int | None = Field(default=None, ge=1, le=100, description="Use the first N drones (FleetConfig.sized).")
     docks: list[Dock] | None = Field(default=None, description="Inline docks (instead of a file).")
     drones: list[DroneSpec] | None = Field(default=None, description="Inline drones (instead of a file).")
+    simulate_docks: bool = Field(
+        default=False,
+        description="Simulate each dock over MQTT (door, charging, weather; docs/docks-mqtt.md): a docked drone "
+        "arms only once its door is open. Implied by weather and dock_* actions.",
+    )
+    weather: str | None = Field(
+        default=None, description='Weather at every simulated dock from the start, e.g. "wind=5,gust=8,rain=0,temp=12".'
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FleetSection:
@@ -154,17 +162,27 @@ class OperatorSection(_Strict):
 
 
 CAMERA_ACTIONS = ("camera_reboot", "camera_event")
+DOCK_ACTIONS = ("weather", "dock_fault", "dock_repair")
 
 
 class ActionEntry(_Strict):
     at: Duration = Field(description="When the operator or pilot acts (or, for camera_*, the camera does).")
     incident: str = Field(default="", description="Scenario incident id the action is about (not for camera_*).")
-    do: Literal["dispatch", "close", "pause", "resume", "rtl", "land", "abort", "camera_reboot", "camera_event"] = (
-        Field(
-            description="dispatch/close (operator), a pilot command on the incident's mission, or what a simulated "
-            "camera does: camera_reboot (offline for `seconds`), camera_event (an ONVIF event `topic` starts or ends)."
-        )
-    )
+    do: Literal[
+        "dispatch", "close", "pause", "resume", "rtl", "land", "abort", "camera_reboot", "camera_event",
+        "weather", "dock_fault", "dock_repair",
+    ] = Field(
+        description="dispatch/close (operator), a pilot command on the incident's mission, or what a simulated "
+        "camera does: camera_reboot (offline for `seconds`), camera_event (an ONVIF event `topic` starts or ends), "
+        "or a simulated dock: weather (at `dock`, or every dock), dock_fault (its door fails with `reason`), "
+        "dock_repair (the fault is cleared)."
+    )  # fmt: skip
+    dock: str | None = Field(default=None, description="weather (else every dock), dock_*: id of a fleet dock.")
+    wind: float | None = Field(default=None, ge=0, le=100, description="weather: mean wind, m/s.")
+    gust: float | None = Field(default=None, ge=0, le=150, description="weather: gust, m/s (default: the wind).")
+    rain: float = Field(default=0.0, ge=0, le=500, description="weather: rain, mm/h.")
+    temp: float = Field(default=15.0, ge=-80, le=70, description="weather: air temperature, °C.")
+    reason: str | None = Field(default=None, description="dock_fault: why the door fails, as the dock reports it.")
     camera: str | None = Field(default=None, description="camera_*: id of a camera in the cameras file.")
     seconds: Duration | None = Field(default=None, description="camera_reboot: how long the camera is offline.")
     topic: str | None = Field(
@@ -178,7 +196,16 @@ class ActionEntry(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> ActionEntry:
-        if self.do in CAMERA_ACTIONS:
+        if self.do in DOCK_ACTIONS:
+            if self.do == "weather" and self.wind is None:
+                raise ValueError("a weather action needs wind")
+            if self.do == "weather" and self.gust is not None and self.gust < (self.wind or 0.0):
+                raise ValueError("a weather action's gust is below its wind")
+            if self.do != "weather" and self.dock is None:
+                raise ValueError(f"a {self.do} action needs dock")
+            if self.do == "dock_fault" and not self.reason:
+                raise ValueError("a dock_fault action needs reason")
+        elif self.do in CAMERA_ACTIONS:
             if self.camera is None:
                 raise ValueError(f"a {self.do} action needs camera")
             if self.do == "camera_reboot" and self.seconds is None:
@@ -192,6 +219,10 @@ class ActionEntry(_Strict):
     @property
     def on_camera(self) -> bool:
         return self.do in CAMERA_ACTIONS
+
+    @property
+    def on_dock(self) -> bool:
+        return self.do in DOCK_ACTIONS
 
 
 class Expectation(_Strict):
@@ -256,6 +287,11 @@ class Scenario(_Strict):
     def uses_cameras(self) -> bool:
         """Simulated cameras (RTSP, ONVIF) are served only for scenarios that act on them."""
         return any(a.on_camera for a in self.actions)
+
+    @property
+    def uses_docks(self) -> bool:
+        """Simulated docks (over an MQTT broker of the run's own) for scenarios that ask or act on them."""
+        return self.fleet.simulate_docks or self.fleet.weather is not None or any(a.on_dock for a in self.actions)
 
     @property
     def uses_mqtt(self) -> bool:

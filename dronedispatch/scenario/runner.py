@@ -38,6 +38,7 @@ from dronedispatch.api.security import issue_token
 from dronedispatch.bus import BusEvent
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import load_assets
+from dronedispatch.domain.docks import Weather, parse_weather_spec
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.runtime import Runtime
 from dronedispatch.scenario import sources
@@ -58,6 +59,7 @@ from dronedispatch.scenario.recording import Arrival, Recording
 from dronedispatch.service import create_app
 from dronedispatch.settings import Settings
 from dronedispatch.sim.cctv_site import CctvSite
+from dronedispatch.sim.docks import SimDocks
 from dronedispatch.sim.runner import SimFleet
 from dronedispatch.store.models import IncidentReport
 
@@ -123,6 +125,7 @@ class ScenarioRun:
         self._snapshot_tried: set[int] = set()
         self.clock_now: Callable[[], float] = lambda: 0.0
         self.cctv: CctvSite | None = None
+        self.docks: SimDocks | None = None
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -140,7 +143,7 @@ class ScenarioRun:
             else:
                 cameras_path = _without_live_cameras(self.loaded.cameras_path, tmp)
             broker: MosquittoServer | None = None
-            if spec.uses_mqtt:
+            if spec.uses_mqtt or spec.uses_docks:
                 # its own directory, outside ours (which only we may enter): the broker runs as its own user
                 broker = MosquittoServer(workdir=Path(tempfile.mkdtemp(prefix="dd-scenario-mqtt-")), binary="")
             settings = Settings(
@@ -167,6 +170,8 @@ class ScenarioRun:
                     await self.cctv.start()
                 await runtime.start()
                 await fleet.start()
+                if spec.uses_docks and broker is not None:
+                    await self._start_docks(fleet, broker)
                 clock = Clock(spec.speed_factor, fleet.sim_time)
                 async with httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://scenario.local", timeout=60
@@ -185,6 +190,9 @@ class ScenarioRun:
                 error = f"{type(exc).__name__}: {exc}"
             finally:
                 sub.close()
+                if self.docks is not None:
+                    with contextlib.suppress(Exception):
+                        await self.docks.stop()
                 with contextlib.suppress(Exception):
                     await fleet.stop()
                 video = getattr(runtime, "video", None)
@@ -282,6 +290,9 @@ class ScenarioRun:
                         (f.at + f.duration, 0, f"fault {f.kind} on {f.drone} ends", partial(faults.undo, f))
                     )
             for a in spec.actions:
+                if a.on_dock:
+                    timeline.append((a.at, 0, f"{a.do} {a.dock or 'all docks'}", partial(self._dock, a, clock)))
+                    continue
                 if a.on_camera:
                     timeline.append((a.at, 0, f"{a.do} {a.camera}", partial(self._camera, a, clock)))
                     continue
@@ -441,6 +452,44 @@ class ScenarioRun:
             assert a.topic is not None
             cam.raise_event(a.topic, a.active)
             self.rec.note(t, "camera", f"{a.camera}: event {a.topic} {'starts' if a.active else 'ends'}")
+
+    async def _start_docks(self, fleet: FleetBackend, broker: MosquittoServer) -> None:
+        """One simulated dock per fleet dock on the run's broker; the service's dock adapter listens there."""
+        sim = getattr(fleet, "sim", None)
+        if not isinstance(sim, SimFleet):
+            self.notes.append("docks are simulated with the built-in simulator only; this run has none")
+            return
+        spec = self.spec
+        weather = parse_weather_spec(spec.fleet.weather, datetime.now(UTC)) if spec.fleet.weather else None
+        self.docks = SimDocks(fleet.fleet, sim.vehicles, broker.url, speed_factor=spec.speed_factor, weather=weather)
+        await self.docks.start()
+
+    def _dock(self, a: ActionEntry, clock: Clock) -> None:
+        """The weather changes at a dock (or every dock), or a dock's door fails or is repaired."""
+        t = clock.now()
+        if self.docks is None:
+            self.rec.note(t, "dock", f"{a.do}: no simulated docks in this run; not done")
+            return
+        if a.do == "weather":
+            assert a.wind is not None
+            w = Weather(
+                wind_mean_ms=a.wind, gust_ms=a.gust if a.gust is not None else a.wind, rain_mm_h=a.rain,
+                temperature_c=a.temp, at=datetime.now(UTC),
+            )  # fmt: skip
+            self.docks.set_weather(a.dock, w)
+            where = a.dock or "every dock"
+            self.rec.note(
+                t, "dock", f"weather at {where}: wind {w.wind_mean_ms:g} m/s, gust {w.gust_ms:g} m/s, "
+                f"rain {w.rain_mm_h:g} mm/h, {w.temperature_c:g} °C",
+            )  # fmt: skip
+        elif a.do == "dock_fault":
+            assert a.dock is not None and a.reason is not None
+            self.docks.inject_door_fault(a.dock, a.reason)
+            self.rec.note(t, "dock", f"{a.dock}: door fault: {a.reason}")
+        else:
+            assert a.dock is not None
+            self.docks.clear_fault(a.dock)
+            self.rec.note(t, "dock", f"{a.dock}: fault cleared")
 
 
 def _cctv_site(cameras: Path, tmp: Path) -> tuple[CctvSite, Path]:
