@@ -160,7 +160,16 @@ async def test_launches_wait_for_weather_charge_and_a_working_door(tmp_path: Pat
             assert r.status_code in (200, 201), r.text
             mission_id = r.json()["id"]
             await _until(lambda: mission("enroute") or mission("on_scene"), "the launch through the open door")
-            assert docks.dock("gtower").door in (DoorState.OPEN, DoorState.CLOSING, DoorState.CLOSED)
+
+            async def door_shut() -> bool:
+                return docks.dock("gtower").door is DoorState.CLOSED
+
+            await _until(door_shut, "the door to close behind the drone", 20)
+
+            # 5. a gust past dd-01's hard limit (18 m/s) while it flies: home, with the reason on the mission
+            docks.set_weather("gtower", _weather(9, 19))
+            m = await _until(lambda: mission("returning"), "the weather to send the drone home")
+            assert "weather: gust 19 m/s at the dock above the hard limit 18 m/s" in m["reason"], m["reason"]
     finally:
         await docks.stop()
         await sim.stop()
