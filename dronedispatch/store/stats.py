@@ -146,18 +146,18 @@ class StatsStore:
                     entry[d] = Percentiles(_rounded(p50), _rounded(p90), row[2 + j])
                 out.append(entry)
             return out
-        # SQLite has no percentile: the narrow rows of the period come from one index, sorted here
+        # SQLite has no percentile: the durations of the period's incidents that had a mission come from
+        # one index and are sorted here; the incidents per group are counted in the database
+        totals = self._run(f"SELECT k, COUNT(*) FROM ({base}) d GROUP BY k ORDER BY k", f)
         groups: dict[str, list[list[float]]] = {}
-        incidents: dict[str, int] = {}
-        for k, *values in self._run(base, f):
+        for k, *values in self._run(f"{base} AND i.dispatch_s IS NOT NULL", f):
             lists = groups.setdefault(k, [[] for _ in DURATIONS])
-            incidents[k] = incidents.get(k, 0) + 1
             for lst, v in zip(lists, values, strict=True):
                 if v is not None:
                     lst.append(v)
-        for k in sorted(groups):
-            entry = {"key": k, "incidents": incidents[k]}
-            for d, lst in zip(DURATIONS, groups[k], strict=True):
+        for k, n in totals:
+            entry = {"key": k, "incidents": n}
+            for d, lst in zip(DURATIONS, groups.get(k, [[] for _ in DURATIONS]), strict=True):
                 lst.sort()
                 p50, p90 = (_percentile_cont(lst, p) for p in PERCENTILES)
                 entry[d] = Percentiles(_rounded(p50), _rounded(p90), len(lst))
