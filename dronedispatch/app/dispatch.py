@@ -396,6 +396,8 @@ class DispatchService:
                     category=incident.category,
                     cruise_speed=entry.spec.cruise_speed,
                     airspace=self._airspace,
+                    climb_rate_m_s=entry.spec.climb_speed,  # the way out climbs at this rate while flying
+                    airborne=preempted is not None,  # a pre-empted drone is up already: no take-off climb
                 )
             except NoRoute as exc:
                 raise ImpossibleMission(exc.reason, "no_route") from exc

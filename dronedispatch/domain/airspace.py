@@ -10,7 +10,9 @@ or MultiPolygon (or a Point with ``radius_m`` for a circle), with properties
 * optionally ``demo: true`` for invented demo data, ``note``.
 
 The collection's top-level ``properties.ceiling_m`` (default 150 m) is the height limit
-everywhere. Heights are metres above home, as the missions carry them.
+everywhere; the optional ``properties.obstacle_height_m`` is how high obstacles round the docks
+reach (a take-off climbs vertically that far, then climbs on while flying: domain/launch.py).
+Heights are metres above home, as the missions carry them.
 
 Routing is a visibility graph in a metric :class:`~dronedispatch.domain.geo.LocalFrame`: the
 prohibited zones grown by ``clearance_m`` are the obstacles; the graph's nodes are the start, the
@@ -178,8 +180,12 @@ class Airspace:
         ceiling_m: float = DEFAULT_CEILING_M,
         clearance_m: float = DEFAULT_CLEARANCE_M,
         frame: LocalFrame | None = None,
+        obstacle_height_m: float | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        # how high buildings and masts round the docks reach: a take-off climbs vertically this far,
+        # then climbs on while flying (None: the planner's default, domain/launch.py)
+        self.obstacle_height_m = obstacle_height_m
         self.zones = tuple(zones)
         ids = [z.id for z in self.zones]
         if len(set(ids)) != len(ids):
@@ -214,13 +220,16 @@ class Airspace:
             raise AirspaceError("features must be a list")
         props = data.get("properties") or {}
         kwargs.setdefault("ceiling_m", float(props.get("ceiling_m", DEFAULT_CEILING_M)))
+        if isinstance(props.get("obstacle_height_m"), int | float):
+            kwargs.setdefault("obstacle_height_m", float(props["obstacle_height_m"]))
         return cls([parse_zone(f, i) for i, f in enumerate(features)], **kwargs)
 
     def as_geojson(self) -> dict[str, Any]:
         """For ``GET /airspace``: circles expanded to polygons, rules and names in properties."""
         return {
             "type": "FeatureCollection",
-            "properties": {"ceiling_m": self.ceiling_m},
+            "properties": {"ceiling_m": self.ceiling_m}
+            | ({"obstacle_height_m": self.obstacle_height_m} if self.obstacle_height_m is not None else {}),
             "features": [
                 {"type": "Feature", "geometry": shapely.geometry.mapping(z.geometry),
                  "properties": {**z.properties, "id": z.id, "rule": z.rule}}

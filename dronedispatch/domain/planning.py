@@ -3,8 +3,10 @@
 Pure: :func:`recommend` is a function of the incident, drone snapshots and (optionally) the
 airspace; nothing is read from a clock, a socket or a database.
 
-ETA = launch delay + climb + route length / cruise speed. The route goes round prohibited zones
-when an airspace is given (the drone flies it at cruise altitude, so the climb is counted once).
+ETA = launch delay + the airframe's physical floor for the flight (:func:`dronedispatch.domain.launch.response_floor`):
+a vertical take-off to the departure height at the climb rate, then the route at cruise speed while
+the rest of the climb overlaps it (whichever is longer counts), as the compiled mission flies it.
+The route goes round prohibited zones when an airspace is given.
 
 Energy model (deliberately simple, documented so an operator can check it): a multicopter draws
 about the same power in slow cruise as in hover, so the battery falls at a constant rate —
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
+from dronedispatch.domain import launch
 from dronedispatch.domain.airspace import NoRoute
 from dronedispatch.domain.fleet import DroneState
 from dronedispatch.domain.geo import LatLon, distance_m, path_length_m
@@ -244,10 +247,21 @@ def energy_needed(
     return EnergyEstimate(flight_s, needed, reserve_pct, drone.battery_pct if drone.battery_pct is not None else 0.0)
 
 
-def eta_s(drone: DroneStatus, route_length_m: float, *, cruise_alt_m: float = DEFAULT_CRUISE_ALT_M) -> float:
-    """Seconds from dispatch to arrival over the target."""
-    climb_s = max(0.0, cruise_alt_m - drone.alt) / drone.climb_speed
-    return drone.launch_delay_s + climb_s + route_length_m / drone.cruise_speed
+def eta_s(
+    drone: DroneStatus,
+    route_length_m: float,
+    *,
+    cruise_alt_m: float = DEFAULT_CRUISE_ALT_M,
+    departure_alt_m: float = launch.DEFAULT_DEPARTURE_ALT_M,
+) -> float:
+    """Seconds from dispatch to arrival over the target: launch delay (dock door) + take-off to the
+    departure height + max(route / cruise, rest of the climb / climb rate)."""
+    floor = launch.response_floor(
+        door_s=drone.launch_delay_s, distance_m=route_length_m, departure_alt_m=departure_alt_m,
+        transit_alt_m=cruise_alt_m, climb_rate_m_s=drone.climb_speed, cruise_speed_m_s=drone.cruise_speed,
+        start_alt_m=max(0.0, drone.alt),
+    )  # fmt: skip
+    return floor.total_s
 
 
 def _route(airspace: RoutePlanner | None, start: LatLon, goal: LatLon) -> list[LatLon]:
@@ -268,19 +282,26 @@ def recommend(
     reserve_pct: float = DEFAULT_RESERVE_PCT,
     wind_m_s: float | None = None,
     required_capabilities: Sequence[str] = ("camera",),
+    departure_alt_m: float | None = None,
 ) -> list[Candidate]:
     """Every drone, eligible ones first by ETA (rank 1 = recommended), each with its reason.
 
     Only ``ready`` drones are candidates. Routes come from ``airspace.route`` (which raises
     :class:`NoRoute`); the drone is assumed to return to its dock along the same kind of route.
+    ``departure_alt_m`` defaults to the airspace's obstacle height (see :mod:`.launch`).
     """
+    if departure_alt_m is None:
+        departure_alt_m = launch.departure_alt(
+            cruise_alt_m, getattr(airspace, "obstacle_height_m", None), getattr(airspace, "ceiling_m", None)
+        )
     category = Category(category)
     drones = list(drones)
     target = (incident_lat, incident_lon)
     preferred = PREFERRED_CAPABILITIES.get(category, ())
     assessed = [
         _assess(d, target, airspace, preferred, time_on_scene_s=time_on_scene_s, cruise_alt_m=cruise_alt_m,
-                reserve_pct=reserve_pct, wind_m_s=wind_m_s, required_capabilities=required_capabilities)
+                reserve_pct=reserve_pct, wind_m_s=wind_m_s, required_capabilities=required_capabilities,
+                departure_alt_m=departure_alt_m)
         for d in drones
     ]
     eligible = [c for c in assessed if c.eligible]
@@ -315,6 +336,7 @@ def _assess(
     reserve_pct: float,
     wind_m_s: float | None,
     required_capabilities: Sequence[str],
+    departure_alt_m: float = launch.DEFAULT_DEPARTURE_ALT_M,
 ) -> Candidate:
     """One drone against one incident: an eligible candidate (unranked) or a refusal with its reason."""
 
@@ -348,7 +370,7 @@ def _assess(
         params = {**common, "reserve": reserve_pct, "scene_min": time_on_scene_s / 60}
         return refuse(ReasonCode.INSUFFICIENT_ENERGY, params, **geometry)
     return Candidate(d.drone_id, d.sysid, True, Reason(ReasonCode.CANDIDATE, common),
-                     eta_s=eta_s(d, out_m, cruise_alt_m=cruise_alt_m),
+                     eta_s=eta_s(d, out_m, cruise_alt_m=cruise_alt_m, departure_alt_m=departure_alt_m),
                      preferred_capabilities=tuple(c for c in preferred if c in d.capabilities), **geometry)
 
 

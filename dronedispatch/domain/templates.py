@@ -7,10 +7,10 @@ one dispatch (dock, target, route round no-fly zones, optional incident area) in
 
 Every compiled mission has the same shape, so the mission state machine can follow it::
 
-    0            NAV_TAKEOFF at the dock, to the template's altitude (relative to home)
+    0            NAV_TAKEOFF at the dock, to the departure height (relative to home)
     [1]          DO_CHANGE_SPEED (when the template sets a speed)
-    …            NAV_WAYPOINT at each interior vertex of the route
-    k            NAV_WAYPOINT at the pattern's entry point          (arrival)
+    …            NAV_WAYPOINT at each interior vertex of the route, climbing
+    k            NAV_WAYPOINT at the pattern's entry point, at the template's altitude   (arrival)
     k+1          DO_SET_ROI_LOCATION target, or DO_SET_ROI_NONE     ← on_scene_seq
     …            the pattern (loiter, ring + DO_JUMP, sweep tracks)
     r            NAV_WAYPOINT at each interior vertex of the way back  ← return_seq (absent when
@@ -24,6 +24,12 @@ Orbit: PX4 runs orbit only as a mode (MAV_CMD_DO_ORBIT) and multicopters ignore 
 radius, so an orbit is a ring of NAV_WAYPOINTs plus DO_JUMP back to the ring's first point
 (repeat count from the time on scene), with DO_SET_ROI_LOCATION on the centre.
 Altitudes are metres above home (Frame.GLOBAL_RELATIVE_ALT_INT), never above :data:`CEILING_M`.
+
+Climb while flying (:mod:`dronedispatch.domain.launch`): the take-off goes only to the departure
+height (the obstacle height round the dock: the airspace's ``obstacle_height_m``, default 25 m, never
+above the template's altitude or the ceiling); the way out then climbs to the template's altitude,
+each route vertex at the height a drone climbing at its maximum rate while cruising reaches there,
+so PX4 flies each leg as one climbing straight line at full horizontal speed.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from typing import Any, Protocol
 import jsonschema
 import yaml
 
-from dronedispatch.domain import patterns
+from dronedispatch.domain import launch, patterns
 from dronedispatch.domain.geo import LatLon, bearing_deg, distance_m, path_length_m
 from dronedispatch.domain.incidents import Category
 from dronedispatch.domain.mission_items import (
@@ -60,6 +66,7 @@ CEILING_M = 150.0
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "mission_templates"
 SCHEMA_FILE = "schema.json"
 DEFAULT_SPEED_M_S = 10.0  # assumed ground speed for time estimates when none is given
+DEFAULT_CLIMB_M_S = 3.0  # maximum climb rate when none is given (PX4's MPC_Z_VEL_MAX_UP default)
 
 
 class TemplateError(ValueError):
@@ -277,6 +284,9 @@ def compile_mission(
     category: Category | str | None = None,
     cruise_speed: float = DEFAULT_SPEED_M_S,
     airspace: ZoneAvoider | None = None,
+    climb_rate_m_s: float = DEFAULT_CLIMB_M_S,
+    obstacle_height_m: float | None = None,
+    airborne: bool = False,
 ) -> CompiledMission:
     """Mission items for one dispatch.
 
@@ -288,6 +298,10 @@ def compile_mission(
     dropped, legs between the rest go round the zones, and the way out (dock → pattern entry)
     and back (pattern end → dock) are routed to the pattern's actual ends. Raises ``NoRoute``
     when no way exists, TemplateError when the whole pattern lies in prohibited zones.
+
+    The take-off reaches the departure height (``obstacle_height_m``, else the airspace's, else
+    :data:`~dronedispatch.domain.launch.DEFAULT_DEPARTURE_ALT_M`) and the way out climbs from there at
+    ``climb_rate_m_s``; an ``airborne`` drone (pre-empted in flight) climbs at once to the altitude.
     """
     p = resolve_params(template, category, params)
     alt = p["altitude_m"]
@@ -305,10 +319,16 @@ def compile_mission(
         path = airspace.route(dock_ll, pattern[0])
         if return_route is None:
             return_route = airspace.route(pattern[-1], dock_ll)
-    items: list[MissionItem] = [takeoff(dock[0], dock[1], alt)]
+    obstacle = obstacle_height_m if obstacle_height_m is not None else getattr(airspace, "obstacle_height_m", None)
+    ceiling = getattr(airspace, "ceiling_m", None)
+    dep = alt if airborne else launch.departure_alt(alt, obstacle, ceiling)
+    way_out = [*path[:-1], pattern[0]]
+    climb = launch.climb_profile(way_out, departure_alt_m=dep, transit_alt_m=alt, climb_rate_m_s=climb_rate_m_s,
+                                 cruise_speed_m_s=speed)
+    items: list[MissionItem] = [takeoff(dock[0], dock[1], dep)]
     if p.get("speed_m_s"):
         items.append(change_speed(p["speed_m_s"]))
-    items += [waypoint(lat, lon, alt) for lat, lon in path[1:-1]]
+    items += [waypoint(lat, lon, a) for (lat, lon), a in zip(path[1:-1], climb[1:-1], strict=True)]
 
     items.append(waypoint(*pattern[0], alt))  # arrival
     on_scene_seq = len(items)

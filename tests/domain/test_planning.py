@@ -24,12 +24,17 @@ def test_nearest_ready_drone_is_ranked_first_with_reasons_in_both_languages() ->
     assert d["reason"]["code"] == "chosen" and d["rank"] == 1
 
 
-def test_eta_is_launch_delay_plus_climb_plus_route_over_speed() -> None:
+def test_eta_is_launch_delay_plus_takeoff_plus_route_with_the_climb_overlapped() -> None:
     d = drone(speed=10.0, delay=20.0)
-    assert math.isclose(eta_s(d, 1000.0, cruise_alt_m=60.0), 20.0 + 60.0 / 3.0 + 100.0)
+    # take-off to the 25 m departure height, then 1 km at cruise while climbing the other 35 m
+    assert math.isclose(eta_s(d, 1000.0, cruise_alt_m=60.0), 20.0 + 25.0 / 3.0 + 100.0)
+    # a short hop is limited by the climb: 35 m at 3 m/s is longer than 50 m at 10 m/s
+    assert math.isclose(eta_s(d, 50.0, cruise_alt_m=60.0), 20.0 + 25.0 / 3.0 + 35.0 / 3.0)
+    # nothing to climb over (departure height at the transit altitude): the classic sum
+    assert math.isclose(eta_s(d, 1000.0, cruise_alt_m=60.0, departure_alt_m=60.0), 20.0 + 60.0 / 3.0 + 100.0)
     cands = recommend(*CENTRAL_PARK, "fire", [d], time_on_scene_s=0, cruise_alt_m=60.0)
     dist = distance_m(*GTOWER, *CENTRAL_PARK)
-    assert math.isclose(cands[0].eta_s or 0, 20.0 + 20.0 + dist / 10.0, rel_tol=1e-9)
+    assert math.isclose(cands[0].eta_s or 0, 20.0 + 25.0 / 3.0 + max(dist / 10.0, 35.0 / 3.0), rel_tol=1e-9)
 
 
 def test_energy_model_counts_out_scene_back_and_reserve() -> None:
