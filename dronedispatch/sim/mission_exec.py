@@ -12,6 +12,7 @@ import math
 from typing import Protocol
 
 from dronedispatch.domain.mission_items import Cmd, Frame, MissionItem
+from dronedispatch.sim.geodesy import offset_ne
 from dronedispatch.sim.modes import MS_ACTIVE, MS_COMPLETE
 from dronedispatch.sim.params import Params
 
@@ -181,7 +182,7 @@ def nav_item(m: MissionVehicle, it: MissionItem, dt: float) -> None:
         return
     if m._item_phase == "goto":
         acc = it.param2 if c == Cmd.NAV_WAYPOINT and it.param2 > 0 else m.params["NAV_ACC_RAD"]
-        dh, dv = m._goto(hold[0], hold[1], hold[2], m.cruise, dt)
+        dh, dv = line_goto(m, hold, dt)
         if dh < acc and dv < 1.0:
             reach(m, m.seq)
             m._item_phase = "hold"
@@ -197,6 +198,24 @@ def nav_item(m: MissionVehicle, it: MissionItem, dt: float) -> None:
         wait = abs(it.param1) * 2 * math.pi * max(abs(it.param3), 1.0) / max(m.cruise, 1.0)
     if m._item_timer >= wait and it.autocontinue:
         advance(m)
+
+
+def line_goto(m: MissionVehicle, to: tuple[float, float, float], dt: float) -> tuple[float, float]:
+    """Fly to a mission point along the straight 3-D line from here, as PX4's
+    FlightTaskAutoLineSmoothVel does: the velocity points at the point, clamped so its horizontal part
+    stays within the cruise speed (and the braking distance) and its vertical part within the climb
+    (MPC_Z_V_AUTO_UP) or descent rate. A gentle climb is flown at full cruise speed while climbing; only
+    a leg steeper than climb rate / cruise speed slows the horizontal speed."""
+    p = m.params
+    dn, de = offset_ne(m.lat, m.lon, to[0], to[1])
+    dist = math.hypot(dn, de)
+    dz = to[2] - m.alt_rel
+    v_xy = min(m.cruise, math.sqrt(2.0 * p["MPC_ACC_HOR"] * 0.8 * dist))
+    v_z = min(p["MPC_Z_V_AUTO_UP"] if dz > 0 else p["MPC_Z_V_AUTO_DN"], math.sqrt(2.0 * 2.0 * abs(dz)))
+    if dist < 1e-6 or abs(dz) < 1e-6 or v_xy <= 0 or v_z <= 0:
+        return m._goto(to[0], to[1], to[2], m.cruise, dt)
+    t = max(dist / v_xy, abs(dz) / v_z)  # the slower axis sets the pace; the other follows the line
+    return m._goto(to[0], to[1], to[2], dist / t, dt, climb=abs(dz) / t if dz > 0 else None)
 
 
 def mission_done(m: MissionVehicle) -> None:
