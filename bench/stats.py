@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +68,17 @@ def queries(svc: StatisticsService) -> list[tuple[str, Callable[[], Table]]]:
     out: list[tuple[str, Callable[[], Table]]] = []
     for label, f in (("year", year), ("30 d songdo", month)):
         out += [
-            (f"response-times none, {label}", lambda f=f: svc.response_times(f, "none")),
-            (f"response-times district, {label}", lambda f=f: svc.response_times(f, "district")),
-            (f"response-times hour, {label}", lambda f=f: svc.response_times(f, "hour")),
-            (f"response-times week, {label}", lambda f=f: svc.response_times(f, "week")),
-            (f"first-on-scene district, {label}", lambda f=f: svc.first_on_scene(f, "district")),
-            (f"outcomes category, {label}", lambda f=f: svc.outcomes(f, "category")),
-            (f"sources, {label}", lambda f=f: svc.sources(f)),
-            (f"drones, {label}", lambda f=f: svc.drones(f)),
-            (f"volume day, {label}", lambda f=f: svc.volume(f, "day")),
-            (f"volume hour, {label}", lambda f=f: svc.volume(f, "hour")),
-            (f"heatmap 500 m, {label}", lambda f=f: svc.heatmap(f, 500)),
+            (f"response-times none, {label}", partial(svc.response_times, f, "none")),
+            (f"response-times district, {label}", partial(svc.response_times, f, "district")),
+            (f"response-times hour, {label}", partial(svc.response_times, f, "hour")),
+            (f"response-times week, {label}", partial(svc.response_times, f, "week")),
+            (f"first-on-scene district, {label}", partial(svc.first_on_scene, f, "district")),
+            (f"outcomes category, {label}", partial(svc.outcomes, f, "category")),
+            (f"sources, {label}", partial(svc.sources, f)),
+            (f"drones, {label}", partial(svc.drones, f)),
+            (f"volume day, {label}", partial(svc.volume, f, "day")),
+            (f"volume hour, {label}", partial(svc.volume, f, "hour")),
+            (f"heatmap 500 m, {label}", partial(svc.heatmap, f, 500)),
         ]
     return out
 
