@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dronedispatch.domain.airspace import Airspace
+from dronedispatch.domain import launch
+from dronedispatch.domain.airspace import FLOWN_COMMANDS, Airspace
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.domain.geo import distance_m
+from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.scenario.model import Expectation, Scenario
 from dronedispatch.scenario.recording import Recording, Sample
 
@@ -328,6 +330,83 @@ def check_commands_accepted(e: Expectation, ctx: Context) -> Verdict:
     return _verdict(bad, good)
 
 
+@dataclass(frozen=True)
+class Response:
+    """One mission's response: from the dispatch click to on scene, against the airframe's floor."""
+
+    mission_id: int
+    ref: str | None
+    drone_id: str
+    clicked_at: float
+    on_scene_at: float
+    floor: launch.ResponseFloor
+
+    @property
+    def response_s(self) -> float:
+        return self.on_scene_at - self.clicked_at
+
+    @property
+    def ratio(self) -> float:
+        return self.response_s / self.floor.total_s if self.floor.total_s > 0 else float("inf")
+
+
+def mission_floor(mission: dict[str, Any], fleet: FleetConfig) -> launch.ResponseFloor | None:
+    """The physical floor of a stored mission: its drone's door time (the fleet file's launch delay),
+    climb rate and cruise speed; the take-off item's height; the horizontal way from the dock through
+    the route to the arrival point; the arrival's altitude (see :mod:`dronedispatch.domain.launch`)."""
+    spec = next((d for d in fleet.drones if d.id == mission["drone_id"]), None)
+    items = [MissionItem.from_dict(d) for d in mission.get("items") or []]
+    arrival_seq = int(mission.get("on_scene_seq") or 0) - 1
+    if spec is None or not 0 <= arrival_seq < len(items):
+        return None
+    dock = fleet.dock(spec.dock)
+    flown = [it for it in items[: arrival_seq + 1] if it.command in FLOWN_COMMANDS]
+    if not flown:
+        return None
+    first = items[0]
+    departure = first.alt if first.command == Cmd.NAV_TAKEOFF else flown[-1].alt
+    speed = next((it.param2 for it in items[:arrival_seq] if it.command == Cmd.DO_CHANGE_SPEED and it.param2 > 0),
+                 spec.cruise_speed)
+    way = [(it.lat, it.lon) for it in flown if it.command != Cmd.NAV_TAKEOFF]
+    return launch.response_floor(
+        door_s=spec.launch_delay_s, distance_m=launch.arrival_distance_m((dock.lat, dock.lon), way),
+        departure_alt_m=departure, transit_alt_m=flown[-1].alt, climb_rate_m_s=spec.climb_speed,
+        cruise_speed_m_s=speed,
+    )  # fmt: skip
+
+
+def responses(rec: Recording, facts: StoreFacts, fleet: FleetConfig) -> list[Response]:
+    """Every mission the operator dispatched that reached the scene, with its floor."""
+    out = []
+    for m in facts.missions:
+        trace = rec.missions.get(m["id"])
+        clicked = rec.dispatched_at.get(m["id"])
+        on_scene = trace.first("on_scene") if trace is not None else None
+        floor = mission_floor(m, fleet)
+        if clicked is None or on_scene is None or floor is None:
+            continue
+        out.append(Response(m["id"], rec.ref_of(m["incident_id"]), m["drone_id"], clicked, on_scene, floor))
+    return sorted(out, key=lambda r: r.mission_id)
+
+
+def check_response_within_floor(e: Expectation, ctx: Context) -> Verdict:
+    """Every dispatched mission reached the scene within ``max_ratio`` × its physical floor."""
+    wanted = set(_refs(e, ctx)) if (e.incident or e.incidents) else None
+    rs = [r for r in responses(ctx.rec, ctx.facts, ctx.fleet) if wanted is None or r.ref in wanted]
+    if e.drones:
+        rs = [r for r in rs if r.drone_id in e.drones]
+    if not rs:
+        return Verdict("", FAIL, "no dispatched mission reached the scene")
+    bad: list[str] = []
+    good: list[str] = []
+    for r in rs:
+        text = (f"mission {r.mission_id} ({r.drone_id}{', ' + r.ref if r.ref else ''}): dispatch to on scene "
+                f"{r.response_s:.0f} s, floor {r.floor.total_s:.0f} s ({r.floor.describe()}), ratio {r.ratio:.2f}")
+        (bad if r.ratio > e.max_ratio else good).append(text + (f" > {e.max_ratio:.2f}" if r.ratio > e.max_ratio
+                                                                else ""))
+    return _verdict(bad, good)
+
+
 CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "on_scene": check_on_scene,
     "dispatch_refused": check_dispatch_refused,
@@ -339,6 +418,7 @@ CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "alert": check_alert,
     "video": check_video,
     "commands_accepted": check_commands_accepted,
+    "response_within_floor": check_response_within_floor,
 }
 
 

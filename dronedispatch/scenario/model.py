@@ -237,6 +237,7 @@ class Expectation(_Strict):
         "alert",
         "video",
         "commands_accepted",
+        "response_within_floor",
     ] = Field(description="What is checked.")
     incident: str | None = Field(default=None, description="Scenario incident id (on_scene, dispatch_refused, ...).")
     incidents: Literal["all"] | list[str] | None = Field(default=None, description="Several incidents, or 'all'.")
@@ -246,6 +247,10 @@ class Expectation(_Strict):
     reason_contains: str | None = Field(default=None, description="Text the reason (or alert message) contains.")
     code: str | None = Field(default=None, description="dispatch_refused: refusal code; alert: alert code.")
     min_pct: float = Field(default=15.0, ge=0, le=100, description="battery_reserve: lowest acceptable charge.")
+    max_ratio: float = Field(
+        default=1.15, gt=1, le=10,
+        description="response_within_floor: largest dispatch-to-on-scene time as a multiple of the physical floor.",
+    )  # fmt: skip
     drones: list[str] | None = Field(default=None, description="Limit the check to these drones.")
     name: str | None = Field(default=None, description="Shown in the verdict instead of a generated name.")
 

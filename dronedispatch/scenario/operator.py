@@ -163,12 +163,14 @@ class Operator:
     # -- HTTP ----------------------------------------------------------------------------------
     async def dispatch(self, incident_id: int, request: dict[str, Any]) -> str | None:
         """POST /incidents/{id}/dispatch; returns None on success or the refusal code."""
+        clicked = self.clock.now()  # the response time runs from the click, not from the service's answer
         r = await self.http.post(
             f"/api/v1/incidents/{incident_id}/dispatch", json=request, headers=self.tokens["operator"]
         )
         t = self.clock.now()
         if r.status_code == 201:
             m = r.json()
+            self.rec.dispatched_at[int(m["id"])] = clicked
             self.rec.note(t, "operator", f"incident {incident_id}: dispatched {m['drone_id']} (mission {m['id']})")
             return None
         body = _json(r)

@@ -76,6 +76,7 @@ class Recording:
     incidents_seen: dict[int, float] = field(default_factory=dict)
     pilot_commands: list[tuple[float, str, str, str]] = field(default_factory=list)  # t, ref, command, result
     video: dict[int, tuple[bool, str]] = field(default_factory=dict)  # mission → (frame seen, detail)
+    dispatched_at: dict[int, float] = field(default_factory=dict)  # mission → when the operator clicked dispatch
     ended_at: float = 0.0
     notes: list[str] = field(default_factory=list)
 

@@ -22,7 +22,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from dronedispatch.scenario.expectations import FAIL, SKIP
+from dronedispatch.scenario.expectations import FAIL, SKIP, responses
 from dronedispatch.scenario.runner import RunResult
 
 MAP_MARGIN_DEG = 0.01
@@ -182,6 +182,41 @@ def _e(text: object) -> str:
     return html.escape(str(text))
 
 
+def _floor_table(result: RunResult) -> list[str]:
+    """Each dispatched mission's response (dispatch click to on scene) against the airframe's physical
+    floor: dock door + take-off to the departure height + the routed distance at cruise speed, with the
+    rest of the climb overlapped (domain/launch.py)."""
+    rs = responses(result.recording, result.facts, result.scenario.fleet)
+    if not rs:
+        return []
+    out = [
+        "<h2>Response against the physical floor</h2><p class='muted'>floor = dock door + take-off to the "
+        "departure height at the maximum climb rate + max(routed distance / cruise speed, rest of the climb / "
+        "climb rate)</p><table><tr><th>mission</th><th>incident</th><th>drone</th><th>dispatch click</th>"
+        "<th>on scene</th><th>response</th><th>floor</th><th>ratio</th><th>floor terms</th></tr>"
+    ]
+    for r in rs:
+        out.append(
+            f"<tr><td>{r.mission_id}</td><td>{_e(r.ref or '—')}</td><td>{_e(r.drone_id)}</td>"
+            f"<td>{r.clicked_at:.1f} s</td><td>{r.on_scene_at:.1f} s</td><td>{r.response_s:.1f} s</td>"
+            f"<td>{r.floor.total_s:.1f} s</td><td>{r.ratio:.2f}</td><td>{_e(r.floor.describe())}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+h1{margin-bottom:0}.pass{color:#1a7f37}.fail{color:#cf222e}.skip{color:#9a6700}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;
+vertical-align:top;font-size:14px}th{background:#f6f8fa}img{max-width:100%}.muted{color:#666}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
 def html_report(result: RunResult) -> str:
     spec, rec = result.scenario.spec, result.recording
     status = "pass" if result.passed else "fail"
@@ -224,6 +259,7 @@ def html_report(result: RunResult) -> str:
             else f"<tr><td>{_e(inc.id)}</td><td>{_e(inc.via)}</td><td colspan='4'>not sent</td></tr>"
         )
     parts.append("</table>")
+    parts += _floor_table(result)
     if rec.tracks:
         parts.append(f"<h2>Map</h2><img alt='flown tracks' src='data:image/png;base64,{map_png(result)}'>")
         for what, title in (("battery", "Battery"), ("link", "Link: packet loss and outages"), ("alt", "Altitude")):

@@ -667,7 +667,8 @@ def read_facts(runtime: Any) -> StoreFacts:
     facts = StoreFacts()
     try:
         facts.missions = [
-            {"id": m.id, "incident_id": m.incident_id, "drone_id": m.drone_id, "state": m.state, "reason": m.reason}
+            {"id": m.id, "incident_id": m.incident_id, "drone_id": m.drone_id, "state": m.state, "reason": m.reason,
+             "items": m.items, "on_scene_seq": m.on_scene_seq}
             for m in store.list_missions(limit=100_000)
         ]
         facts.audit = [

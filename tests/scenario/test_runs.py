@@ -51,6 +51,10 @@ async def test_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
             assert video.outcome == PASS and "bytes of JPEG" in video.detail, video.detail
         first = result.recording.on_scene_at("park-smoke")
         assert first is not None and first[1] in ("dd-01", "dd-05"), "a G-Tower drone (the nearest) is first"
+        # dispatch click to on scene within 15% of the airframe's floor, and the report shows it term by term
+        floor = next(v for v in result.verdicts if v.name.startswith("response_within_floor"))
+        assert floor.outcome == PASS and "ratio" in floor.detail and "climbing to 80 m" in floor.detail, floor.detail
+        assert "Response against the physical floor" in page and "take-off to 25 m" in page
         # the 119 CAP warning merged into the camera's incident: one incident, one mission
         arrivals = result.recording.arrivals
         assert arrivals["park-smoke"].incident_id == arrivals["park-119"].incident_id
