@@ -27,6 +27,7 @@ from dronedispatch.app.flight_log import PublicFlightLog
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
+from dronedispatch.app.overwatch import OverwatchService
 from dronedispatch.app.shares import ShareService
 from dronedispatch.app.statistics import StatisticsService, utc_offset_min
 from dronedispatch.app.tracks import TrackRecorder
@@ -116,6 +117,11 @@ class Runtime:
             docks=self.docks,
         )
         offset_min = utc_offset_min(settings.timezone)
+        # continuous overwatch: relief planned and launched for incidents under coverage; the drone on scene
+        self.overwatch = OverwatchService(
+            self.store, self.bus, self.fleet, self.missions, self.dispatcher, self.airspace, self.alerts
+        )
+        self.missions.add_listener(self.overwatch)
         self.statistics = StatisticsService(
             StatsStore(self.engine, offset_min=offset_min), districts=self.district_index,
             drone_ids=[d.id for d in self.fleet_config.drones], offset_min=offset_min,
@@ -187,6 +193,7 @@ class Runtime:
             self._dock_weather = asyncio.create_task(self._follow_docks(), name="dock-weather")
         if self.onvif is not None:
             await self.onvif.start()
+        self.overwatch.start()
         log.info(
             "service started: %d drones in the fleet file, MAVLink on %s",
             len(self.fleet_config.drones),
@@ -201,6 +208,7 @@ class Runtime:
         if self._dock_weather is not None:
             self._dock_weather.cancel()
         await self.docks.stop()
+        await self.overwatch.stop()
         await self.missions.stop()
         await self.video.close()
         await self.cctv.close()

@@ -54,6 +54,15 @@ class DronePublic(BaseModel):
     cruise_speed: float
 
 
+class CoverageRequest(BaseModel):
+    """Keep the scene covered: drones relieve one another (continuous overwatch)."""
+
+    mode: Literal["none", "duration", "until_closed"] = Field(
+        description="duration: for duration_s from the first drone on scene; until_closed: until the incident closes"
+    )
+    duration_s: float | None = Field(default=None, gt=0, le=86_400, description="How long, for mode duration.")
+
+
 class IncidentCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -74,6 +83,9 @@ class IncidentCreate(BaseModel):
     description: str = Field(default="", max_length=2000)
     approval_ref: str | None = Field(
         default=None, max_length=128, description="Airspace approval reference, when the place needs one."
+    )
+    coverage: CoverageRequest | None = Field(
+        default=None, description="Keep the scene covered for a duration or until closed (drones relieve each other)."
     )
 
 
@@ -96,6 +108,9 @@ class IncidentPublic(BaseModel):
     outcome_code: str | None = None
     first_on_scene: str | None = None
     split_from_id: int | None = None  # the incident an operator split this one's report out of
+    coverage_mode: str = "none"  # none | duration | until_closed (continuous overwatch)
+    coverage_until: datetime | None = None
+    on_scene_drone_id: str | None = Field(default=None, description="The drone covering the scene now.")
 
     @classmethod
     def of(cls, i: Incident) -> IncidentPublic:
@@ -119,6 +134,9 @@ class IncidentPublic(BaseModel):
             outcome_code=i.outcome_code,
             first_on_scene=i.first_on_scene,
             split_from_id=i.split_from_id,
+            coverage_mode=i.coverage_mode,
+            coverage_until=as_utc(i.coverage_until) if i.coverage_until else None,
+            on_scene_drone_id=i.on_scene_drone_id,
         )
 
 

@@ -28,6 +28,7 @@ from dronedispatch.api.routes import (
     cameras,
     catalog,
     cluster,
+    coverage,
     events,
     incidents,
     ingest,
@@ -71,7 +72,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
-        stats, cameras, records,
+        stats, cameras, records, coverage,
     ):  # fmt: skip
         api.include_router(module.router)
     api.include_router(shares.router)

@@ -29,7 +29,12 @@ def list_incidents(
     summary="Report an incident (merged into a matching open one when it is the same event)",
 )
 def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCreate) -> IncidentPublic:
-    return IncidentPublic.of(runtime.dispatcher.create_incident(body, principal.username))
+    incident = runtime.dispatcher.create_incident(body, principal.username)
+    if body.coverage is not None and body.coverage.mode != "none" and incident.id is not None:
+        incident = runtime.overwatch.request_coverage(
+            incident.id, body.coverage.mode, body.coverage.duration_s, principal.username
+        )
+    return IncidentPublic.of(incident)
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its missions and recommended drones")
