@@ -92,6 +92,12 @@ function onEvent(msg) {
       mark("incidents");
       break;
     }
+    case "dock": {
+      const d = state.docks.find((x) => x.id === msg.data.dock_id);
+      if (d) d.state = msg.data; // kept for a redraw (language change)
+      opsMap.updateDock(msg.data);
+      break;
+    }
     case "mission":
       state.missions.set(msg.data.id, msg.data);
       opsMap.setRoute(msg.data);

@@ -19,6 +19,41 @@ const ENDED = ["completed", "aborted", "failed"];
 
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
+// Docks: the marker's colour says the door (and a fault); the tooltip says everything the dock reports.
+const DOOR_COLOR = { closed: "#fadb14", opening: "#36cfc9", open: "#52c41a", closing: "#36cfc9", fault: "#ff4d4f" };
+const DOCK_FRESH_MS = 15000; // as the service judges a dock: a state older than this is stale
+
+function dockIcon(s) {
+  const color = s ? (s.fault ? DOOR_COLOR.fault : DOOR_COLOR[s.door] || "#fadb14") : "#fadb14";
+  return L.divIcon({ className: "dock-icon", html: `<span style="color:${color}">⌂</span>`, iconSize: [18, 18] });
+}
+
+const num = (v, digits = 1) => (v == null ? "–" : Number(v).toFixed(digits));
+
+function dockTip(d, lang) {
+  const lines = [`<b>${esc(lang === "ko" ? d.name_ko : d.name_en)}</b>`];
+  const s = d.state;
+  if (!s) {
+    lines.push(esc(t("dock.no_state")));
+    return lines.join("<br>");
+  }
+  lines.push(`${esc(t("dock.door"))}: ${esc(t(`dock.door.${s.door}`))} · ${esc(t(s.drone_present ? "dock.drone" : "dock.empty"))}`);
+  if (s.charge_pct != null) {
+    let charge = `${esc(t(s.charging ? "dock.charging" : "dock.charge"))} ${num(s.charge_pct, 0)}%`;
+    if (s.minutes_to_threshold > 0) charge += ` · ${esc(t("dock.ready_in", { min: Math.ceil(s.minutes_to_threshold) }))}`;
+    else if (s.minutes_to_threshold === 0) charge += ` · ${esc(t("dock.ready"))}`;
+    lines.push(charge);
+  }
+  if (s.fault) lines.push(`<span class="dock-fault">${esc(t("dock.fault"))}: ${esc(s.fault)}</span>`);
+  const w = s.weather;
+  lines.push(w
+    ? esc(t("dock.weather", { wind: num(w.wind_mean_ms), gust: num(w.gust_ms), rain: num(w.rain_mm_h), temp: num(w.temperature_c) }))
+    : esc(t("dock.weather_unknown")));
+  const age = Date.now() - Date.parse(s.updated_at);
+  if (age > DOCK_FRESH_MS) lines.push(`<span class="dock-fault">${esc(t("dock.stale", { s: Math.round(age / 1000) }))}</span>`);
+  return lines.join("<br>");
+}
+
 export class OpsMap {
   constructor(el, { tileUrl, onIncidentClick, onDroneClick, onMapClick, onCameraClick } = {}) {
     this.map = L.map(el, { zoomControl: true, attributionControl: true }).setView([37.45, 126.6], 11);
@@ -75,10 +110,42 @@ export class OpsMap {
   }
 
   setDocks(docks, lang) {
-    this.layers.docks.clearLayers();
+    this.dockLang = lang;
+    // the same docks again (a language change): redraw in place, so an open popup stays the one open
+    const same = this.docks && docks.length === this.docks.size && docks.every((d) => this.docks.has(d.id));
+    if (!same) {
+      this.layers.docks.clearLayers();
+      this.docks = new Map();
+    }
     for (const d of docks) {
-      L.marker([d.lat, d.lon], { icon: L.divIcon({ className: "dock-icon", html: "⌂", iconSize: [18, 18] }), keyboard: false })
-        .bindTooltip(esc(lang === "ko" ? d.name_ko : d.name_en)).addTo(this.layers.docks);
+      if (same) this.docks.get(d.id).dock = d;
+      else this.docks.set(d.id, { dock: d, marker: L.marker([d.lat, d.lon], { icon: dockIcon(d.state), keyboard: false }).addTo(this.layers.docks) });
+      this.drawDock(d.id);
+    }
+  }
+
+  // A dock's live state (a "dock" event): door, drone, charge, fault and weather in its tooltip and popup.
+  updateDock(s) {
+    const entry = this.docks?.get(s.dock_id);
+    if (!entry) return;
+    entry.dock = { ...entry.dock, state: s };
+    this.drawDock(s.dock_id);
+  }
+
+  drawDock(id) {
+    const { dock, marker } = this.docks.get(id);
+    const html = dockTip(dock, this.dockLang);
+    marker.setIcon(dockIcon(dock.state));
+    // one tooltip and one popup per dock, their content replaced (an open popup follows the dock live)
+    if (marker.getTooltip()) marker.setTooltipContent(html);
+    else marker.bindTooltip(html, { className: "tip dock-tip" });
+    if (marker.getPopup()) marker.setPopupContent(html);
+    else marker.bindPopup(html, { className: "dock-popup" });
+    const e = marker.getElement();
+    if (e) {
+      e.dataset.dock = id;
+      e.dataset.door = dock.state ? dock.state.door : "";
+      e.dataset.fault = dock.state?.fault ?? "";
     }
   }
 
