@@ -17,6 +17,7 @@ from dronedispatch.domain.airspace import FLOWN_COMMANDS, Airspace
 from dronedispatch.domain.fleet import FleetConfig
 from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.mission_items import Cmd, MissionItem
+from dronedispatch.scenario import coverage
 from dronedispatch.scenario.model import Expectation, Scenario
 from dronedispatch.scenario.recording import Recording, Sample
 
@@ -407,6 +408,66 @@ def check_response_within_floor(e: Expectation, ctx: Context) -> Verdict:
     return _verdict(bad, good)
 
 
+def _covered(e: Expectation, ctx: Context) -> list[int]:
+    ids = coverage.covered_incidents(ctx.rec)
+    if e.incident is not None or e.incidents is not None:
+        wanted = {a.incident_id for r in _refs(e, ctx) if (a := ctx.rec.arrivals.get(r)) is not None}
+        ids = [i for i in ids if i in wanted]
+    return ids
+
+
+def check_coverage_no_gap(e: Expectation, ctx: Context) -> Verdict:
+    """Every covered incident: at least one hand-over, each with at least ``overlap_s`` of both drones
+    on scene (by mission state and, when the store has the incident's place, over it by their tracks),
+    and no uncovered stretch from the first arrival on."""
+    ids = _covered(e, ctx)
+    if not ids:
+        return Verdict("", FAIL, "no incident asked for coverage")
+    bad: list[str] = []
+    good: list[str] = []
+    for iid in ids:
+        inc = ctx.facts.incidents.get(iid)
+        tl = coverage.timeline(ctx.rec, iid, (inc["lat"], inc["lon"]) if inc else None)
+        if not tl.handovers:
+            bad.append(f"incident {iid}: no hand-over happened ({len(tl.intervals)} drones on scene)")
+            continue
+        for h in tl.handovers:
+            text = f"incident {iid}: {h.from_drone} → {h.to_drone} at {h.at:.0f} s"
+            if h.overlap_s < e.overlap_s:
+                what = f"gap {h.gap_s:.0f} s" if h.gap_s > 0 else f"overlap only {h.overlap_s:.0f} s"
+                bad.append(f"{text}: {what} (at least {e.overlap_s:.0f} s overlap wanted)")
+            else:
+                good.append(f"{text}: overlap {h.overlap_s:.0f} s")
+        for a, b in tl.gaps:
+            bad.append(f"incident {iid}: uncovered from {a:.0f} s to {b:.0f} s")
+    return _verdict(bad, good)
+
+
+def check_video_followed(e: Expectation, ctx: Context) -> Verdict:
+    """The service's drone on scene for each covered incident (what the video shows) was always a drone
+    actually over the scene, allowing ``within`` (default 30 s: the approach and the climb away) at each change."""
+    ids = _covered(e, ctx)
+    if not ids:
+        return Verdict("", FAIL, "no incident asked for coverage")
+    tolerance = e.within if e.within is not None else 30.0
+    bad: list[str] = []
+    good: list[str] = []
+    for iid in ids:
+        inc = ctx.facts.incidents.get(iid)
+        if inc is None:
+            bad.append(f"incident {iid}: not in the store")
+            continue
+        wrong, checked = coverage.video_mismatches(ctx.rec, iid, (inc["lat"], inc["lon"]), tolerance_s=tolerance)
+        if checked <= 0:
+            bad.append(f"incident {iid}: no drone was ever over the scene")
+        for a, b, why in wrong:
+            bad.append(f"incident {iid}: from {a:.0f} s to {b:.0f} s {why}")
+        if not wrong and checked > 0:
+            changes = sum(1 for _, d, _ in ctx.rec.coverage.get(iid, []) if d is not None)
+            good.append(f"incident {iid}: followed the drone on scene for {checked:.0f} s over {changes} switches")
+    return _verdict(bad, good)
+
+
 CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "on_scene": check_on_scene,
     "dispatch_refused": check_dispatch_refused,
@@ -418,6 +479,8 @@ CHECKS: dict[str, Callable[[Expectation, Context], Verdict]] = {
     "alert": check_alert,
     "video": check_video,
     "commands_accepted": check_commands_accepted,
+    "coverage_no_gap": check_coverage_no_gap,
+    "video_followed": check_video_followed,
     "response_within_floor": check_response_within_floor,
 }
 

@@ -237,6 +237,8 @@ class Expectation(_Strict):
         "alert",
         "video",
         "commands_accepted",
+        "coverage_no_gap",
+        "video_followed",
         "response_within_floor",
     ] = Field(description="What is checked.")
     incident: str | None = Field(default=None, description="Scenario incident id (on_scene, dispatch_refused, ...).")
@@ -251,6 +253,9 @@ class Expectation(_Strict):
         default=1.15, gt=1, le=10,
         description="response_within_floor: largest dispatch-to-on-scene time as a multiple of the physical floor.",
     )  # fmt: skip
+    overlap_s: float = Field(
+        default=30.0, ge=0, description="coverage_no_gap: least time both drones are on scene at every hand-over."
+    )
     drones: list[str] | None = Field(default=None, description="Limit the check to these drones.")
     name: str | None = Field(default=None, description="Shown in the verdict instead of a generated name.")
 

@@ -79,6 +79,8 @@ class Recording:
     dispatched_at: dict[int, float] = field(default_factory=dict)  # mission → when the operator clicked dispatch
     ended_at: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: per incident: (t, the service's drone on scene, coverage mode) at each change, from incident events
+    coverage: dict[int, list[tuple[float, str | None, str]]] = field(default_factory=dict)
 
     def note(self, t: float, kind: str, text: str) -> None:
         self.events.append((t, kind, text))
@@ -120,6 +122,12 @@ class Recording:
             )
         if m.get("reason"):
             trace.reason = m["reason"]
+
+    def on_incident(self, t: float, d: dict[str, Any]) -> None:
+        series = self.coverage.setdefault(d["id"], [])
+        entry = (t, d.get("on_scene_drone_id"), d.get("coverage_mode") or "none")
+        if not series or series[-1][1:] != entry[1:]:
+            series.append(entry)
 
     def on_alert(self, t: float, a: dict[str, Any]) -> None:
         self.alerts.append((t, a))

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from dronedispatch.scenario import coverage
 from dronedispatch.scenario.expectations import FAIL, SKIP, responses
 from dronedispatch.scenario.runner import RunResult
 
@@ -260,6 +261,7 @@ def html_report(result: RunResult) -> str:
         )
     parts.append("</table>")
     parts += _floor_table(result)
+    parts += coverage.html_section(rec, result.scenario.fleet, result.facts.incidents)
     if rec.tracks:
         parts.append(f"<h2>Map</h2><img alt='flown tracks' src='data:image/png;base64,{map_png(result)}'>")
         for what, title in (("battery", "Battery"), ("link", "Link: packet loss and outages"), ("alt", "Altitude")):

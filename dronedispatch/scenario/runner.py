@@ -173,6 +173,11 @@ class ScenarioRun:
                 if spec.uses_docks and broker is not None:
                     await self._start_docks(fleet, broker)
                 clock = Clock(spec.speed_factor, fleet.sim_time)
+                # overwatch plans relief on simulated time (ETAs, drain, durations), a few simulated seconds apart
+                runtime.overwatch.use_clock(
+                    fleet.sim_time or (lambda: time.monotonic() * spec.speed_factor), scale=spec.speed_factor,
+                    tick_s=max(0.05, 3.0 / spec.speed_factor),
+                )  # fmt: skip
                 async with httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://scenario.local", timeout=60
                 ) as http:
@@ -388,6 +393,7 @@ class ScenarioRun:
         elif kind == "alert":
             self.rec.on_alert(t, data)
         elif kind == "incident":
+            self.rec.on_incident(t, data)
             iid = data["id"]
             if iid not in self.rec.incidents_seen:
                 self.rec.incidents_seen[iid] = t
