@@ -5,6 +5,7 @@
 import { api, apiBlob } from "./api.js";
 import { incidentCamera } from "./cctv.js";
 import { getLang, t, tOr } from "./i18n.js";
+import { openShareLinks } from "./share-links.js";
 import { $, ago, clockTime, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
 import { CameraPlayers } from "./video.js";
 
@@ -137,7 +138,9 @@ export class IncidentQueue {
         el("span", { class: `state st-${mission.state}` }, tOr(`st.${mission.state}`, mission.state)));
     }
     // a snapshot once the drone is under way (its camera stream runs from launch)
-    const thumbDrone = mission && ["enroute", "on_scene", "returning"].includes(mission.state) ? mission.drone_id : null;
+    // under continuous overwatch the drone on scene, whichever mission is newest
+    const thumbDrone = i.on_scene_drone_id
+      || (mission && ["enroute", "on_scene", "returning"].includes(mission.state) ? mission.drone_id : null);
     const buttons = can.dispatch() ? el("div", { class: "actions" },
       i.status === "open" ? el("button", { class: "primary", dataset: { action: "dispatch" }, disabled: !rec,
         onclick: () => this.dispatch(i, rec?.planned ? { drone_id: rec.drone_id } : {}) }, `${t("dispatch")}${rec ? " · " + rec.drone_id : ""}`) : null,
@@ -206,7 +209,12 @@ export class IncidentQueue {
     };
     return el("div", { class: "record-links small" },
       el("button", { class: "ghost small", dataset: { action: "record" }, onclick: () => open(false) }, ko ? "사건 기록" : "Record"),
-      el("button", { class: "ghost small", dataset: { action: "record-pdf" }, onclick: () => open(true) }, "PDF"));
+      el("button", { class: "ghost small", dataset: { action: "record-pdf" }, onclick: () => open(true) }, "PDF"),
+      // a view-only link for the crews going to the scene: operators and pilots make them
+      this.ctx.can.dispatch() || this.ctx.can.command()
+        ? el("button", { class: "ghost small", dataset: { action: "share" }, onclick: () => openShareLinks(i.id) },
+          ko ? "공유 링크" : "Share link")
+        : null);
   }
 
   async split(i, r) {
