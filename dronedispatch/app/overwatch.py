@@ -58,6 +58,8 @@ ACTOR = "overwatch"
 #: Time on scene the relief's energy check asks for: enough to be worth a hand-over (a drone just off
 #: the charger that could stay a minute would need relieving again at once).
 RELIEF_PLANNING_SCENE_S = 300.0
+#: A drone this far beyond its pattern's reach (stand-off, orbit radius) is not at the scene yet, metres.
+SCENE_REACH_M = 100.0
 #: Launches seen to arrive later than their ETA by this much (the worst of the last few) are planned so.
 LAUNCH_LAGS_KEPT = 5
 #: Relief ETAs are planned this much longer than the model's (upload, arming, accelerating, wind).
@@ -109,6 +111,7 @@ class OverwatchService:
         self._covers: dict[int, _Cover] = {}
         self._arrived: dict[int, float] = {}  # mission → when on scene, on the clock
         self._ended: set[int] = set()  # incidents whose coverage this process saw end
+        self._near_since: dict[int, float] = {}  # relief mission → when its drone was first seen at the scene
         # reliefs launched: mission → (when, planned ETA); how much later than planned the last ones arrived
         self._launched: dict[int, tuple[float, float]] = {}
         self._lags: deque[float] = deque(maxlen=LAUNCH_LAGS_KEPT)
@@ -179,7 +182,8 @@ class OverwatchService:
         fields: dict[str, Any] = {}
         now = datetime.now(UTC)
         if state == MissionState.ON_SCENE:
-            fields["on_scene_drone_id"] = mission.drone_id  # a relief on scene: the video follows it at once
+            if incident.on_scene_drone_id is None:  # a relief takes the video over at the hand-over
+                fields["on_scene_drone_id"] = mission.drone_id
             coverage_min = float(mission.params.get("coverage_min") or 0.0)
             if incident.coverage_mode == "none" and coverage_min > 0:
                 fields.update(coverage_mode="duration", coverage_s=coverage_min * 60.0)
@@ -482,12 +486,16 @@ class OverwatchService:
         """Two (or more) drones on scene: once the newest has been there ``overlap_s`` (or an older one
         must leave), every older one goes home."""
         newest = on_scene[-1]
-        overlap = now - self._arrived_at(newest, now)
+        assert newest.id is not None
+        if newest.id not in self._near_since and self._near_scene(newest, incident):
+            self._near_since[newest.id] = now
+        # the mission's state says on scene once the vehicle reports the scene's item; its position must agree
+        overlap = now - self._near_since.get(newest.id, now)
         must_go = False
         for old in on_scene[:-1]:
             plan = self._plan(incident, old, now)
             must_go = must_go or (plan is not None and plan.must_leave_at <= now)
-        if overlap < self.overlap_s and not must_go:
+        if (newest.id not in self._near_since or overlap < self.overlap_s) and not must_go:
             return
         for old in on_scene[:-1]:
             assert old.id is not None and newest.id is not None
@@ -505,6 +513,23 @@ class OverwatchService:
             )  # fmt: skip
             log.info("overwatch: incident %s: %s handed the scene over to %s after %.0f s together",
                      incident.id, old.drone_id, newest.drone_id, overlap)  # fmt: skip
+        if incident.on_scene_drone_id != newest.drone_id:  # the video follows the drone that stays
+            assert incident.id is not None
+            updated = await asyncio.to_thread(
+                self._store.update_incident, incident.id, on_scene_drone_id=newest.drone_id
+            )
+            self._publisher.publish(IncidentChanged(data=IncidentPublic.of(updated)))
+
+    def _near_scene(self, m: Mission, incident: Incident) -> bool:
+        """The mission's drone flies within its pattern's reach of the incident."""
+        entry = self._fleet.registry.get(m.drone_id)
+        if entry is None:
+            return False
+        pub = self._fleet.registry.public(entry)
+        if pub.position is None or pub.landed:
+            return False
+        reach = max(SCENE_REACH_M, float(m.params.get("radius_m") or 0.0) + float(m.params.get("offset_m") or 0.0))
+        return distance_m(pub.position.lat, pub.position.lon, incident.lat, incident.lon) <= reach + SCENE_REACH_M
 
     async def _refill(self, incident: Incident, cover: _Cover) -> None:
         """Covered, nothing on scene or on its way, but a drone was there before: send the best one

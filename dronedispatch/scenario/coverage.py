@@ -33,7 +33,7 @@ from dronedispatch.domain.planning import DEFAULT_RESERVE_PCT
 from dronedispatch.scenario.recording import MissionTrace, Recording, Sample
 
 #: A drone within this distance of the incident, airborne, is over the scene (stand-off and orbit radii).
-SCENE_RADIUS_M = 200.0
+SCENE_RADIUS_M = 150.0
 AIRBORNE_M = 5.0
 TERMINAL = ("completed", "aborted", "failed")
 
@@ -43,17 +43,30 @@ def covered_incidents(rec: Recording) -> list[int]:
     return sorted(i for i, series in rec.coverage.items() if any(mode != "none" for _, _, mode in series))
 
 
-def _interval(m: MissionTrace, end: float) -> overwatch.Interval | None:
+def _interval(
+    m: MissionTrace, end: float, track: list[Sample] | None = None, where: tuple[float, float] | None = None
+) -> overwatch.Interval | None:
+    """From the mission's ``on_scene`` to the state after it; with the drone's track and the scene's
+    place, from when the drone was really over the scene (a stale progress report cannot start it early)."""
     start = m.first("on_scene")
     if start is None:
         return None
     left = next((t for t, s in m.states if t >= start and s != "on_scene"), None)
+    if track is not None and where is not None:
+        there = next((s.t for s in track if s.t >= start and _over_scene(s, *where)), None)
+        if there is None or (left is not None and there > left):
+            return None
+        start = there
     return overwatch.Interval(m.drone_id, start, left if left is not None else end, m.id)
 
 
-def timeline(rec: Recording, incident_id: int) -> overwatch.Timeline:
+def timeline(rec: Recording, incident_id: int, where: tuple[float, float] | None = None) -> overwatch.Timeline:
     missions = [m for m in rec.missions.values() if m.incident_id == incident_id]
-    ivs = [iv for m in missions if (iv := _interval(m, rec.ended_at)) is not None]
+    ivs = [
+        iv
+        for m in missions
+        if (iv := _interval(m, rec.ended_at, rec.tracks.get(m.drone_id) if where else None, where)) is not None
+    ]
     return overwatch.timeline(ivs, rec.ended_at)
 
 
@@ -80,7 +93,9 @@ class Rotation:
         return overwatch.min_drones(self.endurance_s, self.transit_s)
 
 
-def rotation(rec: Recording, incident_id: int, fleet: FleetConfig) -> Rotation | None:
+def rotation(
+    rec: Recording, incident_id: int, fleet: FleetConfig, where: tuple[float, float] | None = None
+) -> Rotation | None:
     missions = [m for m in rec.missions.values() if m.incident_id == incident_id and m.first("on_scene") is not None]
     if not missions:
         return None
@@ -99,7 +114,7 @@ def rotation(rec: Recording, incident_id: int, fleet: FleetConfig) -> Rotation |
     used = [drones[m.drone_id] for m in missions if m.drone_id in drones]
     endurance = mean(d.endurance_min for d in used) * 60.0 * (1 - DEFAULT_RESERVE_PCT / 100) if used else 0.0
     transit = (mean(outs) + (mean(backs) if backs else mean(outs))) / 2
-    return Rotation(timeline(rec, incident_id).covered_s, sum(flights), len(missions), endurance, transit)
+    return Rotation(timeline(rec, incident_id, where).covered_s, sum(flights), len(missions), endurance, transit)
 
 
 def _over_scene(s: Sample, lat: float, lon: float) -> bool:
@@ -155,9 +170,9 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def coverage_png(rec: Recording, incident_id: int) -> str:
+def coverage_png(rec: Recording, incident_id: int, where: tuple[float, float] | None = None) -> str:
     """One bar per drone on scene over time (the hand-overs overlap), gaps in red; battery below."""
-    tl = timeline(rec, incident_id)
+    tl = timeline(rec, incident_id, where)
     drones = sorted({i.drone_id for i in tl.intervals})
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(9, 4.8), sharex=True, height_ratios=(1, 1.3))
     for i in tl.intervals:
@@ -180,12 +195,17 @@ def coverage_png(rec: Recording, incident_id: int) -> str:
     return _png(fig)
 
 
-def html_section(rec: Recording, fleet: FleetConfig) -> list[str]:
+def html_section(rec: Recording, fleet: FleetConfig, incidents: dict[int, dict[str, Any]]) -> list[str]:
+    """Per covered incident: the coverage and battery chart, each hand-over's overlap or gap, and drones
+    needed per hour of coverage against the theoretical minimum."""
     out: list[str] = []
     for incident_id in covered_incidents(rec):
-        tl = timeline(rec, incident_id)
+        inc = incidents.get(incident_id)
+        where = (inc["lat"], inc["lon"]) if inc else None
+        tl = timeline(rec, incident_id, where)
         out.append(f"<h2>Coverage of incident {incident_id}</h2>")
-        out.append(f"<img alt='coverage and battery' src='data:image/png;base64,{coverage_png(rec, incident_id)}'>")
+        png = coverage_png(rec, incident_id, where)
+        out.append(f"<img alt='coverage and battery' src='data:image/png;base64,{png}'>")
         out.append("<table><tr><th>hand-over</th><th>from</th><th>to</th><th>at</th><th>overlap</th><th>gap</th></tr>")
         for n, h in enumerate(tl.handovers, 1):
             out.append(
@@ -193,7 +213,7 @@ def html_section(rec: Recording, fleet: FleetConfig) -> list[str]:
                 f"<td>{h.at:.0f} s</td><td>{max(h.overlap_s, 0.0):.0f} s</td><td>{h.gap_s:.0f} s</td></tr>"
             )
         out.append("</table>")
-        rot = rotation(rec, incident_id, fleet)
+        rot = rotation(rec, incident_id, fleet, where)
         if rot is not None:
             out.append(
                 f"<p>Covered {rot.covered_s / 60:.1f} min with {rot.sorties} sorties ({rot.sorties_per_hour:.1f} per "
