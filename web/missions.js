@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { t, tOr } from "./i18n.js";
 import { $, el, fmt, holdWhilePressed, modal, toast } from "./ui.js";
-import { CameraPlayers, nearestCameras, VideoTile } from "./video.js";
+import { CameraPlayers, followOnScene, nearestCameras, VideoTile } from "./video.js";
 
 const ENDED = ["completed", "aborted", "failed"];
 const COMMANDS = ["pause", "resume", "rtl", "land", "abort"];
@@ -17,6 +17,7 @@ export class MissionPanel {
     this.held = holdWhilePressed($("#missions"), () => this.render());
     this.tiles = new Map(); // drone id → VideoTile of the selected mission
     this.cams = new CameraPlayers(Boolean(ctx.features.cameraVideo)); // the fixed cameras nearest to it
+    this.followed = new Map(); // incident id → drone on scene last followed (continuous overwatch)
   }
 
   // The nearest fixed cameras with video, to the drone (else the incident), beside its video.
@@ -44,6 +45,8 @@ export class MissionPanel {
   render() {
     if (this.held()) return;
     const { state } = this.ctx;
+    // a hand-over moves the selection (and its video) to the mission of the drone now on scene
+    if (this.selected !== null) this.selected = followOnScene(state, this.selected, this.followed);
     const all = [...state.missions.values()];
     const active = all.filter((m) => !ENDED.includes(m.state)).sort((a, b) => b.id - a.id);
     const recent = all.filter((m) => ENDED.includes(m.state)).sort((a, b) => b.id - a.id).slice(0, 3);

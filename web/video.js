@@ -242,6 +242,27 @@ function gathered(pc) {
   });
 }
 
+// Continuous overwatch: the drone covering each incident's scene (incident.on_scene_drone_id), so the
+// video follows it without anyone clicking. `seen` (incident id → drone last followed) makes a switch
+// happen once per hand-over: a pilot who picks another mission afterwards keeps it.
+export function onSceneDrones(state) {
+  const out = new Map(); // drone id → incident id
+  for (const i of state.incidents.values()) if (i.on_scene_drone_id && i.status !== "closed") out.set(i.on_scene_drone_id, i.id);
+  return out;
+}
+
+export function followOnScene(state, missionId, seen) {
+  const m = state.missions.get(missionId);
+  const inc = m && state.incidents.get(m.incident_id);
+  const drone = inc?.on_scene_drone_id;
+  if (!drone || seen.get(inc.id) === drone) return missionId;
+  seen.set(inc.id, drone);
+  if (drone === m.drone_id) return missionId;
+  const next = [...state.missions.values()].find((x) => x.incident_id === inc.id && x.drone_id === drone
+    && !["completed", "aborted", "failed"].includes(x.state));
+  return next ? next.id : missionId;
+}
+
 export class VideoWall {
   constructor(ctx) {
     this.ctx = ctx; // {state, features}
@@ -271,11 +292,15 @@ export class VideoWall {
     if (!this.visible) return;
     const { state, features } = this.ctx;
     const shown = new Set();
-    const drones = [...state.drones.values()].sort((a, b) => (a.landed - b.landed) || a.sysid - b.sysid);
+    const onScene = onSceneDrones(state); // the drones covering a scene lead the wall
+    const drones = [...state.drones.values()].sort((a, b) =>
+      (onScene.has(b.id) - onScene.has(a.id)) || (a.landed - b.landed) || a.sysid - b.sysid);
     const tiles = drones.map((d) => {
       let tile = this.tiles.get(d.id);
       if (!tile) { tile = new VideoTile(d.id, { supported: features.video }); this.tiles.set(d.id, tile); }
-      tile.node.querySelector(".tile-label").textContent = `${d.id} · ${tOr(`ds.${d.state}`, d.state)}`;
+      tile.node.querySelector(".tile-label").textContent = `${d.id} · ${tOr(`ds.${d.state}`, d.state)}`
+        + (onScene.has(d.id) ? ` · ${getLang() === "ko" ? "현장" : "on scene"} #${onScene.get(d.id)}` : "");
+      if (onScene.has(d.id)) tile.node.dataset.onScene = onScene.get(d.id); else delete tile.node.dataset.onScene;
       tile.relang();
       if (features.video && !d.landed && d.link.ok && !tile.pc && tile.node.dataset.video !== "failed") tile.start();
       const node = this.group(d, tile);
