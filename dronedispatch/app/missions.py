@@ -38,7 +38,7 @@ from dronedispatch.bus import Publisher
 from dronedispatch.domain import mission_state as ms
 from dronedispatch.domain import readiness
 from dronedispatch.domain.airspace import Airspace, NoRoute
-from dronedispatch.domain.docks import DockState
+from dronedispatch.domain.docks import DockState, DoorState
 from dronedispatch.domain.geo import distance_m
 from dronedispatch.domain.mission_items import Cmd, MissionItem
 from dronedispatch.domain.mission_state import MissionState, PilotCommand, Transition, VehicleObservation
@@ -404,22 +404,27 @@ class MissionSupervisor:
     def _follow_door(self, tracked: Tracked, vehicle: VehicleHandle) -> None:
         """Close the door behind a drone that took off; open it for its landing when it comes back
         within :data:`DOOR_LANDING_RANGE_M`; close it once it is down. Best effort: logged, never fatal."""
-        dock_id, s = tracked.door_dock, vehicle.state
         entry = self._fleet.registry.get(tracked.drone_id)
-        if dock_id is None or entry is None:
+        if entry is None or self._docks is None:
+            return
+        dock_id, s = tracked.door_dock or entry.dock.id, vehicle.state
+        live = self._docks.state(dock_id)
+        if live is None:  # not a device (or not heard yet): nothing to open
             return
         airborne = s.landed_state not in (0, 1) and s.landed_state is not None
         if tracked.door_phase == DoorPhase.OPENED and airborne and (s.alt_rel or 0.0) >= DOOR_CLEAR_ALT_M:
             tracked.door_phase = DoorPhase.CLOSED
             self._spawn(self._move_door(tracked.mission_id, dock_id, open_=False), f"door-close-{dock_id}")
-        elif tracked.door_phase == DoorPhase.CLOSED and tracked.state == MissionState.RETURNING:
+        elif tracked.door_phase in (None, DoorPhase.CLOSED) and tracked.state == MissionState.RETURNING:
+            # also a drone that left before its dock was heard, or whose mission this node took over
             if (
                 s.lat is not None
                 and s.lon is not None
                 and (distance_m(s.lat, s.lon, entry.dock.lat, entry.dock.lon) <= DOOR_LANDING_RANGE_M)
             ):
-                tracked.door_phase = DoorPhase.LANDING
-                self._spawn(self._move_door(tracked.mission_id, dock_id, open_=True), f"door-open-{dock_id}")
+                tracked.door_dock, tracked.door_phase = dock_id, DoorPhase.LANDING
+                if live.door is not DoorState.OPEN:
+                    self._spawn(self._move_door(tracked.mission_id, dock_id, open_=True), f"door-open-{dock_id}")
         elif tracked.door_phase == DoorPhase.LANDING and s.landed_state == 1 and not s.armed:
             tracked.door_phase = DoorPhase.DONE
             self._spawn(self._move_door(tracked.mission_id, dock_id, open_=False), f"door-close-{dock_id}")
@@ -535,7 +540,7 @@ class MissionSupervisor:
         s = vehicle.state
         if s.mode == "UNKNOWN" or tracked.commanding:  # just rediscovered, or a pilot's mode change on its way
             return
-        if tracked.door_dock is not None:
+        if self._docks is not None:
             self._follow_door(tracked, vehicle)
         now = time.monotonic()
         if vehicle.health.lost:

@@ -167,6 +167,13 @@ async def test_the_door_opens_before_arming_closes_after_take_off_and_opens_for_
         rig.fly(alt=30, at=(37.3922, 126.6390))  # ~50 m from the dock
         await _until(lambda: rig.docks.state("gtower").door is DoorState.OPEN, "the door to open for the landing")  # type: ignore[union-attr]
         assert [c for _, c in rig.adapter.sent] == ["open", "close", "open"]
+        s = rig.vehicle.state
+        s.landed_state, s.alt_rel, s.lat, s.lon = 1, 0.0, *GTOWER
+        rig.supervisor.observe(rig.vehicle)
+        s.armed = False
+        rig.supervisor.observe(rig.vehicle)
+        await _until(lambda: rig.docks.state("gtower").door is DoorState.CLOSED, "the door to close after landing")  # type: ignore[union-attr]
+        assert [c for _, c in rig.adapter.sent] == ["open", "close", "open", "close"]
 
 
 async def test_a_door_fault_fails_the_launch_with_the_reason_and_requeues_the_incident(store: Store) -> None:
@@ -186,9 +193,18 @@ async def test_a_door_fault_fails_the_launch_with_the_reason_and_requeues_the_in
 
 async def test_without_a_live_dock_the_launch_goes_on_as_before(store: Store) -> None:
     async with Rig(store, docks_live=False) as rig:
-        await rig.launched()
+        mission_id = await rig.launched()
         assert rig.adapter.sent == []
         assert "arm" in rig.vehicle.sent and rig.door_at_arm == [None]
+        rig.fly(alt=40, at=(37.3922, 126.6390))
+        await asyncio.sleep(0.05)
+        assert rig.adapter.sent == []
+        # the dock is heard while the drone is out: its door opens for the landing all the same
+        rig.adapter.publish("gtower", drone_present=False, charge_pct=None)
+        await rig.supervisor.command(mission_id, "rtl", "pilot")
+        rig.vehicle.state.mode = "AUTO.RTL"
+        rig.fly(alt=30, at=(37.3922, 126.6390))
+        await _until(lambda: rig.adapter.sent == [("gtower", "open")], "the door to open for the landing")
 
 
 async def test_gusts_in_flight_warn_once_per_episode_and_past_the_hard_limit_bring_the_drone_home(
