@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from dronedispatch.domain.planning import DESCENT_SPEED_M_S
 
@@ -113,29 +114,37 @@ def must_leave_at(now: float, d: OnScene) -> float:
 
 
 def plan_relief(
-    now: float, on_scene: OnScene, options: Sequence[ReliefOption], *, overlap_s: float = DEFAULT_OVERLAP_S
+    now: float,
+    on_scene: OnScene,
+    options: Sequence[ReliefOption],
+    *,
+    overlap_s: float = DEFAULT_OVERLAP_S,
+    eta_margin: float = 0.0,
 ) -> ReliefPlan:
     """The relief for ``on_scene``: the first of ``options`` (best first) that can be over the scene
     ``overlap_s`` before it must leave, launched as late as that allows; else the one arriving
-    first, launched as soon as it can, with the gap (or the shortened overlap) it leaves."""
+    first, launched as soon as it can, with the gap (or the shortened overlap) it leaves.
+    ``eta_margin`` (a fraction) lengthens every ETA: a flight takes longer than the model's
+    (upload, arming, accelerating), and arriving early costs only battery."""
     leave = must_leave_at(now, on_scene)
     if not options:
         return ReliefPlan(now, leave, None, None, None, None, float("inf"), False)
+
+    def eta(o: ReliefOption) -> float:
+        return o.eta_s * (1.0 + eta_margin)
+
+    def earliest(o: ReliefOption) -> float:
+        return max(now, o.ready_at if o.ready_at is not None else now)
+
     for o in options:
-        earliest = max(now, o.ready_at if o.ready_at is not None else now)
-        launch = leave - overlap_s - o.eta_s
-        if launch >= earliest:
-            return ReliefPlan(now, leave, o, launch, launch + o.eta_s, overlap_s, 0.0, False)
-
+        launch = leave - overlap_s - eta(o)
+        if launch >= earliest(o):
+            return ReliefPlan(now, leave, o, launch, launch + eta(o), overlap_s, 0.0, False)
     # none in time: whoever is over the scene first, as early as it can launch
-    def arrival(o: ReliefOption) -> float:
-        return max(now, o.ready_at if o.ready_at is not None else now) + o.eta_s
-
-    best = min(options, key=lambda o: (arrival(o), o.drone_id))
-    arrive = arrival(best)
-    return ReliefPlan(
-        now, leave, best, arrive - best.eta_s, arrive, leave - arrive, max(0.0, arrive - leave), arrive <= leave
-    )
+    best = min(options, key=lambda o: (earliest(o) + eta(o), o.drone_id))
+    launch = earliest(best)
+    arrive = launch + eta(best)
+    return ReliefPlan(now, leave, best, launch, arrive, leave - arrive, max(0.0, arrive - leave), arrive <= leave)
 
 
 def drain_from_samples(samples: Sequence[tuple[float, float]], *, min_span_s: float = 20.0) -> float | None:
@@ -196,7 +205,7 @@ class Timeline:
     covered_s: float  # at least one drone on scene
     span_s: float  # first arrival to the last departure (or ``now``)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "intervals": [
                 {"drone_id": i.drone_id, "mission_id": i.mission_id, "start": i.start, "end": i.end}

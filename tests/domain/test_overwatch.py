@@ -65,6 +65,13 @@ def test_overlap_is_configurable() -> None:
     assert plan.launch_at == pytest.approx(110.0) and plan.overlap_s == 60.0
 
 
+def test_eta_margin_launches_earlier() -> None:
+    plan = plan_relief(0.0, on_scene(), [ReliefOption("dd-02", 100.0)], eta_margin=0.5)
+    assert plan.launch_at == pytest.approx(260.0 - 30.0 - 150.0) and plan.arrive_at == pytest.approx(230.0)
+    late = plan_relief(0.0, on_scene(), [ReliefOption("dd-02", 200.0)], eta_margin=0.5)
+    assert late.launch_now and late.gap_s == pytest.approx(40.0)
+
+
 def test_a_slow_first_choice_is_passed_over_for_one_that_makes_it() -> None:
     plan = plan_relief(0.0, on_scene(), [ReliefOption("far", 400.0), ReliefOption("near", 100.0)])
     assert plan.relief is not None and plan.relief.drone_id == "near" and plan.gap_s == 0.0
