@@ -110,6 +110,7 @@ def _system_router(rt: Runtime) -> APIRouter:
             "node": rt.node_id,
             "started_at": rt.started_at.isoformat(),
             **({"onvif_cameras": rt.onvif.snapshot()} if rt.onvif is not None else {}),
+            **({"docks": rt.docks.snapshot()} if rt.docks.managed else {}),
         }
 
     @router.get("/metrics", summary="Prometheus metrics")

@@ -89,6 +89,21 @@ class DockService:
         s = self._states.get(dock_id)
         return None if s is None else s.problem(self._clock())
 
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """Each fleet dock's health for /healthz: heard or not, healthy, why not, age of its state."""
+        now = self._clock()
+        out: dict[str, dict[str, object]] = {}
+        for dock_id in self.docks:
+            s = self._states.get(dock_id)
+            if s is None:
+                out[dock_id] = {"heard": False, "healthy": True}
+            else:
+                out[dock_id] = {
+                    "heard": True, "healthy": s.healthy(now), "problem": s.problem(now), "door": s.door.value,
+                    "age_s": round(s.age_s(now), 1),
+                }  # fmt: skip
+        return out
+
     def _on_state(self, state: DockState) -> None:
         if state.dock_id not in self.docks:
             self.unknown[state.dock_id] = self.unknown.get(state.dock_id, 0) + 1

@@ -255,3 +255,6 @@ def test_get_docks_has_the_live_state(tmp_path: Path, mosquitto_factory: Callabl
         live = by_id["dk-a"]["state"]
         assert live["door"] == "open" and live["charge_pct"] == 55.0 and live["weather"]["gust_ms"] == 6.0
         assert by_id["dk-a"]["lat"] == f.docks[0].lat  # the fleet file's dock, with its state beside it
+        health = client.get("/healthz").json()["docks"]
+        assert health["dk-b"] == {"heard": False, "healthy": True}  # no bridge: as before docks were devices
+        assert health["dk-a"]["heard"] and health["dk-a"]["door"] == "open"
