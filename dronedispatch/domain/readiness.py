@@ -2,7 +2,7 @@
 
 A drone the vehicle reports as ready (or charging) can launch only when
 
-- its dock is healthy (no fault, door not in fault, the dock's state fresh),
+- its dock is healthy (no fault, door not in fault, the dock's state fresh) when the drone sits in it,
 - its battery is at least its launch threshold (fleet file ``launch_threshold_pct``), and
 - the weather at its dock and at the scene is within its airframe's limits (mean wind, gust,
   rain, temperature, from the fleet file).
@@ -117,7 +117,8 @@ def assess(
         return Readiness(False, Reason(ReasonCode.NOT_READY, {"state": state.value}))
     if dock is not None:
         problem = dock.problem(now)
-        if problem is not None:
+        # a drone landed away from its dock does not launch through it (a silent dock says nothing, though)
+        if problem is not None and (dock.drone_present or not dock.fresh(now)):
             code = ReasonCode.DOOR_FAULT if dock.door is DoorState.FAULT else ReasonCode.DOCK_FAULT
             return Readiness(False, Reason(code, {"dock": dock.dock_id, "why": problem}))
         if dock.weather is not None:

@@ -84,6 +84,13 @@ def test_threshold_is_per_drone_and_can_make_a_charging_state_ready() -> None:
     assert r.reason.code is ReasonCode.CHARGING and r.ready_in_min == pytest.approx(7.5)
 
 
+def test_a_drone_away_from_its_faulty_dock_is_not_held_back_by_it_but_a_silent_dock_holds_it() -> None:
+    away = dock(fault="door jammed", door=DoorState.FAULT, drone_present=False, charge_pct=None)
+    assert judge(dock=away) == READY
+    silent = dock(drone_present=False, charge_pct=None, updated_at=NOW - timedelta(minutes=5))
+    assert judge(dock=silent).reason.code is ReasonCode.DOCK_FAULT
+
+
 def test_low_battery_on_a_dock_that_does_not_charge_says_so() -> None:
     r = judge(battery_pct=20.0, dock=dock(charging=False))
     assert r.reason.code is ReasonCode.LOW_BATTERY and r.ready_in_min is None
