@@ -1,7 +1,8 @@
 """Simulated docks: one per fleet dock, publishing the JSON-over-MQTT layout of docs/docks-mqtt.md.
 
 Each dock publishes its state retained on ``dronedispatch/docks/<id>/state`` on every change and
-at least every second (wall clock), and obeys ``open``/``close`` on its command topic:
+at least every half second of wall time (the moving charge figures only then), and obeys
+``open``/``close`` on its command topic:
 
 - the door takes ``door_time_s`` simulated seconds to open or close (scaled by the fleet's speed
   factor, like everything simulated); the outcome of a command shows in ``last_command``;
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 DOOR_TIME_S = 6.0  # simulated seconds to open or close a door
 DOCKED_WITHIN_M = 3.0
 DEFAULT_LAUNCH_THRESHOLD_PCT = 40.0
-PUBLISH_EVERY_WALL_S = 1.0
+PUBLISH_EVERY_WALL_S = 0.5
 TICK_WALL_S = 0.05
 DOOR_CLOSED = "dock door closed"
 
@@ -275,7 +276,9 @@ class SimDocks:
         wall = time.monotonic()
         for dock_id in self.docks:
             s = self.state(dock_id)
-            content = s.model_dump_json(exclude={"updated_at", "weather"}) + repr(
+            # the charge figures move every tick while charging: they ride on the periodic state, while a
+            # door, a drone, a fault, the weather or a command outcome goes out at once
+            content = s.model_dump_json(exclude={"updated_at", "weather", "charge_pct", "minutes_to_threshold"}) + repr(
                 s.weather.model_dump(exclude={"at"}) if s.weather else None
             )
             last = self._published.get(dock_id)
