@@ -189,6 +189,22 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     return add_user_cli(args.name, args.role)
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from dronedispatch.security_cli import audit_verify_cli
+
+    return audit_verify_cli(args.database_url)
+
+
+def _cmd_ingest_keys(args: argparse.Namespace) -> int:
+    from dronedispatch.security_cli import ingest_keys_add_cli, ingest_keys_list_cli, ingest_keys_revoke_cli
+
+    if args.keys_cmd == "add":
+        return ingest_keys_add_cli(args.database_url, args.source, args.by)
+    if args.keys_cmd == "revoke":
+        return ingest_keys_revoke_cli(args.database_url, args.key_id, args.by)
+    return ingest_keys_list_cli(args.database_url)
+
+
 def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from dronedispatch.scenario.cli import run_scenario_cli
 
@@ -337,6 +353,27 @@ def build_parser() -> argparse.ArgumentParser:
     verify = evidence.add_parser("verify", help="check every hash of an evidence package: exit 0 when all hold")
     verify.add_argument("package", type=Path)
     verify.set_defaults(func=_cmd_evidence_verify)
+
+    db_help = "the database (default: DD_DATABASE_URL, else the service's default)"
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_cmd", required=True)
+    audit_verify = audit.add_parser(
+        "verify", help="check the audit log's hash chain: exit 0 when it holds, else 1 naming the first bad entry"
+    )
+    audit_verify.add_argument("--database-url", default=None, help=db_help)
+    audit_verify.set_defaults(func=_cmd_audit_verify)
+
+    keys = sub.add_parser("ingest-keys", help="API keys of ingest sources (X-API-Key)").add_subparsers(
+        dest="keys_cmd", required=True
+    )
+    keys_add = keys.add_parser("add", help="add a key for SOURCE (webhook or cap); prints the key once")
+    keys_add.add_argument("source")
+    keys_list = keys.add_parser("list", help="every key, revoked ones too (no secrets)")
+    keys_revoke = keys.add_parser("revoke", help="revoke key KEY_ID: it stops working on every node at once")
+    keys_revoke.add_argument("key_id", type=int)
+    for p in (keys_add, keys_list, keys_revoke):
+        p.add_argument("--database-url", default=None, help=db_help)
+        p.add_argument("--by", default="cli", help="who to name in the audit log (default: cli)")
+        p.set_defaults(func=_cmd_ingest_keys)
     return parser
 
 

@@ -24,6 +24,7 @@ from dronedispatch.app.docks import DockService
 from dronedispatch.app.errors import ServiceError
 from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.flight_log import PublicFlightLog
+from dronedispatch.app.ingest_keys import IngestKeyService
 from dronedispatch.app.live_video import LiveVideo
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
@@ -51,6 +52,7 @@ from dronedispatch.mavlink.link import MavlinkLink
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.flight_log import FlightLogStore
+from dronedispatch.store.ingest_keys import IngestKeyStore
 from dronedispatch.store.repo import Store
 from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
@@ -142,6 +144,7 @@ class Runtime:
         self.overview = Overview(self.store, self.fleet, self.missions)
         self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
+        self.ingest_keys = IngestKeyService(IngestKeyStore(self.engine), settings.ingest_api_keys)
         self.telemetry = TelemetryStore(self.engine)
         self.tracks = TrackRecorder(self.telemetry)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts, self.tracks)

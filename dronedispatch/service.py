@@ -32,6 +32,7 @@ from dronedispatch.api.routes import (
     events,
     incidents,
     ingest,
+    ingest_keys,
     missions,
     public,
     records,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     ):  # fmt: skip
         api.include_router(module.router)
     api.include_router(shares.router)
+    api.include_router(ingest_keys.router)
     app.include_router(api)
     app.include_router(public.router)  # /public/flights: 404 unless DD_PUBLIC_FLIGHT_LOG is true
     app.include_router(shares.page_router)  # /share/<token> and /share-api/<token>: the link alone, no account

@@ -36,6 +36,8 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
         "`sitl --cameras` alone loads the simulated CCTV (PyAV, OpenCV, the ONVIF devices' aiohttp)",
     ("dronedispatch/cli.py", "dronedispatch.seed_history"):
         "`seed-history` alone loads the database layer, shapely and rich",
+    ("dronedispatch/cli.py", "dronedispatch.security_cli"):
+        "`audit verify` and `ingest-keys` alone load the database layer",
     ("dronedispatch/scenario/cli.py", "dronedispatch.scenario.report"):
         "the report needs matplotlib, loaded only when a report is written, not by the API that lists runs",
 }

@@ -187,12 +187,11 @@ class CameraVideo:
         self.dir.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jpeg)
         sha256 = hashlib.sha256(jpeg).hexdigest()
-        evidence = self._store.add_evidence(
+        self._store.add_evidence(
             Evidence(incident_id=incident_id, kind="snapshot", path=str(path), media_type="image/jpeg",
-                     sha256=sha256, size_bytes=len(jpeg))
+                     sha256=sha256, size_bytes=len(jpeg)),
+            camera_id=camera_id,
         )  # fmt: skip
-        self._store.audit("system", "evidence.snapshot", "incident", incident_id, evidence_id=evidence.id,
-                          camera_id=camera_id, path=str(path), sha256=sha256, size_bytes=len(jpeg))  # fmt: skip
         log.info("incident %s: camera %s picture kept: %s (sha256 %s…)", incident_id, camera_id, path, sha256[:12])
 
     def report_snapshot(self, incident_id: int) -> Evidence | None:

@@ -189,7 +189,7 @@ class LiveVideo:
               duration_s: float | None) -> None:  # fmt: skip
         """Record a closed file as evidence, hash in the audit log (blocking: from a worker thread)."""
         size = path.stat().st_size if path.exists() else 0
-        evidence = self._store.add_evidence(
+        self._store.add_evidence(
             Evidence(
                 mission_id=mission.id,
                 incident_id=mission.incident_id,
@@ -201,6 +201,4 @@ class LiveVideo:
                 duration_s=duration_s,
             )
         )
-        self._store.audit("system", f"evidence.{kind}", "mission", mission.id, evidence_id=evidence.id,
-                          path=str(path), sha256=sha256, size_bytes=size)  # fmt: skip
         log.info("mission %s: %s kept: %s (sha256 %s…)", mission.id, kind, path, sha256[:12])

@@ -181,6 +181,36 @@ class AuditEntry(SQLModel, table=True):
     target_type: str = Field(max_length=32)
     target_id: str = Field(max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # the hash chain (revision 0007, dronedispatch/store/audit_chain.py): the previous entry's hash, and
+    # the SHA-256 of this entry's content with it; set when the entry is flushed, never by callers
+    prev_hash: str = Field(default="", max_length=64)
+    entry_hash: str = Field(default="", max_length=64)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """One row: the newest entry of the audit log's hash chain. Appends lock it, so entries are
+    chained one after another across every node; a log cut short no longer ends where it says."""
+
+    __tablename__ = "audit_chain_head"
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_id: int = 0
+    last_hash: str = Field(max_length=64)
+
+
+class IngestKey(SQLModel, table=True):
+    """An API key of one ingest source (revision 0007): only its SHA-256 is kept, so the table alone
+    opens nothing; revoked keys stay listed for the record."""
+
+    __tablename__ = "ingest_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32, index=True)
+    key_sha256: str = Field(max_length=64, unique=True)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_by: str | None = Field(default=None, max_length=64)
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
 
 
 class Evidence(SQLModel, table=True):

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from dronedispatch.domain.geo import distance_m as metres_between
 from dronedispatch.domain.incidents import Report
+from dronedispatch.store import audit_chain  # noqa: F401 - its session hooks chain every audit entry
 from dronedispatch.store.models import (
     ACTIVE_DRONE_INDEX,
     ACTIVE_INCIDENT_INDEX,
@@ -385,9 +386,19 @@ class Store:
             return {d.id: d.maintenance for d in s.exec(select(Drone))}
 
     # -- evidence ------------------------------------------------------------------------------
-    def add_evidence(self, evidence: Evidence) -> Evidence:
+    def add_evidence(self, evidence: Evidence, *, actor: str = "system", **detail: Any) -> Evidence:
+        """Keep ``evidence`` with its ``evidence.<kind>`` audit entry, all or nothing: its SHA-256 joins
+        the audit log's hash chain. The entry is the mission's when it has one, else the incident's;
+        ``detail`` adds to the entry (the path, hash and size are always there)."""
         with self.session() as s:
             s.add(evidence)
+            s.flush()
+            on_mission = evidence.mission_id is not None
+            target_type = "mission" if on_mission else "incident"
+            target_id = evidence.mission_id if on_mission else evidence.incident_id
+            detail |= {"evidence_id": evidence.id, "path": evidence.path, "sha256": evidence.sha256,
+                       "size_bytes": evidence.size_bytes}  # fmt: skip
+            s.add(_audit_row(actor, f"evidence.{evidence.kind}", target_type, target_id, detail))
             s.commit()
             return evidence
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
@@ -17,20 +18,32 @@ T = TypeVar("T")
 
 
 async def _read(
-    runtime: RuntimeDep, request: Request, key: str | None, source: str, parse: Callable[[bytes, datetime], T]
+    runtime: RuntimeDep,
+    request: Request,
+    key: str | None,
+    source: str,
+    parse: Callable[[bytes, datetime], T],
+    sources: Callable[[T], Iterable[str]],
 ) -> T:
     """The request's body as ``parse`` reads it, once ``key`` checks out; counted under ``source``,
-    and refused with 422 (counted as rejected) when it does not parse."""
-    if not key or key not in runtime.settings.ingest_api_keys:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-Key")
+    refused with 422 (counted as rejected) when it does not parse, and with 403 when a report's
+    source (``sources`` of what was parsed) is not the one the key belongs to."""
+    caller = await asyncio.to_thread(runtime.ingest_keys.authenticate, key)  # reads the key's row: no cache
+    if caller is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, unknown or revoked X-API-Key")
     body = await request.body()
     stats = runtime.ingest_stats
     stats.count(source, Outcome.RECEIVED)
     try:
-        return parse(body, datetime.now(UTC))
+        parsed = parse(body, datetime.now(UTC))
     except IngestError as exc:
         stats.error(source, Outcome.REJECTED, str(exc))
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    refusal = caller.refusal(sources(parsed))
+    if refusal is not None:
+        stats.error(source, Outcome.REJECTED, refusal)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    return parsed
 
 
 @router.post(
@@ -42,7 +55,7 @@ async def _read(
 async def webhook(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> IncidentPublic:
-    report = await _read(runtime, request, x_api_key, "webhook", parse_webhook)
+    report = await _read(runtime, request, x_api_key, "webhook", parse_webhook, lambda r: [r.source])
     incident = runtime.dispatcher.ingest_report(report, actor="ingest:webhook")
     runtime.ingest_stats.count("webhook", Outcome.ACCEPTED)
     return IncidentPublic.of(incident)
@@ -58,6 +71,6 @@ async def webhook(
 async def cap(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> list[IncidentPublic]:
-    reports = await _read(runtime, request, x_api_key, "cap", parse_cap)
+    reports = await _read(runtime, request, x_api_key, "cap", parse_cap, lambda rs: [r.source for r in rs])
     runtime.ingest_stats.count("cap", Outcome.ACCEPTED if reports else Outcome.IGNORED)
     return [IncidentPublic.of(runtime.dispatcher.ingest_report(r, actor="ingest:cap")) for r in reports]
