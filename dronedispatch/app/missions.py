@@ -457,36 +457,41 @@ class MissionSupervisor:
     def dock_changed(self, state: DockState) -> None:
         """A dock's state changed: every flying mission whose dock or scene it stands for is checked
         against its airframe's gust limits (an alert above ``max_gust``, home above ``gust_hard_limit``)."""
-        if self._docks is None:
+        for tracked in list(self._tracked.values()):
+            if state.dock_id in tracked.weather_docks:
+                self._check_weather(tracked, state)
+
+    def _check_weather(self, tracked: Tracked, latest: DockState | None = None) -> None:
+        """The gust at the drone's dock and the scene's against its limits, once it is airborne (a launch
+        was judged at dispatch; its first check is when it leaves, :meth:`_apply`)."""
+        if self._docks is None or tracked.state not in (MissionState.ENROUTE, MissionState.ON_SCENE,
+                                                         MissionState.RETURNING):  # fmt: skip
+            return
+        entry = self._fleet.registry.get(tracked.drone_id)
+        if entry is None:
             return
         now = datetime.now(UTC)
-        for tracked in list(self._tracked.values()):
-            if state.dock_id not in tracked.weather_docks or tracked.state not in ms.FLYING:
-                continue
-            entry = self._fleet.registry.get(tracked.drone_id)
-            if entry is None:
-                continue
-            limits = readiness.Limits.of(entry.spec)
-            checks = []
-            for i, dock_id in enumerate(tracked.weather_docks):
-                s = state if dock_id == state.dock_id else self._docks.state(dock_id)
-                if s is not None and s.weather is not None and s.fresh(now):
-                    checks.append(readiness.gust_check(s.weather, limits, "dock" if i == 0 else "scene"))
-            check = readiness.worst(checks)
-            if check is None:
-                continue
-            if check.level is readiness.GustLevel.OK:
-                tracked.gust_warned = False  # the episode is over: the next gust is announced again
-            elif check.level is readiness.GustLevel.HARD:
-                if not tracked.gust_sent_home and tracked.state != MissionState.RETURNING:
-                    tracked.gust_sent_home = tracked.gust_warned = True
-                    self._spawn(self._weather_home(tracked, check), f"weather-rtl-{tracked.mission_id}")
-            elif not tracked.gust_warned:
-                tracked.gust_warned = True
-                self._alerts.raise_(
-                    "warning", "weather_gust", f"{tracked.drone_id}: {check.text}",
-                    drone_id=tracked.drone_id, mission_id=tracked.mission_id,
-                )  # fmt: skip
+        limits = readiness.Limits.of(entry.spec)
+        checks = []
+        for i, dock_id in enumerate(tracked.weather_docks):
+            s = latest if latest is not None and dock_id == latest.dock_id else self._docks.state(dock_id)
+            if s is not None and s.weather is not None and s.fresh(now):
+                checks.append(readiness.gust_check(s.weather, limits, "dock" if i == 0 else "scene"))
+        check = readiness.worst(checks)
+        if check is None:
+            return
+        if check.level is readiness.GustLevel.OK:
+            tracked.gust_warned = False  # the episode is over: the next gust is announced again
+        elif check.level is readiness.GustLevel.HARD:
+            if not tracked.gust_sent_home and tracked.state != MissionState.RETURNING:
+                tracked.gust_sent_home = tracked.gust_warned = True
+                self._spawn(self._weather_home(tracked, check), f"weather-rtl-{tracked.mission_id}")
+        elif not tracked.gust_warned:
+            tracked.gust_warned = True
+            self._alerts.raise_(
+                "warning", "weather_gust", f"{tracked.drone_id}: {check.text}",
+                drone_id=tracked.drone_id, mission_id=tracked.mission_id,
+            )  # fmt: skip
 
     async def _weather_home(self, tracked: Tracked, check: readiness.GustCheck) -> None:
         """A gust past the hard limit: the drone comes home (RTL the way a pilot's would), with the reason."""
@@ -584,6 +589,8 @@ class MissionSupervisor:
             t = ms.failed(t.old_state, f"came home without reaching the scene: {tracked.return_reason or 'unknown'}")
         tracked.state = t.new_state
         tracked.entered_at = time.monotonic()
+        if t.old_state == MissionState.LAUNCHING and t.new_state in (MissionState.ENROUTE, MissionState.ON_SCENE):
+            self._check_weather(tracked)  # airborne: the weather as it is now, without waiting for a change
         if t.terminal:
             if tracked.task and tracked.task is not asyncio.current_task():
                 tracked.task.cancel()

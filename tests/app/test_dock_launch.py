@@ -235,3 +235,15 @@ async def test_gusts_in_flight_warn_once_per_episode_and_past_the_hard_limit_bri
         rig.adapter.publish("gtower", weather=_weather(20))
         await asyncio.sleep(0.05)
         assert rig.vehicle.sent.count("rtl") == 1, "sent home once"
+
+
+async def test_a_hard_gust_that_blew_up_during_the_launch_sends_the_drone_home_as_it_leaves(store: Store) -> None:
+    async with Rig(store) as rig:
+        rig.adapter.publish("gtower", weather=_weather(19))  # no further change comes: the check is on leaving
+        mission_id = await rig.launched()
+        await asyncio.sleep(0.05)
+        assert "rtl" not in rig.vehicle.sent, "not while it is still launching"
+        rig.fly(alt=40, at=(37.3924, 126.6380))
+        await _until(lambda: rig.state(mission_id) == "returning", "the weather RTL")
+        assert rig.vehicle.sent.count("rtl") == 1
+        assert "gust 19 m/s at the dock above the hard limit 18 m/s" in (store.get_mission(mission_id).reason or "")
