@@ -152,7 +152,8 @@ def nav_item(m: MissionVehicle, it: MissionItem, dt: float) -> None:
     hold = m._hold or (lat, lon, alt)
     if c == Cmd.NAV_TAKEOFF:
         m._hold = (m.lat, m.lon, alt) if m.landed or m._item_phase == "goto" else hold
-        if m._climb(alt, dt):
+        # reached within NAV_MC_ALT_RAD of its height, as PX4 does: the next leg starts while the climb ends
+        if m._climb(alt, dt) or (not m.landed and abs(alt - m.alt_rel) < m.params["NAV_MC_ALT_RAD"]):
             m._needs_takeoff = False
             reach(m, m.seq)
             advance(m)

@@ -39,6 +39,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("MPC_LAND_ALT2", 5.0, REAL32, 0, 122),
     ParamSpec("MPC_YAWRAUTO_MAX", 45.0, REAL32, 5, 360),
     ParamSpec("NAV_ACC_RAD", 2.0, REAL32, 0.05, 200),
+    ParamSpec("NAV_MC_ALT_RAD", 0.8, REAL32, 0.05, 200),  # altitude acceptance of a multicopter's take-off item
     ParamSpec("NAV_LOITER_RAD", 80.0, REAL32, 1, 1000),
     ParamSpec("COM_DL_LOSS_T", 10.0, INT32, 5, 300),
     ParamSpec("NAV_DLL_ACT", 0.0, INT32, 0, 6),  # 0 off, 1 hold, 2 return, 3 land, 5 terminate, 6 lockdown

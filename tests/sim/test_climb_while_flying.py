@@ -39,7 +39,7 @@ def _fly_leg(
 def test_a_higher_waypoint_is_flown_climbing_and_moving_at_once() -> None:
     _m, s = _fly_leg(600.0, 25.0, 60.0)
     _t0, n0, a0 = s[0]
-    assert a0 < 26.5  # the take-off stopped at the departure height
+    assert 25.0 - 0.8 <= a0 < 26.5  # take-off reached at the departure height, within NAV_MC_ALT_RAD
     # mid-leg the vehicle is both higher than it left and well on its way, at full cruise speed
     mid = next(x for x in s if x[1] > 250.0)
     assert 30.0 < mid[2] < 58.0
