@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from dronedispatch.api.deps import Admin, RuntimeDep
+from dronedispatch.api.deps import Admin, DbId, RuntimeDep
 from dronedispatch.store.models import IngestKey
 
 router = APIRouter(prefix="/admin/ingest-keys", tags=["administration"])
@@ -53,5 +53,5 @@ async def list_keys(runtime: RuntimeDep, _: Admin) -> list[IngestKeyPublic]:
 
 
 @router.delete("/{key_id}", response_model=IngestKeyPublic, summary="Revoke an ingest key (on every node at once)")
-async def revoke_key(runtime: RuntimeDep, principal: Admin, key_id: int) -> IngestKeyPublic:
+async def revoke_key(runtime: RuntimeDep, principal: Admin, key_id: DbId) -> IngestKeyPublic:
     return IngestKeyPublic.of(await asyncio.to_thread(runtime.ingest_keys.revoke, key_id, principal.username))
