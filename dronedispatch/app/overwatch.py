@@ -59,7 +59,7 @@ ACTOR = "overwatch"
 #: the charger that could stay a minute would need relieving again at once).
 RELIEF_PLANNING_SCENE_S = 300.0
 #: A drone this far beyond its pattern's reach (stand-off, orbit radius) is not at the scene yet, metres.
-SCENE_REACH_M = 100.0
+SCENE_REACH_M = 50.0
 #: Launches seen to arrive later than their ETA by this much (the worst of the last few) are planned so.
 LAUNCH_LAGS_KEPT = 5
 #: Relief ETAs are planned this much longer than the model's (upload, arming, accelerating, wind).
