@@ -11,12 +11,17 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dronedispatch.app import errors as app_errors
+from dronedispatch.store.availability import database_unavailable
 from dronedispatch.store.repo import NotFound
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client is asked to wait before retrying a request refused because the database is down.
+RETRY_AFTER_S = 5
 
 #: Status of each kind of refusal; a subclass not listed takes its nearest listed base's.
 STATUS: dict[type[Exception], int] = {
@@ -28,6 +33,7 @@ STATUS: dict[type[Exception], int] = {
     app_errors.VehicleTimeout: 504,
     app_errors.VideoSourceFailed: 503,
     app_errors.DockDoorFault: 503,
+    app_errors.ServiceUnavailable: 503,
     NotFound: 404,
 }
 
@@ -62,7 +68,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(app_errors.ServiceError)
     async def _refused(_: Request, exc: app_errors.ServiceError) -> JSONResponse:
-        return _body(status_of(exc), exc.reason, code=exc.code)
+        response = _body(status_of(exc), exc.reason, code=exc.code)
+        if isinstance(exc, app_errors.ServiceUnavailable):
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # the database being down is not the request's fault nor a bug: 503 with the reason, at once
+        if database_unavailable(exc):
+            log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+            return await _refused(request, app_errors.DatabaseUnavailable(
+                "the database is unavailable; nothing was changed, try again shortly"))  # fmt: skip
+        return await _unexpected(request, exc)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

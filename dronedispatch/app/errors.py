@@ -84,3 +84,15 @@ class DockDoorFault(ServiceError):
     def __init__(self, dock_id: str, reason: str) -> None:
         super().__init__(f"dock {dock_id}: {reason}")
         self.dock_id = dock_id
+
+
+class ServiceUnavailable(ServiceError):
+    """A part the request needs is down for now (the database); retrying later may work."""
+
+    code = "service_unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database does not answer (stopped, restarting, unreachable): nothing was read or changed."""
+
+    code = "database_unavailable"

@@ -46,6 +46,7 @@ from dronedispatch.domain.templates import CEILING_M, return_mission
 from dronedispatch.events import IncidentChanged, MissionChanged
 from dronedispatch.mavlink.errors import CommandDenied, LinkError
 from dronedispatch.schemas import IncidentPublic, MissionPublic
+from dronedispatch.store.availability import database_unavailable
 from dronedispatch.store.models import Mission
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ class MissionSupervisor:
         self._alerts = alerts
         self._listeners: list[MissionListener] = []
         self._tracked: dict[int, Tracked] = {}  # by sysid: one active mission per vehicle
-        self._writes = OrderedWrites()
+        # a transition decided while the database is down is written when it returns, in order
+        self._writes = OrderedWrites(retry_if=database_unavailable)
         self._node_id = node_id
         self._adopting: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()  # adoptions, launches handed to other nodes
@@ -219,6 +221,7 @@ class MissionSupervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._writes.stop_retrying()
         await self._writes.drain()
 
     async def settle(self) -> None:
@@ -605,12 +608,16 @@ class MissionSupervisor:
     def _persist_later(
         self, mission_id: int, drone_id: str, incident_id: int, t: Transition, also: dict[str, Any] | None = None
     ) -> asyncio.Task[Mission | None]:
+        decided_at = datetime.now(UTC)  # when it happened, not when the store took it (after an outage)
+
         async def write() -> Mission | None:
             if not t.changed:
                 return None
             try:
-                return await self._record(mission_id, drone_id, incident_id, t, also or {})
+                return await self._record(mission_id, drone_id, incident_id, t, also or {}, decided_at)
             except Exception as exc:
+                if database_unavailable(exc):
+                    raise  # retried by the writer until the database returns; no alert per attempt
                 self._alerts.raise_(
                     "critical", "store_write_failed",
                     f"mission {mission_id}: {t.new_state.value} could not be recorded: {exc}",
@@ -621,18 +628,20 @@ class MissionSupervisor:
         return self._writes.submit(mission_id, write)
 
     async def _record(
-        self, mission_id: int, drone_id: str, incident_id: int, t: Transition, also: dict[str, Any]
+        self, mission_id: int, drone_id: str, incident_id: int, t: Transition, also: dict[str, Any], now: datetime
     ) -> Mission:
-        """Commit one transition with its audit entry, then tell everyone who follows missions."""
+        """Commit one transition (decided at ``now``) with its audit entry, then tell everyone who follows missions."""
         fields: dict[str, object] = {**also, "state": t.new_state.value}
         if t.reason:
             fields["reason"] = t.reason
-        now = datetime.now(UTC)
         if t.new_state == MissionState.ON_SCENE:
             fields["on_scene_at"] = now
         if t.terminal:
             fields["ended_at"] = now
-        detail = {"old": t.old_state.value, "new": t.new_state.value, "reason": t.reason}
+        detail: dict[str, object] = {"old": t.old_state.value, "new": t.new_state.value, "reason": t.reason}
+        late_s = (datetime.now(UTC) - now).total_seconds()
+        if late_s > 1.0:  # written late (the database was down): the entry says when it happened
+            detail["decided_at"] = now.isoformat()
         mission = await asyncio.to_thread(
             self._store.record_transition, mission_id, fields, actor="system", action="mission.state", detail=detail
         )

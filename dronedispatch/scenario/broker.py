@@ -319,13 +319,17 @@ class PostgresServer:
         except psycopg.OperationalError:
             return False
 
-    def start(self) -> PostgresServer:
-        """Run the cluster made by :meth:`init`; return once ``default_db`` exists."""
+    def start(self, *, keep_port: bool = False) -> PostgresServer:
+        """Run the cluster made by :meth:`init`; return once ``default_db`` exists.
+
+        ``keep_port`` (a restart) starts it on the port it had, so clients reconnect to the same URL."""
         settings = {"listen_addresses": self.host, "unix_socket_directories": str(self.workdir)}
         if not self.durable:
             settings |= PG_FAST_SETTINGS
-        for attempt in range(3):  # the free port may be taken between choosing and binding it
-            self.port = free_tcp_port()
+        attempts = 1 if keep_port and self.port else 3
+        for attempt in range(attempts):  # the free port may be taken between choosing and binding it
+            if attempts > 1:
+                self.port = free_tcp_port()
             argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
             for name, value in settings.items():
                 argv += ["-c", f"{name}={value}"]
@@ -337,14 +341,20 @@ class PostgresServer:
                 wait_ready(self.proc, self._connectable, "postgres", self.log_path)
                 break
             except ServiceStartError:
-                if attempt == 2:
+                if attempt == attempts - 1:
                     raise
-        self.create_database(self.default_db)
+        if not keep_port:
+            self.create_database(self.default_db)
         return self
 
     def stop(self) -> None:
         if self.proc is not None:
             terminate(self.proc, signal.SIGINT)  # SIGINT = fast shutdown
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port with the same data (an outage)."""
+        self.stop()
+        self.start(keep_port=True)
 
     def create_database(self, name: str | None = None) -> str:
         """Create an empty database and return its name (a new unique one when ``name`` is None)."""
