@@ -243,6 +243,7 @@ class DispatchService:
                     dock_lon=entry.dock.lon,
                     climb_speed=entry.spec.climb_speed,
                     max_wind=entry.spec.max_wind,
+                    obstacle_height_m=entry.dock.obstacle_height_m,
                     launch_block=block,
                 )
             )
@@ -397,6 +398,7 @@ class DispatchService:
                     cruise_speed=entry.spec.cruise_speed,
                     airspace=self._airspace,
                     climb_rate_m_s=entry.spec.climb_speed,  # the way out climbs at this rate while flying
+                    obstacle_height_m=entry.dock.obstacle_height_m,  # None: the airspace's, else the default
                     airborne=preempted is not None,  # a pre-empted drone is up already: no take-off climb
                 )
             except NoRoute as exc:

@@ -30,6 +30,11 @@ class Dock(BaseModel):
     lat: float = Field(ge=-90, le=90, description="Latitude, degrees WGS84.")
     lon: float = Field(ge=-180, le=180, description="Longitude, degrees WGS84.")
     alt: float = Field(default=0.0, description="Ground altitude AMSL at the dock, metres.")
+    obstacle_height_m: float | None = Field(
+        default=None, ge=0, le=150,
+        description="How high obstacles round the dock reach, metres: a take-off climbs vertically this far, then "
+        "climbs on while flying (default: the airspace's obstacle_height_m, else 25 m).",
+    )  # fmt: skip
 
 
 class DroneSpec(BaseModel):

@@ -85,6 +85,8 @@ class DroneStatus:
     consumption_pct_per_min: float | None = None  # measured; None → 100 / endurance_min
     climb_speed: float = 3.0
     max_wind: float = 12.0
+    #: How high obstacles round its dock reach (the vertical take-off's height); None: the city's default
+    obstacle_height_m: float | None = None
     #: Why it cannot launch now although its state says ready (dock, battery threshold, weather:
     #: :mod:`dronedispatch.domain.readiness`); None when nothing holds it back.
     launch_block: Reason | None = None
@@ -288,12 +290,17 @@ def recommend(
 
     Only ``ready`` drones are candidates. Routes come from ``airspace.route`` (which raises
     :class:`NoRoute`); the drone is assumed to return to its dock along the same kind of route.
-    ``departure_alt_m`` defaults to the airspace's obstacle height (see :mod:`.launch`).
+    ``departure_alt_m`` defaults to each drone's dock obstacle height, else the airspace's (see :mod:`.launch`).
     """
-    if departure_alt_m is None:
-        departure_alt_m = launch.departure_alt(
-            cruise_alt_m, getattr(airspace, "obstacle_height_m", None), getattr(airspace, "ceiling_m", None)
-        )
+    city_obstacle = getattr(airspace, "obstacle_height_m", None)
+    ceiling = getattr(airspace, "ceiling_m", None)
+
+    def departure(d: DroneStatus) -> float:
+        if departure_alt_m is not None:
+            return departure_alt_m
+        obstacle = d.obstacle_height_m if d.obstacle_height_m is not None else city_obstacle
+        return launch.departure_alt(cruise_alt_m, obstacle, ceiling)
+
     category = Category(category)
     drones = list(drones)
     target = (incident_lat, incident_lon)
@@ -301,7 +308,7 @@ def recommend(
     assessed = [
         _assess(d, target, airspace, preferred, time_on_scene_s=time_on_scene_s, cruise_alt_m=cruise_alt_m,
                 reserve_pct=reserve_pct, wind_m_s=wind_m_s, required_capabilities=required_capabilities,
-                departure_alt_m=departure_alt_m)
+                departure_alt_m=departure(d))
         for d in drones
     ]
     eligible = [c for c in assessed if c.eligible]

@@ -127,3 +127,22 @@ def test_compiled_mission_takes_off_to_the_departure_height_then_climbs_while_fl
     back = from_plan(plan)
     assert [(it.command, round(it.alt, 3)) for it in back.items] == [(it.command, round(it.alt, 3)) for it in c.items]
     assert distance_m(*GTOWER, *far) > 2900
+
+
+def test_planner_eta_uses_each_docks_obstacle_height() -> None:
+    from dronedispatch.domain.fleet import Dock, DroneState
+    from dronedispatch.domain.planning import DroneStatus, recommend
+
+    assert Dock(id="d", name_ko="d", name_en="d", lat=0, lon=0, obstacle_height_m=40).obstacle_height_m == 40
+    scene = destination(*GTOWER, 90.0, 3000.0)
+
+    def status(drone_id: str, obstacle: float | None) -> DroneStatus:
+        return DroneStatus(drone_id, 1, DroneState.READY, *GTOWER, 0.0, 90.0, cruise_speed=15.0, launch_delay_s=6.0,
+                           obstacle_height_m=obstacle)  # fmt: skip
+
+    low, high = recommend(*scene, "fire", [status("low", None), status("tall", 55.0)], time_on_scene_s=60,
+                          cruise_alt_m=60.0)  # fmt: skip
+    route = distance_m(*GTOWER, *scene)
+    assert (low.drone_id, high.drone_id) == ("low", "tall")
+    assert math.isclose(low.eta_s or 0, 6.0 + 25.0 / 3.0 + route / 15.0, rel_tol=1e-6)
+    assert math.isclose(high.eta_s or 0, 6.0 + 55.0 / 3.0 + route / 15.0, rel_tol=1e-6)
