@@ -23,9 +23,10 @@ const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&l
 const DOOR_COLOR = { closed: "#fadb14", opening: "#36cfc9", open: "#52c41a", closing: "#36cfc9", fault: "#ff4d4f" };
 const DOCK_FRESH_MS = 15000; // as the service judges a dock: a state older than this is stale
 
+const dockColor = (s) => (s ? (s.fault ? DOOR_COLOR.fault : DOOR_COLOR[s.door] || DOOR_COLOR.closed) : DOOR_COLOR.closed);
+
 function dockIcon(s) {
-  const color = s ? (s.fault ? DOOR_COLOR.fault : DOOR_COLOR[s.door] || "#fadb14") : "#fadb14";
-  return L.divIcon({ className: "dock-icon", html: `<span style="color:${color}">⌂</span>`, iconSize: [18, 18] });
+  return L.divIcon({ className: "dock-icon", html: `<span style="color:${dockColor(s)}">⌂</span>`, iconSize: [18, 18] });
 }
 
 const num = (v, digits = 1) => (v == null ? "–" : Number(v).toFixed(digits));
@@ -134,15 +135,15 @@ export class OpsMap {
 
   drawDock(id) {
     const { dock, marker } = this.docks.get(id);
-    const html = dockTip(dock, this.dockLang);
-    marker.setIcon(dockIcon(dock.state));
-    // one tooltip and one popup per dock, their content replaced (an open popup follows the dock live)
-    if (marker.getTooltip()) marker.setTooltipContent(html);
-    else marker.bindTooltip(html, { className: "tip dock-tip" });
-    if (marker.getPopup()) marker.setPopupContent(html);
-    else marker.bindPopup(html, { className: "dock-popup" });
-    const e = marker.getElement();
+    // written when shown (so a dock gone silent reads as stale), and again while open as states arrive
+    const content = () => dockTip(this.docks.get(id).dock, this.dockLang);
+    if (!marker.getTooltip()) marker.bindTooltip(content, { className: "tip dock-tip" });
+    else if (marker.isTooltipOpen()) marker.getTooltip().update();
+    if (!marker.getPopup()) marker.bindPopup(content, { className: "dock-popup" });
+    else if (marker.isPopupOpen()) marker.getPopup().update();
+    const e = marker.getElement(); // the same element all along: an open popup or tooltip stays open
     if (e) {
+      e.firstElementChild.style.color = dockColor(dock.state);
       e.dataset.dock = id;
       e.dataset.door = dock.state ? dock.state.door : "";
       e.dataset.fault = dock.state?.fault ?? "";

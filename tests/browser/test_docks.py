@@ -52,8 +52,7 @@ def test_dock_markers_show_door_charge_fault_and_weather(
     )  # fmt: skip
     publish(broker, state)
     expect(marker).to_have_attribute("data-door", "opening", timeout=15_000)
-    marker.dispatch_event("click")
-    popup = page.locator(".dock-popup")
+    popup = page.locator(".dock-popup")  # still open: it follows the dock live
     expect(popup).to_contain_text("문: 여는 중 · 드론 있음")
     expect(popup).to_contain_text("충전 중 32% · 출동 가능까지 4분")
     expect(popup).to_contain_text("바람 4.2 m/s · 돌풍 7.9 m/s · 강수 0.5 mm/h · 12.5 °C")
@@ -67,12 +66,10 @@ def test_dock_markers_show_door_charge_fault_and_weather(
     )  # fmt: skip
     publish(broker, faulted)
     expect(marker).to_have_attribute("data-fault", "door jammed", timeout=15_000)
-    marker.dispatch_event("click")
-    expect(page.locator(".dock-popup")).to_contain_text("고장: door jammed")
-    # English too
+    expect(popup).to_contain_text("고장: door jammed")
+    # English too, in place
     page.click("#lang")
-    marker.dispatch_event("click")
-    expect(page.locator(".dock-popup")).to_contain_text("Fault: door jammed")
+    expect(popup).to_contain_text("Fault: door jammed")
     # the other docks have reported nothing
     expect(page.locator(".dock-icon[data-dock='cheongna']")).to_have_attribute("data-door", "")
     assert not op.errors, "\n".join(op.errors)
