@@ -191,6 +191,10 @@ class MissionCapability:
                     raise
                 opaque = stored_id or tx.checksum
             log.debug("vehicle %d: %d items stored (opaque_id %d, %d resends)", v.sysid, len(items), opaque, tx.resends)
+            if mission_type == MissionType.MISSION:
+                # a new plan starts at its first item (PX4 resets its current item); the cached current item
+                # belonged to the old plan and, read against the new one, could put a drone "on scene" at take-off
+                v.state.mission_seq = 0
             return opaque
 
     async def download(self, mission_type: MissionType = MissionType.MISSION) -> list[MissionItem]:

@@ -95,7 +95,9 @@ async def test_link_polls_for_replies_only_while_a_transfer_waits() -> None:
         await asyncio.sleep(0.05)
         assert passes == idle
         link.busy_poll_s = 0.0  # turned off: uploads work the same, asleep between replies
+        v.state.mission_seq = 17  # where the old plan was: meaningless for the new one
         assert await v.mission.upload(plan(5)) == mission_checksum(plan(5))
+        assert v.state.mission_seq == 0  # a new plan starts at its first item
         assert passes == idle and mission_checksum(sim.vehicles[0].mission_items) == mission_checksum(plan(5))
 
 
