@@ -175,6 +175,8 @@ class MosquittoServer:
     binary: str
     port: int = 0
     host: str = LOOPBACK
+    #: Keep sessions and queued QoS 1/2 messages across a restart (saved to ``workdir`` at shutdown).
+    persistence: bool = False
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -187,10 +189,13 @@ class MosquittoServer:
 
     def _write_config(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
+        persistence = (
+            f"persistence true\npersistence_location {self.workdir}/\n" if self.persistence else "persistence false\n"
+        )
         conf.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            f"{persistence}"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )

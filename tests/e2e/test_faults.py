@@ -7,7 +7,9 @@ and in order, and the drone is supervised again (it comes home on a pilot's comm
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,11 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as paho
+import paho.mqtt.publish as paho_publish
 import psycopg
 import pytest
 
 from tests.e2e.conftest import Database, System, start_system, wait_for
-from tests.fixtures.services import PostgresServer, find_pg_bindir
+from tests.fixtures.services import MosquittoServer, PostgresServer, find_mosquitto, find_pg_bindir
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +34,8 @@ SCENE = {"lat": 37.3927, "lon": 126.6378}
 FLIGHT = ["uploading", "launching", "enroute", "on_scene", "returning", "completed"]
 #: How long the database stays down: long enough for the drone to change state meanwhile.
 DB_OUTAGE_S = 30.0
+#: How long the MQTT broker stays down.
+BROKER_OUTAGE_S = 6.0
 
 
 @pytest.fixture
@@ -41,6 +47,18 @@ def own_postgres() -> Iterator[PostgresServer]:
         server.init()
         server.start()
         yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[MosquittoServer]:
+    """A mosquitto broker this test stops and starts, keeping sessions and queued messages on disk meanwhile."""
+    workdir = Path(tempfile.mkdtemp(prefix="dd-mqtt-fault-"))
+    server = MosquittoServer(workdir=workdir, binary=find_mosquitto(), persistence=True)
+    try:
+        yield server.start()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -133,3 +151,66 @@ def test_postgres_outage_while_a_mission_flies(tmp_path: Path, own_postgres: Pos
         assert news == FLIGHT[1:] or news == FLIGHT, transitions  # "planned → uploading" may be the first
         assert all(a == b_old for (_, a), (b_old, _) in itertools.pairwise(transitions)), transitions
         assert "mission_failed" not in (system.logs / "serve.log").read_text(errors="replace")
+
+
+def report(ref: str) -> bytes:
+    """A generic JSON report; every one at the same spot, so they all belong to one incident."""
+    body = {"category": "traffic_accident", "severity": 3, "location": SCENE, "description": f"e2e {ref}",
+            "source_ref": ref}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def stored_refs(db: Path) -> dict[str, int]:
+    """How many times each MQTT report was stored (the service's SQLite file, read beside it: WAL allows it)."""
+    with sqlite3.connect(db, timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT source_ref, count(*) FROM incident_reports WHERE source = 'mqtt' GROUP BY source_ref"
+        ).fetchall()
+    return {ref: n for ref, n in rows}
+
+
+def test_broker_outage_loses_no_qos1_report_and_processes_none_twice(
+    tmp_path: Path, own_broker: MosquittoServer
+) -> None:
+    env = {"DD_MQTT_URL": own_broker.url}
+    with contextmanager(start_system)(tmp_path, vehicles=1, extra_env=env) as system:
+        db = tmp_path / "dd.db"
+        # a reporter with a persistent session: QoS 1 messages it cannot deliver stay queued until the broker is back
+        reporter = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="e2e-reporter", clean_session=False,
+                               protocol=paho.MQTTv311)  # fmt: skip
+        reporter.reconnect_delay_set(min_delay=1, max_delay=2)
+        reporter.connect(own_broker.host, own_broker.port)
+        reporter.loop_start()
+        try:
+            # the service is subscribed once a report goes through
+            reporter.publish("dronedispatch/reports/e2e", report("r-0"), qos=1)
+            wait_for(lambda: stored_refs(db).get("r-0"), 60, "the first report stored", system)
+
+            own_broker.stop()
+            wait_for(lambda: not reporter.is_connected(), 10, "the reporter to see the broker gone")
+            during = [f"r-{n}" for n in range(1, 6)]
+            for ref in during:
+                reporter.publish("dronedispatch/reports/e2e", report(ref), qos=1)
+            # long enough for the service's reconnect backoff to grow to several seconds (0.5, 1, 2, 4 s …)
+            time.sleep(BROKER_OUTAGE_S)
+            system.check_running()
+            assert set(stored_refs(db)) == {"r-0"}
+            own_broker.start()  # same port, sessions and queues restored from disk
+            # published the moment the broker is back, while the service still waits to reconnect: the broker
+            # holds it in the service's persistent session (restored from disk) until the service is back
+            paho_publish.single("dronedispatch/reports/e2e", report("r-6"), qos=1, hostname=own_broker.host,
+                                port=own_broker.port, client_id="e2e-late-reporter")  # fmt: skip
+
+            # the reporter's queue reaches the service too, once both are connected again
+            wanted = {*during, "r-6"}
+            wait_for(lambda: wanted <= set(stored_refs(db)), 90, "the reports published during the outage", system)
+            time.sleep(2.0)  # a redelivery, if any, would land now
+        finally:
+            reporter.loop_stop()
+            reporter.disconnect()
+        refs = stored_refs(db)
+        assert refs == {f"r-{n}": 1 for n in range(7)}, refs
+        # all of them one incident: none lost, none counted twice
+        with sqlite3.connect(db, timeout=10) as conn:
+            counts = conn.execute("SELECT id, report_count FROM incidents").fetchall()
+        assert len(counts) == 1 and counts[0][1] == 7, counts
