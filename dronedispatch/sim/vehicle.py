@@ -9,6 +9,7 @@ sleeps: :meth:`SimVehicle.tick` is called by the fleet's single ticker task.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -103,6 +104,7 @@ class SimVehicle:
         self.latency = 0.0
         self.link_dropped = False
         self._reached: list[Any] | None = None  # [seq, repeats left, next due (sim s)] of the latest
+        self._current_sent = -1  # the mission item MISSION_CURRENT last announced
         self._cache: dict[str, telemetry.Built] = {}
 
     # -- state for tests and scenarios -----------------------------------------------------------------
@@ -155,6 +157,15 @@ class SimVehicle:
         """Cut (True) or restore (False) every link of the vehicle."""
         self.link_dropped = on
 
+    def reboot(self, *, clear_mission: bool = False, silent_s: float = 3.0) -> None:
+        """Restart the autopilot in flight: silent for ``silent_s`` wall-clock seconds, then heard again with its
+        boot clock from zero, holding position, its plan kept or (``clear_mission``) gone."""
+        self.model.reboot(clear_mission=clear_mission)
+        self._reached = None
+        self._current_sent = -1
+        self.drop_link(True)
+        asyncio.get_running_loop().call_later(silent_s, self.drop_link, False)
+
     def gps_loss(self, on: bool) -> None:
         self.model.set_gps_loss(on)
 
@@ -203,9 +214,15 @@ class SimVehicle:
             if self._reached[1] <= 0:
                 self._reached = None
         m.reached.clear()
+        # PX4 (MavlinkMissionManager::send) announces a new current item at once, not at the next 1 Hz stream
+        # slot: a ground station learns "past the arrival point" when it happens
+        current_changed = m.seq != self._current_sent and bool(m.items)
+        self._current_sent = m.seq
         t = m.t
         for link in self.links:
             frames: list[bytes] = []
+            if current_changed and "MISSION_CURRENT" in link.intervals:
+                frames.append(self._frame(link, "MISSION_CURRENT"))
             due = link.due
             for name, interval in link.intervals.items():
                 if t >= due[name]:

@@ -63,3 +63,31 @@ def test_a_steep_leg_is_limited_by_the_climb_rate_not_flown_faster() -> None:
     # and the vehicle moved toward the waypoint from the start of the climb (not climb first, then fly)
     early = next(x for x in s if x[0] - s[0][0] > 5.0)
     assert early[1] > 10.0 and early[2] > 10.0
+
+
+def test_a_new_current_item_is_announced_at_once_not_at_the_next_stream_slot() -> None:
+    from pymavlink.dialects.v20 import common as mavlink
+
+    from dronedispatch.sim.vehicle import SimVehicle
+
+    v = SimVehicle(0, 1, HOME, gcs_peer=("127.0.0.1", 9), api_peer=None, video_uri="udp://x:1")
+    sent: list[bytes] = []
+    v.links[0].sender = lambda data, _peer: sent.append(data)
+    wp = move_ne(HOME[0], HOME[1], 5.0, 0.0)
+    v.model.store.replace(0, [mi.takeoff(HOME[0], HOME[1], 3.0), mi.waypoint(*wp, 3.0), mi.loiter_unlimited(*wp, 3.0)])
+    v.tick(5.0, 0.0)
+    assert v.model.start_mission()[0]
+    parser = mavlink.MAVLink(None)
+    currents: list[tuple[float, int]] = []
+    for _ in range(400):
+        sent.clear()
+        v.tick(0.02, 0.0)  # 20 ms steps: the 1 Hz stream alone would announce a change up to 1 s late
+        for m in parser.parse_buffer(b"".join(sent)) or []:
+            if m.get_type() == "MISSION_CURRENT":
+                currents.append((v.model.t, m.seq))
+        if v.model.seq >= 2:
+            break
+    seq_changes = [(t, s) for (t, s), prev in zip(currents[1:], currents, strict=False) if s != prev[1]]
+    assert [s for _, s in seq_changes] == [1, 2]
+    # each change went out in the very tick it happened (the stream's next slot is up to a second away)
+    assert currents[-1] == (v.model.t, 2)
