@@ -14,6 +14,10 @@ at least every half second of wall time (the moving charge figures only then), a
 - :meth:`SimDocks.inject_door_fault` puts a door in fault (commands are answered with the fault)
   until :meth:`SimDocks.clear_fault`.
 
+Scenarios call those methods; a running ``dronedispatch sitl`` takes the same from its own control
+topic ``dronedispatch/sim/docks/<dock_id|all>/control``: ``{"set": "weather", "wind": 9, "gust": 14,
+"rain": 0, "temp": 5}``, ``{"set": "fault", "reason": "door jammed"}`` or ``{"set": "repair"}``.
+
 With ``interlock`` on, a vehicle in a dock whose door is not open refuses to arm ("dock door
 closed"), as a real dock's drone cannot take off through its roof.
 """
@@ -28,9 +32,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from dronedispatch.domain.docks import (
     TOPIC_PREFIX,
@@ -56,6 +62,33 @@ DEFAULT_LAUNCH_THRESHOLD_PCT = 40.0
 PUBLISH_EVERY_WALL_S = 0.5
 TICK_WALL_S = 0.05
 DOOR_CLOSED = "dock door closed"
+#: The simulator's own control topics (not part of the dock layout): ``<CONTROL_PREFIX>/<dock_id|all>/control``.
+CONTROL_PREFIX = "dronedispatch/sim/docks"
+
+
+class _WeatherControl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    set: Literal["weather"]
+    wind: float = Field(ge=0, le=100)
+    gust: float | None = Field(default=None, ge=0, le=150)
+    rain: float = Field(default=0.0, ge=0, le=500)
+    temp: float = Field(default=15.0, ge=-80, le=70)
+
+
+class _FaultControl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    set: Literal["fault"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class _RepairControl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    set: Literal["repair"]
+
+
+_CONTROL: TypeAdapter[_WeatherControl | _FaultControl | _RepairControl] = TypeAdapter(
+    Annotated[_WeatherControl | _FaultControl | _RepairControl, Field(discriminator="set")]
+)
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -242,6 +275,7 @@ class SimDocks:
                     self.host, self.port, identifier=f"dronedispatch-simdocks-{uuid.uuid4().hex[:8]}", timeout=10
                 ) as client:
                     await client.subscribe(f"{self.prefix}/+/command", qos=1)
+                    await client.subscribe(f"{CONTROL_PREFIX}/+/control", qos=1)
                     self._client = client
                     self._published.clear()  # publish everything again after a reconnect
                     self.connected.set()
@@ -250,7 +284,10 @@ class SimDocks:
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._ticker(client))
                         async for message in client.messages:
-                            self._on_command(str(message.topic), message.payload)
+                            if str(message.topic).startswith(CONTROL_PREFIX + "/"):
+                                self._on_control(str(message.topic), message.payload)
+                            else:
+                                self._on_command(str(message.topic), message.payload)
                             await self._publish_changes(client)
             except* aiomqtt.MqttError as group:
                 log.warning("simulated docks: broker %s:%d: %s; retrying", self.host, self.port, group.exceptions[0])
@@ -286,6 +323,30 @@ class SimDocks:
                 continue
             await client.publish(state_topic(dock_id, self.prefix), s.to_json(), qos=1, retain=True)
             self._published[dock_id] = (wall, content)
+
+    def _on_control(self, topic: str, payload: object) -> None:
+        """Weather, a door fault or its repair, set while running (what scenarios do through the methods)."""
+        target = topic[len(CONTROL_PREFIX) + 1 : -len("/control")]
+        dock_id = None if target == "all" else target
+        try:
+            if dock_id is not None:
+                self.dock(dock_id)
+            c = _CONTROL.validate_json(payload if isinstance(payload, bytes | str) else b"")
+            if isinstance(c, _WeatherControl):
+                gust = c.gust if c.gust is not None else c.wind
+                w = Weather(
+                    wind_mean_ms=c.wind, gust_ms=gust, rain_mm_h=c.rain, temperature_c=c.temp, at=datetime.now(UTC)
+                )
+                self.set_weather(dock_id, w)
+            elif dock_id is None:
+                raise ValueError("a fault or a repair names one dock")
+            elif isinstance(c, _FaultControl):
+                self.inject_door_fault(dock_id, c.reason)
+            else:
+                self.clear_fault(dock_id)
+        except (KeyError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            self.invalid_commands += 1
+            log.warning("simulated docks: control on %s ignored: %s", topic, exc)
 
     def _on_command(self, topic: str, payload: object) -> None:
         dock_id = dock_of_topic(topic, "command", self.prefix)

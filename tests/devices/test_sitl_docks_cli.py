@@ -13,6 +13,7 @@ import yaml
 from dronedispatch import cityfiles
 from dronedispatch.cli import main
 from dronedispatch.domain.docks import DockState, DoorState, command_topic, dock_of_topic, parse_state
+from dronedispatch.sim.docks import CONTROL_PREFIX
 from tests.fixtures.services import MosquittoServer, free_udp_port
 from tests.mavlink.simfleet import free_udp_range
 
@@ -52,6 +53,7 @@ async def test_sitl_publishes_its_docks_and_obeys_commands(tmp_path: Path, mosqu
             await c.subscribe("dronedispatch/docks/+/state", qos=1)
             async with asyncio.timeout(20):
                 opened = False
+                step = 0
                 async for m in c.messages:
                     dock_id = dock_of_topic(str(m.topic), "state")
                     if dock_id not in prefix_docks or not m.payload:
@@ -61,7 +63,14 @@ async def test_sitl_publishes_its_docks_and_obeys_commands(tmp_path: Path, mosqu
                     if set(states) == prefix_docks and not opened:
                         await c.publish(command_topic("gtower"), b'{"command": "open", "request_id": "cli-1"}', qos=1)
                         opened = True
-                    if dock_id == "gtower" and s.door is DoorState.OPEN:
+                    if dock_id == "gtower" and s.door is DoorState.OPEN and step == 0:
+                        step = 1  # set at run time through the simulator's own control topic
+                        await c.publish(f"{CONTROL_PREFIX}/all/control", b'{"set": "weather", "wind": 9, "gust": 14}')
+                        await c.publish(f"{CONTROL_PREFIX}/gtower/control", b'{"set": "thunder"}')  # ignored
+                        await c.publish(
+                            f"{CONTROL_PREFIX}/gtower/control", b'{"set": "fault", "reason": "door jammed"}'
+                        )
+                    if dock_id == "gtower" and s.fault == "door jammed" and s.weather and s.weather.gust_ms == 14:
                         break
     finally:
         proc.terminate()
@@ -71,6 +80,7 @@ async def test_sitl_publishes_its_docks_and_obeys_commands(tmp_path: Path, mosqu
                 await c.publish(f"dronedispatch/docks/{d}/state", b"", retain=True)
     gtower = states["gtower"]
     assert gtower.last_command is not None and gtower.last_command.request_id == "cli-1"
-    assert gtower.drone_present and gtower.weather is not None and gtower.weather.gust_ms == 8.0
+    assert gtower.drone_present and gtower.door is DoorState.FAULT
+    assert all(s.weather is not None for s in states.values())  # --weather, then the control topic
     # the two vehicles sit in the first two docks; the others are empty
     assert sum(s.drone_present for s in states.values()) == 2, err.decode()
