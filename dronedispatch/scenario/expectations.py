@@ -377,15 +377,23 @@ def mission_floor(mission: dict[str, Any], fleet: FleetConfig) -> launch.Respons
 
 
 def responses(rec: Recording, facts: StoreFacts, fleet: FleetConfig) -> list[Response]:
-    """Every mission the operator dispatched that reached the scene, with its floor."""
+    """Every mission the operator dispatched that reached the scene, with its floor.
+
+    On scene is when the simulated vehicle itself reached the arrival point (its own clock) when the
+    run recorded that, else when the service reported the mission on scene: the service's lag in
+    noticing is milliseconds in service but a speed factor multiplies it in simulated seconds."""
     out = []
     for m in facts.missions:
         trace = rec.missions.get(m["id"])
         clicked = rec.dispatched_at.get(m["id"])
-        on_scene = trace.first("on_scene") if trace is not None else None
+        reported = trace.first("on_scene") if trace is not None else None
         floor = mission_floor(m, fleet)
-        if clicked is None or on_scene is None or floor is None:
+        if clicked is None or reported is None or floor is None:
             continue
+        arrival_seq = int(m.get("on_scene_seq") or 0) - 1
+        reached = next((t for t, seq in rec.reached.get(m["drone_id"], []) if seq == arrival_seq and t >= clicked),
+                       None)  # fmt: skip
+        on_scene = reached if reached is not None and reached <= reported else reported
         out.append(Response(m["id"], rec.ref_of(m["incident_id"]), m["drone_id"], clicked, on_scene, floor))
     return sorted(out, key=lambda r: r.mission_id)
 

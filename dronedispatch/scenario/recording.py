@@ -77,6 +77,8 @@ class Recording:
     pilot_commands: list[tuple[float, str, str, str]] = field(default_factory=list)  # t, ref, command, result
     video: dict[int, tuple[bool, str]] = field(default_factory=dict)  # mission → (frame seen, detail)
     dispatched_at: dict[int, float] = field(default_factory=dict)  # mission → when the operator clicked dispatch
+    #: drone → (t, seq) of each mission item its simulated vehicle reached, stamped by the simulator itself
+    reached: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     ended_at: float = 0.0
     notes: list[str] = field(default_factory=list)
     #: per incident: (t, the service's drone on scene, coverage mode) at each change, from incident events

@@ -190,6 +190,7 @@ class ScenarioRun:
                     }
                     operator = Operator(spec, self.rec, clock, http, tokens)
                     error = await self._drive(runtime, sub, clock, operator, fleet, broker, http)
+                    self._vehicle_reached(fleet, clock)
             except Exception as exc:  # the verdict must say what broke, never a bare traceback
                 log.exception("scenario %s: run failed", spec.name)
                 error = f"{type(exc).__name__}: {exc}"
@@ -458,6 +459,15 @@ class ScenarioRun:
             assert a.topic is not None
             cam.raise_event(a.topic, a.active)
             self.rec.note(t, "camera", f"{a.camera}: event {a.topic} {'starts' if a.active else 'ends'}")
+
+    def _vehicle_reached(self, fleet: FleetBackend, clock: Clock) -> None:
+        """When each simulated vehicle reached each mission item, on the scenario clock: the vehicle's own
+        time, free of the service's lag (which a speed factor multiplies in simulated seconds)."""
+        for v in fleet.vehicles("all"):
+            log_ = getattr(v, "reached_log", None)
+            if log_ is not None:
+                offset = v.time_s - clock.now()
+                self.rec.reached[v.drone_id] = [(t - offset, seq) for t, seq in log_]
 
     async def _start_docks(self, fleet: FleetBackend, broker: MosquittoServer) -> None:
         """One simulated dock per fleet dock on the run's broker; the service's dock adapter listens there."""

@@ -105,6 +105,8 @@ class SimVehicle:
         self.link_dropped = False
         self._reached: list[Any] | None = None  # [seq, repeats left, next due (sim s)] of the latest
         self._current_sent = -1  # the mission item MISSION_CURRENT last announced
+        #: (simulated s, seq) of every mission item reached: when the vehicle itself got there (scenario reports)
+        self.reached_log: list[tuple[float, int]] = []
         self._cache: dict[str, telemetry.Built] = {}
 
     # -- state for tests and scenarios -----------------------------------------------------------------
@@ -205,6 +207,7 @@ class SimVehicle:
         texts, m.texts = m.texts, []
         # PX4 sends MISSION_ITEM_REACHED once, then repeats only the latest reached item, 10 times at 1 Hz
         reached_now = list(m.reached)
+        self.reached_log.extend((m.t, seq) for seq in reached_now)
         if reached_now:
             self._reached = [reached_now[-1], REACHED_REPEATS, m.t + 1.0]
         elif self._reached is not None and self._reached[2] <= m.t:

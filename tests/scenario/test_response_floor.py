@@ -85,3 +85,12 @@ def test_no_mission_on_scene_fails_with_the_reason(tmp_path: Path) -> None:
     ctx.rec.dispatched_at.clear()
     (v,) = evaluate(ctx)
     assert v.outcome == FAIL and "no dispatched mission reached the scene" in v.detail
+
+
+def test_on_scene_is_when_the_vehicle_reached_the_arrival_point_when_the_run_recorded_it(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, 140.0)  # the service noticed at 160 s: over the limit
+    assert evaluate(ctx)[0].outcome == FAIL
+    # the vehicle's own clock says it reached the arrival (item 2) at 130 s; item 2 of an earlier flight does not count
+    ctx.rec.reached["dd-01"] = [(5.0, 2), (27.0, 0), (90.0, 1), (130.0, 2)]
+    (v,) = evaluate(ctx)
+    assert v.outcome == PASS and "dispatch to on scene 110 s" in v.detail

@@ -55,6 +55,7 @@ async def test_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
         floor = next(v for v in result.verdicts if v.name.startswith("response_within_floor"))
         assert floor.outcome == PASS and "ratio" in floor.detail and "climbing to 80 m" in floor.detail, floor.detail
         assert "Response against the physical floor" in page and "take-off to 25 m" in page
+        assert any(seq == 1 for _, seq in result.recording.reached[first[1]])  # the vehicle's own arrival time
         # the 119 CAP warning merged into the camera's incident: one incident, one mission
         arrivals = result.recording.arrivals
         assert arrivals["park-smoke"].incident_id == arrivals["park-119"].incident_id
