@@ -258,3 +258,27 @@ def test_get_docks_has_the_live_state(tmp_path: Path, mosquitto_factory: Callabl
         health = client.get("/healthz").json()["docks"]
         assert health["dk-b"] == {"heard": False, "healthy": True}  # no bridge: as before docks were devices
         assert health["dk-a"]["heard"] and health["dk-a"]["door"] == "open"
+
+
+async def test_the_adapter_reconnects_after_a_broker_restart(mosquitto_factory: Callable[[], MosquittoServer]) -> None:
+    broker = mosquitto_factory()  # its own: this one is stopped and started again
+    f = fleet()
+    docks = SimDocks(f, [], broker.url, speed_factor=SPEED)
+    adapter = MqttDockAdapter(broker.url, backoff_initial=0.1, backoff_max=0.5)
+    service = DockService(Recorder(), f.docks)
+    await docks.start()
+    await service.start(adapter)
+    try:
+        await until(lambda: service.state("dk-a") is not None)
+        await asyncio.to_thread(broker.stop)
+        await until(lambda: not adapter.connected.is_set())
+        r_before = adapter.received["dk-a"]
+        await asyncio.to_thread(broker.start)
+        await until(lambda: adapter.reconnects >= 1 and adapter.received["dk-a"] > r_before, within=15)
+        # and commands get through again once the simulated docks are back on the broker too
+        await until(lambda: docks.connected.is_set(), within=15)
+        await service.open_door("dk-b", timeout_s=10)
+        assert (s := service.state("dk-b")) is not None and s.door is DoorState.OPEN and not s.drone_present
+    finally:
+        await service.stop()
+        await docks.stop()
