@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -253,9 +254,9 @@ class OverwatchService:
             g["start"], g["end"] = _iso(g["start"]), _iso(g["end"])
         cover = self._covers.get(incident_id)
         plan = cover.plan.as_dict() if cover is not None and cover.plan is not None else None
-        if plan is not None:  # in seconds of the wall clock, like the rest of the answer
+        if plan is not None:  # in seconds of the wall clock, like the rest of the answer; no relief at all: null
             plan = {
-                k: (v / self._scale if k.endswith("_in_s") and isinstance(v, float) else v) for k, v in plan.items()
+                k: (None if math.isinf(v) else v / self._scale) if isinstance(v, float) else v for k, v in plan.items()
             }
         return {
             "incident_id": incident_id,

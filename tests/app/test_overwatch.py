@@ -3,6 +3,7 @@ on scene kept on the incident, a template's coverage request, and the coverage t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from dronedispatch import cityfiles
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.fleet import DroneRegistry, Fleet
-from dronedispatch.app.overwatch import OverwatchService
+from dronedispatch.app.overwatch import OverwatchService, _Cover
 from dronedispatch.bus import LocalEventBus
+from dronedispatch.domain import overwatch
 from dronedispatch.domain.incidents import Category, Report, Severity
 from dronedispatch.domain.mission_state import MissionState
 from dronedispatch.store.db import make_engine, migrate
@@ -96,3 +98,16 @@ def test_the_drone_on_scene_follows_the_hand_over_and_the_timeline_shows_it(stor
                                                                                     relief.id)  # fmt: skip
     assert h["overlap_s"] == pytest.approx(40.0) and view["gaps"] == []
     assert [m["relieves_mission_id"] for m in view["missions"]] == [None, first.id]
+
+
+def test_the_coverage_view_is_valid_json_when_no_relief_exists(store: Store) -> None:
+    svc = _service(store)
+    svc.use_clock(lambda: 1000.0, scale=10.0)  # a simulator ten times faster than the wall clock
+    inc = _incident(store)
+    assert inc.id is not None
+    on_scene = overwatch.OnScene("dd-01", 60.0, 0.1, 1500.0, 15.0, 60.0)
+    svc._covers[inc.id] = _Cover(plan=overwatch.plan_relief(1000.0, on_scene, []))
+    plan = json.loads(json.dumps(svc.coverage(inc.id), allow_nan=False))["plan"]
+    # 260 simulated seconds are 26 on the wall clock; an endless gap is null
+    assert plan == {"must_leave_in_s": pytest.approx(26.0), "relief_drone_id": None, "launch_in_s": None,
+                    "arrive_in_s": None, "overlap_s": None, "gap_s": None, "short_overlap": False}  # fmt: skip
