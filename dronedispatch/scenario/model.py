@@ -68,6 +68,9 @@ class FleetSection(_Strict):
     weather: str | None = Field(
         default=None, description='Weather at every simulated dock from the start, e.g. "wind=5,gust=8,rain=0,temp=12".'
     )
+    dock_door_interlock: bool = Field(
+        default=True, description="With simulated docks: a docked drone refuses to arm while its dock door is not open."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FleetSection:

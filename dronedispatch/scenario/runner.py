@@ -477,7 +477,10 @@ class ScenarioRun:
             return
         spec = self.spec
         weather = parse_weather_spec(spec.fleet.weather, datetime.now(UTC)) if spec.fleet.weather else None
-        self.docks = SimDocks(fleet.fleet, sim.vehicles, broker.url, speed_factor=spec.speed_factor, weather=weather)
+        self.docks = SimDocks(
+            fleet.fleet, sim.vehicles, broker.url, speed_factor=spec.speed_factor, weather=weather,
+            interlock=spec.fleet.dock_door_interlock,
+        )  # fmt: skip
         await self.docks.start()
 
     def _dock(self, a: ActionEntry, clock: Clock) -> None:

@@ -92,5 +92,6 @@ async def test_a_run_changes_the_weather_and_breaks_a_door(tmp_path: Path, monke
     assert gtower is not None and gtower.door is DoorState.FAULT and gtower.fault == "door jammed"
     assert gtower.weather is not None and (gtower.weather.gust_ms, gtower.weather.temperature_c) == (14.5, 4.0)
     assert gtower.drone_present  # dd-01 sits in it
+    assert run.docks is not None and run.docks.interlock  # on unless the fleet section turns it off
     assert south is not None and south.fault is None and south.door is DoorState.CLOSED
     assert south.weather is not None and south.weather.wind_mean_ms == 3.0
