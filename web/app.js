@@ -67,6 +67,10 @@ function onEvent(msg) {
       for (const m of msg.data.missions) { state.missions.set(m.id, m); opsMap.setRoute(m); }
       queue.refreshPlan();
       mark("incidents", "missions", "drones");
+      // docks may have changed while the stream was down, and the snapshot carries none: read them again
+      if (state.docks.length) {
+        api("/docks").then((docks) => { for (const d of docks) if (d.state) onEvent({ type: "dock", data: d.state }); }).catch(() => {});
+      }
       break;
     }
     case "drone": {
