@@ -156,7 +156,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()  # a bad setting is told before the service's heavy imports load
     from dronedispatch.service import serve
 
-    serve(settings, host=args.host, port=args.port)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("dronedispatch: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    for given in (args.tls_cert, args.tls_key):
+        if given is not None and not given.is_file():
+            print(f"dronedispatch: no such file: {given}", file=sys.stderr)
+            return 2
+    serve(settings, host=args.host, port=args.port,
+          tls_cert=str(args.tls_cert) if args.tls_cert else None,
+          tls_key=str(args.tls_key) if args.tls_key else None)  # fmt: skip
     return 0
 
 
@@ -270,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the service alone; settings from DD_* environment variables")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                       help="PEM certificate (chain): serve HTTPS and WSS instead of HTTP and WS")  # fmt: skip
+    serve.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's PEM private key")
     serve.set_defaults(func=_cmd_serve)
 
     sitl = sub.add_parser("sitl", help="N simulated PX4 vehicles in one process, PX4 SITL port layout")

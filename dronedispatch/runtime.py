@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dronedispatch import cityfiles
@@ -26,6 +27,7 @@ from dronedispatch.app.fleet import DroneRegistry, Fleet
 from dronedispatch.app.flight_log import PublicFlightLog
 from dronedispatch.app.ingest_keys import IngestKeyService
 from dronedispatch.app.live_video import LiveVideo
+from dronedispatch.app.logins import LoginService
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.overview import Overview
 from dronedispatch.app.overwatch import OverwatchService
@@ -53,10 +55,12 @@ from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.flight_log import FlightLogStore
 from dronedispatch.store.ingest_keys import IngestKeyStore
+from dronedispatch.store.logins import LoginStore
 from dronedispatch.store.repo import Store
 from dronedispatch.store.shares import ShareStore
 from dronedispatch.store.stats import StatsStore
 from dronedispatch.store.telemetry import TelemetryStore
+from dronedispatch.store.users import hash_password, verify_password
 from dronedispatch.video.cctv import CctvRelay
 from dronedispatch.video.relay import VideoHub
 
@@ -145,6 +149,10 @@ class Runtime:
         self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
         self.ingest_keys = IngestKeyService(IngestKeyStore(self.engine), settings.ingest_api_keys)
+        self.logins = LoginService(
+            LoginStore(self.engine), self.store, verify_password, timedelta(minutes=settings.token_ttl_minutes),
+            hash_password(secrets.token_urlsafe(16)),
+        )
         self.telemetry = TelemetryStore(self.engine)
         self.tracks = TrackRecorder(self.telemetry)
         self._watch = VehicleWatch(self.fleet, self.missions, self.video, self.alerts, self.tracks)

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from sqlalchemy.exc import SQLAlchemyError
 
 from dronedispatch.api.errors import install_error_handlers
+from dronedispatch.api.headers import SecurityHeaders
 from dronedispatch.api.routes import (
     admin,
     assignments,
@@ -70,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-referrer, no framing on every response
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth, incidents, assignments, missions, catalog, ingest, video, admin, audit, events, scenarios, cluster,
@@ -155,11 +157,22 @@ def preflight(settings: Settings) -> None:
             ) from None
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    """Run the service; with ``tls_cert`` and ``tls_key`` (PEM files) over HTTPS and WSS only."""
     preflight(settings)
     if settings.secret_key_generated:  # only possible on SQLite: Settings refuses it for a shared database
         log.warning("DD_SECRET_KEY is not set: tokens signed with a random key die with this process")
 
     settings = settings.model_copy(update={"node_id": settings.node_id or default_node_id(port)})
-    runtime = Runtime(settings, http_url=f"http://{host}:{port}")
-    uvicorn.run(create_app(settings, runtime), host=host, port=port, log_level="info", ws="websockets-sansio")
+    scheme = "https" if tls_cert else "http"
+    runtime = Runtime(settings, http_url=f"{scheme}://{host}:{port}")
+    uvicorn.run(
+        create_app(settings, runtime), host=host, port=port, log_level="info", ws="websockets-sansio",
+        ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+    )  # fmt: skip

@@ -73,7 +73,12 @@ class Settings(BaseSettings):
         "database other than SQLite (every node must verify every token, after restarts too); with SQLite and "
         "none given, a random key lives as long as the process.",
     )
-    token_ttl_minutes: int = Field(default=12 * 60, ge=1, description="Lifetime of an access token, minutes.")
+    token_ttl_minutes: int = Field(
+        default=12 * 60, ge=1, description="Lifetime of a sign-in (its refresh token), minutes: then log in again."
+    )
+    access_token_ttl_minutes: float = Field(
+        default=15, gt=0, description="Lifetime of an access token, minutes; the page refreshes it before it ends."
+    )
     ingest_api_keys: list[str] = Field(
         default_factory=list, description="API keys accepted by POST /api/v1/ingest/webhook (X-API-Key)."
     )

@@ -1,7 +1,7 @@
 // Operations view: wires the live event stream to the map, the incident queue, the pilot's
 // mission panel, the alerts, the video wall and the tester/admin pages.
 import { Alerts, connectionBanner } from "./alerts.js";
-import { api, connectEvents, login, serverFeatures, session } from "./api.js";
+import { api, connectEvents, login, logout as signOut, serverFeatures, session } from "./api.js";
 import { openCameraPopup } from "./cctv.js";
 import { getLang, setLang, t } from "./i18n.js";
 import { IncidentQueue } from "./incidents.js";
@@ -180,8 +180,7 @@ function drawStatic() {
 
 function logout() {
   if (stopEvents) stopEvents();
-  session.clear();
-  location.reload();
+  signOut().finally(() => location.reload()); // the server revokes the session's tokens first
 }
 
 function showLogin() {

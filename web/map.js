@@ -25,8 +25,19 @@ const DOCK_FRESH_MS = 15000; // as the service judges a dock: a state older than
 
 const dockColor = (s) => (s ? (s.fault ? DOOR_COLOR.fault : DOOR_COLOR[s.door] || DOOR_COLOR.closed) : DOOR_COLOR.closed);
 
+// Marker bodies are built as elements and coloured through the CSSOM: the page's Content-Security-Policy
+// refuses style="" attributes in markup.
+function iconBody(html, style) {
+  const body = document.createElement("div");
+  body.style.display = "contents"; // lays out as if its children sat directly in the marker
+  body.innerHTML = html;
+  style(body);
+  return body;
+}
+
 function dockIcon(s) {
-  return L.divIcon({ className: "dock-icon", html: `<span style="color:${dockColor(s)}">⌂</span>`, iconSize: [18, 18] });
+  const html = iconBody("<span>⌂</span>", (b) => { b.firstChild.style.color = dockColor(s); });
+  return L.divIcon({ className: "dock-icon", html, iconSize: [18, 18] });
 }
 
 const num = (v, digits = 1) => (v == null ? "–" : Number(v).toFixed(digits));
@@ -170,8 +181,9 @@ export class OpsMap {
     const color = STATE_COLOR[d.state] || "#fff";
     const low = d.battery != null && d.battery < 25;
     const lost = !d.link.ok;
-    const html = `<div class="drone-glyph${lost ? " lost" : ""}" style="--c:${color};transform:rotate(${(d.heading || 0) - 90}deg)">➤</div>`
-      + `<span class="drone-label${low ? " low" : ""}">${esc(d.id)} · ${d.battery == null ? "–" : d.battery.toFixed(0) + "%"}${d.landed ? "" : ` · ${(d.position.alt ?? 0).toFixed(0)}m`}</span>`;
+    const html = iconBody(`<div class="drone-glyph${lost ? " lost" : ""}">➤</div>`
+      + `<span class="drone-label${low ? " low" : ""}">${esc(d.id)} · ${d.battery == null ? "–" : d.battery.toFixed(0) + "%"}${d.landed ? "" : ` · ${(d.position.alt ?? 0).toFixed(0)}m`}</span>`,
+    (b) => { const g = b.firstChild; g.style.setProperty("--c", color); g.style.transform = `rotate(${(d.heading || 0) - 90}deg)`; });
     const icon = L.divIcon({ className: "drone-icon", html, iconSize: [20, 20], iconAnchor: [10, 10] });
     let m = this.drones.get(d.id);
     if (!m) {
@@ -208,7 +220,8 @@ export class OpsMap {
     const ll = [i.location.lat, i.location.lon];
     const icon = L.divIcon({
       className: "incident-icon",
-      html: `<div class="pulse${i.status === "open" ? "" : " calm"}" style="--c:${SEV_COLOR[i.severity] || "#ff4d4f"}"></div><span class="incident-label">#${i.id}</span>`,
+      html: iconBody(`<div class="pulse${i.status === "open" ? "" : " calm"}"></div><span class="incident-label">#${i.id}</span>`,
+        (b) => b.firstChild.style.setProperty("--c", SEV_COLOR[i.severity] || "#ff4d4f")),
       iconSize: [22, 22],
     });
     const tip = `#${i.id} · ${esc(t(`cat.${i.category}`))} · ${esc(t(`sev.${i.severity}`))}`;

@@ -70,8 +70,22 @@ async function showFile(run, name) {
     const blob = await apiBlob(`/scenarios/runs/${run.id}/${name}`);
     const box = $("#run-file");
     if (!blob) { box.replaceChildren(el("div", { class: "muted" }, t("tester.nofile"))); return; }
-    const frame = el("iframe", { class: "report", sandbox: "", title: `${run.scenario} · ${name}` });
-    frame.srcdoc = name.endsWith(".html") ? await blob.text() : `<pre style="color:#dbe4f5;white-space:pre-wrap">${(await blob.text()).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c])}</pre>`;
+    // The frame runs no script (sandbox without allow-scripts) and inherits the page's CSP, which refuses
+    // inline <style>: the report's style sheet is moved into a constructed one, which the CSP allows.
+    const frame = el("iframe", { class: "report", sandbox: "allow-same-origin", title: `${run.scenario} · ${name}` });
+    const doc = name.endsWith(".html")
+      ? new DOMParser().parseFromString(await blob.text(), "text/html")
+      : document.implementation.createHTMLDocument("");
+    if (!name.endsWith(".html")) doc.body.append(el("pre", {}, await blob.text()));
+    const css = [...doc.querySelectorAll("style")].map((s) => { s.remove(); return s.textContent; }).join("\n")
+      + "\npre { color: #dbe4f5; white-space: pre-wrap; }";
+    for (const s of doc.querySelectorAll("script, [style]")) if (s.tagName === "SCRIPT") s.remove(); else s.removeAttribute("style");
+    frame.addEventListener("load", () => {
+      const sheet = new frame.contentWindow.CSSStyleSheet();
+      sheet.replaceSync(css);
+      frame.contentDocument.adoptedStyleSheets = [sheet];
+    }, { once: true });
+    frame.srcdoc = "<!doctype html>" + doc.documentElement.outerHTML;
     box.replaceChildren(el("h2", {}, `${run.scenario} · ${name}`), frame);
   } catch (e) { toast(e.message, "warning"); }
 }

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-from dronedispatch.api.security import InvalidToken, read_token
+from dronedispatch.api.security import InvalidToken, read_claims
 from dronedispatch.runtime import Runtime
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -19,6 +19,7 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 class Principal:
     username: str
     role: str
+    session_id: str | None = None  # the login session the token belongs to (what sign-out revokes)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -30,12 +31,16 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def authenticate(runtime: Runtime, token: str) -> Principal:
     """Who ``token`` speaks for; :class:`InvalidToken` with the reason when it is bad, expired, or its
-    account was disabled, deleted or given another role since (such an account loses its tokens at once)."""
-    username, role = read_token(runtime.settings.secret_key, token)
+    account was disabled, deleted or given another role since (such an account loses its tokens at once),
+    or its session was signed out. Both are read from the database, so this holds on every node."""
+    claims = read_claims(runtime.settings.secret_key, token)
+    username, role = claims.username, claims.role
     user = runtime.store.get_user(username)
     if user is None or user.disabled or user.role != role:
         raise InvalidToken("account disabled or changed: log in again")
-    return Principal(username, role)
+    if claims.session_id is not None and not runtime.logins.session_active(claims.session_id, username):
+        raise InvalidToken("signed out: log in again")
+    return Principal(username, role, claims.session_id)
 
 
 def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:

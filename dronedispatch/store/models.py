@@ -263,4 +263,50 @@ class Share(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins of one account or one client address (revision 0008), shared by every node.
+
+    ``failures`` counts the failures since ``window_start``; enough of them lock the key until
+    ``locked_until``, each lockout (``lockouts``) longer than the one before.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_kind_key", "kind", "key", unique=True),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # account | address
+    key: str = Field(max_length=128)
+    failures: int = 0
+    window_start: datetime = Field(sa_type=DateTime(timezone=True))
+    last_failure_at: datetime = Field(sa_type=DateTime(timezone=True))
+    locked_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    lockouts: int = 0
+
+
+class LoginSession(SQLModel, table=True):
+    """One sign-in (revision 0008): its current refresh token (SHA-256 only; it rotates at every
+    refresh) and the one before it, so a replayed old token is recognised and ends the session.
+    Access tokens name their session, so revoking it stops them at once on every node."""
+
+    __tablename__ = "login_sessions"
+    id: str = Field(primary_key=True, max_length=32)
+    username: str = Field(max_length=64, index=True)
+    refresh_sha256: str = Field(max_length=64, unique=True)
+    previous_sha256: str | None = Field(default=None, max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    refreshed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_reason: str | None = Field(default=None, max_length=64)
+
+
+class WsTicket(SQLModel, table=True):
+    """A one-use ticket that opens the event WebSocket (revision 0008): seconds long, SHA-256 only."""
+
+    __tablename__ = "ws_tickets"
+    ticket_sha256: str = Field(primary_key=True, max_length=64)
+    username: str = Field(max_length=64)
+    session_id: str | None = Field(default=None, max_length=32)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     revoked_by: str | None = Field(default=None, max_length=64)

@@ -8,6 +8,7 @@ import sys
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from dronedispatch.domain.passwords import password_problem
 from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
@@ -36,8 +37,9 @@ def add_user_cli(name: str, role: str) -> int:
         password = getpass.getpass(f"password for {name}: ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        print("dronedispatch: the password must have at least 8 characters", file=sys.stderr)
+    problem = password_problem(name, password)
+    if problem is not None:
+        print(f"dronedispatch: {problem}", file=sys.stderr)
         return 2
     engine = make_engine(Settings().database_url)
     migrate(engine)
