@@ -134,7 +134,7 @@ def _cmd_sitl(args: argparse.Namespace) -> int:
         print("dronedispatch: --weather and --dock-door-interlock need --mqtt-url (simulated docks)", file=sys.stderr)
         return 2
     if args.cameras is None:
-        asyncio.run(run_sitl(sim, docks))
+        asyncio.run(run_sitl(sim, docks, fault_port=args.fault_port))
         return 0
     try:
         assets = load_assets(args.cameras).cameras
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sitl.add_argument("--no-video", action="store_true", help="no camera streams")
     sitl.add_argument("--seed", type=int, default=0, help="seed for loss and faults (deterministic runs)")
+    sitl.add_argument("--fault-port", type=int, default=None, metavar="PORT",
+                      help="take fault commands (vehicle_reboot SYSID [clear]) on this UDP port")  # fmt: skip
     dock = sitl.add_argument_group("docks (door, charging, weather as JSON over MQTT: docs/docks-mqtt.md)")
     dock.add_argument("--mqtt-url", default=None, metavar="URL", help="simulate each fleet dock on this broker")
     dock.add_argument(

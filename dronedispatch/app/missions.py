@@ -45,6 +45,7 @@ from dronedispatch.domain.mission_state import MissionState, PilotCommand, Trans
 from dronedispatch.domain.templates import CEILING_M, return_mission
 from dronedispatch.events import IncidentChanged, MissionChanged
 from dronedispatch.mavlink.errors import CommandDenied, LinkError
+from dronedispatch.mavlink.mission_protocol import mission_checksum
 from dronedispatch.schemas import IncidentPublic, MissionPublic
 from dronedispatch.store.availability import database_unavailable
 from dronedispatch.store.models import Mission
@@ -125,6 +126,8 @@ class Tracked:
     #: A gust above the airframe's limit was announced (once per episode) / sent the drone home.
     gust_warned: bool = False
     gust_sent_home: bool = False
+    #: The vehicle's restart count (``VehicleState.reboots``) already dealt with.
+    reboots_seen: int = 0
 
 
 class MissionSupervisor:
@@ -232,6 +235,8 @@ class MissionSupervisor:
         assert m.id is not None
         tracked = Tracked(m.id, m.drone_id, m.sysid, m.incident_id, state, m.on_scene_seq, return_seq, time.monotonic())
         tracked.weather_docks = self._weather_docks(m)
+        vehicle = self._vehicles.vehicle(m.sysid)
+        tracked.reboots_seen = vehicle.state.reboots if vehicle is not None else 0
         self._tracked[m.sysid] = tracked
         self._fleet.set_mission(m.drone_id, m.id)
         return tracked
@@ -546,6 +551,9 @@ class MissionSupervisor:
         if tracked is None:
             return
         s = vehicle.state
+        if s.reboots != tracked.reboots_seen:
+            tracked.reboots_seen = s.reboots
+            self._spawn(self._after_reboot(tracked, vehicle), f"reboot-{tracked.mission_id}")
         if s.mode == "UNKNOWN" or tracked.commanding:  # just rediscovered, or a pilot's mode change on its way
             return
         if self._docks is not None:
@@ -571,6 +579,47 @@ class MissionSupervisor:
             return_seq=tracked.return_seq,
         )
         self._apply(tracked, ms.advance(tracked.state, obs, now=now, entered_at=tracked.entered_at))
+
+    async def _after_reboot(self, tracked: Tracked, vehicle: VehicleHandle) -> None:
+        """The vehicle's autopilot restarted during the mission: tell the pilot, read back the plan it holds
+        now and flag it when it is not the one we uploaded (cleared, or another one). Nothing is sent to the
+        vehicle: whether to resume, send it home or dispatch again is the pilot's call."""
+        mission_id, drone_id = tracked.mission_id, tracked.drone_id
+        self._alerts.raise_(
+            "critical", "vehicle_rebooted",
+            f"{drone_id}: the autopilot restarted during mission {mission_id}; checking the mission it holds",
+            drone_id=drone_id, mission_id=mission_id,
+        )  # fmt: skip
+        try:
+            held = await vehicle.mission.download()
+        except LinkError as exc:
+            self._alerts.raise_(
+                "critical", "mission_mismatch",
+                f"{drone_id}: after its restart the vehicle's mission could not be read ({exc}); treat it as unknown",
+                drone_id=drone_id, mission_id=mission_id,
+            )  # fmt: skip
+            await asyncio.to_thread(self._store.audit, "system", "mission.vehicle_rebooted", "mission", mission_id,
+                                    plan_matches=None, reason=str(exc))  # fmt: skip
+            return
+        mission = await asyncio.to_thread(self._store.get_mission, mission_id)
+        ours = mission_checksum([MissionItem.from_dict(d) for d in mission.items])
+        theirs = mission_checksum(held)
+        # the vehicle's own checksum from the upload counts too (it is what PX4 reports for the same plan)
+        matches = bool(held) and theirs in (ours, mission.opaque_id)
+        await asyncio.to_thread(
+            self._store.audit, "system", "mission.vehicle_rebooted", "mission", mission_id, plan_matches=matches,
+            held_items=len(held), held_checksum=theirs, uploaded_items=len(mission.items), uploaded_checksum=ours,
+        )  # fmt: skip
+        if matches:
+            log.info("mission %s: %s restarted and still holds the uploaded plan", mission_id, drone_id)
+            return
+        what = "no mission" if not held else f"a different mission ({len(held)} items)"
+        self._alerts.raise_(
+            "critical", "mission_mismatch",
+            f"{drone_id} came back from a restart holding {what}, not mission {mission_id}'s "
+            f"({len(mission.items)} items): send it home or dispatch again",
+            drone_id=drone_id, mission_id=mission_id,
+        )  # fmt: skip
 
     async def _commit(self, tracked: Tracked, t: Transition) -> None:
         """:meth:`_apply`, returning once the store has the new state."""

@@ -97,6 +97,10 @@ class MissionControl(Protocol):
         """Upload a mission; the vehicle's opaque_id of the plan it stored."""
         ...
 
+    async def download(self) -> list[MissionItem]:
+        """Read the plan the vehicle holds now."""
+        ...
+
 
 class CommandControl(Protocol):
     async def arm(self, force: bool = False) -> int: ...

@@ -57,6 +57,8 @@ class VehicleState:
     #: SYS_STATUS pre-arm check bit: None while the vehicle has not reported it
     prearm_ok: bool | None = None
     time_boot_ms: int | None = None  # from the last GLOBAL_POSITION_INT
+    #: Autopilot restarts seen since discovery: its boot clock (time_boot_ms) went backwards
+    reboots: int = 0
     last_heard: float = 0.0
 
 
@@ -125,6 +127,17 @@ def _set(state: VehicleState, name: str, value: Any, changed: set[str]) -> None:
         changed.add(name)
 
 
+#: A boot clock this far behind the last one is a restart, not a datagram that arrived late over UDP.
+REBOOT_BACKWARDS_MS = 2_000
+#: ... unless the last one was this close to the 32-bit wrap (after 49.7 days of uptime).
+BOOT_CLOCK_WRAP_MS = 0xFFFFFFFF - 60_000
+
+
+def _rebooted(last_ms: int | None, now_ms: int) -> bool:
+    """Whether the autopilot restarted between two position reports (its time since boot went backwards)."""
+    return last_ms is not None and now_ms + REBOOT_BACKWARDS_MS < last_ms and last_ms < BOOT_CLOCK_WRAP_MS
+
+
 class StateTracker:
     """Applies messages from one vehicle to its state."""
 
@@ -174,6 +187,9 @@ class StateTracker:
         s.climb_rate = -m.vz / 100.0
         if m.hdg != 65535:
             s.heading_deg = m.hdg / 100.0
+        if _rebooted(s.time_boot_ms, m.time_boot_ms):
+            s.reboots += 1
+            changed.add("reboots")
         s.time_boot_ms = m.time_boot_ms
         return True
 

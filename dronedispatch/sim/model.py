@@ -64,7 +64,8 @@ class VehicleModel:
         self.yaw_rate = 0.0
         self.roll = self.pitch = 0.0
         self.airspeed = 0.0
-        self.t = 0.0  # simulated seconds since boot
+        self.t = 0.0  # simulated seconds since the simulation began
+        self.boot_at = 0.0  # simulated time of the autopilot's last (re)boot: time_boot_ms counts from here
         self.armed = False
         self.mode = "AUTO.LOITER"
         self.landed_state = ON_GROUND
@@ -340,6 +341,21 @@ class VehicleModel:
                 self._hold = (self.lat, self.lon, self.alt_rel)
 
     # -- faults ----------------------------------------------------------------------------------------
+    def reboot(self, *, clear_mission: bool) -> None:
+        """The autopilot restarts (a brown-out, a watchdog) while the airframe flies on: its clock starts
+        again from zero and it holds where it is; its plan survives (kept on the SD card) or is gone."""
+        self.boot_at = self.t
+        if clear_mission:
+            self.store.replace(0, [])
+        self.seq = 0
+        self._jumps.clear()
+        self._item_phase = ""
+        self.mission_state = MS_NOT_STARTED if self.items else MS_NONE
+        if self.armed:
+            self.mode = "AUTO.LOITER"
+            self._hold = (self.lat, self.lon, self.alt_rel)
+        self.texts.append((6, "[px4] autopilot restarted"))
+
     def motor_failure(self) -> None:
         self.motor_failed = True
         if self.armed and not self.landed:

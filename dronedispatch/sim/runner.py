@@ -25,6 +25,7 @@ from types import TracebackType
 
 from dronedispatch.domain.fleet import DroneSpec, FleetConfig
 from dronedispatch.sim.docks import SimDocks
+from dronedispatch.sim.fault_port import open_fault_port
 from dronedispatch.sim.vehicle import Addr, Link, SimVehicle
 
 log = logging.getLogger(__name__)
@@ -220,10 +221,13 @@ class SimFleet:
         await self.stop()
 
 
-async def run_sitl(sim: SimFleet, docks: SimDocks | None = None) -> None:
+async def run_sitl(sim: SimFleet, docks: SimDocks | None = None, fault_port: int | None = None) -> None:
     """Run the fleet (and its simulated docks, if any) until cancelled (Ctrl-C), logging where each vehicle
-    listens and sends."""
+    listens and sends; with ``fault_port``, faults are taken on that UDP port (:mod:`dronedispatch.sim.fault_port`)."""
     await sim.start()
+    faults = await open_fault_port(sim.vehicles, fault_port) if fault_port else None
+    if faults is not None:
+        log.info("fault injection on udp://127.0.0.1:%d", fault_port)
     if docks is not None:
         await docks.start()
         log.info(
@@ -247,6 +251,8 @@ async def run_sitl(sim: SimFleet, docks: SimDocks | None = None) -> None:
         )  # fmt: skip
         await asyncio.Event().wait()  # until cancelled
     finally:
+        if faults is not None:
+            faults.close()
         if docks is not None:
             await docks.stop()
         await sim.stop()

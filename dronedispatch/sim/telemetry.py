@@ -26,11 +26,11 @@ _MOTOR_BIT = 0x8000
 
 
 def _ms(m: VehicleModel) -> int:
-    return int(m.t * 1000.0) & 0xFFFFFFFF
+    return int((m.t - m.boot_at) * 1000.0) & 0xFFFFFFFF  # since the autopilot's last boot
 
 
 def _us(m: VehicleModel) -> int:
-    return int(m.t * 1e6)
+    return int((m.t - m.boot_at) * 1e6)
 
 
 def heartbeat(m: VehicleModel) -> Built:

@@ -185,6 +185,7 @@ def start_system(
     speed_factor: float = 10.0,
     extra_env: dict | None = None,
     video: bool = False,
+    sitl_args: tuple[str, ...] = (),
 ) -> Iterator[System]:
     gcs_port = free_udp_port()
     vehicle_base = _port_block(vehicles)
@@ -225,6 +226,7 @@ def start_system(
             str(vehicle_base),
             "--api-port-base",
             "0",
+            *sitl_args,
         ],
         env=env,
         stdout=sitl_log,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import socket
 import sqlite3
 import tempfile
 import time
@@ -24,7 +25,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import Database, System, start_system, wait_for
-from tests.fixtures.services import MosquittoServer, PostgresServer, find_mosquitto, find_pg_bindir
+from tests.fixtures.services import MosquittoServer, PostgresServer, find_mosquitto, find_pg_bindir, free_udp_port
 
 pytestmark = pytest.mark.e2e
 
@@ -214,3 +215,62 @@ def test_broker_outage_loses_no_qos1_report_and_processes_none_twice(
         with sqlite3.connect(db, timeout=10) as conn:
             counts = conn.execute("SELECT id, report_count FROM incidents").fetchall()
         assert len(counts) == 1 and counts[0][1] == 7, counts
+
+
+def inject(port: int, command: str) -> str:
+    """Send one fault command to the simulator's fault port; its answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(command.encode(), ("127.0.0.1", port))
+        return s.recv(256).decode()
+
+
+def mission_audit(db: Path, mission_id: int, action: str) -> list[dict]:
+    with sqlite3.connect(db, timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT detail FROM audit_log WHERE action = ? AND target_type = 'mission' AND target_id = ? ORDER BY id",
+            (action, str(mission_id)),
+        ).fetchall()
+    return [json.loads(d) for (d,) in rows]
+
+
+def alert_codes(db: Path, mission_id: int) -> list[str]:
+    return [d["code"] for d in mission_audit(db, mission_id, "alert.raised")]
+
+
+def test_vehicle_rebooted_mid_mission_is_detected_rechecked_and_flagged(tmp_path: Path) -> None:
+    fault_port = free_udp_port()
+    sitl_args = ("--fault-port", str(fault_port))
+    with contextmanager(start_system)(tmp_path, vehicles=1, speed_factor=10.0, sitl_args=sitl_args) as system:
+        db = tmp_path / "dd.db"
+        operator = system.client("operator")
+        ready(system, operator)
+        incident, mission = dispatch(system, operator)
+        mid = mission["id"]
+        system.watch(operator, mid).wait("on_scene", timeout=120)
+
+        # a restart that keeps the plan: detected, the pilot alerted, the plan read back and found ours
+        assert inject(fault_port, "vehicle_reboot 1 keep 3") == "ok"
+        checked = wait_for(lambda: mission_audit(db, mid, "mission.vehicle_rebooted"), 60,
+                           "the restart detected and the plan re-read", system)  # fmt: skip
+        assert isinstance(checked, list) and checked[0]["plan_matches"] is True, checked
+        assert checked[0]["held_items"] == len(mission["items"])
+        assert "vehicle_rebooted" in alert_codes(db, mid) and "mission_mismatch" not in alert_codes(db, mid)
+
+        # a restart that loses the plan: flagged as a mismatch, in the mission's record. The restart shows as the
+        # boot clock going backwards: the vehicle must have been up longer than it stays silent (at 10x, 3 s of
+        # silence are 30 s of its clock)
+        time.sleep(3.0)
+        assert inject(fault_port, "vehicle_reboot 1 clear 3") == "ok"
+        wait_for(lambda: len(mission_audit(db, mid, "mission.vehicle_rebooted")) == 2, 60,
+                 "the second restart detected", system)  # fmt: skip
+        second = mission_audit(db, mid, "mission.vehicle_rebooted")[1]
+        assert second["plan_matches"] is False and second["held_items"] == 0, second
+        wait_for(lambda: "mission_mismatch" in alert_codes(db, mid), 30, "the mismatch alert", system)
+        assert alert_codes(db, mid).count("vehicle_rebooted") == 2
+
+        # supervised again: the pilot brings it home and the mission completes, once, in the store
+        bring_home(system, mid)
+        with sqlite3.connect(db, timeout=10) as conn:
+            rows = conn.execute("SELECT id, state FROM missions WHERE incident_id = ?", (incident["id"],)).fetchall()
+        assert rows == [(mid, "completed")], rows
