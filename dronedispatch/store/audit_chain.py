@@ -6,13 +6,13 @@
 Changing an entry breaks its own hash; removing one breaks the link of the entry after it;
 inserting one breaks the link of the entry after it, or its own hash.
 
-Every append goes through one path: a ``before_flush`` hook on every ORM session chains the
-``AuditEntry`` rows it is about to insert, whoever added them. It locks the one-row chain head
+Every append goes through one path: hooks on every ORM session chain the ``AuditEntry`` rows it
+inserts, whoever added them, when the transaction commits. The chaining locks the one-row chain head
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock, taken with ``BEGIN IMMEDIATE`` when
 the transaction holds none yet), so concurrent writers on any number of nodes append one after
-another. A ``before_commit`` hook flushes a transaction's other changes before its audit entries,
-so the head is the last lock a transaction takes: no transaction holding it waits on another, and
-row locks taken earlier (an incident ``FOR UPDATE``) cannot deadlock with it.
+another. Entries are held back from any earlier flush and go out after the transaction's other
+changes, so the head is the last lock a transaction takes: no transaction holding it waits on
+another, and row locks taken earlier (an incident ``FOR UPDATE``) cannot deadlock with it.
 
 The head also records the newest entry, so a log cut short at its end is caught too.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from dronedispatch.store.models import AuditChainHead, AuditEntry
 
@@ -107,10 +107,11 @@ def _next_id(conn: Connection, last_id: int) -> int:
     return max(last_id, int(conn.execute(select(func.coalesce(func.max(_log.c.id), 0))).scalar_one())) + 1
 
 
-def _chain_new_entries(session: Session, _flush_context: object, _instances: object) -> None:
-    entries = [o for o in session.new if isinstance(o, AuditEntry)]  # in the order they were added
-    if not entries:
-        return
+_HELD = "dronedispatch.audit_held"  # session.info: entries held back until the commit
+_CHAINING = "dronedispatch.audit_chaining"  # session.info: the commit's own flush of them
+
+
+def _chain(session: Session, entries: list[AuditEntry]) -> None:
     conn = session.connection()
     last_id, last_hash = lock_head(conn)
     for e in entries:
@@ -124,19 +125,48 @@ def _chain_new_entries(session: Session, _flush_context: object, _instances: obj
     conn.execute(update(_head).where(_head.c.id == HEAD_ID).values(last_id=last_id, last_hash=last_hash))
 
 
-def _audit_last(session: Session) -> None:
-    """Flush everything else first, so the chain head is the transaction's last lock."""
-    entries = [o for o in session.new if isinstance(o, AuditEntry)]
-    if not entries or (len(entries) == len(session.new) and not session.dirty and not session.deleted):
+def _before_flush(session: Session, _flush_context: object, _instances: object) -> None:
+    """Audit entries go out only with the commit: an earlier flush (an autoflush before a query) holds
+    them back, so the head is never locked before the transaction's other writes."""
+    entries = [o for o in session.new if isinstance(o, AuditEntry)]  # in the order they were added
+    if not entries:
+        return
+    if session.info.get(_CHAINING):
+        _chain(session, entries)
         return
     for e in entries:
         session.expunge(e)
-    session.flush()
-    session.add_all(entries)
+    session.info.setdefault(_HELD, []).extend(entries)
 
 
-event.listen(Session, "before_flush", _chain_new_entries)
-event.listen(Session, "before_commit", _audit_last)
+def _before_commit(session: Session) -> None:
+    """Flush everything else first, then the audit entries, chained: the head is the last lock taken."""
+    held = session.info.pop(_HELD, [])
+    pending = [o for o in session.new if isinstance(o, AuditEntry)]
+    if not held and not pending:
+        return
+    others = bool(session.dirty or session.deleted) or len(session.new) > len(pending)
+    if others or held:
+        for e in pending:
+            session.expunge(e)
+        if others:
+            session.flush()
+        session.add_all(held + pending)  # in the order they were added
+    session.info[_CHAINING] = True
+    try:
+        session.flush()
+    finally:
+        session.info.pop(_CHAINING, None)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back or closed: the entries held went with it
+        session.info.pop(_HELD, None)
+
+
+event.listen(Session, "before_flush", _before_flush)
+event.listen(Session, "before_commit", _before_commit)
+event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
 # -- verifying ---------------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, text
-from sqlmodel import Session
+from sqlalchemy import Engine, event, text
+from sqlmodel import Session, select
 
 from dronedispatch.cli import main
 from dronedispatch.domain.incidents import Category, Report, Severity
 from dronedispatch.store.audit_chain import GENESIS, entry_hash, verify_chain
 from dronedispatch.store.db import alembic_config, make_engine, migrate
-from dronedispatch.store.models import AuditEntry, Evidence
+from dronedispatch.store.models import AuditEntry, Evidence, Incident
 from dronedispatch.store.repo import Store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -204,3 +204,44 @@ def test_audit_verify_command(database_url: str, store: Store, capsys: pytest.Ca
         conn.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE id = :i"), {"i": entry.id})
     assert main(["audit", "verify", "--database-url", database_url]) == 1
     assert f"BROKEN at entry {entry.id}: entry {entry.id} was changed" in capsys.readouterr().out
+
+
+def test_the_chain_head_is_the_last_lock_a_transaction_takes(store: Store, engine: Engine) -> None:
+    """A transaction's other writes go out before its audit entry locks the head: a transaction holding
+    the head waits on no row lock, so it cannot deadlock with one that locked a row first (split_report)."""
+    incident = store.create_incident(report(), 37.39, 126.63)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with Session(engine) as s:
+            s.add(AuditEntry(actor="kim", action="incident.note", target_type="incident", target_id=str(incident.id)))
+            row = s.get(Incident, incident.id)
+            assert row is not None
+            row.description = "changed with its entry"
+            s.add(row)
+            s.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    update_at = next(i for i, st in enumerate(statements) if st.startswith("update incidents"))
+    head_at = next(i for i, st in enumerate(statements) if "from audit_chain_head" in st)
+    insert_at = next(i for i, st in enumerate(statements) if st.startswith("insert into audit_log"))
+    assert update_at < head_at < insert_at
+    assert verify_chain(engine).holds
+
+
+def test_entries_held_back_from_an_autoflush_leave_with_a_rollback(store: Store, engine: Engine) -> None:
+    with Session(engine) as s:
+        s.add(AuditEntry(actor="kim", action="rolled.back", target_type="t", target_id="1"))
+        s.exec(select(Incident)).all()  # an autoflush: the entry is held for the commit
+        s.rollback()
+        s.add(AuditEntry(actor="kim", action="kept", target_type="t", target_id="2"))
+        s.commit()
+    with Session(engine) as s:
+        s.add(AuditEntry(actor="kim", action="never.committed", target_type="t", target_id="3"))
+        s.flush()
+    assert [e.action for e in store.audit_log()] == ["kept"]
+    assert verify_chain(engine).holds
