@@ -7,9 +7,10 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
+from dronedispatch.api.body import check_declared_length, read_limited
 from dronedispatch.api.deps import RuntimeDep
-from dronedispatch.ingest.base import IngestError, Outcome
-from dronedispatch.ingest.cap import parse_cap
+from dronedispatch.ingest.base import MAX_PAYLOAD_BYTES, IngestError, Outcome
+from dronedispatch.ingest.cap import MAX_CAP_BYTES, parse_cap
 from dronedispatch.ingest.webhook import parse_webhook
 from dronedispatch.schemas import IncidentPublic
 
@@ -24,16 +25,23 @@ async def _read(
     source: str,
     parse: Callable[[bytes, datetime], T],
     sources: Callable[[T], Iterable[str]],
+    limit: int,
 ) -> T:
     """The request's body as ``parse`` reads it, once ``key`` checks out; counted under ``source``,
     refused with 422 (counted as rejected) when it does not parse, and with 403 when a report's
-    source (``sources`` of what was parsed) is not the one the key belongs to."""
+    source (``sources`` of what was parsed) is not the one the key belongs to. A body over ``limit``
+    bytes gets 413 before it is read whole (before the key is looked up, when its length says so)."""
+    check_declared_length(request, limit)
     caller = await asyncio.to_thread(runtime.ingest_keys.authenticate, key)  # reads the key's row: no cache
     if caller is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, unknown or revoked X-API-Key")
-    body = await request.body()
     stats = runtime.ingest_stats
     stats.count(source, Outcome.RECEIVED)
+    try:
+        body = await read_limited(request, limit)
+    except HTTPException as exc:
+        stats.error(source, Outcome.REJECTED, str(exc.detail))
+        raise
     try:
         parsed = parse(body, datetime.now(UTC))
     except IngestError as exc:
@@ -55,7 +63,7 @@ async def _read(
 async def webhook(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> IncidentPublic:
-    report = await _read(runtime, request, x_api_key, "webhook", parse_webhook, lambda r: [r.source])
+    report = await _read(runtime, request, x_api_key, "webhook", parse_webhook, lambda r: [r.source], MAX_PAYLOAD_BYTES)
     incident = runtime.dispatcher.ingest_report(report, actor="ingest:webhook")
     runtime.ingest_stats.count("webhook", Outcome.ACCEPTED)
     return IncidentPublic.of(incident)
@@ -71,6 +79,8 @@ async def webhook(
 async def cap(
     runtime: RuntimeDep, request: Request, x_api_key: Annotated[str | None, Header()] = None
 ) -> list[IncidentPublic]:
-    reports = await _read(runtime, request, x_api_key, "cap", parse_cap, lambda rs: [r.source for r in rs])
+    reports = await _read(
+        runtime, request, x_api_key, "cap", parse_cap, lambda rs: [r.source for r in rs], MAX_CAP_BYTES
+    )
     runtime.ingest_stats.count("cap", Outcome.ACCEPTED if reports else Outcome.IGNORED)
     return [IncidentPublic.of(runtime.dispatcher.ingest_report(r, actor="ingest:cap")) for r in reports]
