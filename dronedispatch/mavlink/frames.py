@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 STX_V1 = 0xFE
@@ -35,9 +36,30 @@ class Frame(NamedTuple):  # a tuple: cheap to build for every frame on the wire
     signed: bool
 
 
-def _scan(buf: bytes | bytearray) -> tuple[list[Frame], int, int]:
+#: Whether a frame's checksum holds: True/False (False when cut short), or None when it cannot be checked
+#: (a message not known here, so no CRC_EXTRA, or a payload longer than the message can have).
+Verify = Callable[[bytes, int], "bool | None"]
+
+
+def _false_start(buf: bytes | bytearray, i: int, msgid: int, verify: Verify | None, synced: bool, whole: bool) -> bool:
+    """Whether a frame cut short is garbage now, rather than something to wait for: in a datagram
+    (``whole``: nothing more will come), or out of step with a header that could not be checked when
+    whole (it would hold back the frames its claimed length covers)."""
+    if verify is None:
+        return False
+    return whole or (not synced and verify(bytes(buf[i:]), msgid) is None)
+
+
+def _scan(
+    buf: bytes | bytearray, verify: Verify | None = None, synced: bool = True, whole: bool = False
+) -> tuple[list[Frame], int, int, bool]:
     """The whole frames at the start of ``buf``: (frames, bytes used, how many of those were
-    garbage between frames). Stops before a frame that is cut short."""
+    garbage between frames, still in step). Stops before a frame that is cut short.
+
+    With ``verify``, a start byte inside garbage cannot pass for a frame and swallow the real
+    frames after it: out of step (after garbage, or at the start) a frame is taken only when its
+    checksum holds, and a known message with a bad checksum never is; a false start is skipped
+    one byte at a time until a frame checks out (resynchronisation)."""
     frames: list[Frame] = []
     n = len(buf)
     i = garbage = 0
@@ -48,56 +70,80 @@ def _scan(buf: bytes | bytearray) -> tuple[list[Frame], int, int]:
                 break
             signed = bool(buf[i + 2] & IFLAG_SIGNED)
             total = 12 + buf[i + 1] + (SIGNATURE_LEN if signed else 0)
-            if n - i < total:
-                break
             msgid = buf[i + 7] | buf[i + 8] << 8 | buf[i + 9] << 16
+            if n - i < total:
+                if _false_start(buf, i, msgid, verify, synced, whole):
+                    i, garbage = i + 1, garbage + 1
+                    continue
+                break
             # bytes(): a copy out of a stream's buffer; a datagram's own bytes are taken as they are
-            frames.append(Frame(bytes(buf[i : i + total]), msgid, buf[i + 5], buf[i + 6], buf[i + 4], signed))
-            i += total
+            frame = Frame(bytes(buf[i : i + total]), msgid, buf[i + 5], buf[i + 6], buf[i + 4], signed)
         elif stx == STX_V1:
             if n - i < 6:
                 break
             total = 8 + buf[i + 1]
             if n - i < total:
+                if _false_start(buf, i, buf[i + 5], verify, synced, whole):
+                    i, garbage = i + 1, garbage + 1
+                    continue
                 break
-            frames.append(Frame(bytes(buf[i : i + total]), buf[i + 5], buf[i + 3], buf[i + 4], buf[i + 2], False))
-            i += total
+            frame = Frame(bytes(buf[i : i + total]), buf[i + 5], buf[i + 3], buf[i + 4], buf[i + 2], False)
         else:
             start = i
             while i < n and buf[i] not in (STX_V1, STX_V2):
                 i += 1
             garbage += i - start
-    return frames, i, garbage
+            synced = False
+            continue
+        if verify is not None:
+            ok = verify(frame.raw, frame.msgid)
+            if ok is False or (ok is None and not synced):
+                i += 1  # a false start: its first byte is garbage, look again from the next
+                garbage += 1
+                synced = False
+                continue
+            synced = synced or bool(ok)
+        frames.append(frame)
+        i += total
+    return frames, i, garbage, synced
 
 
 class FrameSplitter:
-    """Cuts a byte stream into MAVLink frames, keeping a frame cut short for the next bytes."""
+    """Cuts a byte stream into MAVLink frames, keeping a frame cut short for the next bytes.
 
-    def __init__(self) -> None:
+    ``verify`` (a checksum check) lets the splitter find its step again after garbage; without
+    it frames are cut by their headers alone."""
+
+    def __init__(self, verify: Verify | None = None) -> None:
         self._buf = bytearray()
+        self._verify = verify
+        self._synced = False
         self.garbage_bytes = 0
 
     def feed(self, data: bytes) -> list[Frame]:
         buf = self._buf
         buf += data
-        frames, used, garbage = _scan(buf)
+        frames, used, garbage, self._synced = _scan(buf, self._verify, self._synced)
         self.garbage_bytes += garbage
         del buf[:used]
         return frames
 
 
-def split_datagram(data: bytes) -> tuple[list[Frame], int]:
+def split_datagram(data: bytes, verify: Verify | None = None) -> tuple[list[Frame], int]:
     """Frames in one datagram and the number of bytes outside them (a frame never spans datagrams).
 
     PX4 fills a datagram with whatever its streams produced in one pass (several frames) and
-    sends a reply on its own; both are read straight from ``data``, without a buffer.
+    sends a reply on its own; both are read straight from ``data``, without a buffer. Only a
+    datagram with garbage in it is scanned again with ``verify`` (the clean ones cost nothing more).
     """
     n = len(data)
     if n >= 12 and data[0] == STX_V2:  # a reply on its own: one frame, nothing to scan for
         signed = bool(data[2] & IFLAG_SIGNED)
         if n == 12 + data[1] + (SIGNATURE_LEN if signed else 0):
             return [Frame(data, data[7] | data[8] << 8 | data[9] << 16, data[5], data[6], data[4], signed)], 0
-    frames, used, garbage = _scan(data)
+    frames, used, garbage, _ = _scan(data)
+    if verify is not None and (garbage or used < n):
+        frames, used, garbage, _ = _scan(data, verify, whole=True)
     return frames, garbage + len(data) - used
 
 

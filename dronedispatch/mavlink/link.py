@@ -235,7 +235,7 @@ class MavlinkLink:
 
     def _on_data(self, endpoint: Endpoint, data: bytes, peer: Peer) -> None:
         if endpoint.datagram:
-            frames, garbage = split_datagram(data)
+            frames, garbage = split_datagram(data, wire.crc_matches)
         else:
             key = (id(endpoint), peer)
             splitter = self._splitters.get(key)
@@ -244,7 +244,7 @@ class MavlinkLink:
                 # old connection goes, with any frame the drop cut short.
                 for old in [k for k in self._splitters if k[0] == key[0]]:
                     del self._splitters[old]
-                splitter = self._splitters[key] = FrameSplitter()
+                splitter = self._splitters[key] = FrameSplitter(wire.crc_matches)
             before = splitter.garbage_bytes
             frames = splitter.feed(data)
             garbage = splitter.garbage_bytes - before

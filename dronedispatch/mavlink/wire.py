@@ -135,6 +135,34 @@ def x25crc(data: bytes) -> int:
     return (_REV8[c & 0xFF] << 8) | _REV8[c >> 8]
 
 
+#: CRC_EXTRA of every message of the dialect, and of the ones this module adds.
+_CRC_EXTRA: dict[int, int] = {
+    **{msgid: cls.crc_extra for msgid, cls in mav.mavlink_map.items()},
+    MSG_COMMAND_CANCEL: COMMAND_CANCEL_CRC_EXTRA,
+}
+
+
+#: The longest payload each message can have; leeway for extension fields newer than the dialect.
+_MAX_PAYLOAD: dict[int, int] = {
+    **{msgid: cls.unpacker.size + 16 for msgid, cls in mav.mavlink_map.items()},
+    MSG_COMMAND_CANCEL: 4 + 16,
+}
+
+
+def crc_matches(raw: bytes, msgid: int) -> bool | None:
+    """Whether a v1/v2 frame's checksum holds (False for one cut short); None when it cannot be
+    checked: a message this dialect does not know, or a payload longer than the message can have.
+
+    The frame splitters use it to find their step again after garbage (see frames.Verify)."""
+    extra = _CRC_EXTRA.get(msgid)
+    if extra is None or raw[1] > _MAX_PAYLOAD[msgid]:
+        return None
+    end = (10 if raw[0] == 0xFD else 6) + raw[1]
+    if len(raw) < end + 2:
+        return False
+    return x25crc(raw[1:end] + bytes((extra,))) == raw[end] | raw[end + 1] << 8
+
+
 class _Layout:
     """What fast packing/unpacking needs from one pymavlink message class."""
 

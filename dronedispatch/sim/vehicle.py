@@ -292,12 +292,16 @@ class SimVehicle:
 
     # -- incoming --------------------------------------------------------------------------------------
     def on_datagram(self, link: Link, data: bytes, addr: Addr, wall_now: float) -> None:
+        if link.parser.buf_index < len(link.parser.buf):
+            # A frame cut short by the end of the last datagram never continues in this one (UDP):
+            # left in the parser it would swallow this datagram's frames.
+            link.bad_packets += 1
+            _reset_parser(link.parser)
         try:
             msgs = link.parser.parse_buffer(data) or []
         except Exception as exc:  # a malformed datagram must never take the vehicle down
             link.bad_packets += 1
-            link.parser.buf = bytearray()
-            link.parser.buf_index = 0
+            _reset_parser(link.parser)
             log.debug("vehicle %d: unparsable datagram on %s link: %s", self.sysid, link.name, exc)
             return
         for msg in msgs:
@@ -463,3 +467,10 @@ class SimVehicle:
     async def stop(self) -> None:
         await self.camera.stop()
 
+
+def _reset_parser(parser: mavlink.MAVLink) -> None:
+    """Forget a partly read frame (pymavlink keeps it for the next bytes, as on a serial line)."""
+    parser.buf = bytearray()
+    parser.buf_index = 0
+    parser.expected_length = mavlink.HEADER_LEN_V1 + 2
+    parser.have_prefix_error = False
