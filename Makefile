@@ -8,7 +8,7 @@ APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk nginx popple
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 
-.PHONY: demo test bench lint venv system-packages clean
+.PHONY: demo test bench fuzz lint venv system-packages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: $(STAMP) system-packages
 
 bench: $(STAMP) system-packages
 	@for b in $(filter-out bench/benchkit.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Long fuzz runs of the parsers (MAVLink, CAP/XML, MQTT payloads, request bodies); not part of `make test`,
+# which runs the same properties briefly. FUZZ_EXAMPLES examples per property.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	DD_FUZZ=1 DD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
