@@ -139,7 +139,12 @@ class LiveVideo:
             key = await self.open(mission.drone_id)
             self.dir.mkdir(parents=True, exist_ok=True)
             path = self.dir / f"mission-{mission.id}-{mission.drone_id}.mp4"
-            await self.hub.start_recording(key, path)
+            loop = asyncio.get_running_loop()
+
+            def failed(exc: BaseException) -> None:  # from the recorder's thread, once
+                loop.call_soon_threadsafe(self._recording_stopped, mission, exc)
+
+            await self.hub.start_recording(key, path, failed)
             self._recording[mission.drone_id] = mission.id
             await asyncio.to_thread(self._store.update_mission, mission.id, recording_path=str(path))
         except (VideoUnavailable, VideoSourceFailed, UnknownObject, RuntimeError, OSError) as exc:
@@ -160,6 +165,14 @@ class LiveVideo:
         await asyncio.to_thread(self._keep, path, "snapshot", "image/jpeg", hashlib.sha256(jpeg).hexdigest(), mission,
                                 None)  # fmt: skip
 
+    def _recording_stopped(self, mission: Mission, exc: BaseException) -> None:
+        """Writing the recording failed (the disk is full): the mission flies on; the pilot is told now."""
+        self._alerts.raise_(
+            "critical", "recording_stopped",
+            f"mission {mission.id}: video recording stopped: {exc}; the flight goes on, the recording is not kept",
+            drone_id=mission.drone_id, mission_id=mission.id,
+        )  # fmt: skip
+
     async def _finish_recording(self, drone_id: str, mission_id: int) -> None:
         self._recording.pop(drone_id, None)
         try:
@@ -168,10 +181,16 @@ class LiveVideo:
             log.warning("mission %s: recording not finished: %s", mission_id, exc)
             return
         mission = await asyncio.to_thread(self._store.get_mission, mission_id)
-        await asyncio.to_thread(self._keep, info.path, "recording", "video/mp4", info.sha256, mission, info.duration_s)
-        await asyncio.to_thread(
-            self._keep, info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s
-        )
+        if info.error is not None:
+            # cut short: never listed as evidence (its files are gone); the audit log says why there is none
+            await asyncio.to_thread(self._store.audit, "system", "recording.failed", "mission", mission_id,
+                                    reason=info.error, frames=info.frames)  # fmt: skip
+        else:
+            await asyncio.to_thread(self._keep, info.path, "recording", "video/mp4", info.sha256, mission,
+                                    info.duration_s)  # fmt: skip
+            await asyncio.to_thread(
+                self._keep, info.vtt_path, "subtitles", "text/vtt", info.vtt_sha256, mission, info.duration_s
+            )
         entry = self._registry.get(drone_id)
         camera = self._vehicles.camera(entry.spec.sysid) if entry is not None and self._connected(drone_id) else None
         await self.hub.stop_stream(drone_id)

@@ -18,10 +18,12 @@ is at most about a second old.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -51,6 +53,8 @@ class RecordingInfo:
     frames: int
     started_at: datetime | None
     """UTC wall-clock time of the first recorded picture (None if nothing was recorded)."""
+    error: str | None = None
+    """Why writing stopped (a full disk, an I/O error); the half-written files were removed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,10 @@ def format_cue(sample: TelemetrySample, start: float, end: float) -> str:
 class Recorder:
     """One recording in progress. Call ``write`` for every unit and ``add_telemetry`` from the loop."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_error: Callable[[BaseException], None] | None = None) -> None:
+        """``on_error`` is called once, from the writer thread, when writing fails (the disk is full)."""
         self.path = Path(path)
+        self._on_error = on_error
         self.vtt_path = self.path.with_suffix(".vtt")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.frames = 0
@@ -148,9 +154,15 @@ class Recorder:
             self._cue(self._pending, max(end, self._pending.t + 0.001))
         self._queue.put(None)
         self._thread.join()
-        if self._error is not None:
-            log.warning("recording %s ended with an error: %s", self.path, self._error)
         started = datetime.fromtimestamp(self._video_start, UTC) if self._video_start else None
+        if self._error is not None:
+            # a file cut short is no evidence (an MP4 without its index does not even play): remove both
+            log.warning("recording %s ended with an error: %s; removed", self.path, self._error)
+            for p in (self.path, self.vtt_path):
+                p.unlink(missing_ok=True)
+            return RecordingInfo(path=self.path, sha256="", duration_s=duration, vtt_path=self.vtt_path,
+                                 vtt_sha256="", frames=self.frames, started_at=started,
+                                 error=_describe(self._error))  # fmt: skip
         return RecordingInfo(
             path=self.path,
             sha256=_sha256(self.path),
@@ -186,15 +198,40 @@ class Recorder:
                 packet.stream = stream
                 container.mux(packet)
         except BaseException as exc:
-            self._error = exc
+            self._failed(exc)
             while self._queue.get() is not None:
                 pass
         finally:
-            if container is not None:
-                container.close()
-            else:
-                self.path.touch()
-            self._vtt.close()
+            # closing writes the MP4's index and flushes the subtitles: on a full disk that fails too
+            try:
+                if container is not None:
+                    container.close()
+                else:
+                    self.path.touch()
+            except BaseException as exc:
+                self._failed(exc)
+            try:
+                self._vtt.close()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is not None:
+            return
+        self._error = exc
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:
+                log.exception("recording %s: the error callback failed", self.path)
+
+
+def _describe(exc: BaseException) -> str:
+    """A person's reason for a failed write: 'disk full' rather than a raw errno."""
+    errno_ = getattr(exc, "errno", None)
+    if errno_ in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"no room left to write the recording ({exc})"
+    return str(exc) or type(exc).__name__
 
 
 def _picture_size(access_unit: bytes) -> tuple[int, int]:

@@ -410,12 +410,15 @@ class VideoHub:
 
     # --- recordings -----------------------------------------------------------------------------
 
-    async def start_recording(self, stream_key: str, path: Path | str) -> None:
-        """Record the stream to ``path`` (MP4) and ``path`` with ``.vtt`` (telemetry), from the next IDR."""
+    async def start_recording(
+        self, stream_key: str, path: Path | str, on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
+        """Record the stream to ``path`` (MP4) and ``path`` with ``.vtt`` (telemetry), from the next IDR;
+        ``on_error`` is called once, from the writer's thread, if writing fails (a full disk)."""
         stream = self._get(stream_key)
         if stream.recorder is not None:
             raise RuntimeError(f"{stream_key!r} is already recording to {stream.recorder.path}")
-        stream.recorder = await asyncio.to_thread(Recorder, Path(path))
+        stream.recorder = await asyncio.to_thread(Recorder, Path(path), on_error)
 
     async def stop_recording(self, stream_key: str) -> RecordingInfo:
         stream = self._get(stream_key)

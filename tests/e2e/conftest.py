@@ -186,6 +186,7 @@ def start_system(
     extra_env: dict | None = None,
     video: bool = False,
     sitl_args: tuple[str, ...] = (),
+    serve_wrapper: tuple[str, ...] = (),
 ) -> Iterator[System]:
     gcs_port = free_udp_port()
     vehicle_base = _port_block(vehicles)
@@ -243,7 +244,7 @@ def start_system(
             timeout=60,
         )
         assert added.returncode == 0, f"`dronedispatch users add` failed:\n{(added.stdout + added.stderr).decode()}"
-        serve_cmd = [*DD, "serve", "--port", str(http_port)]
+        serve_cmd = [*serve_wrapper, *DD, "serve", "--port", str(http_port)]  # a wrapper may set limits first
         serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
         system = System(
             f"http://127.0.0.1:{http_port}", fleet_file, sitl, serve, logs, serve_cmd, env, database, server_log_offset

@@ -6,11 +6,13 @@ and in order, and the drone is supervised again (it comes home on a pilot's comm
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -274,3 +276,63 @@ def test_vehicle_rebooted_mid_mission_is_detected_rechecked_and_flagged(tmp_path
         with sqlite3.connect(db, timeout=10) as conn:
             rows = conn.execute("SELECT id, state FROM missions WHERE incident_id = ?", (incident["id"],)).fetchall()
         assert rows == [(mid, "completed")], rows
+
+
+#: Runs a command with a limit on the size of any file it writes, as a full disk would stop it: writes past the
+#: limit fail with EFBIG (SIGXFSZ, which would kill the process, is ignored). Small enough for a few seconds of
+#: video, large enough for the service's log.
+FILE_SIZE_LIMIT = 1_000_000
+LIMIT_FILE_SIZE = (
+    sys.executable, "-c",
+    "import os, resource, signal, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); os.execv(sys.argv[2], sys.argv[2:])",
+    str(FILE_SIZE_LIMIT),
+)  # fmt: skip
+
+
+def pg_rows(url: str, query: str, *args: object) -> list[tuple]:
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        return conn.execute(query, args).fetchall()
+
+
+def test_recordings_disk_full_stops_the_recording_not_the_mission(
+    tmp_path: Path, fresh_postgres_db: str, postgres_server: PostgresServer
+) -> None:
+    # the store is PostgreSQL, in its own process: only the service's own files meet the limit
+    database = Database("postgresql", fresh_postgres_db, postgres_server.log_path)
+    recordings = tmp_path / "recordings"
+    env = {"DD_RECORDINGS_DIR": str(recordings)}
+    with contextmanager(start_system)(tmp_path, database=database, vehicles=1, speed_factor=10.0, video=True,
+                                      extra_env=env, serve_wrapper=LIMIT_FILE_SIZE) as system:  # fmt: skip
+        url = database.url
+        operator = system.client("operator")
+        ready(system, operator)
+        incident, mission = dispatch(system, operator)
+        mid = mission["id"]
+
+        def alerts() -> list[str]:
+            rows = pg_rows(url, "SELECT detail FROM audit_log WHERE action = 'alert.raised' AND target_id = %s",
+                           str(mid))  # fmt: skip
+            return [d["code"] for (d,) in rows]
+
+        # the recording fills its file up to the limit: the pilot is told at once, the mission flies on
+        wait_for(lambda: "recording_stopped" in alerts(), 120, "the recording-stopped alert", system)
+        system.watch(operator, mid).wait("on_scene", timeout=120)
+        bring_home(system, mid)
+
+        assert pg_rows(url, "SELECT id, state FROM missions WHERE incident_id = %s", incident["id"]) == [
+            (mid, "completed")
+        ]
+        # nothing half-written is evidence: no recording or subtitles listed, their files removed, the reason audited
+        kinds = [k for (k,) in pg_rows(url, "SELECT kind FROM evidence WHERE mission_id = %s", mid)]
+        assert "recording" not in kinds and "subtitles" not in kinds, kinds
+        assert not list(recordings.glob(f"mission-{mid}-*")), list(recordings.iterdir())
+        failed = pg_rows(url, "SELECT detail FROM audit_log WHERE action = 'recording.failed' AND target_id = %s",
+                         str(mid))  # fmt: skip
+        assert len(failed) == 1 and "no room left" in failed[0][0]["reason"], failed
+        # whatever evidence was kept (the snapshot on scene) is whole: its size and hash match the file
+        for path, size, digest in pg_rows(url, "SELECT path, size_bytes, sha256 FROM evidence WHERE mission_id = %s",
+                                          mid):  # fmt: skip
+            data = Path(path).read_bytes()
+            assert len(data) == size and hashlib.sha256(data).hexdigest() == digest, path
+        assert "mission_failed" not in alerts()
