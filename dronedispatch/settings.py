@@ -80,7 +80,9 @@ class Settings(BaseSettings):
         default=15, gt=0, description="Lifetime of an access token, minutes; the page refreshes it before it ends."
     )
     ingest_api_keys: list[str] = Field(
-        default_factory=list, description="API keys accepted by POST /api/v1/ingest/webhook (X-API-Key)."
+        default_factory=list,
+        description="API keys accepted by POST /api/v1/ingest/webhook and /cap (X-API-Key) for any source, as before "
+        "keys were kept in the database; keys made with `dronedispatch ingest-keys add` are each scoped to a source.",
     )
     signing_keys: dict[int, str] = Field(
         default_factory=dict,
