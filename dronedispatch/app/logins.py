@@ -100,7 +100,9 @@ class LoginService:
         """Check the password (blocking: argon2 and the store). :class:`LoginLocked` while the
         account or the address is locked, :class:`LoginRefused` on a wrong name or password."""
         now = datetime.now(UTC)
-        keys = [("account", username.casefold()), ("address", address)]
+        # keys and the audit actor fit the columns (64): no account has a longer name
+        name, address = username.casefold()[:64], address[:64]
+        keys = [("account", name), ("address", address)]
         until = self._repo.locked_until(keys, now)
         if until is not None:
             raise LoginLocked(max(1, ceil((until - now).total_seconds())))
@@ -109,13 +111,13 @@ class LoginService:
         if user is None or user.disabled or not good:
             locked: list[datetime] = []
             for kind, key in keys:
-                row = self._repo.record_failure(kind, key, now, self._rules[kind], username)
+                row = self._repo.record_failure(kind, key, now, self._rules[kind], name)
                 if row.locked_until is not None and row.locked_until > now:
                     locked.append(row.locked_until)
             if locked:
                 raise LoginLocked(max(1, ceil((max(locked) - now).total_seconds())))
             raise LoginRefused("wrong user name or password")
-        self._repo.clear_failures("account", username.casefold())
+        self._repo.clear_failures("account", name)
         sign_in = self._open_session(user, now)
         self._users.audit(user.username, "auth.login", "user", user.username, address=address)
         return sign_in

@@ -8,15 +8,18 @@ their audit entry in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from dronedispatch.domain.login_throttle import ThrottleRule, ThrottleState, after_failure
 from dronedispatch.store.models import AuditEntry, LoginSession, LoginThrottle, WsTicket
 from dronedispatch.store.repo import NotFound, as_utc
+
+#: A key with no failure for this long and no lock running is deleted (and its lockout count with it).
+STALE_AFTER = timedelta(days=1)
 
 
 class LoginStore:
@@ -49,6 +52,12 @@ class LoginStore:
 
     def _record_failure(self, kind: str, key: str, at: datetime, rule: ThrottleRule, actor: str) -> LoginThrottle:
         with Session(self.engine, expire_on_commit=False) as s:
+            # keys quiet for a day and not locked are forgotten, so guessed names do not pile up for months
+            stale = at - STALE_AFTER
+            s.exec(delete(LoginThrottle).where(  # type: ignore[call-overload]
+                col(LoginThrottle.last_failure_at) < stale,
+                or_(col(LoginThrottle.locked_until).is_(None), col(LoginThrottle.locked_until) < at),
+            ))  # fmt: skip
             row = s.exec(
                 select(LoginThrottle).where(LoginThrottle.kind == kind, LoginThrottle.key == key).with_for_update()
             ).first()

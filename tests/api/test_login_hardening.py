@@ -15,9 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from dronedispatch.domain.login_throttle import ACCOUNT_RULE, after_failure
+from dronedispatch.domain.login_throttle import ACCOUNT_RULE, ThrottleRule, after_failure
 from dronedispatch.domain.passwords import password_problem
 from dronedispatch.service import create_app
+from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.logins import LoginStore
 from dronedispatch.store.users import ROLES, add_user_cli, hash_password, verify_password
 from tests.api.conftest import PASSWORD, make_settings
 
@@ -253,3 +255,18 @@ def test_web_files_have_no_inline_script_or_style_attribute() -> None:
 
 def test_argon2_dummy_verify_refuses() -> None:
     assert not verify_password(hash_password(secrets.token_urlsafe(16)), "")
+
+
+def test_quiet_keys_are_forgotten_but_running_locks_kept(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'throttle.db'}")
+    migrate(engine)
+    store = LoginStore(engine)
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    store.record_failure("account", "guessed-name", t0, ACCOUNT_RULE, "guessed-name")
+    for i in range(ACCOUNT_RULE.failures):  # locked until t0 + 15 min
+        store.record_failure("account", "kim", t0 + timedelta(seconds=i), ACCOUNT_RULE, "kim")
+    long_lock = ThrottleRule(1, timedelta(minutes=10), timedelta(days=3), timedelta(days=3))
+    store.record_failure("address", "192.0.2.1", t0, long_lock, "x")  # locked until t0 + 3 days
+    store.record_failure("account", "ana", t0 + timedelta(days=2), ACCOUNT_RULE, "ana")
+    assert {r.key for r in store.throttles()} == {"ana", "192.0.2.1"}
+    assert store.locked_until([("address", "192.0.2.1")], t0 + timedelta(days=2)) == t0 + timedelta(days=3)
