@@ -76,6 +76,8 @@ def _exercise(operation: schemathesis.APIOperation, base: str, headers: dict[str
         sent = dict(headers)
         if case.path == "/api/v1/ingest/webhook":
             sent["X-API-Key"] = INGEST_KEY  # reach the parser, not only the key check
+        if case.path == "/api/v1/auth/logout":
+            sent.pop("Authorization")  # signing the admin out would leave every later operation at 401
         case.call_and_validate(base_url=base, headers=sent, checks=[not_a_server_error], timeout=30)
 
     run()
