@@ -232,7 +232,7 @@ class Runtime:
             assert isinstance(self.bus, NatsEventBus)
             await self.bus.stop()
         await self.tracks.stop()  # after the links: the last samples heard are written too
-        await self.alerts.drain()
+        await self.alerts.stop()
         if self._backfill is not None:
             with contextlib.suppress(Exception):
                 await self._backfill

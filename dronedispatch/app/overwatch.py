@@ -140,13 +140,19 @@ class OverwatchService:
         self._task = None
 
     async def _run(self) -> None:
+        failing = False  # a store outage fails every round: one traceback, then one line per round
         while True:
             try:
                 await self.tick()
+                failing = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("overwatch: planning round failed")
+            except Exception as exc:
+                if failing:
+                    log.warning("overwatch: planning round failed again: %s", exc)
+                else:
+                    log.exception("overwatch: planning round failed")
+                failing = True
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.tick_s)

@@ -36,6 +36,7 @@ class TrackRecorder:
         self._pending: deque[TelemetrySample] = deque(maxlen=max_pending)
         self._last_at: dict[int, datetime] = {}
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
         self.dropped = 0
 
     def observe(
@@ -86,11 +87,16 @@ class TrackRecorder:
         batch, self._pending = self._pending, deque(maxlen=self._pending.maxlen)
         try:
             await asyncio.to_thread(self._repo.add_samples, list(batch))
-        except Exception:
-            log.warning("writing %d track samples failed; kept for the next attempt", len(batch), exc_info=True)
+        except Exception as exc:
+            # a store outage fails every flush: the first with its traceback, then one line each
+            log.warning("writing %d track samples failed; kept for the next attempt: %s", len(batch), exc,
+                        exc_info=not self._failing)  # fmt: skip
+            self._failing = True
             newer, self._pending = self._pending, batch  # the failed batch goes first, then what came meanwhile
             for sample in newer:
                 self._keep(sample)
+            return
+        self._failing = False
 
     async def _run(self) -> None:
         while True:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg
+from sqlalchemy.exc import OperationalError
+
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.bus import BusEvent
 from dronedispatch.events import AlertRaised
@@ -50,3 +53,23 @@ async def test_a_failed_audit_write_does_not_lose_the_alert() -> None:
     audit.fail = True
     Alerts(seen, audit).raise_("critical", "link_lost", "dd-01: link lost", drone_id="dd-01", mission_id=7)
     assert len(seen) == 1
+
+
+async def test_audit_copies_wait_for_a_database_that_is_away() -> None:
+    seen, audit = Published(), SlowAudit()
+    alerts = Alerts(seen, audit)
+    down = OperationalError("INSERT", {}, psycopg.OperationalError("connection refused"))
+    calls = {"n": 0}
+    real = audit.audit
+
+    def flaky(*args: Any, **kw: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise down
+        real(*args, **kw)
+
+    audit.audit = flaky  # type: ignore[method-assign]
+    alerts.raise_("critical", "link_lost", "dd-01: link lost", drone_id="dd-01", mission_id=7)
+    alerts.raise_("warning", "battery_low", "dd-01: battery low", drone_id="dd-01", mission_id=7)
+    await alerts.drain()
+    assert [e[4]["code"] for e in audit.entries] == ["link_lost", "battery_low"]  # none lost, in order
