@@ -64,28 +64,34 @@ function follow(runId, features) {
   }, POLL_MS);
 }
 
+// A report (HTML, else plain text) in a frame that runs no script (sandbox without allow-scripts). The
+// frame inherits the page's CSP, which refuses inline <style> and style="": the report's style sheet
+// is taken out of the markup (before any parser sees it) and given to the frame as a constructed
+// sheet, which the CSP allows.
+export function reportFrame(title, text, isHtml) {
+  const frame = el("iframe", { class: "report", sandbox: "allow-same-origin", title });
+  let css = "pre { color: #dbe4f5; white-space: pre-wrap; }\n";
+  const escape = (x) => x.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
+  frame.srcdoc = isHtml
+    ? text.replace(/<style\b[^>]*>([\s\S]*?)<\/style>/gi, (_, sheet) => { css += sheet + "\n"; return ""; })
+      .replace(/<script\b[\s\S]*?<\/script>/gi, "")
+      .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*')/gi, "")
+    : `<pre>${escape(text)}</pre>`;
+  frame.addEventListener("load", () => {
+    const sheet = new frame.contentWindow.CSSStyleSheet();
+    sheet.replaceSync(css);
+    frame.contentDocument.adoptedStyleSheets = [sheet];
+  }, { once: true });
+  return frame;
+}
+
 // Reports need the bearer token, so they are fetched and shown in a sandboxed frame.
 async function showFile(run, name) {
   try {
     const blob = await apiBlob(`/scenarios/runs/${run.id}/${name}`);
     const box = $("#run-file");
     if (!blob) { box.replaceChildren(el("div", { class: "muted" }, t("tester.nofile"))); return; }
-    // The frame runs no script (sandbox without allow-scripts) and inherits the page's CSP, which refuses
-    // inline <style>: the report's style sheet is moved into a constructed one, which the CSP allows.
-    const frame = el("iframe", { class: "report", sandbox: "allow-same-origin", title: `${run.scenario} · ${name}` });
-    const doc = name.endsWith(".html")
-      ? new DOMParser().parseFromString(await blob.text(), "text/html")
-      : document.implementation.createHTMLDocument("");
-    if (!name.endsWith(".html")) doc.body.append(el("pre", {}, await blob.text()));
-    const css = [...doc.querySelectorAll("style")].map((s) => { s.remove(); return s.textContent; }).join("\n")
-      + "\npre { color: #dbe4f5; white-space: pre-wrap; }";
-    for (const s of doc.querySelectorAll("script, [style]")) if (s.tagName === "SCRIPT") s.remove(); else s.removeAttribute("style");
-    frame.addEventListener("load", () => {
-      const sheet = new frame.contentWindow.CSSStyleSheet();
-      sheet.replaceSync(css);
-      frame.contentDocument.adoptedStyleSheets = [sheet];
-    }, { once: true });
-    frame.srcdoc = "<!doctype html>" + doc.documentElement.outerHTML;
+    const frame = reportFrame(`${run.scenario} · ${name}`, await blob.text(), name.endsWith(".html"));
     box.replaceChildren(el("h2", {}, `${run.scenario} · ${name}`), frame);
   } catch (e) { toast(e.message, "warning"); }
 }
