@@ -124,10 +124,11 @@ def _wait_mission(cluster: Cluster, client: httpx.Client, mission_id: int, state
 
 def test_an_incident_on_one_node_reaches_the_other_nodes_browsers(cluster: Cluster) -> None:
     a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
-    token = b.client("operator").headers["Authorization"].removeprefix("Bearer ")
+    # the browser's one-use WebSocket ticket, issued by node A, opens node B's stream (both read one database)
+    ticket = a.client("operator").post("/api/v1/auth/ws-ticket").json()["ticket"]
 
     async def watch_b_then_report_on_a() -> tuple[dict, float]:
-        async with websockets.connect(f"ws://{b.url.removeprefix('http://')}/api/v1/events?token={token}") as ws:
+        async with websockets.connect(f"ws://{b.url.removeprefix('http://')}/api/v1/events?token={ticket}") as ws:
             snapshot = json.loads(await ws.recv())
             assert snapshot["type"] == "snapshot" and len(snapshot["data"]["drones"]) == VEHICLES
             t0 = time.monotonic()
