@@ -127,7 +127,7 @@ async function addUser(state) {
   const body = el("div", { class: "form-grid" },
     el("label", {}, t("admin.name"), el("input", { name: "username", required: true, pattern: "[A-Za-z0-9_.\\-]+" })),
     el("label", {}, t("admin.role"), el("select", { name: "role" }, ...["operator", "pilot", "tester", "admin"].map((r) => el("option", { value: r }, t(`role.${r}`))))),
-    el("label", {}, t("login.password"), el("input", { name: "password", type: "password", minlength: 8, required: true })));
+    el("label", {}, t("login.password"), el("input", { name: "password", type: "password", minlength: 12, required: true, autocomplete: "new-password" })));
   const form = await modal({ title: t("admin.add"), body, confirmLabel: t("admin.add") });
   if (!form) return;
   try {
