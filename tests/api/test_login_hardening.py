@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from dronedispatch.api.routes import events as events_route
 from dronedispatch.domain.login_throttle import ACCOUNT_RULE, ThrottleRule, after_failure
 from dronedispatch.domain.passwords import password_problem
 from dronedispatch.service import create_app
@@ -270,3 +271,22 @@ def test_quiet_keys_are_forgotten_but_running_locks_kept(tmp_path: Path) -> None
     store.record_failure("account", "ana", t0 + timedelta(days=2), ACCOUNT_RULE, "ana")
     assert {r.key for r in store.throttles()} == {"ana", "192.0.2.1"}
     assert store.locked_until([("address", "192.0.2.1")], t0 + timedelta(days=2)) == t0 + timedelta(days=3)
+
+
+def test_open_event_stream_closed_after_sign_out_or_disable(
+    client: TestClient, auth: Callable[[str], dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_route, "RECHECK_S", 0.2)
+    for end in ("logout", "disable"):
+        tok = _login(client, "pilot").json()
+        ticket = client.post("/api/v1/auth/ws-ticket", headers=_bearer(tok["access_token"])).json()["ticket"]
+        with client.websocket_connect(f"/api/v1/events?token={ticket}") as ws:
+            assert ws.receive_json()["type"] == "snapshot"
+            if end == "logout":
+                client.post("/api/v1/auth/logout", headers=_bearer(tok["access_token"]))
+            else:
+                client.post("/api/v1/admin/users/pilot/disable", headers=auth("admin"))
+            with pytest.raises(WebSocketDisconnect) as exc:
+                while True:
+                    ws.receive_json()
+            assert exc.value.code == 4401

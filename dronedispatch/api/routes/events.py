@@ -1,8 +1,11 @@
 """WebSocket /api/v1/events: a snapshot on connect, then every change. ``?token=`` takes a one-use
-ticket (POST /api/v1/auth/ws-ticket) or an access token."""
+ticket (POST /api/v1/auth/ws-ticket) or an access token. An open stream is closed (4401) soon after its
+account is disabled or changed or its session signed out, on whichever node it is connected to."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -11,11 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from dronedispatch.api.deps import Principal, authenticate
 from dronedispatch.api.security import InvalidToken
 from dronedispatch.app.logins import TICKET_PREFIX
+from dronedispatch.bus import Subscription
 from dronedispatch.events import SnapshotMessage
 from dronedispatch.runtime import Runtime
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger(__name__)
+#: How often an open stream checks that its account and session still hold (a database read).
+RECHECK_S = 15.0
 
 
 def _principal(runtime: Runtime, token: str) -> Principal:
@@ -32,6 +38,27 @@ def _principal(runtime: Runtime, token: str) -> Principal:
     return Principal(user.username, user.role, ticket.session_id)
 
 
+def _still_allowed(runtime: Runtime, principal: Principal) -> bool:
+    user = runtime.store.get_user(principal.username)
+    if user is None or user.disabled or user.role != principal.role:
+        return False
+    return principal.session_id is None or runtime.logins.session_active(principal.session_id, principal.username)
+
+
+async def _watch_access(runtime: Runtime, principal: Principal, sub: Subscription, revoked: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            allowed = await run_in_threadpool(_still_allowed, runtime, principal)
+        except Exception:  # the database away for a moment: keep the stream, check again later
+            log.warning("could not re-check the event stream of %s", principal.username, exc_info=True)
+            continue
+        if not allowed:
+            revoked.set()
+            sub.close()  # ends the stream's loop
+            return
+
+
 @router.websocket("/events")
 async def events(websocket: WebSocket, token: str = "") -> None:
     runtime: Runtime = websocket.app.state.runtime
@@ -42,16 +69,25 @@ async def events(websocket: WebSocket, token: str = "") -> None:
         return
     await websocket.accept()
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
+    revoked = asyncio.Event()
+    watcher: asyncio.Task[None] | None = None
     try:
         snapshot = SnapshotMessage(
             data=await run_in_threadpool(runtime.overview.snapshot), user=principal.username, role=principal.role
         )
         await websocket.send_text(snapshot.model_dump_json())
+        watcher = asyncio.create_task(_watch_access(runtime, principal, sub, revoked))
         async for event in sub:
             await websocket.send_text(event.json_text())
-        if sub.lagging:
+        if revoked.is_set():
+            await websocket.close(code=4401, reason="signed out, or the account was disabled or changed")
+        elif sub.lagging:
             await websocket.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         sub.close()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
