@@ -40,7 +40,7 @@ def authenticate(runtime: Runtime, token: str) -> Principal:
         raise InvalidToken("account disabled or changed: log in again")
     if claims.session_id is not None and not runtime.logins.session_active(claims.session_id, username):
         raise InvalidToken("signed out: log in again")
-    return Principal(username, role, claims.session_id)
+    return Principal(username, role, session_id=claims.session_id)
 
 
 def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:

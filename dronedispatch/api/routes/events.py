@@ -35,7 +35,7 @@ def _principal(runtime: Runtime, token: str) -> Principal:
     user = runtime.store.get_user(ticket.username)
     if user is None or user.disabled:
         raise InvalidToken("account disabled or changed: log in again")
-    return Principal(user.username, user.role, ticket.session_id)
+    return Principal(user.username, user.role, session_id=ticket.session_id)
 
 
 def _still_allowed(runtime: Runtime, principal: Principal) -> bool:
