@@ -42,7 +42,7 @@ bench: $(STAMP) system-packages
 # which runs the same properties briefly. FUZZ_EXAMPLES examples per property.
 FUZZ_EXAMPLES ?= 20000
 fuzz: $(STAMP)
-	DD_FUZZ=1 DD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
+	DD_FUZZ=1 DD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q --timeout=0 tests/fuzz $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,9 +1,10 @@
 """Run budgets for the fuzz tests: short in the normal suite, long under ``make fuzz``.
 
-``DD_FUZZ=1`` selects the long budget (``DD_FUZZ_EXAMPLES`` examples per test, default 20,000);
-without it each test runs a few dozen examples, seconds in all. Hypothesis keeps the failures it
-finds in its example database and tries them first on the next run, so a long run's findings
-come back in the short one until they are fixed.
+``DD_FUZZ=1`` selects the long budget (``DD_FUZZ_EXAMPLES`` examples per test, default 20,000;
+``make fuzz`` lifts the suite's per-test timeout for it); without it each test runs a few dozen
+examples, seconds in all. Hypothesis keeps the failures it finds in its example database and
+tries them first on the next run, so a long run's findings come back in the short one until
+they are fixed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 from hypothesis import HealthCheck, settings
@@ -33,15 +35,23 @@ class Stalled(AssertionError):
 
 @contextlib.contextmanager
 def no_stall(seconds: float = STALL_S) -> Iterator[None]:
-    """Fail (instead of hanging) when the body runs longer than ``seconds`` (main thread only)."""
+    """Fail (instead of hanging) when the body runs longer than ``seconds`` (main thread only).
+
+    pytest-timeout arms the same timer for the whole test: it is put back afterwards, less the
+    time spent here (and fires at once if it ran out meanwhile)."""
 
     def _alarm(signum: int, frame: object) -> None:
         raise Stalled(f"one input took longer than {seconds:.0f} s")
 
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    if outer and outer < seconds:
+        signal.setitimer(signal.ITIMER_REAL, outer)  # the test's own limit comes first
+    started = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
