@@ -135,14 +135,14 @@ class Settings(BaseSettings):
         "dies loses its links to the others after about this long.",
     )
     recordings_dir: Path = Field(default=Path("var/recordings"), description="Where mission videos are kept.")
+    timezone: str = Field(
+        default="Asia/Seoul",
+        description="The city's time zone (IANA name): statistics count hours of the day, days and weeks in it.",
+    )
     public_flight_log: bool = Field(
         default=False,
         description="Serve the public flight log at /public/flights (no login): time, purpose, district, duration "
         "and a coarse track of each flight, nothing that identifies a person.",
-    )
-    timezone: str = Field(
-        default="Asia/Seoul",
-        description="The city's time zone (IANA name): statistics count hours of the day, days and weeks in it.",
     )
     web_dir: Path = Field(default=cityfiles.PROJECT_ROOT / "web", description="Static files of the operations view.")
 

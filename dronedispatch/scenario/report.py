@@ -171,18 +171,6 @@ def series_png(result: RunResult, what: str) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-h1{margin-bottom:0}.pass{color:#1a7f37}.fail{color:#cf222e}.skip{color:#9a6700}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;
-vertical-align:top;font-size:14px}th{background:#f6f8fa}img{max-width:100%}.muted{color:#666}
-"""
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text))
-
-
 def _floor_table(result: RunResult) -> list[str]:
     """Each dispatched mission's response (dispatch click to on scene) against the airframe's physical
     floor: dock door + take-off to the departure height + the routed distance at cruise speed, with the

@@ -212,7 +212,6 @@ class IngestKey(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
-
 class Evidence(SQLModel, table=True):
     """A file kept as evidence of a mission: its video recording, telemetry subtitles, snapshots.
 
@@ -263,6 +262,7 @@ class Share(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_by: str | None = Field(default=None, max_length=64)
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -309,4 +309,3 @@ class WsTicket(SQLModel, table=True):
     username: str = Field(max_length=64)
     session_id: str | None = Field(default=None, max_length=32)
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
-    revoked_by: str | None = Field(default=None, max_length=64)
