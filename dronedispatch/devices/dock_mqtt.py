@@ -11,7 +11,6 @@ a retained command would be carried out again whenever the dock reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -75,8 +74,10 @@ class MqttDockAdapter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a client cancelled in the middle of (re)connecting may not unwind at once
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                log.warning("dock MQTT client did not stop within 5 s; left behind")
             self._task = None
         self._client = None
         self.connected.clear()

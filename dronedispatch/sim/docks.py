@@ -25,7 +25,6 @@ closed"), as a real dock's drone cannot take off through its roof.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -260,8 +259,10 @@ class SimDocks:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a client cancelled in the middle of (re)connecting may not unwind at once
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                log.warning("dock MQTT client did not stop within 5 s; left behind")
             self._task = None
         for v in self.vehicles:
             v.model.arm_interlock = None
