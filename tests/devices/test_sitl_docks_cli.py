@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -36,7 +37,11 @@ def test_dock_options_are_checked(capsys: pytest.CaptureFixture[str], args: list
     assert says in capsys.readouterr().err
 
 
-async def test_sitl_publishes_its_docks_and_obeys_commands(tmp_path: Path, mosquitto: MosquittoServer) -> None:
+async def test_sitl_publishes_its_docks_and_obeys_commands(
+    tmp_path: Path, mosquitto_factory: Callable[[], MosquittoServer]
+) -> None:
+    # its own broker: the docks' retained states must not reach later tests' services
+    mosquitto = mosquitto_factory()
     fleet = cityfiles.load_fleet().sized(2)
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(fleet.model_dump(), allow_unicode=True), encoding="utf-8")

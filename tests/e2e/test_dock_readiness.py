@@ -47,7 +47,11 @@ def _weather(wind: float, gust: float) -> Weather:
     return Weather(wind_mean_ms=wind, gust_ms=gust, rain_mm_h=0, temperature_c=15, at=datetime.now(UTC))
 
 
-async def test_launches_wait_for_weather_charge_and_a_working_door(tmp_path: Path, mosquitto: MosquittoServer) -> None:
+async def test_launches_wait_for_weather_charge_and_a_working_door(
+    tmp_path: Path, mosquitto_factory: Callable[[], MosquittoServer]
+) -> None:
+    # its own broker: the docks' retained states must not reach later tests' services
+    mosquitto = mosquitto_factory()
     fleet = cityfiles.load_fleet().sized(2)
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(fleet.model_dump(), allow_unicode=True), "utf-8")
