@@ -276,6 +276,11 @@ def timeline(
             text = f"Drone {drone} on scene (mission #{mid})" if kind == "on_scene" else (
                 f"Mission #{mid} {d.get('old')} → {new}")  # fmt: skip
             out.append(E(at, "alert" if new in ("failed", "aborted") else kind, text, who, str(reason or "")))
+        elif a.action == "mission.handover":
+            out.append(E(at, "handover", f"Drone {d.get('from_drone_id', drone)} handed the scene over to drone "
+                                         f"{d.get('to_drone_id', '?')} (mission #{d.get('from_mission_id', mid)} → "
+                                         f"#{d.get('to_mission_id', '?')})", who,
+                         f"{d.get('overlap_s', '?')} s together on scene"))  # fmt: skip
         elif a.action == "mission.supervise":
             out.append(E(at, "handover", f"Node {d.get('node', '?')} took over mission #{mid}", who,
                          f"state {d.get('state', '?')}"))  # fmt: skip

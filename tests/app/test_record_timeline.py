@@ -27,3 +27,20 @@ def test_alerts_of_a_mission_appear_in_order_with_their_level() -> None:
     assert alert.detail == "link_lost" and alert.at == T0 + timedelta(seconds=90)
     dispatched = next(e for e in entries if e.kind == "dispatch")
     assert dispatched.at < alert.at
+
+
+def test_an_overwatch_hand_over_is_told_with_both_drones_and_the_overlap() -> None:
+    inc = Incident(id=1, category="fire", lat=37.39, lon=126.63, source="webhook", created_at=T0)
+    first = Mission(id=5, incident_id=1, drone_id="dd-01", sysid=1, template="t", created_by="op", created_at=T0,
+                    state="completed")  # fmt: skip
+    relief = Mission(id=6, incident_id=1, drone_id="dd-05", sysid=5, template="t", created_by="overwatch",
+                     created_at=T0 + timedelta(minutes=15), state="on_scene", relieves_mission_id=5)  # fmt: skip
+    audit = [
+        AuditEntry(id=9, at=T0 + timedelta(minutes=20), actor="overwatch", action="mission.handover",
+                   target_type="mission", target_id="5",
+                   detail={"from_mission_id": 5, "to_mission_id": 6, "from_drone_id": "dd-01", "to_drone_id": "dd-05",
+                           "incident_id": 1, "overlap_s": 42.0}),
+    ]  # fmt: skip
+    handover = next(e for e in timeline(inc, [], [first, relief], audit) if e.kind == "handover")
+    assert handover.text == "Drone dd-01 handed the scene over to drone dd-05 (mission #5 → #6)"
+    assert handover.detail == "42.0 s together on scene" and handover.actor == "overwatch"
