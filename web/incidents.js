@@ -12,6 +12,7 @@ import { CameraPlayers } from "./video.js";
 const SNAPSHOT_REFRESH_MS = 10000;
 // The report's snapshot may be stored a moment after the incident: its view is read again a few times.
 const REPORT_SHOT_RETRIES = 5, REPORT_SHOT_RETRY_MS = 2000;
+const COVERAGE_REFRESH_MS = 5000;
 
 export class IncidentQueue {
   constructor(ctx) {
@@ -22,6 +23,7 @@ export class IncidentQueue {
     this.held = holdWhilePressed($("#incidents"), () => this.render());
     this.cameras = new CameraPlayers(Boolean(ctx.features.cameraVideo)); // "incident:camera" → live player on a card
     this.reportShots = new Map(); // evidence id → object URL of the snapshot taken at the report
+    this.coverage = new Map(); // incident id → {at, data, loading}: GET /incidents/{id}/coverage
     this.shotTries = new Map(); // incident id → views read again while waiting for that snapshot
   }
 
@@ -169,9 +171,48 @@ export class IncidentQueue {
           el("div", { class: "muted small" }, `${t("location")}: ${fmt.ll(i.location.lat, i.location.lon)}`),
           camName ? el("div", { class: "muted small" }, `${t("camera")}: ${camName}`) : null),
         thumbDrone && this.ctx.features.snapshot ? this.thumb(thumbDrone) : null),
-      this.cameraBlock(i, camera, view),
+      this.cameraBlock(i, camera, view), this.coverageBlock(i),
       this.reportsBlock(i, view), this.recordButtons(i),
       recLine, buttons);
+  }
+
+  // Continuous overwatch: the drone on scene now and the coverage timeline (each drone's time over
+  // the scene, hand-overs, gaps), read from the service at most every few seconds while shown.
+  coverageBlock(i) {
+    if (!i.coverage_mode || i.coverage_mode === "none") return null;
+    const ko = getLang() === "ko";
+    const cached = this.coverage.get(i.id);
+    if (!cached || (Date.now() - cached.at > COVERAGE_REFRESH_MS && !cached.loading)) {
+      const entry = { at: Date.now(), data: cached?.data || null, loading: true };
+      this.coverage.set(i.id, entry);
+      api(`/incidents/${i.id}/coverage`).then((data) => { entry.data = data; }).catch(() => {})
+        .finally(() => { entry.loading = false; entry.at = Date.now(); this.render(); });
+    }
+    const data = cached?.data;
+    const until = i.coverage_mode === "until_closed" ? (ko ? "종결 시까지" : "until closed")
+      : i.coverage_until ? `${ko ? "종료" : "until"} ${clockTime(i.coverage_until)}` : (ko ? "현장 도착 후 시작" : "from first arrival");
+    const head = el("div", { class: "muted" }, `${ko ? "연속 감시" : "Continuous overwatch"} · ${until}`,
+      i.on_scene_drone_id ? ` · ${ko ? "현장" : "on scene"}: ${i.on_scene_drone_id}` : "");
+    const strip = el("div", { class: "coverage-strip", dataset: { coverage: i.id } });
+    const intervals = data?.intervals || [];
+    const gaps = data?.gaps || [];
+    const times = [...intervals, ...gaps].flatMap((x) => [Date.parse(x.start), Date.parse(x.end || new Date().toISOString())]);
+    if (times.length) {
+      const t0 = Math.min(...times), span = Math.max(Math.max(...times) - t0, 1);
+      const bar = (x, cls, label) => {
+        const start = Date.parse(x.start), end = Date.parse(x.end || new Date().toISOString());
+        const b = el("span", { class: cls, title: `${label} ${clockTime(x.start)}–${x.end ? clockTime(x.end) : "…"}` }, label);
+        b.style.left = `${((start - t0) / span) * 100}%`;  // CSSOM, allowed by the page's CSP
+        b.style.width = `${Math.max(((end - start) / span) * 100, 1)}%`;
+        return b;
+      };
+      intervals.forEach((x, k) => strip.append(bar(x, `cov-drone cov-row-${k % 2}`, x.drone_id || "")));
+      gaps.forEach((x) => strip.append(bar(x, "cov-gap", ko ? "공백" : "gap")));
+    }
+    const handovers = data?.handovers || [];
+    return el("div", { class: "coverage small", dataset: { coverageMode: i.coverage_mode } }, head, strip,
+      el("div", { class: "muted", dataset: { handovers: handovers.length, gaps: gaps.length } },
+        ko ? `인계 ${handovers.length}회 · 공백 ${gaps.length}회` : `hand-overs: ${handovers.length} · gaps: ${gaps.length}`));
   }
 
   // The reports merged into the incident: where each came from, how far from the incident and

@@ -4,12 +4,17 @@ into an incident of its own, which gets its own card and recommendation; its rec
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from dronedispatch.domain.incidents import Category, Report, Severity
+from dronedispatch.store.db import make_engine
+from dronedispatch.store.models import Mission
+from dronedispatch.store.repo import Store
 from tests.browser.conftest import open_page
 from tests.browser.test_operations import shot
 from tests.e2e.conftest import System
@@ -66,4 +71,43 @@ def test_merged_reports_listed_and_split_from_the_card(system: System, browser: 
     expect(tab.locator("h1")).to_contain_text(f"Incident record #{first}", timeout=15_000)
     new_id = new_card.get_attribute("data-incident")
     expect(tab.locator("body")).to_contain_text(f"split into incident #{new_id}")
+    assert op.errors == [], op.errors
+
+
+def test_an_overwatched_incident_shows_its_coverage_timeline(system: System, browser: Browser, tmp_path: Path) -> None:
+    """Two drones took turns over the scene (a hand-over with overlap, then one after a gap): the card draws
+    each drone's time on scene, the gap, and counts them (the coverage asked for is over, so the
+    running service plans no relief for it)."""
+    now = datetime.now(UTC)
+    engine = make_engine(system.database.url)
+    try:
+        store = Store(engine)
+        report = Report(source="webhook", source_ref="cov-1", category=Category.FIRE, severity=Severity.SEVERE,
+                        lat=37.5310, lon=126.6430, observed_at=now - timedelta(minutes=50),
+                        description="lake fire")  # fmt: skip
+        incident = store.create_incident(report, report.lat or 0.0, report.lon or 0.0)
+        assert incident.id is not None
+        store.update_incident(incident.id, coverage_mode="duration", coverage_s=1800.0,
+                              coverage_until=now - timedelta(minutes=5))  # fmt: skip
+        turns = [("dd-03", 45, 25), ("dd-07", 26, 12), ("dd-03", 8, 6)]  # minutes ago: on scene, left
+        for drone, came, left in turns:
+            store.add_mission(Mission(
+                incident_id=incident.id, drone_id=drone, sysid=3 if drone == "dd-03" else 7, template="hover_roi",
+                created_by="operator", state="completed", created_at=now - timedelta(minutes=came + 3),
+                on_scene_at=now - timedelta(minutes=came), left_scene_at=now - timedelta(minutes=left),
+                ended_at=now - timedelta(minutes=left - 2)
+            ))  # fmt: skip
+    finally:
+        engine.dispose()
+
+    op = open_page(browser, system, "operator", lang="en")
+    card = op.page.locator(f"#incidents [data-incident='{incident.id}']")
+    block = card.locator(".coverage[data-coverage-mode=duration]")
+    expect(block).to_contain_text("Continuous overwatch", timeout=15_000)
+    strip = block.locator(f".coverage-strip[data-coverage='{incident.id}']")
+    expect(strip.locator(".cov-drone")).to_have_count(3, timeout=15_000)
+    expect(strip.locator(".cov-gap")).to_have_count(1)
+    expect(block).to_contain_text("hand-overs: 2 · gaps: 1")  # dd-03 → dd-07 with overlap, dd-07 → dd-03 after a gap
+    assert [strip.locator(".cov-drone").nth(k).inner_text() for k in range(3)] == ["dd-03", "dd-07", "dd-03"]
+    shot(op.page, tmp_path, "coverage-timeline")
     assert op.errors == [], op.errors
