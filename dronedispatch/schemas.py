@@ -52,6 +52,11 @@ class DronePublic(BaseModel):
     mission_total: int | None = Field(default=None, description="Items in the mission the vehicle holds.")
     capabilities: list[str] = []
     cruise_speed: float
+    held_back: dict[str, Any] | None = Field(
+        default=None,
+        description="Why a drone that looks ready cannot launch now (its dock, its charge, the weather at its "
+        "dock), with when it will be ready where known: a reason's code, params and English/Korean text.",
+    )
 
 
 class CoverageRequest(BaseModel):

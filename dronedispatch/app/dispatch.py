@@ -230,7 +230,7 @@ class DispatchService:
                 DroneStatus(
                     drone_id=entry.spec.id,
                     sysid=entry.spec.sysid,
-                    state=DroneState(pub.state),
+                    state=state,
                     lat=pos.lat if pos else entry.dock.lat,
                     lon=pos.lon if pos else entry.dock.lon,
                     alt=(pos.alt or 0.0) if pos else 0.0,

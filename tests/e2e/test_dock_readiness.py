@@ -103,6 +103,10 @@ async def test_launches_wait_for_weather_charge_and_a_working_door(
             assert rec["dd-01"]["reason"]["en"] == "weather at the dock: gust 20 m/s beyond the airframe limit 15 m/s"
             r = await http.post(f"/api/v1/incidents/{incident_id}/dispatch", json={})
             assert r.status_code == 409 and "gust 20 m/s" in r.json()["detail"], r.text
+            # the drone list says so too: ready on the vehicle's word, held back by the weather at its dock
+            listed = {d["id"]: d for d in (await http.get("/api/v1/drones")).json()}
+            assert listed["dd-01"]["state"] == "ready" and listed["dd-01"]["held_back"]["code"] == "weather"
+            assert listed["dd-01"]["held_back"]["params"]["limit"] == "gust"
 
             # 2. calm again, but dd-01 (the nearer) charges: dd-02 is proposed, and why; dd-01's wait shrinks
             dd01 = next(v for v in sim.vehicles if v.drone_id == "dd-01")

@@ -14,7 +14,9 @@ router = APIRouter(tags=["fleet and map"])
 
 @router.get("/drones", response_model=list[DronePublic], summary="Every drone with its live state")
 def drones(runtime: RuntimeDep, _: AnyUser) -> list[DronePublic]:
-    return runtime.fleet.public()
+    held = {s.drone_id: s.launch_block for s in runtime.dispatcher.drone_statuses() if s.launch_block is not None}
+    return [d.model_copy(update={"held_back": held[d.id].as_dict()}) if d.id in held else d
+            for d in runtime.fleet.public()]  # fmt: skip
 
 
 @router.get("/drones/{drone_id}", response_model=DronePublic, summary="One drone")
