@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: The period when none is asked for: the last 30 days.
 DEFAULT_PERIOD = timedelta(days=30)
+#: bounds a period may take: local-time grouping and the default period must stay inside the calendar
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 #: Incidents given their district per batch by the backfill.
 BACKFILL_BATCH = 2000
 _M_PER_DEG_LAT = 111_320.0
@@ -116,8 +119,15 @@ class StatisticsService:
     ) -> Filter:
         """A period [start, end): a date (or a datetime without a zone) is the city's local time;
         by default the last 30 days."""
-        end_dt = self._as_datetime(end) if end is not None else (now or datetime.now(UTC))
-        start_dt = self._as_datetime(start) if start is not None else end_dt - DEFAULT_PERIOD
+        try:
+            end_dt = self._as_datetime(end) if end is not None else (now or datetime.now(UTC))
+            start_dt = self._as_datetime(start) if start is not None else end_dt - DEFAULT_PERIOD
+        except OverflowError:  # a bound at the edge of the calendar, moved by the city's zone or the default
+            start_dt = end_dt = EARLIEST - timedelta(days=1)
+        if not (EARLIEST <= start_dt <= LATEST and EARLIEST <= end_dt <= LATEST):
+            raise Unprocessable(
+                f"the period must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", "period_out_of_range"
+            )
         if start_dt >= end_dt:
             raise Unprocessable("the period is empty: 'from' must lie before 'to'", "empty_period")
         return Filter(start_dt, end_dt, district or None, category or None)

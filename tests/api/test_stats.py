@@ -90,6 +90,9 @@ def test_stats_json_and_csv_of_the_hand_built_month(client: TestClient, auth: Au
     assert client.get("/api/v1/stats/volume", params={"group_by": "district"}, headers=h).status_code == 422
     empty = {"from": "2026-11-03", "to": "2026-11-02"}
     assert client.get("/api/v1/stats/outcomes", params=empty, headers=h).status_code == 422
+    for edge in ({"to": "0001-01-01T00:00:00Z"}, {"from": "0001-01-01"}, {"to": "9999-12-31"}):  # the calendar's edge
+        r = client.get("/api/v1/stats/heatmap", params=edge, headers=h)
+        assert r.status_code == 422 and "period must lie between" in r.text, (edge, r.text)
     assert client.get("/api/v1/stats/outcomes").status_code == 401
 
 
