@@ -34,7 +34,6 @@ from fractions import Fraction
 
 import av
 import httpx
-from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from dronedispatch.domain.assets import redact_credentials
 from dronedispatch.video.formats import OfferError, check_video_offer, filter_candidates
@@ -43,13 +42,7 @@ from dronedispatch.video.ingest import IngestState, Timeline, VideoUnit
 from dronedispatch.video.recording import SnapshotError, keyframe_jpeg
 
 # The relay's fan-out: one source, many passthrough tracks, the latest keyframe kept for snapshots.
-from dronedispatch.video.relay import (
-    PassthroughTrack,
-    _Stream,
-    h264_preferences,
-    restrict_ice_hosts,
-    rtc_configuration,
-)
+from dronedispatch.video.relay import _Stream, answer_viewer, restrict_ice_hosts
 
 log = logging.getLogger(__name__)
 
@@ -208,49 +201,13 @@ class CctvRelay:
         try:
             self._ensure_pull(feed)
             await self._wait_live(feed, wait_s)
-            return await self._answer(feed, sdp)
+            answer_sdp, answer_type, _ = await answer_viewer(
+                feed.fan, sdp, ice_servers=self.ice_servers, connect_timeout_s=self.connect_timeout_s,
+                closing=self._closing, label=f"camera {camera_id}",
+            )  # fmt: skip
+            return answer_sdp, answer_type
         finally:
             feed.holds -= 1
-
-    async def _answer(self, feed: _Feed, sdp: str) -> tuple[str, str]:
-        stream = feed.fan
-        pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
-        track = PassthroughTrack(stream)
-        stream.peers.add(pc)
-
-        @pc.on("connectionstatechange")
-        async def _on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                stream.peers.discard(pc)
-                track.stop()
-                await pc.close()
-
-        try:
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            transceiver.setCodecPreferences(h264_preferences())
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
-            stream.peers.discard(pc)
-            track.stop()
-            await pc.close()
-            if isinstance(exc, OfferError):
-                raise
-            raise OfferError(f"cannot answer the offer: {exc}") from exc
-        stream.tracks.add(track)
-        asyncio.get_running_loop().call_later(self.connect_timeout_s, self._expire, feed, pc, track)
-        local = pc.localDescription
-        return local.sdp, local.type
-
-    def _expire(self, feed: _Feed, pc: RTCPeerConnection, track: PassthroughTrack) -> None:
-        if pc.connectionState in ("connected", "closed"):
-            return
-        log.info("camera %s: viewer did not connect within %.0f s", feed.camera_id, self.connect_timeout_s)
-        feed.fan.peers.discard(pc)
-        track.stop()
-        task = asyncio.ensure_future(pc.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     async def _wait_live(self, feed: _Feed, wait_s: float) -> None:
         loop = asyncio.get_running_loop()

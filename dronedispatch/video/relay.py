@@ -209,6 +209,65 @@ class StreamStatus:
     """Times a viewer fell behind and was cut back to the next IDR."""
 
 
+async def answer_viewer(
+    stream: _Stream,
+    sdp: str,
+    *,
+    ice_servers: Sequence[str],
+    connect_timeout_s: float,
+    closing: set[asyncio.Task[None]],
+    label: str,
+) -> tuple[str, str, Callable[[], Awaitable[None]]]:
+    """One more WebRTC viewer of ``stream`` (H.264 passed through, send only), answering the
+    browser's checked and filtered offer ``sdp`` (non-trickle: the answer carries all our candidates).
+
+    Returns the answer and a coroutine function that hangs this viewer up. Raises OfferError with a
+    reason when the offer cannot be answered. Used by the drone relay and the fixed cameras' relay.
+    """
+    pc = RTCPeerConnection(rtc_configuration(ice_servers))
+    track = PassthroughTrack(stream)
+    stream.peers.add(pc)
+
+    async def hang_up() -> None:
+        stream.peers.discard(pc)
+        track.stop()
+        await pc.close()
+
+    @pc.on("connectionstatechange")
+    async def _on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            await hang_up()
+
+    try:
+        # Created before the offer is applied so that the offer's video section takes it and
+        # codec negotiation sees the H.264-only preference.
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(h264_preferences())
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:
+        await hang_up()
+        if isinstance(exc, OfferError):
+            raise
+        raise OfferError(f"cannot answer the offer: {exc}") from exc
+    stream.tracks.add(track)
+
+    def expire() -> None:
+        """A viewer that never completes ICE/DTLS (closed tab, unreachable candidates) is hung up on."""
+        if pc.connectionState in ("connected", "closed"):
+            return
+        log.info("%s: viewer did not connect within %.0f s", label, connect_timeout_s)
+        stream.peers.discard(pc)
+        track.stop()
+        task = asyncio.ensure_future(pc.close())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    asyncio.get_running_loop().call_later(connect_timeout_s, expire)
+    local = pc.localDescription
+    return local.sdp, local.type, hang_up
+
+
 class VideoHub:
     """All live streams of the service: ingest, WebRTC viewers, snapshots and recordings."""
 
@@ -328,55 +387,13 @@ class VideoHub:
         sdp, dropped = filter_candidates(sdp, self.ice_hosts)
         if dropped:
             log.debug("video %s: dropped %d remote candidates outside %s", stream_key, dropped, self.ice_hosts)
-        pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
-        track = PassthroughTrack(stream)
-        stream.peers.add(pc)
-
-        @pc.on("connectionstatechange")
-        async def _on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                stream.peers.discard(pc)
-                track.stop()
-                await pc.close()
-
-        try:
-            # Created before the offer is applied so that the offer's video section takes it and
-            # codec negotiation sees the H.264-only preference.
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            transceiver.setCodecPreferences(h264_preferences())
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
-        except Exception as exc:
-            stream.peers.discard(pc)
-            track.stop()
-            await pc.close()
-            if isinstance(exc, OfferError):
-                raise
-            raise OfferError(f"cannot answer the offer: {exc}") from exc
-        stream.tracks.add(track)
+        answer_sdp, answer_type, hang_up = await answer_viewer(
+            stream, sdp, ice_servers=self.ice_servers, connect_timeout_s=self.connect_timeout_s,
+            closing=self._closing, label=f"video {stream_key}",
+        )  # fmt: skip
         if on_viewer is not None:
-
-            async def hang_up() -> None:
-                stream.peers.discard(pc)
-                track.stop()
-                await pc.close()
-
             on_viewer(hang_up)
-        # A viewer that never completes ICE/DTLS (closed tab, unreachable candidates) is hung up on.
-        asyncio.get_running_loop().call_later(self.connect_timeout_s, self._expire, stream, pc, track)
-        local = pc.localDescription
-        return local.sdp, local.type
-
-    def _expire(self, stream: _Stream, pc: RTCPeerConnection, track: PassthroughTrack) -> None:
-        if pc.connectionState in ("connected", "closed"):
-            return
-        log.info("video %s: viewer did not connect within %.0f s", stream.key, self.connect_timeout_s)
-        stream.peers.discard(pc)
-        track.stop()
-        task = asyncio.ensure_future(pc.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        return answer_sdp, answer_type
 
     # --- snapshots ------------------------------------------------------------------------------
 
