@@ -49,6 +49,35 @@ _NEAR_M = 1.0
 RTP_PAYLOAD_TYPE = 96
 
 
+def open_live_encoder(
+    width: int, height: int, fps: int, bitrate: int, *, forced_idr: bool = False
+) -> av.video.codeccontext.VideoCodecContext:
+    """libx264 as a live camera encodes: no B-frames, a keyframe every second with the parameter
+    sets repeated, one thread, a bounded bit rate. ``forced_idr`` makes a requested keyframe an IDR
+    (a client joining mid-stream can start on it)."""
+    ctx = av.CodecContext.create("libx264", "w")
+    assert isinstance(ctx, av.video.codeccontext.VideoCodecContext)
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = Fraction(1, VIDEO_CLOCK)
+    ctx.framerate = Fraction(fps, 1)
+    ctx.bit_rate = bitrate
+    ctx.gop_size = fps
+    ctx.max_b_frames = 0
+    kbps = bitrate // 1000
+    ctx.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "profile": "baseline",
+        "x264-params": (
+            f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0:repeat-headers=1"
+            f"{':forced-idr=1' if forced_idr else ''}"
+            f":threads=1:sliced-threads=0:vbv-maxrate={kbps * 2}:vbv-bufsize={kbps}"
+        ),
+    }
+    ctx.open()
+    return ctx
+
+
 @dataclass
 class CameraPose:
     lat: float
@@ -257,25 +286,7 @@ class SimCamera:
             await asyncio.sleep(max(0.0, next_at - now))
 
     def _open_encoder(self) -> av.video.codeccontext.VideoCodecContext:
-        ctx = av.CodecContext.create("libx264", "w")
-        assert isinstance(ctx, av.video.codeccontext.VideoCodecContext)
-        ctx.width, ctx.height, ctx.pix_fmt = self.width, self.height, "yuv420p"
-        ctx.time_base = Fraction(1, VIDEO_CLOCK)
-        ctx.framerate = Fraction(self.fps, 1)
-        ctx.bit_rate = self.bitrate
-        ctx.gop_size = self.fps
-        ctx.max_b_frames = 0
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "profile": "baseline",
-            "x264-params": (
-                f"keyint={self.fps}:min-keyint={self.fps}:scenecut=0:bframes=0:repeat-headers=1"
-                f":threads=1:sliced-threads=0:vbv-maxrate={self.bitrate // 1000 * 2}:vbv-bufsize={self.bitrate // 1000}"
-            ),
-        }
-        ctx.open()
-        return ctx
+        return open_live_encoder(self.width, self.height, self.fps, self.bitrate)
 
     def _frame(self, pose: CameraPose) -> None:
         """Render, stamp, encode and send one frame (worker thread)."""

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 import cv2
@@ -36,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dronedispatch.domain.assets import Camera
+from dronedispatch.sim.camera import open_live_encoder
 from dronedispatch.video import formats
 from dronedispatch.video.h264 import NAL_PPS, NAL_SPS, VIDEO_CLOCK, Packetizer, is_keyframe, nal_type, split_annexb
 
@@ -338,26 +338,7 @@ class SimCctv:
             await asyncio.sleep(max(0.0, next_at - now))
 
     def _open_encoder(self) -> av.video.codeccontext.VideoCodecContext:
-        ctx = av.CodecContext.create("libx264", "w")
-        assert isinstance(ctx, av.video.codeccontext.VideoCodecContext)
-        ctx.width, ctx.height, ctx.pix_fmt = self.width, self.height, "yuv420p"
-        ctx.time_base = Fraction(1, VIDEO_CLOCK)
-        ctx.framerate = Fraction(self.fps, 1)
-        ctx.bit_rate = self.bitrate
-        ctx.gop_size = self.fps
-        ctx.max_b_frames = 0
-        kbps = self.bitrate // 1000
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "profile": "baseline",
-            "x264-params": (
-                f"keyint={self.fps}:min-keyint={self.fps}:scenecut=0:bframes=0:repeat-headers=1:forced-idr=1"
-                f":threads=1:sliced-threads=0:vbv-maxrate={kbps * 2}:vbv-bufsize={kbps}"
-            ),
-        }
-        ctx.open()
-        return ctx
+        return open_live_encoder(self.width, self.height, self.fps, self.bitrate, forced_idr=True)
 
     def _frame(self) -> list[EncodedUnit]:
         """Render, stamp and encode one picture (worker thread)."""
