@@ -3,6 +3,7 @@ login also names its session (``sid``), which the database can revoke (sign-out)
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +33,11 @@ def issue_token(
     session_id: str | None = None,
 ) -> str:
     now = now or datetime.now(UTC)
-    claims: dict[str, object] = {"sub": username, "role": role, "iat": now, "exp": now + timedelta(minutes=ttl_minutes)}
+    claims: dict[str, object] = {
+        "sub": username, "role": role, "iat": now, "exp": now + timedelta(minutes=ttl_minutes),
+        # a token of its own even when refreshed within the second it was issued (iat/exp have 1 s resolution)
+        "jti": secrets.token_hex(8),
+    }  # fmt: skip
     if session_id is not None:
         claims["sid"] = session_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)

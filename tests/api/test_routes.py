@@ -58,6 +58,18 @@ def test_token_signed_with_another_key_is_refused(client: TestClient) -> None:
     assert r.status_code == 401
 
 
+def test_tokens_issued_in_the_same_second_differ() -> None:
+    """A refresh right after login must hand out a new token, never the one it replaces."""
+    from datetime import UTC, datetime
+
+    from dronedispatch.api.security import issue_token, read_claims
+
+    now = datetime.now(UTC)
+    first, second = (issue_token("k" * 40, "admin", "admin", 15, now=now, session_id="s") for _ in range(2))
+    assert first != second
+    assert read_claims("k" * 40, first).session_id == read_claims("k" * 40, second).session_id == "s"
+
+
 @pytest.mark.parametrize(
     ("role", "allowed"), [("operator", True), ("admin", True), ("pilot", False), ("tester", False)]
 )
