@@ -64,6 +64,9 @@ MAV_RESULT_TEMPORARILY_REJECTED = 1
 #: data-link-loss failsafe is already bringing it home by then).
 LINK_LOSS_FAIL_AFTER_S = 60.0
 
+#: How long a launch cut off by a restart waits for its vehicle to be heard before it fails.
+ADOPT_GRACE_S = 30.0
+
 #: How long a launch waits for its dock's door to open (the door itself takes a few seconds).
 DOOR_OPEN_TIMEOUT_S = 30.0
 #: Best-effort door moves after take-off and before landing wait this long for the dock's answer.
@@ -165,13 +168,33 @@ class MissionSupervisor:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def fail_cut_off_launches(self) -> None:
-        """At start, when this process is the only one that launches: a mission still planned or
-        uploading was cut off by the restart; it fails, and its incident goes back to the queue."""
+        """At start, when this process is the only one that launches: a mission still planned was cut off
+        by the restart before anything reached its vehicle; it fails, and its incident goes back to the
+        queue. One cut off while uploading or launching waits for its vehicle to be heard: the plan the
+        vehicle holds decides (:meth:`_adopt`); not heard within :data:`ADOPT_GRACE_S`, it fails."""
         active = await asyncio.to_thread(self._store.list_missions, active=True, limit=10_000)
+        waiting: list[int] = []
         for m in active:
             state = MissionState(m.state)
-            if state in (MissionState.PLANNED, MissionState.UPLOADING):
-                await self._persist(m, ms.failed(state, "service restarted before the upload finished; dispatch again"))
+            if state == MissionState.PLANNED:
+                await self._persist(m, ms.failed(state, "service restarted before the upload began; dispatch again"))
+            elif state in (MissionState.UPLOADING, MissionState.LAUNCHING) and m.id is not None:
+                waiting.append(m.id)
+        if waiting:
+            self._spawn(self._fail_unheard_launches(waiting), "unheard-launches")
+
+    async def _fail_unheard_launches(self, mission_ids: list[int]) -> None:
+        """Launches cut off by a restart whose vehicle was not heard since: failed, with the reason."""
+        await asyncio.sleep(ADOPT_GRACE_S)
+        tracked = {t.mission_id for t in self._tracked.values()}
+        for mission_id in mission_ids:
+            if mission_id in tracked:
+                continue
+            m = await asyncio.to_thread(self._store.get_mission, mission_id)
+            state = MissionState(m.state)
+            if state in (MissionState.UPLOADING, MissionState.LAUNCHING) and m.sysid not in self._tracked:
+                why = f"the launch was cut off by a restart and {m.drone_id} was not heard within {ADOPT_GRACE_S:.0f} s"
+                await self._persist(m, ms.failed(state, f"{why}; dispatch again"))
 
     def vehicle_appeared(self, sysid: int) -> None:
         """A vehicle was discovered on a link this node holds: supervise its active mission, if any
@@ -193,31 +216,95 @@ class MissionSupervisor:
                  tracked.state)  # fmt: skip
 
     async def _adopt(self, sysid: int) -> None:
+        """Take up the vehicle's active mission after reading back the plan it holds (never assumed, never
+        uploaded again): a launch cut off on the ground goes on when the vehicle holds our plan and fails
+        (its incident back in the queue) when it does not; a flight is supervised, flagged on a mismatch."""
         try:
             m = await asyncio.to_thread(self._store.active_mission_for_sysid, sysid)
             if m is None or sysid in self._tracked:
                 return
             assert m.id is not None
             state = MissionState(m.state)
-            if state in (MissionState.PLANNED, MissionState.UPLOADING):
-                # whoever launched it is gone; never upload blindly again: a person dispatches anew
-                await self._persist(m, ms.failed(state, "the launch was cut off before the vehicle accepted the "
-                                                        "mission; dispatch again"))  # fmt: skip
+            if state == MissionState.PLANNED:
+                # whoever launched it is gone before anything reached the vehicle: a person dispatches anew
+                await self._persist(m, ms.failed(state, "the launch was cut off before the upload began; "
+                                                        "dispatch again"))  # fmt: skip
+                return
+            vehicle = self._vehicles.vehicle(sysid)
+            check = await self._check_plan(m, vehicle)
+            if sysid in self._tracked:
+                return
+            matches = check["plan_matches"] is True
+            on_ground = vehicle is not None and not vehicle.state.armed
+            launch = state in (MissionState.UPLOADING, MissionState.LAUNCHING)
+            if launch and not (matches and on_ground):
+                if not matches:
+                    what = check.get("reason") or (
+                        "no mission" if not check.get("held_items") else f"another plan ({check['held_items']} items)"
+                    )
+                    why = f"the launch was cut off by a restart and {m.drone_id} holds {what}, not this mission"
+                else:
+                    why = f"the launch was cut off by a restart while {m.drone_id} was already armed"
+                await asyncio.to_thread(self._store.audit, "system", "mission.plan_checked", "mission", m.id,
+                                        node=self._node_id, state=state.value, **check)  # fmt: skip
+                await self._persist(m, ms.failed(state, f"{why}; dispatch again"))
                 return
             tracked = self._track(m, state, return_seq=_return_seq(m))
             tracked.reached_scene = m.on_scene_at is not None
             tracked.sent_home = state == MissionState.RETURNING and m.reason is not None and "commanded by" in m.reason
             await asyncio.to_thread(
-                self._store.audit, "system", "mission.supervise", "mission", m.id, node=self._node_id, state=state.value
-            )
-            log.info("node %s supervises mission %s (%s) on %s", self._node_id, m.id, state, m.drone_id)
-            vehicle = self._vehicles.vehicle(sysid)
-            if vehicle is not None:
+                self._store.audit, "system", "mission.supervise", "mission", m.id, node=self._node_id,
+                state=state.value, resumes_launch=launch, **check,
+            )  # fmt: skip
+            log.info("node %s supervises mission %s (%s) on %s; plan %s", self._node_id, m.id, state, m.drone_id,
+                     "checked" if matches else "NOT matching")  # fmt: skip
+            if not matches:
+                self._alerts.raise_(
+                    "critical", "mission_mismatch",
+                    f"{m.drone_id} is flying mission {m.id} but holds "
+                    f"{check.get('reason') or 'a different plan'}: send it home or dispatch again",
+                    drone_id=m.drone_id, mission_id=m.id,
+                )  # fmt: skip
+            if launch and vehicle is not None:
+                opaque_id = m.opaque_id if m.opaque_id is not None else check.get("held_checksum")
+                tracked.task = asyncio.create_task(self._resume_launch(tracked, vehicle, opaque_id),
+                                                   name=f"mission-{m.id}")  # fmt: skip
+            elif vehicle is not None:
                 self.observe(vehicle)  # its mode, mission and progress as the vehicle reports them now
         except Exception:
             log.exception("vehicle %s: could not take up its mission", sysid)
         finally:
             self._adopting.discard(sysid)
+
+    async def _check_plan(self, m: Mission, vehicle: VehicleHandle | None) -> dict[str, Any]:
+        """The plan the vehicle holds, read back from it, against mission ``m``'s (for the audit entry)."""
+        if vehicle is None:
+            return {"plan_matches": None, "reason": "nothing we could read (not connected)"}
+        try:
+            held = await vehicle.mission.download()
+        except LinkError as exc:
+            return {"plan_matches": None, "reason": f"a mission that could not be read ({exc})"}
+        ours = mission_checksum([MissionItem.from_dict(d) for d in m.items])
+        theirs = mission_checksum(held)
+        # the vehicle's own checksum from the upload counts too (it is what PX4 reports for the same plan)
+        return {"plan_matches": bool(held) and theirs in (ours, m.opaque_id), "held_items": len(held),
+                "held_checksum": theirs, "uploaded_checksum": ours}  # fmt: skip
+
+    async def _resume_launch(self, tracked: Tracked, vehicle: VehicleHandle, opaque_id: int | None) -> None:
+        """Go on with a launch cut off by a restart whose plan the vehicle was found to hold: arm and start."""
+        try:
+            accepted = None
+            if tracked.state == MissionState.UPLOADING:
+                accepted = self._apply(tracked, ms.upload_accepted(tracked.state), opaque_id=opaque_id)
+            dock_id = self._dock_to_open(tracked.drone_id)
+            door = asyncio.create_task(self._open_door(dock_id), name=f"door-{dock_id}") if dock_id else None
+            await self._lift_off(tracked, vehicle, opaque_id, accepted, door, dock_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("mission %s: resumed launch failed unexpectedly", tracked.mission_id)
+            if tracked.state not in ms.TERMINAL:
+                await self._commit(tracked, ms.failed(tracked.state, f"internal error during launch: {exc}"))
 
     async def stop(self) -> None:
         tasks = [t.task for t in self._tracked.values() if t.task] + list(self._background)
@@ -340,10 +427,23 @@ class MissionSupervisor:
             if door is not None:
                 door.cancel()
             raise
-        t_upload = time.perf_counter()
+        log.debug("mission %s: %d items uploaded in %.0f ms", tracked.mission_id, len(items),
+                  (time.perf_counter() - t0) * 1e3)  # fmt: skip
         # the plan the vehicle holds is written with the transition; the launch goes on meanwhile, and
         # a failed write still fails the mission (below) rather than vanishing
         accepted = self._apply(tracked, ms.upload_accepted(tracked.state), opaque_id=opaque_id)
+        await self._lift_off(tracked, vehicle, opaque_id, accepted, door, dock_id)
+
+    async def _lift_off(
+        self,
+        tracked: Tracked,
+        vehicle: VehicleHandle,
+        opaque_id: int | None,
+        accepted: asyncio.Task[Mission | None] | None,
+        door: asyncio.Task[None] | None,
+        dock_id: str | None,
+    ) -> None:
+        """The vehicle holds the plan: wait for the dock door, arm, start the mission and record the launch."""
         if door is not None and dock_id is not None:
             try:
                 await door
@@ -351,23 +451,16 @@ class MissionSupervisor:
                 await self._door_fault(tracked, dock_id, exc)
                 return
             tracked.door_dock, tracked.door_phase = dock_id, DoorPhase.OPENED
+        t_arm = time.perf_counter()
         try:
             await self._arm(vehicle)
-            t_arm = time.perf_counter()
             await vehicle.command.mission_start()
         except (CommandDenied, LinkError) as exc:
             await self._commit(tracked, ms.launch_failed(tracked.state, str(exc)))
             return
         if accepted is not None:
             await accepted
-        log.debug(
-            "mission %s: %d items uploaded in %.0f ms, armed after %.0f ms, started after %.0f ms",
-            tracked.mission_id,
-            len(items),
-            (t_upload - t0) * 1e3,
-            (t_arm - t_upload) * 1e3,
-            (time.perf_counter() - t_arm) * 1e3,
-        )
+        log.debug("mission %s: armed and started in %.0f ms", tracked.mission_id, (time.perf_counter() - t_arm) * 1e3)
         launched_at = datetime.now(UTC)
 
         async def record_launch() -> Mission:

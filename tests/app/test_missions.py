@@ -48,10 +48,16 @@ class StandInVehicle:
         self.mission = self
         self.command = self
         self.sent: list[str] = []
+        self.held: list[MissionItem] = []  # the plan the vehicle holds, as a download reads it
 
     async def upload(self, items: list[MissionItem]) -> int:
         self.sent.append(f"upload {len(items)}")
+        self.held = list(items)
         return 3_000_000_000
+
+    async def download(self) -> list[MissionItem]:
+        self.sent.append("download")
+        return list(self.held)
 
     async def _ok(self, what: str) -> int:
         self.sent.append(what)
@@ -293,6 +299,30 @@ async def test_a_launch_cut_off_before_the_vehicle_accepted_it_fails_rather_than
     await _until(lambda: store.get_mission(mission.id).state == "failed", "the cut-off launch to fail")  # type: ignore[arg-type]
     await supervisor.settle()
     failed = store.get_mission(mission.id)
-    assert "cut off" in (failed.reason or "") and vehicle.sent == []
+    assert "cut off" in (failed.reason or "") and "holds no mission" in (failed.reason or "")
+    assert vehicle.sent == ["download"], "the plan was read back, nothing sent"
     assert store.get_incident(failed.incident_id).status == "open"
+    await supervisor.stop()
+
+
+async def test_a_launch_cut_off_after_the_vehicle_took_the_plan_goes_on_without_a_second_upload(store: Store) -> None:
+    """Killed between the upload and the take-off: the plan read back is ours, so the vehicle is armed and
+    started; had it held anything else the launch would fail (above)."""
+    bus = LocalEventBus()
+    bus.bind(asyncio.get_running_loop())
+    vehicle = StandInVehicle(1)
+    supervisor = _supervisor(store, bus, vehicle)
+    mission = _planned(store)
+    assert mission.id is not None
+    store.record_transition(mission.id, {"state": "uploading"}, actor="system", action="mission.state", detail={})
+    vehicle.held = [MissionItem.from_dict(d) for d in mission.items]
+
+    supervisor.vehicle_appeared(1)
+    await _until(lambda: store.get_mission(mission.id).state == "launching", "the launch to go on")  # type: ignore[arg-type]
+    await _until(lambda: "mission_start" in " ".join(vehicle.sent), "the mission started")
+    await supervisor.settle()
+    assert vehicle.sent[0] == "download" and not [s for s in vehicle.sent if s.startswith("upload")], vehicle.sent
+    checked = [e for e in store.audit_log(target_type="mission", target_id=str(mission.id))
+               if e.action == "mission.supervise"]  # fmt: skip
+    assert len(checked) == 1 and checked[0].detail["plan_matches"] is True and checked[0].detail["resumes_launch"]
     await supervisor.stop()
