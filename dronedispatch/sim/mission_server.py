@@ -150,6 +150,9 @@ class MissionServer:
         self._timeout = math.inf
         self._last_done: tuple[int, int, int] | None = None  # (type, count, opaque_id) of last upload
         self.texts: list[tuple[int, str]] = []  # STATUSTEXT (severity, text) for the link to send
+        # transfers of the mission (type 0) begun by a ground station, for fault tests ("never uploaded twice")
+        self.uploads_started = 0
+        self.downloads_started = 0
 
     @property
     def receiving(self) -> bool:
@@ -196,6 +199,8 @@ class MissionServer:
             self._last_done = None
             return [self._ack(ACCEPTED, mission_type, peer, 0)]
         self._state = "receiving"
+        if mission_type == MissionType.MISSION:
+            self.uploads_started += 1
         self._type, self._count, self._peer = mission_type, count, peer
         self._items = []
         self._use_int = True
@@ -272,6 +277,8 @@ class MissionServer:
         if mission_type not in _COMMANDS:
             return [self._ack(ERROR, mission_type, peer)]
         items = self.store.plans[mission_type]
+        if mission_type == MissionType.MISSION:
+            self.downloads_started += 1
         return [(wire.MISSION_COUNT, (len(items), peer[0], peer[1], mission_type, self.store.ids[mission_type]))]
 
     def on_request(self, seq: int, mission_type: int, peer: tuple[int, int], as_int: bool) -> list[Out]:

@@ -103,6 +103,8 @@ class SimVehicle:
         self.loss = 0.0
         self.latency = 0.0
         self.link_dropped = False
+        self.mission_item_delay = 0.0  # wall-clock seconds each received mission item waits before it is handled
+        self.arm_refused_until = -math.inf  # time.monotonic() until which arming is refused as temporary
         self._reached: list[Any] | None = None  # [seq, repeats left, next due (sim s)] of the latest
         self._current_sent = -1  # the mission item MISSION_CURRENT last announced
         #: (simulated s, seq) of every mission item reached: when the vehicle itself got there (scenario reports)
@@ -167,6 +169,21 @@ class SimVehicle:
         self._current_sent = -1
         self.drop_link(True)
         asyncio.get_running_loop().call_later(silent_s, self.drop_link, False)
+
+    def slow_mission_items(self, seconds: float) -> None:
+        """Handle each mission item a ground station uploads ``seconds`` late (a slow, lossy radio link):
+        an upload takes about ``seconds`` per item, a window in which a test can cut the ground station off."""
+        self.mission_item_delay = max(seconds, 0.0)
+
+    def refuse_arming(self, seconds: float) -> None:
+        """Answer arming with TEMPORARILY_REJECTED for the next ``seconds`` wall-clock seconds (pre-arm
+        checks still running), as PX4 does just after boot."""
+        self.arm_refused_until = time.monotonic() + max(seconds, 0.0)
+
+    def transfer_counts(self) -> tuple[int, int]:
+        """Mission uploads and downloads ground stations began with this vehicle, over all its links."""
+        return (sum(link.server.uploads_started for link in self.links),
+                sum(link.server.downloads_started for link in self.links))  # fmt: skip
 
     def gps_loss(self, on: bool) -> None:
         self.model.set_gps_loss(on)
@@ -334,6 +351,9 @@ class SimVehicle:
             return
         if kind == "MISSION_COUNT":
             out = server.on_count(msg.count, msg.mission_type, peer, wall_now)
+        elif kind in ("MISSION_ITEM_INT", "MISSION_ITEM") and self.mission_item_delay > 0:
+            asyncio.get_running_loop().call_later(self.mission_item_delay, self._late_item, link, msg, peer)
+            return
         elif kind in ("MISSION_ITEM_INT", "MISSION_ITEM"):
             out = server.on_item(msg, peer, wall_now)
         elif kind == "MISSION_REQUEST_LIST":
@@ -361,6 +381,11 @@ class SimVehicle:
         if link.wants_text(wall_now):
             frames.extend(self._statustext(link, s, t) for s, t in texts)
         link.send(frames)
+
+    def _late_item(self, link: Link, msg: mavlink.MAVLink_message, peer: tuple[int, int]) -> None:
+        """A mission item held back by :meth:`slow_mission_items`, handled now."""
+        out = link.server.on_item(msg, peer, time.monotonic())
+        link.send([link.encode(o) for o in out])
 
     def _param(self, kind: str, msg: mavlink.MAVLink_message) -> list[Any]:
         f = self.links[0].enc.factory
@@ -452,6 +477,8 @@ class SimVehicle:
             return ACCEPTED, [self.slow_message("AUTOPILOT_VERSION")]
         if self.camera.handles(c):
             return DENIED, []  # camera commands go to the camera component
+        if c.command == 400 and p[0] == 1 and time.monotonic() < self.arm_refused_until:  # ARM, refused for now
+            return commands.TEMPORARILY_REJECTED, []
         return commands.handle(self.model, c), []
 
     def _message_by_id(self, msg_id: int) -> Any:
