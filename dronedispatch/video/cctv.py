@@ -2,8 +2,8 @@
 
 A camera's RTSP stream is demuxed by PyAV (ffmpeg's RTSP client, interleaved over TCP, with open and read
 timeouts) in a thread of its own, never decoded: each H.264 access unit goes, as a drone's do, into the
-relay's fan-out (:class:`dronedispatch.video.relay._Stream`) and from there to every viewer's
-:class:`~dronedispatch.video.relay.PassthroughTrack`, which hands it to aiortc's packetizer as is.
+same fan-out (:class:`dronedispatch.video.fanout.FanOut`) and from there to every viewer's
+:class:`~dronedispatch.video.fanout.PassthroughTrack`, which hands it to aiortc's packetizer as is.
 
 Life of a pull. The first viewer (or a snapshot) starts it; it stops ``linger_s`` after the last viewer
 left, so a page reload does not reconnect to the camera. When the camera drops (a reboot, a cable), the
@@ -36,13 +36,10 @@ import av
 import httpx
 
 from dronedispatch.domain.assets import redact_credentials
-from dronedispatch.video.formats import OfferError, check_video_offer, filter_candidates
+from dronedispatch.video.fanout import FanOut, answer_viewer, checked_offer, restrict_ice_hosts
 from dronedispatch.video.h264 import NAL_PPS, NAL_SPS, VIDEO_CLOCK, join_annexb, nal_type, split_annexb
 from dronedispatch.video.ingest import IngestState, Timeline, VideoUnit
 from dronedispatch.video.recording import SnapshotError, keyframe_jpeg
-
-# The relay's fan-out: one source, many passthrough tracks, the latest keyframe kept for snapshots.
-from dronedispatch.video.relay import _Stream, answer_viewer, restrict_ice_hosts
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +100,7 @@ class _Pull:
 class _Feed:
     camera_id: str
     url: str
-    fan: _Stream
+    fan: FanOut
     state: CameraState = CameraState.IDLE
     reason: str | None = None
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -154,7 +151,7 @@ class CctvRelay:
         """Register a camera's stream URL (nothing is pulled until someone watches)."""
         if camera_id in self._feeds:
             raise ValueError(f"camera {camera_id!r} is already registered")
-        self._feeds[camera_id] = _Feed(camera_id, url, _Stream(f"camera:{camera_id}", redact_credentials(url)))
+        self._feeds[camera_id] = _Feed(camera_id, url, FanOut(f"camera:{camera_id}", redact_credentials(url)))
 
     def cameras(self) -> list[str]:
         return list(self._feeds)
@@ -168,9 +165,7 @@ class CctvRelay:
 
     async def close(self) -> None:
         for feed in self._feeds.values():
-            await asyncio.gather(*(pc.close() for pc in tuple(feed.fan.peers)), return_exceptions=True)
-            for track in tuple(feed.fan.tracks):
-                track.stop()
+            await feed.fan.hang_up_all()
         # All at once: a pull blocked in a read notices its stop only at the read timeout.
         await asyncio.gather(*(self._stop_pull(feed, CameraState.IDLE) for feed in self._feeds.values()))
         if self._closing:
@@ -191,12 +186,7 @@ class CctvRelay:
         camera gives no picture within ``wait_s``.
         """
         feed = self._feed(camera_id)
-        if type != "offer":
-            raise OfferError(f"expected an SDP offer, got {type!r}")
-        check_video_offer(sdp)
-        sdp, dropped = filter_candidates(sdp, self.ice_hosts)
-        if dropped:
-            log.debug("camera %s: dropped %d remote candidates outside %s", camera_id, dropped, self.ice_hosts)
+        sdp = checked_offer(sdp, type, self.ice_hosts, f"camera {camera_id}")
         feed.holds += 1
         try:
             self._ensure_pull(feed)
