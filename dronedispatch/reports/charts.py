@@ -7,7 +7,8 @@ Pure functions of their data: the same numbers give the same SVG, every text is 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 #: Series colours, told apart in print and by readers with red-green colour blindness.
@@ -84,6 +85,43 @@ def _x_labels(labels: Sequence[str], centres: Sequence[float], baseline: float) 
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plot:
+    """The area inside the axes (it starts at _PAD_LEFT, _PAD_TOP): its size, and the value drawn at its top."""
+
+    top: float
+    width: float
+    height: float
+
+    @property
+    def baseline(self) -> float:
+        return _PAD_TOP + self.height
+
+    def rise(self, value: float) -> float:
+        """How far above the baseline ``value`` stands."""
+        return self.height * value / self.top
+
+
+def _chart(
+    labels: Sequence[str],
+    series: Series,
+    title: str,
+    unit: str,
+    width: float,
+    height: float,
+    draw: Callable[[_Plot], tuple[list[str], list[float]]],
+) -> str:
+    """A chart's frame (title, value axis, legend) around the marks ``draw`` returns with the x of each label."""
+    top = _check(labels, series)
+    plot = _Plot(top, width - _PAD_LEFT - _PAD_RIGHT, height - _PAD_TOP - _PAD_BOTTOM)
+    parts = _frame(width, height, title, top, unit, series)
+    marks, centres = draw(plot)
+    parts += marks
+    parts += _x_labels(labels, centres, plot.baseline)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def bar_chart(
     labels: Sequence[str],
     series: Series,
@@ -94,31 +132,28 @@ def bar_chart(
     height: float = 220,
 ) -> str:
     """Grouped vertical bars: one group per label, one bar per series, in the series' order."""
-    top = _check(labels, series)
-    plot_w = width - _PAD_LEFT - _PAD_RIGHT
-    plot_h = height - _PAD_TOP - _PAD_BOTTOM
-    baseline = _PAD_TOP + plot_h
-    parts = _frame(width, height, title, top, unit, series)
-    n = max(1, len(labels))
-    group_w = plot_w / n
-    bar_w = group_w * 0.8 / len(series)
-    centres = []
-    for gi, label in enumerate(labels):
-        gx = _PAD_LEFT + gi * group_w + group_w * 0.1
-        centres.append(_PAD_LEFT + (gi + 0.5) * group_w)
-        for si, (name, values) in enumerate(series.items()):
-            v = values[gi]
-            if v is None:
-                continue
-            h = plot_h * v / top
-            parts.append(
-                f'<rect x="{gx + si * bar_w:.1f}" y="{baseline - h:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
-                f'height="{h:.1f}" fill="{PALETTE[si % len(PALETTE)]}">'
-                f"<title>{escape(f'{name} · {label}: {_fmt(v)}')}</title></rect>"
-            )
-    parts += _x_labels(labels, centres, baseline)
-    parts.append("</svg>")
-    return "".join(parts)
+
+    def draw(plot: _Plot) -> tuple[list[str], list[float]]:
+        parts: list[str] = []
+        group_w = plot.width / max(1, len(labels))
+        bar_w = group_w * 0.8 / len(series)
+        centres = []
+        for gi, label in enumerate(labels):
+            gx = _PAD_LEFT + gi * group_w + group_w * 0.1
+            centres.append(_PAD_LEFT + (gi + 0.5) * group_w)
+            for si, (name, values) in enumerate(series.items()):
+                v = values[gi]
+                if v is None:
+                    continue
+                h = plot.rise(v)
+                parts.append(
+                    f'<rect x="{gx + si * bar_w:.1f}" y="{plot.baseline - h:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                    f'height="{h:.1f}" fill="{PALETTE[si % len(PALETTE)]}">'
+                    f"<title>{escape(f'{name} · {label}: {_fmt(v)}')}</title></rect>"
+                )
+        return parts, centres
+
+    return _chart(labels, series, title, unit, width, height, draw)
 
 
 def line_chart(
@@ -131,29 +166,28 @@ def line_chart(
     height: float = 220,
 ) -> str:
     """Lines over evenly spaced labels, with a dot on every value; ``None`` breaks a line into pieces."""
-    top = _check(labels, series)
-    plot_w = width - _PAD_LEFT - _PAD_RIGHT
-    plot_h = height - _PAD_TOP - _PAD_BOTTOM
-    baseline = _PAD_TOP + plot_h
-    parts = _frame(width, height, title, top, unit, series)
-    n = len(labels)
-    step = plot_w / max(1, n - 1) if n > 1 else 0.0
-    centres = [_PAD_LEFT + (i * step if n > 1 else plot_w / 2) for i in range(n)]
-    for si, values in enumerate(series.values()):
-        colour = PALETTE[si % len(PALETTE)]
-        run: list[str] = []
-        runs: list[list[str]] = [run]
-        for i, v in enumerate(values):
-            if v is None:
-                run = []
-                runs.append(run)
-                continue
-            y = baseline - plot_h * v / top
-            run.append(f"{centres[i]:.1f},{y:.1f}")
-            parts.append(f'<circle cx="{centres[i]:.1f}" cy="{y:.1f}" r="2" fill="{colour}"/>')
-        for pts in runs:
-            if len(pts) > 1:
-                parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
-    parts += _x_labels(labels, centres, baseline)
-    parts.append("</svg>")
-    return "".join(parts)
+
+    def draw(plot: _Plot) -> tuple[list[str], list[float]]:
+        parts: list[str] = []
+        n = len(labels)
+        step = plot.width / max(1, n - 1) if n > 1 else 0.0
+        centres = [_PAD_LEFT + (i * step if n > 1 else plot.width / 2) for i in range(n)]
+        for si, values in enumerate(series.values()):
+            colour = PALETTE[si % len(PALETTE)]
+            run: list[str] = []
+            runs: list[list[str]] = [run]
+            for i, v in enumerate(values):
+                if v is None:
+                    run = []
+                    runs.append(run)
+                    continue
+                y = plot.baseline - plot.rise(v)
+                run.append(f"{centres[i]:.1f},{y:.1f}")
+                parts.append(f'<circle cx="{centres[i]:.1f}" cy="{y:.1f}" r="2" fill="{colour}"/>')
+            for pts in runs:
+                if len(pts) > 1:
+                    points = " ".join(pts)
+                    parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
+        return parts, centres
+
+    return _chart(labels, series, title, unit, width, height, draw)
