@@ -38,6 +38,7 @@ from dronedispatch.settings import Settings
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.history import HistoryStore
 from dronedispatch.store.repo import Store
+from dronedispatch.store.stats import StatsStore
 
 #: Relative incident rate per hour of the city's day: quiet nights, an evening peak.
 HOUR_WEIGHTS = (
@@ -250,7 +251,7 @@ class HistoryGenerator:
             }
             if mission is not None:
                 missions.append(mission)
-                # the statistics' summary of the mission's times, as StatsStore.refresh_response_times keeps it
+                # the mission's times on the incident (revision 0005's columns; the statistics read stats_incidents)
                 row |= {
                     "status": "dispatched",
                     "dispatch_s": (mission["created_at"] - t0).total_seconds(),
@@ -426,6 +427,8 @@ def seed_history(settings: Settings, opts: SeedOptions, *, progress: bool = True
                 result.end = end
                 bar.update(task, advance=1, description=f"seeding days ({result.incidents} incidents)")
         history.finish()
+        # the statistics' summary of every incident, for the city's offset the history was written in
+        StatsStore(engine, offset_min=opts.tz_offset_min).rebuild()
         # one drone of the fleet is in maintenance, as the service records it
         if gen.drones:
             Store(engine).set_maintenance(gen.drones[-1].id, True)

@@ -10,6 +10,9 @@ Battery cycles: the battery percentage points each mission used (its first telem
 ``battery_pct`` minus its last), summed per drone, / 100. The figure is kept on the mission
 (``missions.battery_used_pct``) once it ended: :meth:`StatisticsService.backfill` fills it at
 start for missions that have samples but no figure; until then the query reads the samples.
+
+The store keeps a summary of the incidents (``stats_incidents``) up to date itself before each query;
+:meth:`StatisticsService.rebuild` builds it again from scratch (``dronedispatch stats rebuild``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class StatsRepository(Protocol):
     def drones(self, f: Filter) -> list[tuple[str, int, float, float]]: ...
     def maintenance_flags(self) -> dict[str, bool]: ...
     def fill_battery_used(self, batch: int = ...) -> int: ...
-    def refresh_response_times(self, batch: int = ...) -> int: ...
+    def refresh(self, batch: int = ...) -> int: ...
+    def rebuild(self) -> int: ...
     def incidents_without_district(self, after_id: int, limit: int) -> list[tuple[int, float, float]]: ...
     def set_districts(self, districts: dict[int, str]) -> None: ...
 
@@ -221,12 +225,16 @@ class StatisticsService:
                 located += len(found)
                 after = rows[-1][0]
         filled = self._store.fill_battery_used()
-        # the first refresh of the response times reads every mission: here, not in a request
-        refreshed = self._store.refresh_response_times()
+        # a summary built for another local offset (or never) is rebuilt whole: here, not in a request
+        refreshed = self._store.refresh()
         if located or filled:
             log.info("statistics: %d incidents given their district, %d missions their battery use", located, filled)
-        log.info("statistics: response times of %d incidents refreshed", refreshed)
+        log.info("statistics: summary of %d incidents refreshed", refreshed)
         return located, filled
+
+    def rebuild(self) -> int:
+        """Build the statistics summary again from every incident and mission; the incidents written."""
+        return self._store.rebuild()
 
 
 def utc_offset_min(timezone: str, at: datetime | None = None) -> int:

@@ -1,9 +1,18 @@
 """Statistics queries: aggregation in the database, one statement per table where it can be.
 
+Every query but the drones' reads the summary ``stats_incidents`` (revision 0009): one row per
+incident with what the statistics need already reduced - its local day and hour as integers, its
+district, category, source and camera, closed or not and the outcome code, who was first on scene,
+the four response times in seconds and its position. A period is one range of that table (clustered
+by ``created_at`` on SQLite, its primary key on PostgreSQL), with no join and no date function per
+row; the period's bounds are exact to the microsecond (no rounding to whole days). The summary is
+brought up to date before each query with the incidents and missions changed since its last refresh
+(every repository write stamps ``updated_at``), rebuilt whole for another local offset, by
+``dronedispatch seed-history`` and by ``dronedispatch stats rebuild``.
+
 Both databases give the same numbers. Percentiles are continuous (linear interpolation between the
-two nearest ranks, PostgreSQL's ``percentile_cont``): PostgreSQL computes them itself; SQLite ranks
-the durations with window functions and returns only the one or two rows each percentile needs,
-which are interpolated here exactly as ``percentile_cont`` does.
+two nearest ranks, PostgreSQL's ``percentile_cont``): PostgreSQL computes them itself; on SQLite the
+durations of the period are sorted here and interpolated exactly as ``percentile_cont`` does.
 
 Times of day, days and weeks are the city's local time, a fixed offset from UTC (``offset_min``).
 Weeks are keyed by their Monday (``YYYY-MM-DD``), hours as ``00``..``23``.
@@ -17,11 +26,29 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.types import DateTime
+
+from dronedispatch.store.models import Incident, Mission
 
 #: The durations the response-time table reports, in the order of the flight.
 DURATIONS = ("report_to_dispatch", "dispatch_to_airborne", "airborne_to_on_scene", "report_to_on_scene")
@@ -30,20 +57,34 @@ OUTCOME_CODES = ("cleared_without_patrol", "escalated", "false_alarm", "other")
 FIRST_ON_SCENE = ("drone", "patrol", "none")
 PERCENTILES = (0.5, 0.9)
 
-#: The durations from the summary columns kept on ``incidents`` (see ``StatsStore.refresh_response_times``).
-DURATION_SQL = {
-    "report_to_dispatch": "i.dispatch_s",
-    "dispatch_to_airborne": "i.airborne_s - i.dispatch_s",
-    "airborne_to_on_scene": "i.on_scene_s - i.airborne_s",
-    "report_to_on_scene": "i.on_scene_s",
-}
 _FLOOR_SHIFT = 100_000_000
 #: Missions whose battery use is filled in per statement when the service starts.
 BATTERY_FILL_BATCH = 500
-#: Incidents whose response times are refreshed per transaction.
+#: Incidents whose summary rows are written per statement.
 REFRESH_BATCH = 2000
-#: How far before its last start a refresh of the response times looks for changed missions.
+#: How far before its last start a refresh of the summary looks for changed incidents and missions.
 REFRESH_SLACK = timedelta(minutes=5)
+_EPOCH_DAY = date(1970, 1, 1)
+
+#: The summary the statistics read (revision 0009 creates it; this is its shape for the writes).
+STATS_INCIDENTS = Table(
+    "stats_incidents",
+    MetaData(),
+    Column("created_at", DateTime(timezone=True), primary_key=True),
+    Column("incident_id", Integer, primary_key=True),
+    Column("day", Integer, nullable=False),  # the city's local day, days since 1970-01-01
+    Column("hour", Integer, nullable=False),  # the city's local hour
+    Column("district", String(32)),
+    Column("category", String(32), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("camera_id", String(64)),
+    Column("closed", Boolean, nullable=False),
+    Column("outcome_code", String(32)),
+    Column("first_on_scene", String(16)),
+    *(Column(d, Float) for d in DURATIONS),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -68,28 +109,20 @@ class StatsStore:
         self.engine = engine
         self._pg = engine.dialect.name == "postgresql"
         self._offset_min = int(offset_min)
-        self._refreshed_at: datetime | None = None
 
     # -- SQL pieces per dialect ----------------------------------------------------------------
-    def _key(self, group_by: str, alias: str = "i") -> str:
-        column = f"{alias}.created_at"
-        local = f"(({column} AT TIME ZONE 'UTC') + make_interval(mins => {self._offset_min}))"
-        # SQLite: one date function per row, the shift to local time as its modifier
-        shift = f"{column}, '{self._offset_min:+d} minutes'"
+    def _key(self, group_by: str, alias: str = "s") -> str:
+        """The group's key in the summary (integers for hour, day and week: formatted by :func:`_format_key`)."""
         if group_by == "district":
             return f"COALESCE({alias}.district, '')"
         if group_by == "category":
             return f"{alias}.category"
         if group_by == "hour":
-            return f"to_char({local}, 'HH24')" if self._pg else f"strftime('%H', {shift})"
+            return f"{alias}.hour"
         if group_by == "day":
-            return f"to_char({local}, 'YYYY-MM-DD')" if self._pg else f"date({shift})"
-        if group_by == "week":  # the Monday that starts the week
-            return (
-                f"to_char(date_trunc('week', {local}), 'YYYY-MM-DD')"
-                if self._pg
-                else f"date({shift}, '-6 days', 'weekday 1')"
-            )
+            return f"{alias}.day"
+        if group_by == "week":  # the Monday that starts the week: day 0 (1970-01-01) was a Thursday
+            return f"({alias}.day - (({alias}.day + 3) % 7))"
         if group_by == "none":
             return "'all'"
         raise ValueError(f"unknown grouping {group_by!r}")
@@ -106,7 +139,7 @@ class StatsStore:
         # (cells of 10 m and more lie far within the shift)
         return f"(CAST(({expr}) + {_FLOOR_SHIFT} AS INTEGER) - {_FLOOR_SHIFT})"
 
-    def _where(self, f: Filter, alias: str = "i") -> str:
+    def _where(self, f: Filter, alias: str = "s") -> str:
         where = f"{alias}.created_at >= :start AND {alias}.created_at < :end"
         if f.district is not None:
             where += f" AND {alias}.district = :district"
@@ -125,121 +158,206 @@ class StatsStore:
         with self.engine.connect() as conn:
             return conn.execute(stmt, params).all()
 
+    def _grouped(self, sql: str, f: Filter, group_by: str) -> list[Any]:
+        """Rows of a query over the summary, brought up to date first, their first column the group key."""
+        self.refresh()
+        return [(_format_key(group_by, row[0]), *row[1:]) for row in self._run(sql, f)]
+
+    # -- the summary ---------------------------------------------------------------------------
+    def refresh(self, batch: int = REFRESH_BATCH) -> int:
+        """Bring ``stats_incidents`` up to date: rebuilt whole when it was built for another local offset
+        (or never), else the incidents changed since its last refresh and those whose missions changed;
+        the number of incidents written.
+
+        Every change to an incident or a mission stamps its ``updated_at`` (the repositories do), so
+        whichever node or process made it, the next statistics query of any node sees it. The refresh
+        looks back a little before the last one started (``REFRESH_SLACK``) for a change committed late
+        or stamped by a node whose clock runs behind (writing an incident twice does no harm), and takes
+        every incident newer than the newest summarised, whatever its stamp (rows written in bulk with
+        their past times). Refreshes are serialised by locking the one ``stats_state`` row first."""
+        started = datetime.now(UTC)
+        with self.engine.connect() as conn:
+            offset, since = _state(conn)
+            ids = None if offset != self._offset_min else self._changed_ids(conn, _as_utc(since))
+        if ids == []:
+            return 0
+        with self.engine.begin() as conn:
+            # the write lock first: a concurrent refresh waits here, then finds what this one wrote
+            conn.execute(text("UPDATE stats_state SET id = id WHERE id = 1"))
+            offset, since = _state(conn)
+            if offset != self._offset_min:
+                conn.execute(text("DELETE FROM stats_incidents"))
+                ids = [r[0] for r in conn.execute(text("SELECT id FROM incidents ORDER BY created_at, id"))]
+            else:
+                ids = self._changed_ids(conn, _as_utc(since))
+            for start in range(0, len(ids), batch):
+                self._write(conn, ids[start : start + batch])
+            conn.execute(
+                text("UPDATE stats_state SET offset_min = :o, refreshed_at = :t WHERE id = 1").bindparams(
+                    bindparam("t", type_=DateTime(timezone=True))
+                ),
+                {"o": self._offset_min, "t": started},
+            )
+        return len(ids)
+
+    def rebuild(self) -> int:
+        """Build the summary again from every incident and mission (recovery, a new history)."""
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE stats_state SET offset_min = NULL, refreshed_at = NULL WHERE id = 1"))
+        return self.refresh()
+
+    def _changed_ids(self, conn: Connection, since: datetime | None) -> list[int]:
+        if since is None:
+            return [r[0] for r in conn.execute(text("SELECT id FROM incidents ORDER BY created_at, id"))]
+        sql = text(
+            """SELECT id FROM incidents WHERE updated_at >= :since
+               UNION SELECT incident_id FROM missions WHERE updated_at >= :since
+               UNION SELECT id FROM incidents WHERE id > (SELECT COALESCE(MAX(incident_id), 0) FROM stats_incidents)"""
+        ).bindparams(bindparam("since", type_=DateTime(timezone=True)))
+        return sorted(r[0] for r in conn.execute(sql, {"since": since - REFRESH_SLACK}))
+
+    def _write(self, conn: Connection, ids: list[int]) -> None:
+        """The summary rows of incidents ``ids``, replacing theirs."""
+        i, m = Incident.__table__, Mission.__table__  # type: ignore[attr-defined]
+        query = (
+            select(
+                i.c.id,
+                i.c.created_at,
+                i.c.district,
+                i.c.category,
+                i.c.source,
+                i.c.camera_id,
+                i.c.status,
+                i.c.outcome_code,
+                i.c.first_on_scene,
+                i.c.lat,
+                i.c.lon,
+                func.min(m.c.created_at),
+                func.min(m.c.launched_at),
+                func.min(m.c.on_scene_at),
+            )
+            .select_from(i.outerjoin(m, m.c.incident_id == i.c.id))
+            .where(i.c.id.in_(ids))
+            .group_by(i.c.id)
+        )
+        shift = timedelta(minutes=self._offset_min)
+        rows = []
+        for iid, created, district, category, source, camera, status, code, first, lat, lon, *times in conn.execute(
+            query
+        ):
+            created = _as_utc(created)
+            dispatch, airborne, on_scene = (_seconds(t, created) for t in times)
+            local = created + shift
+            rows.append(
+                {
+                    "created_at": created,
+                    "incident_id": iid,
+                    "day": (local.date() - _EPOCH_DAY).days,
+                    "hour": local.hour,
+                    "district": district,
+                    "category": category,
+                    "source": source,
+                    "camera_id": camera,
+                    "closed": status == "closed",
+                    "outcome_code": code,
+                    "first_on_scene": first,
+                    "report_to_dispatch": dispatch,
+                    "dispatch_to_airborne": _minus(airborne, dispatch),
+                    "airborne_to_on_scene": _minus(on_scene, airborne),
+                    "report_to_on_scene": on_scene,
+                    "lat": lat,
+                    "lon": lon,
+                }
+            )
+        conn.execute(delete(STATS_INCIDENTS).where(STATS_INCIDENTS.c.incident_id.in_(ids)))
+        if rows:
+            conn.execute(insert(STATS_INCIDENTS), rows)
+
     # -- response times ------------------------------------------------------------------------
     def response_times(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
-        """Per group: incidents, and p50/p90/n of each duration (seconds, None without any).
-
-        Reads the summary columns, refreshed first for the missions changed since the last call."""
-        self.refresh_response_times()
-        durations = ", ".join(f"{sql} AS {name}" for name, sql in DURATION_SQL.items())
-        base = f"SELECT {self._key(group_by)} AS k, {durations} FROM incidents i WHERE {self._where(f)}"
-        counts = ", ".join(f"COUNT({d})" for d in DURATIONS)
+        """Per group: incidents, and p50/p90/n of each duration (seconds, None without any)."""
+        self.refresh()
+        key = self._key(group_by)
+        durations = ", ".join(f"s.{d}" for d in DURATIONS)
+        counts = ", ".join(f"COUNT(s.{d})" for d in DURATIONS)
         out: list[dict[str, Any]] = []
         if self._pg:
             # both percentiles of a duration from one sort: percentile_cont over an array of fractions
             fractions = "ARRAY[{}]".format(", ".join(str(p) for p in PERCENTILES))
-            pcts = ", ".join(f"percentile_cont({fractions}) WITHIN GROUP (ORDER BY {d})" for d in DURATIONS)
-            for row in self._run(f"SELECT k, COUNT(*), {counts}, {pcts} FROM ({base}) d GROUP BY k ORDER BY k", f):
-                entry: dict[str, Any] = {"key": row[0], "incidents": row[1]}
+            pcts = ", ".join(f"percentile_cont({fractions}) WITHIN GROUP (ORDER BY s.{d})" for d in DURATIONS)
+            sql = f"SELECT {key} AS k, COUNT(*), {counts}, {pcts} FROM stats_incidents s WHERE {self._where(f)}"
+            for row in self._run(f"{sql} GROUP BY k ORDER BY k", f):
+                entry: dict[str, Any] = {"key": _format_key(group_by, row[0]), "incidents": row[1]}
                 for j, d in enumerate(DURATIONS):
                     p50, p90 = row[2 + len(DURATIONS) + j] or (None, None)
                     entry[d] = Percentiles(_rounded(p50), _rounded(p90), row[2 + j])
                 out.append(entry)
             return out
-        # SQLite has no percentile: the durations of the period's incidents that had a mission come from
-        # one index and are sorted here; the incidents per group are counted in the database
-        totals = self._run(f"SELECT k, COUNT(*) FROM ({base}) d GROUP BY k ORDER BY k", f)
-        groups: dict[str, list[list[float]]] = {}
-        for k, *values in self._run(f"{base} AND i.dispatch_s IS NOT NULL", f):
-            lists = groups.setdefault(k, [[] for _ in DURATIONS])
-            for lst, v in zip(lists, values, strict=True):
-                if v is not None:
-                    lst.append(v)
+        # SQLite has no percentile: the durations of the period's incidents that had a mission are read in
+        # one range of the summary and sorted here; the incidents per group are counted in the database
+        where = self._where(f)
+        totals = self._run(f"SELECT {key} AS k, COUNT(*) FROM stats_incidents s WHERE {where} GROUP BY k ORDER BY k", f)
+        groups: dict[Any, list[tuple[Any, ...]]] = {}
+        for row in self._run(
+            f"SELECT {key} AS k, {durations} FROM stats_incidents s WHERE {where} AND s.report_to_dispatch IS NOT NULL",
+            f,
+        ):
+            groups.setdefault(row[0], []).append(tuple(row[1:]))
         for k, n in totals:
-            entry = {"key": k, "incidents": n}
-            for d, lst in zip(DURATIONS, groups.get(k, [[] for _ in DURATIONS]), strict=True):
-                lst.sort()
+            entry = {"key": _format_key(group_by, k), "incidents": n}
+            columns = list(zip(*groups[k], strict=True)) if k in groups else [() for _ in DURATIONS]
+            for d, values in zip(DURATIONS, columns, strict=True):
+                lst = sorted(v for v in values if v is not None)
                 p50, p90 = (_percentile_cont(lst, p) for p in PERCENTILES)
                 entry[d] = Percentiles(_rounded(p50), _rounded(p90), len(lst))
             out.append(entry)
         return out
 
-    def refresh_response_times(self, batch: int = REFRESH_BATCH) -> int:
-        """Bring ``incidents.dispatch_s``, ``airborne_s`` and ``on_scene_s`` up to date with the missions
-        changed since the last refresh of this process (all of them the first time), ``batch``
-        incidents per transaction; the number of incidents refreshed.
-
-        A mission's ``updated_at`` is stamped by every change; the refresh looks back a little before
-        its last start (``REFRESH_SLACK``) for a change committed late or stamped by a node whose
-        clock runs behind, so it never misses one (refreshing twice does no harm)."""
-        started = datetime.now(UTC)
-        changed = "SELECT DISTINCT incident_id FROM missions"
-        params: dict[str, Any] = {}
-        if self._refreshed_at is not None:
-            changed += " WHERE updated_at >= :since"
-            params["since"] = self._refreshed_at - REFRESH_SLACK
-        secs = self._secs
-        first = "(SELECT MIN(m.{0}) FROM missions m WHERE m.incident_id = incidents.id)"
-        update = f"""UPDATE incidents SET
-            dispatch_s = {secs(first.format("created_at"), "incidents.created_at")},
-            airborne_s = {secs(first.format("launched_at"), "incidents.created_at")},
-            on_scene_s = {secs(first.format("on_scene_at"), "incidents.created_at")}
-            WHERE id IN :ids"""
-        stmt = text(update).bindparams(bindparam("ids", expanding=True))
-        query = text(changed)
-        if "since" in params:
-            query = query.bindparams(bindparam("since", type_=DateTime(timezone=True)))
-        with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(query, params)]
-        for start in range(0, len(ids), batch):
-            with self.engine.begin() as conn:
-                conn.execute(stmt, {"ids": ids[start : start + batch]})
-        self._refreshed_at = started
-        return len(ids)
-
     # -- counts --------------------------------------------------------------------------------
     def first_on_scene(self, f: Filter, group_by: str) -> list[tuple[str, int, int]]:
         """Per group: incidents whose first on scene was recorded, and of those the drone's."""
-        sql = f"""SELECT {self._key(group_by)} AS k, COUNT(i.first_on_scene),
-                  SUM(CASE WHEN i.first_on_scene = 'drone' THEN 1 ELSE 0 END)
-                  FROM incidents i WHERE {self._where(f)} GROUP BY k ORDER BY k"""
-        return [(k, n, drone or 0) for k, n, drone in self._run(sql, f)]
+        sql = f"""SELECT {self._key(group_by)} AS k, COUNT(s.first_on_scene),
+                  SUM(CASE WHEN s.first_on_scene = 'drone' THEN 1 ELSE 0 END)
+                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY k ORDER BY k"""
+        return [(k, n, drone or 0) for k, n, drone in self._grouped(sql, f, group_by)]
 
     def outcomes(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: closed incidents by outcome code (closed without one: "other"), and those still open."""
+        closed = "s.closed = TRUE" if self._pg else "s.closed = 1"
         cases = ", ".join(
-            f"SUM(CASE WHEN i.status = 'closed' AND i.outcome_code = '{c}' THEN 1 ELSE 0 END)"
+            f"SUM(CASE WHEN {closed} AND s.outcome_code = '{c}' THEN 1 ELSE 0 END)"
             for c in OUTCOME_CODES
             if c != "other"
         )
         sql = f"""SELECT {self._key(group_by)} AS k, {cases},
-                  SUM(CASE WHEN i.status = 'closed' AND (i.outcome_code IS NULL OR i.outcome_code NOT IN
+                  SUM(CASE WHEN {closed} AND (s.outcome_code IS NULL OR s.outcome_code NOT IN
                       ('cleared_without_patrol', 'escalated', 'false_alarm')) THEN 1 ELSE 0 END),
-                  SUM(CASE WHEN i.status <> 'closed' THEN 1 ELSE 0 END)
-                  FROM incidents i WHERE {self._where(f)} GROUP BY k ORDER BY k"""
+                  SUM(CASE WHEN NOT ({closed}) THEN 1 ELSE 0 END)
+                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY k ORDER BY k"""
         return [
             {"key": row[0]} | dict(zip((*OUTCOME_CODES, "open"), (int(v or 0) for v in row[1:]), strict=True))
-            for row in self._run(sql, f)
+            for row in self._grouped(sql, f, group_by)
         ]
 
     def sources(self, f: Filter) -> list[tuple[str, str | None, int, int]]:
         """Per source and camera: incidents, and those closed as false alarms; most incidents first."""
-        sql = f"""SELECT i.source, i.camera_id, COUNT(*),
-                  SUM(CASE WHEN i.outcome_code = 'false_alarm' THEN 1 ELSE 0 END) AS fa
-                  FROM incidents i WHERE {self._where(f)} GROUP BY i.source, i.camera_id
-                  ORDER BY COUNT(*) DESC, i.source, i.camera_id"""
-        return [(s, cam, n, int(fa or 0)) for s, cam, n, fa in self._run(sql, f)]
+        self.refresh()
+        sql = f"""SELECT s.source, s.camera_id, COUNT(*),
+                  SUM(CASE WHEN s.outcome_code = 'false_alarm' THEN 1 ELSE 0 END) AS fa
+                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY s.source, s.camera_id
+                  ORDER BY COUNT(*) DESC, s.source, s.camera_id"""
+        return [(src, cam, n, int(fa or 0)) for src, cam, n, fa in self._run(sql, f)]
 
     def volume(self, f: Filter, group_by: str) -> list[tuple[str, int]]:
-        sql = (
-            f"SELECT {self._key(group_by)} AS k, COUNT(*) FROM incidents i WHERE {self._where(f)} GROUP BY k ORDER BY k"
-        )
-        return [(k, n) for k, n in self._run(sql, f)]
+        sql = f"""SELECT {self._key(group_by)} AS k, COUNT(*) FROM stats_incidents s WHERE {self._where(f)}
+                  GROUP BY k ORDER BY k"""
+        return [(k, n) for k, n in self._grouped(sql, f, group_by)]
 
     def heatmap(self, f: Filter, cell_lat_deg: float, cell_lon_deg: float) -> list[tuple[float, float, int]]:
         """Incidents per grid cell (``cell_lat_deg`` x ``cell_lon_deg``), as the cell's centre."""
-        ky, kx = self._floor("i.lat / :dlat"), self._floor("i.lon / :dlon")
-        sql = f"""SELECT {ky} AS cy, {kx} AS cx, COUNT(*) FROM incidents i WHERE {self._where(f)}
+        self.refresh()
+        ky, kx = self._floor("s.lat / :dlat"), self._floor("s.lon / :dlon")
+        sql = f"""SELECT {ky} AS cy, {kx} AS cx, COUNT(*) FROM stats_incidents s WHERE {self._where(f)}
                   GROUP BY cy, cx ORDER BY cy, cx"""
         rows = self._run(sql, f, dlat=cell_lat_deg, dlon=cell_lon_deg)
         return [((int(cy) + 0.5) * cell_lat_deg, (int(cx) + 0.5) * cell_lon_deg, n) for cy, cx, n in rows]
@@ -309,6 +427,8 @@ class StatsStore:
                 text("UPDATE incidents SET district = :d WHERE id = :id"),
                 [{"id": i, "d": d} for i, d in districts.items()],
             )
+            # the update does not stamp the incidents: their summary rows are rewritten here
+            self._write(conn, sorted(districts))
 
 
 def _utc(dt: datetime) -> datetime:
@@ -328,3 +448,34 @@ def _percentile_cont(values: list[float], p: float) -> float | None:
     frac = pos - lo
     low = float(values[lo])
     return low if frac == 0 else low + frac * (float(values[lo + 1]) - low)
+
+
+def _state(conn: Connection) -> tuple[int | None, datetime | None]:
+    """The local offset the summary was built for (None: never) and when it was last refreshed."""
+    query = text("SELECT offset_min, refreshed_at FROM stats_state WHERE id = 1").columns(
+        offset_min=Integer, refreshed_at=DateTime(timezone=True)
+    )
+    offset, refreshed = conn.execute(query).one()
+    return offset, _as_utc(refreshed)
+
+
+def _format_key(group_by: str, k: Any) -> Any:
+    """A group key as the API gives it: hours ``00``..``23``, days and weeks (their Monday) as dates."""
+    if group_by == "hour":
+        return f"{int(k):02d}"
+    if group_by in ("day", "week"):
+        return (_EPOCH_DAY + timedelta(days=int(k))).isoformat()
+    return k
+
+
+def _as_utc(dt: datetime | None) -> datetime | None:
+    # SQLite gives back naive UTC
+    return None if dt is None else (dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC))
+
+
+def _seconds(later: datetime | None, earlier: datetime) -> float | None:
+    return None if later is None else (_as_utc(later) - earlier).total_seconds()  # type: ignore[operator]
+
+
+def _minus(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else later - earlier
