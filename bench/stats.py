@@ -11,9 +11,17 @@ and p95 per query and database against the goal, p95 < 300 ms.
 
 ``--incidents 5000 --samples 300000`` is a quick run. ``--fresh`` seeds again.
 
-Indexes and summaries the queries rely on (revision 0005): ``ix_incidents_district_created_at``,
-``ix_missions_launched_at``, and ``missions.battery_used_pct`` (battery cycles without reading the
-telemetry samples).
+Summaries and indexes the queries rely on:
+- ``stats_incidents`` (revision 0009), every query but the drones': one row per incident with its
+  local day and hour as integers, district, category, source, camera, closed, outcome code, first on
+  scene, the four response times and its position; clustered by (created_at, incident_id) on SQLite
+  (WITHOUT ROWID), that primary key on PostgreSQL, so a period is one range read with no join and no
+  date function per row; ``ix_stats_incidents_district`` (district, created_at) for a district's period;
+  ``ix_stats_incidents_incident_id`` and ``ix_incidents_updated_at``/``ix_missions_updated_at`` for
+  keeping it up to date;
+- drones: ``ix_missions_launched_at`` and ``missions.battery_used_pct`` (revision 0005; battery cycles
+  without reading the telemetry samples).
+A cached history seeded before revision 0009 is migrated and its summary built before timing.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from dronedispatch.app.statistics import StatisticsService, Table
 from dronedispatch.scenario.broker import PostgresServer, find_pg_bindir
 from dronedispatch.seed_history import SeedOptions, seed_history
 from dronedispatch.settings import Settings
-from dronedispatch.store.db import make_engine
+from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.stats import StatsStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +133,13 @@ def measure(name: str, url: str, done: Path, args: argparse.Namespace) -> dict[s
     print(done.read_text().strip())
     engine = make_engine(url)
     try:
-        svc = StatisticsService(StatsStore(engine, offset_min=OFFSET_MIN), offset_min=OFFSET_MIN)
+        migrate(engine)  # a history cached by an older version gains the summary's tables
+        store = StatsStore(engine, offset_min=OFFSET_MIN)
+        t0 = time.perf_counter()
+        written = store.refresh()
+        if written:
+            print(f"{name}: statistics summary of {written} incidents built in {time.perf_counter() - t0:.0f} s")
+        svc = StatisticsService(store, offset_min=OFFSET_MIN)
         return {label: timed(fn, args.repeats) for label, fn in queries(svc)}
     finally:
         engine.dispose()
@@ -157,16 +171,20 @@ def main() -> int:
                 done.unlink(missing_ok=True)
             results["postgresql"] = measure("PostgreSQL", server.url(db), done, args)
     dbs = list(results)
-    print(f"\n{'query':44}" + "".join(f"{d + ' p50/p95 ms':>26}" for d in dbs) + "   rows   goal p95 < 300 ms")
+    header = "".join(f"{d + ' p50 / p95 ms (p95/goal)':>38}" for d in dbs)
+    print(f"\n{'query':40}{header}   rows   goal p95 < {GOAL_MS:.0f} ms")
     misses = 0
     for label in results["sqlite"]:
         cells, ok = "", True
         for d in dbs:
             p50, p95, rows = results[d][label]
-            cells += f"{p50:>17.1f} /{p95:>7.1f}"
+            cells += f"{p50:>19.1f} /{p95:>7.1f} ({p95 / GOAL_MS:>5.2f})"
             ok = ok and p95 < GOAL_MS
         misses += not ok
-        print(f"{label:44}{cells}{rows:>7}   {'ok' if ok else 'MISSED'}")
+        print(f"{label:40}{cells}{rows:>7}   {'ok' if ok else 'MISSED'}")
+    for d in dbs:
+        worst = max(results[d].items(), key=lambda kv: kv[1][1])
+        print(f"{d}: slowest p95 {worst[1][1]:.1f} ms ({worst[1][1] / GOAL_MS:.2f} of the goal), {worst[0]}")
     print(
         f"\n{len(results['sqlite']) - misses} of {len(results['sqlite'])} queries within the goal on {', '.join(dbs)}"
     )

@@ -247,6 +247,14 @@ def _cmd_seed_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats_rebuild(args: argparse.Namespace) -> int:
+    settings = Settings()
+    from dronedispatch.seed_history import rebuild_statistics
+
+    print(f"statistics summary rebuilt from {rebuild_statistics(settings)} incidents")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -362,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1, help="random seed: the same seed and --until, the same history")
     seed.add_argument("--until", type=date.fromisoformat, default=None, help="day after the last (default today)")
     seed.set_defaults(func=_cmd_seed_history)
+
+    stats = sub.add_parser("stats", help="statistics upkeep").add_subparsers(dest="stats_cmd", required=True)
+    rebuild = stats.add_parser("rebuild", help="build the statistics summary again from every incident and mission")
+    rebuild.set_defaults(func=_cmd_stats_rebuild)
 
     evidence = sub.add_parser("evidence", help="evidence packages").add_subparsers(dest="evidence_cmd", required=True)
     verify = evidence.add_parser("verify", help="check every hash of an evidence package: exit 0 when all hold")

@@ -30,6 +30,7 @@ from shapely.geometry import Point, shape
 from shapely.prepared import prep
 
 from dronedispatch import cityfiles
+from dronedispatch.app.statistics import utc_offset_min
 from dronedispatch.domain.assets import AssetRegistry, load_assets
 from dronedispatch.domain.districts import DistrictIndex
 from dronedispatch.domain.fleet import FleetConfig
@@ -433,5 +434,16 @@ def seed_history(settings: Settings, opts: SeedOptions, *, progress: bool = True
         if gen.drones:
             Store(engine).set_maintenance(gen.drones[-1].id, True)
         return result
+    finally:
+        engine.dispose()
+
+
+def rebuild_statistics(settings: Settings) -> int:
+    """``dronedispatch stats rebuild``: the statistics summary built again from every incident and
+    mission of the configured database, for the city's offset now; the incidents written."""
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        return StatsStore(engine, offset_min=utc_offset_min(settings.timezone)).rebuild()
     finally:
         engine.dispose()
