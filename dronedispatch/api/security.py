@@ -46,7 +46,11 @@ def issue_token(
 def read_claims(secret: str, token: str) -> Claims:
     """The claims of a valid token; :class:`InvalidToken` with the reason otherwise."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "exp"]})
+        # no check of "iat" against this host's clock: a token issued just before the clock steps back would be
+        # "not yet valid" until the clock caught up. Its expiry (wall time, as every node reads it) bounds it.
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "exp"], "verify_iat": False}
+        )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc
     except jwt.PyJWTError as exc:
