@@ -6,7 +6,8 @@ STAMP   := $(VENV)/.installed
 SYSSTAMP := var/.system-packages
 APT_PACKAGES := chromium mosquitto postgresql ffmpeg fonts-noto-cjk nginx poppler-utils libpango-1.0-0 libpangoft2-1.0-0 \
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
+  libfaketime faketime
 
 .PHONY: demo test bench fuzz lint venv system-packages clean
 
