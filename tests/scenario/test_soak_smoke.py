@@ -1,5 +1,5 @@
-"""bench/soak.py as a smoke test: a short soak (about a minute of wall time, a few simulated hours,
-20 drones, random faults, malformed reports) completes, samples memory, descriptors and loop lag,
+"""bench/soak.py as a smoke test: a short soak (about half a minute of wall time, over an hour simulated at a
+denser incident rate, 20 drones, random faults, malformed reports) completes, samples memory, descriptors and loop lag,
 and loses nothing. The full soak (a simulated week) is run by hand: see the README."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_short_soak_completes_and_loses_nothing() -> None:
     cmd = [
-        sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "1", "--drones", "20", "--speed-factor", "200",
-        "--faults-per-hour", "6", "--malformed", "0.1", "--sample-s", "5", "--seed", "3", "--json",
+        sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "0.5", "--drones", "20",
+        "--speed-factor", "200", "--incidents", "4000", "--faults-per-hour", "6", "--malformed", "0.1",
+        "--sample-s", "5", "--seed", "3", "--json",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert proc.stdout.strip(), proc.stderr[-3000:]
