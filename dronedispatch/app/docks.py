@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dronedispatch.app.errors import DockDoorFault, UnknownObject
 from dronedispatch.app.ports import DockAdapter
@@ -45,12 +46,16 @@ class DockService:
         adapter: DockAdapter | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publisher = publisher
         self.docks = {d.id: d for d in docks}
         self.adapter = adapter
         self._clock = clock
+        self._monotonic = monotonic
         self._states: dict[str, DockState] = {}
+        #: per dock: the monotonic time its latest state was heard, and that state's age then (s)
+        self._heard: dict[str, tuple[float, float]] = {}
         self._changed = asyncio.Event()  # replaced on every state: waiters see each one
         #: states of docks that are not in the fleet file (ignored), per dock id
         self.unknown: dict[str, int] = {}
@@ -73,20 +78,31 @@ class DockService:
 
     # -- states ---------------------------------------------------------------------------------
     def state(self, dock_id: str) -> DockState | None:
-        """The latest state the dock published; None when none was heard (or no adapter)."""
-        return self._states.get(dock_id)
+        """The latest state the dock published (stamped as :meth:`_aged` says); None when none was heard
+        (or no adapter)."""
+        s = self._states.get(dock_id)
+        return None if s is None else self._aged(dock_id, s)
 
     def states(self) -> dict[str, DockState]:
-        return dict(self._states)
+        return {dock_id: self._aged(dock_id, s) for dock_id, s in self._states.items()}
+
+    def _aged(self, dock_id: str, s: DockState) -> DockState:
+        """``s`` with its stamp put on this host's wall clock as it reads now: its age when it was heard plus
+        the time since on the monotonic clock. Whoever judges its freshness against the wall clock (readiness,
+        the weather checks) then sees its true age even after this host's clock stepped (a step would otherwise
+        make every dock look stale, or a stale one fresh)."""
+        heard_at, age_then = self._heard[dock_id]
+        age_s = age_then + max(0.0, self._monotonic() - heard_at)
+        return s.model_copy(update={"updated_at": self._clock() - timedelta(seconds=age_s)})
 
     def healthy(self, dock_id: str) -> bool:
         """Healthy, or not managed (no adapter, or never heard): launches from it go on as before."""
-        s = self._states.get(dock_id)
+        s = self.state(dock_id)
         return s is None or s.healthy(self._clock())
 
     def problem(self, dock_id: str) -> str | None:
         """Why the dock is not healthy, or None."""
-        s = self._states.get(dock_id)
+        s = self.state(dock_id)
         return None if s is None else s.problem(self._clock())
 
     def snapshot(self) -> dict[str, dict[str, object]]:
@@ -94,7 +110,7 @@ class DockService:
         now = self._clock()
         out: dict[str, dict[str, object]] = {}
         for dock_id in self.docks:
-            s = self._states.get(dock_id)
+            s = self.state(dock_id)
             if s is None:
                 out[dock_id] = {"heard": False, "healthy": True}
             else:
@@ -114,6 +130,8 @@ class DockService:
         if before is not None and state.updated_at < before.updated_at:
             return  # an older state delivered late (e.g. a retained one after a newer live one)
         self._states[state.dock_id] = state
+        # its age as heard, on this host's clock (a retained state may be old); it ages on the monotonic clock
+        self._heard[state.dock_id] = (self._monotonic(), max(0.0, (self._clock() - state.updated_at).total_seconds()))
         if before is None or _content(before) != _content(state):
             self._publisher.publish(DockChanged(data=state))
         changed, self._changed = self._changed, asyncio.Event()
@@ -134,7 +152,7 @@ class DockService:
         current = self._states.get(dock_id)
         if self.adapter is None or current is None:
             return  # not a managed dock: its door counts as open, as it always did
-        if (why := current.problem(self._clock())) is not None:
+        if (why := self._aged(dock_id, current).problem(self._clock())) is not None:
             raise DockDoorFault(dock_id, why)
         if current.door is wanted:
             return
