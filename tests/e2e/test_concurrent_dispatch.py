@@ -57,34 +57,7 @@ def _assert_refusals_are_clear(answers: list[httpx.Response], winner: int) -> No
         assert body["detail"], body
 
 
-@on_both_databases
-def test_fifty_dispatches_of_one_incident_make_one_mission(system: System) -> None:
-    operator = system.client("operator")
-    _ready(system, operator, VEHICLES)
-    r = operator.post(
-        "/api/v1/incidents",
-        json={"category": "fire", "severity": 3, "location": {"lat": 37.3930, "lon": 126.6400}},
-    )
-    assert r.status_code == 201, r.text
-    incident_id = r.json()["id"]
-
-    answers = asyncio.run(
-        _fire(system, _token(operator), [(f"/api/v1/incidents/{incident_id}/dispatch", {})] * REQUESTS)
-    )
-
-    codes = Counter(r.status_code for r in answers)
-    assert codes[201] == 1, f"{codes}: {[r.text for r in answers if r.status_code != 409][:3]}"
-    _assert_refusals_are_clear(answers, next(i for i, r in enumerate(answers) if r.status_code == 201))
-    missions = operator.get("/api/v1/missions", params={"incident_id": incident_id}).json()
-    assert len(missions) == 1, missions
-    incident = operator.get(f"/api/v1/incidents/{incident_id}").json()
-    assert incident["status"] == "dispatched"
-
-
-@on_both_databases
-def test_fifty_incidents_racing_for_one_named_drone_give_it_one_mission(system: System) -> None:
-    operator = system.client("operator")
-    _ready(system, operator, VEHICLES)
+def _fifty_incidents_racing_for_one_named_drone_give_it_one_mission(system: System, operator: httpx.Client) -> None:
     incident_ids = []
     for k in range(REQUESTS):
         # a ring of radius 2.5 km: neighbours ~300 m apart, different categories so none merge
@@ -109,3 +82,34 @@ def test_fifty_incidents_racing_for_one_named_drone_give_it_one_mission(system: 
     # every incident that lost the race is still waiting for a drone, none left half-dispatched
     statuses = Counter(operator.get(f"/api/v1/incidents/{i}").json()["status"] for i in incident_ids)
     assert statuses == {"dispatched": 1, "open": REQUESTS - 1}
+
+
+def _fifty_dispatches_of_one_incident_make_one_mission(system: System, operator: httpx.Client) -> None:
+    r = operator.post(
+        "/api/v1/incidents",
+        json={"category": "fire", "severity": 3, "location": {"lat": 37.3930, "lon": 126.6400}},
+    )
+    assert r.status_code == 201, r.text
+    incident_id = r.json()["id"]
+
+    answers = asyncio.run(
+        _fire(system, _token(operator), [(f"/api/v1/incidents/{incident_id}/dispatch", {})] * REQUESTS)
+    )
+
+    codes = Counter(r.status_code for r in answers)
+    assert codes[201] == 1, f"{codes}: {[r.text for r in answers if r.status_code != 409][:3]}"
+    _assert_refusals_are_clear(answers, next(i for i, r in enumerate(answers) if r.status_code == 201))
+    missions = operator.get("/api/v1/missions", params={"incident_id": incident_id}).json()
+    assert len(missions) == 1, missions
+    incident = operator.get(f"/api/v1/incidents/{incident_id}").json()
+    assert incident["status"] == "dispatched"
+
+
+@on_both_databases
+def test_fifty_concurrent_dispatches_give_one_drone_one_mission_and_one_incident_one_drone(system: System) -> None:
+    """Both races on one system (starting one per race cost more than the races): first fifty incidents race for
+    dd-01, then fifty dispatches of one new incident race for the drone still ready (dd-02)."""
+    operator = system.client("operator")
+    _ready(system, operator, VEHICLES)
+    _fifty_incidents_racing_for_one_named_drone_give_it_one_mission(system, operator)
+    _fifty_dispatches_of_one_incident_make_one_mission(system, operator)
