@@ -32,6 +32,7 @@ def issue_token(
     now: datetime | None = None,
     session_id: str | None = None,
 ) -> str:
+    # wall time: the expiry is read by every node and by the browser, which refreshes before it
     now = now or datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": username, "role": role, "iat": now, "exp": now + timedelta(minutes=ttl_minutes),

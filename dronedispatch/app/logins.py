@@ -10,6 +10,9 @@ sign-out, and one-use tickets for the event WebSocket.
   token) stops its access tokens at once on every node, as disabling the account does.
 - The browser's WebSocket cannot send headers, so it opens with a ticket: random, valid 30 s,
   usable once, so a URL that ends up in a log opens nothing.
+
+Time: lockouts, sessions and tickets expire on wall-clock time (``datetime.now``), not the monotonic
+clock: they are stored and read by every node, and a monotonic reading means nothing to another process.
 """
 
 from __future__ import annotations

@@ -52,7 +52,9 @@ class TrackRecorder:
     ) -> None:
         """One telemetry update of a drone flying ``mission_id`` (on the loop; never blocks)."""
         last = self._last_at.get(mission_id)
-        if last is not None and (at - last).total_seconds() < self._interval_s:
+        # ``at`` is wall time (what the record shows): after the clock stepped back the gap is negative, and a
+        # plain "less than the interval" would drop every sample until the clock caught up again
+        if last is not None and 0.0 <= (at - last).total_seconds() < self._interval_s:
             return
         self._last_at[mission_id] = at
         sample = TelemetrySample(

@@ -54,6 +54,8 @@ def node_key(node_id: str) -> str:
 
 
 def _now() -> datetime:
+    # wall time: heartbeats are read by the other nodes (whether a node is alive is the bucket's TTL, kept by
+    # the NATS server, not a comparison of clocks)
     return datetime.now(UTC)
 
 

@@ -68,3 +68,17 @@ async def test_a_full_queue_gives_up_the_oldest_and_counts_them() -> None:
     await recorder.flush()
     assert recorder.dropped == 2
     assert [s.at for s in repo.rows] == [T0 + timedelta(seconds=i) for i in range(2, 6)]
+
+
+async def test_a_wall_clock_stepping_back_does_not_stop_the_track() -> None:
+    """Ten minutes back: the samples after the step are kept at their interval, not dropped until the clock
+    has caught up with the last one before it."""
+    repo = FlakyRepo()
+    recorder = TrackRecorder(repo)
+    feed(recorder, 1, T0, seconds=5, hz=5)
+    feed(recorder, 1, T0 - timedelta(minutes=10), seconds=5, hz=5)
+    await recorder.flush()
+    back = T0 - timedelta(minutes=10)
+    assert [s.at for s in repo.track(1)] == [T0 + timedelta(seconds=i) for i in range(5)] + [
+        back + timedelta(seconds=i) for i in range(5)
+    ]
