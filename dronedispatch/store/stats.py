@@ -27,8 +27,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Boolean,
     Column,
@@ -36,6 +38,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -86,6 +89,24 @@ STATS_INCIDENTS = Table(
     Column("lon", Float, nullable=False),
 )
 
+#: Per local day, district ('' for none) and category: what each incident adds, packed (see :func:`_pack`).
+STATS_DAILY = Table(
+    "stats_daily",
+    MetaData(),
+    Column("day", Integer, primary_key=True),
+    Column("district", String(32), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("incidents", Integer, nullable=False),
+    *(
+        Column(name, LargeBinary, nullable=False)
+        for name in ("hours", "outcomes", "firsts", *DURATIONS, "lats", "lons")
+    ),
+)
+#: Days of ``stats_daily`` written per statement.
+DAYS_BATCH = 31
+#: The outcome class of a closed incident (1 + its index in OUTCOME_CODES; 0: still open).
+_OUTCOME_CLASS = {code: 1 + j for j, code in enumerate(OUTCOME_CODES)}
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -111,22 +132,6 @@ class StatsStore:
         self._offset_min = int(offset_min)
 
     # -- SQL pieces per dialect ----------------------------------------------------------------
-    def _key(self, group_by: str, alias: str = "s") -> str:
-        """The group's key in the summary (integers for hour, day and week: formatted by :func:`_format_key`)."""
-        if group_by == "district":
-            return f"COALESCE({alias}.district, '')"
-        if group_by == "category":
-            return f"{alias}.category"
-        if group_by == "hour":
-            return f"{alias}.hour"
-        if group_by == "day":
-            return f"{alias}.day"
-        if group_by == "week":  # the Monday that starts the week: day 0 (1970-01-01) was a Thursday
-            return f"({alias}.day - (({alias}.day + 3) % 7))"
-        if group_by == "none":
-            return "'all'"
-        raise ValueError(f"unknown grouping {group_by!r}")
-
     def _secs(self, later: str, earlier: str) -> str:
         if self._pg:
             return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS double precision)"
@@ -157,11 +162,6 @@ class StatsStore:
             params = {k: v for k, v in params.items() if f":{k}" in sql}
         with self.engine.connect() as conn:
             return conn.execute(stmt, params).all()
-
-    def _grouped(self, sql: str, f: Filter, group_by: str) -> list[Any]:
-        """Rows of a query over the summary, brought up to date first, their first column the group key."""
-        self.refresh()
-        return [(_format_key(group_by, row[0]), *row[1:]) for row in self._run(sql, f)]
 
     # -- the summary ---------------------------------------------------------------------------
     def refresh(self, batch: int = REFRESH_BATCH) -> int:
@@ -245,12 +245,12 @@ class StatsStore:
         for iid, created, district, category, source, camera, status, code, first, lat, lon, *times in conn.execute(
             query
         ):
-            created = _as_utc(created)
-            dispatch, airborne, on_scene = (_seconds(t, created) for t in times)
-            local = created + shift
+            at: datetime = _utc(created)
+            dispatch, airborne, on_scene = (_seconds(t, at) for t in times)
+            local = at + shift
             rows.append(
                 {
-                    "created_at": created,
+                    "created_at": at,
                     "incident_id": iid,
                     "day": (local.date() - _EPOCH_DAY).days,
                     "hour": local.hour,
@@ -269,74 +269,121 @@ class StatsStore:
                     "lon": lon,
                 }
             )
+        old_days = {
+            r[0] for r in conn.execute(select(STATS_INCIDENTS.c.day).where(STATS_INCIDENTS.c.incident_id.in_(ids)))
+        }
         conn.execute(delete(STATS_INCIDENTS).where(STATS_INCIDENTS.c.incident_id.in_(ids)))
         if rows:
             conn.execute(insert(STATS_INCIDENTS), rows)
+        self._write_days(conn, sorted(old_days | {r["day"] for r in rows}))
+
+    def _write_days(self, conn: Connection, days: list[int]) -> None:
+        """The ``stats_daily`` rows of local ``days``, from their incidents' rows in ``stats_incidents``."""
+        s = STATS_INCIDENTS
+        for start in range(0, len(days), DAYS_BATCH):
+            some = days[start : start + DAYS_BATCH]
+            conn.execute(delete(STATS_DAILY).where(STATS_DAILY.c.day.in_(some)))
+            district = func.coalesce(s.c.district, "")
+            query = (
+                select(
+                    s.c.day,
+                    district,
+                    s.c.category,
+                    s.c.hour,
+                    s.c.closed,
+                    s.c.outcome_code,
+                    s.c.first_on_scene,
+                    *(s.c[d] for d in DURATIONS),
+                    s.c.lat,
+                    s.c.lon,
+                )
+                .where(s.c.day.in_(some))
+                .order_by(s.c.day, district, s.c.category, s.c.created_at, s.c.incident_id)
+            )
+            packed = [
+                _pack(day, district, category, list(group))
+                for (day, district, category), group in groupby(conn.execute(query), key=lambda r: tuple(r[:3]))
+            ]
+            if packed:
+                names = [c.name for c in STATS_DAILY.columns]
+                conn.execute(insert(STATS_DAILY), [dict(zip(names, p, strict=True)) for p in packed])
+
+    def _incidents(self, f: Filter) -> _Incidents:
+        """What the statistics need of every incident of the period: the whole local days inside it from
+        ``stats_daily``, the parts of days at either end from ``stats_incidents``."""
+        self.refresh()
+        shift = timedelta(minutes=self._offset_min)
+        epoch = datetime.combine(_EPOCH_DAY, datetime.min.time(), UTC) - shift  # local midnight of day 0, in UTC
+        first = math.ceil((_utc(f.start) - epoch) / timedelta(days=1))
+        last = math.floor((_utc(f.end) - epoch) / timedelta(days=1))  # exclusive
+        cut = ""
+        params: dict[str, Any] = {}
+        if f.district is not None:
+            cut += " AND district = :district"
+            params["district"] = f.district
+        if f.category is not None:
+            cut += " AND category = :category"
+            params["category"] = f.category
+        daily: Sequence[Any] = []
+        edges = [(f.start, f.end)]
+        if first < last:
+            columns = ", ".join(c.name for c in STATS_DAILY.columns)
+            daily = self._run(
+                f"SELECT {columns} FROM stats_daily WHERE day >= :first AND day < :last{cut} ORDER BY day",
+                None,
+                first=first,
+                last=last,
+                **params,
+            )
+            edges = [(f.start, epoch + timedelta(days=first)), (epoch + timedelta(days=last), f.end)]
+        columns = "day, COALESCE(district, ''), category, hour, closed, outcome_code, first_on_scene, " + ", ".join(
+            (*DURATIONS, "lat", "lon")
+        )
+        raw: list[Any] = []
+        for start, end in edges:
+            if start < end:
+                where = self._where(Filter(start, end, f.district, f.category))
+                raw += self._run(
+                    f"SELECT {columns} FROM stats_incidents s WHERE {where}", Filter(start, end, f.district, f.category)
+                )
+        return _Incidents.of([*daily, *(_pack(r[0], r[1], r[2], [r]) for r in raw)])
 
     # -- response times ------------------------------------------------------------------------
     def response_times(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: incidents, and p50/p90/n of each duration (seconds, None without any)."""
-        self.refresh()
-        key = self._key(group_by)
-        durations = ", ".join(f"s.{d}" for d in DURATIONS)
-        counts = ", ".join(f"COUNT(s.{d})" for d in DURATIONS)
+        inc = self._incidents(f)
+        keys, index = inc.groups(group_by)
+        order = np.argsort(index, kind="stable")
+        bounds = np.cumsum(np.bincount(index, minlength=len(keys)))
         out: list[dict[str, Any]] = []
-        if self._pg:
-            # both percentiles of a duration from one sort: percentile_cont over an array of fractions
-            fractions = "ARRAY[{}]".format(", ".join(str(p) for p in PERCENTILES))
-            pcts = ", ".join(f"percentile_cont({fractions}) WITHIN GROUP (ORDER BY s.{d})" for d in DURATIONS)
-            sql = f"SELECT {key} AS k, COUNT(*), {counts}, {pcts} FROM stats_incidents s WHERE {self._where(f)}"
-            for row in self._run(f"{sql} GROUP BY k ORDER BY k", f):
-                entry: dict[str, Any] = {"key": _format_key(group_by, row[0]), "incidents": row[1]}
-                for j, d in enumerate(DURATIONS):
-                    p50, p90 = row[2 + len(DURATIONS) + j] or (None, None)
-                    entry[d] = Percentiles(_rounded(p50), _rounded(p90), row[2 + j])
-                out.append(entry)
-            return out
-        # SQLite has no percentile: the durations of the period's incidents that had a mission are read in
-        # one range of the summary and sorted here; the incidents per group are counted in the database
-        where = self._where(f)
-        totals = self._run(f"SELECT {key} AS k, COUNT(*) FROM stats_incidents s WHERE {where} GROUP BY k ORDER BY k", f)
-        groups: dict[Any, list[tuple[Any, ...]]] = {}
-        for row in self._run(
-            f"SELECT {key} AS k, {durations} FROM stats_incidents s WHERE {where} AND s.report_to_dispatch IS NOT NULL",
-            f,
-        ):
-            groups.setdefault(row[0], []).append(tuple(row[1:]))
-        for k, n in totals:
-            entry = {"key": _format_key(group_by, k), "incidents": n}
-            columns = list(zip(*groups[k], strict=True)) if k in groups else [() for _ in DURATIONS]
-            for d, values in zip(DURATIONS, columns, strict=True):
-                lst = sorted(v for v in values if v is not None)
-                p50, p90 = (_percentile_cont(lst, p) for p in PERCENTILES)
-                entry[d] = Percentiles(_rounded(p50), _rounded(p90), len(lst))
+        for g, key in enumerate(keys):
+            members = order[(bounds[g - 1] if g else 0) : bounds[g]]
+            entry: dict[str, Any] = {"key": key, "incidents": len(members)}
+            for d in DURATIONS:
+                values = inc.durations[d][members]
+                values = np.sort(values[~np.isnan(values)])
+                p50, p90 = (_percentile_cont(values, p) for p in PERCENTILES)
+                entry[d] = Percentiles(_rounded(p50), _rounded(p90), len(values))
             out.append(entry)
         return out
 
     # -- counts --------------------------------------------------------------------------------
     def first_on_scene(self, f: Filter, group_by: str) -> list[tuple[str, int, int]]:
         """Per group: incidents whose first on scene was recorded, and of those the drone's."""
-        sql = f"""SELECT {self._key(group_by)} AS k, COUNT(s.first_on_scene),
-                  SUM(CASE WHEN s.first_on_scene = 'drone' THEN 1 ELSE 0 END)
-                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY k ORDER BY k"""
-        return [(k, n, drone or 0) for k, n, drone in self._grouped(sql, f, group_by)]
+        inc = self._incidents(f)
+        keys, index = inc.groups(group_by)
+        counts = np.bincount(index * 3 + inc.firsts, minlength=len(keys) * 3).reshape(-1, 3)
+        return [(k, int(c[1] + c[2]), int(c[1])) for k, c in zip(keys, counts, strict=True)]
 
     def outcomes(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: closed incidents by outcome code (closed without one: "other"), and those still open."""
-        closed = "s.closed = TRUE" if self._pg else "s.closed = 1"
-        cases = ", ".join(
-            f"SUM(CASE WHEN {closed} AND s.outcome_code = '{c}' THEN 1 ELSE 0 END)"
-            for c in OUTCOME_CODES
-            if c != "other"
-        )
-        sql = f"""SELECT {self._key(group_by)} AS k, {cases},
-                  SUM(CASE WHEN {closed} AND (s.outcome_code IS NULL OR s.outcome_code NOT IN
-                      ('cleared_without_patrol', 'escalated', 'false_alarm')) THEN 1 ELSE 0 END),
-                  SUM(CASE WHEN NOT ({closed}) THEN 1 ELSE 0 END)
-                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY k ORDER BY k"""
+        inc = self._incidents(f)
+        keys, index = inc.groups(group_by)
+        counts = np.bincount(index * 5 + inc.outcomes, minlength=len(keys) * 5).reshape(-1, 5)
+        # classes: 0 open, then OUTCOME_CODES in order
         return [
-            {"key": row[0]} | dict(zip((*OUTCOME_CODES, "open"), (int(v or 0) for v in row[1:]), strict=True))
-            for row in self._grouped(sql, f, group_by)
+            {"key": k} | {code: int(c[1 + j]) for j, code in enumerate(OUTCOME_CODES)} | {"open": int(c[0])}
+            for k, c in zip(keys, counts, strict=True)
         ]
 
     def sources(self, f: Filter) -> list[tuple[str, str | None, int, int]]:
@@ -349,18 +396,21 @@ class StatsStore:
         return [(src, cam, n, int(fa or 0)) for src, cam, n, fa in self._run(sql, f)]
 
     def volume(self, f: Filter, group_by: str) -> list[tuple[str, int]]:
-        sql = f"""SELECT {self._key(group_by)} AS k, COUNT(*) FROM stats_incidents s WHERE {self._where(f)}
-                  GROUP BY k ORDER BY k"""
-        return [(k, n) for k, n in self._grouped(sql, f, group_by)]
+        inc = self._incidents(f)
+        keys, index = inc.groups(group_by)
+        return [(k, int(n)) for k, n in zip(keys, np.bincount(index, minlength=len(keys)), strict=True)]
 
     def heatmap(self, f: Filter, cell_lat_deg: float, cell_lon_deg: float) -> list[tuple[float, float, int]]:
         """Incidents per grid cell (``cell_lat_deg`` x ``cell_lon_deg``), as the cell's centre."""
-        self.refresh()
-        ky, kx = self._floor("s.lat / :dlat"), self._floor("s.lon / :dlon")
-        sql = f"""SELECT {ky} AS cy, {kx} AS cx, COUNT(*) FROM stats_incidents s WHERE {self._where(f)}
-                  GROUP BY cy, cx ORDER BY cy, cx"""
-        rows = self._run(sql, f, dlat=cell_lat_deg, dlon=cell_lon_deg)
-        return [((int(cy) + 0.5) * cell_lat_deg, (int(cx) + 0.5) * cell_lon_deg, n) for cy, cx, n in rows]
+        inc = self._incidents(f)
+        if not len(inc.lats):
+            return []
+        cells = np.stack([np.floor(inc.lats / cell_lat_deg), np.floor(inc.lons / cell_lon_deg)], axis=1)
+        unique, counts = np.unique(cells.astype(np.int64), axis=0, return_counts=True)  # sorted by (cy, cx)
+        return [
+            ((int(cy) + 0.5) * cell_lat_deg, (int(cx) + 0.5) * cell_lon_deg, int(n))
+            for (cy, cx), n in zip(unique, counts, strict=True)
+        ]
 
     # -- drones --------------------------------------------------------------------------------
     def drones(self, f: Filter) -> list[tuple[str, int, float, float]]:
@@ -439,15 +489,92 @@ def _rounded(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def _percentile_cont(values: list[float], p: float) -> float | None:
+def _percentile_cont(values: Sequence[float] | np.ndarray, p: float) -> float | None:
     """PostgreSQL's ``percentile_cont(p)`` of sorted ``values``: linear between the nearest ranks."""
-    if not values:
+    if len(values) == 0:
         return None
     pos = p * (len(values) - 1)
     lo = math.floor(pos)
     frac = pos - lo
     low = float(values[lo])
     return low if frac == 0 else low + frac * (float(values[lo + 1]) - low)
+
+
+def _pack(day: int, district: str, category: str, rows: list[Any]) -> tuple[Any, ...]:
+    """A ``stats_daily`` row (its columns in order) of incidents given as ``stats_incidents`` rows
+    (day, district, category, hour, closed, outcome code, first on scene, the durations, lat, lon)."""
+    hours = bytes(r[3] for r in rows)
+    outcomes = bytes(_OUTCOME_CLASS.get(r[5], 4) if r[4] else 0 for r in rows)
+    firsts = bytes(0 if r[6] is None else 1 if r[6] == "drone" else 2 for r in rows)
+    floats = (
+        np.array([np.nan if r[j] is None else r[j] for r in rows], dtype="<f8").tobytes()
+        for j in range(7, 7 + len(DURATIONS) + 2)
+    )
+    return (day, district, category, len(rows), hours, outcomes, firsts, *floats)
+
+
+@dataclass
+class _Incidents:
+    """The incidents of a period as arrays, one element per incident (keys as codes into names)."""
+
+    district_names: list[str]
+    category_names: list[str]
+    districts: np.ndarray
+    categories: np.ndarray
+    days: np.ndarray
+    hours: np.ndarray
+    outcomes: np.ndarray
+    firsts: np.ndarray
+    durations: dict[str, np.ndarray]
+    lats: np.ndarray
+    lons: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[Any]) -> _Incidents:
+        """From ``stats_daily`` rows (columns in order)."""
+        counts = np.array([r[3] for r in rows], dtype=np.int64)
+
+        def per_row(values: list[Any]) -> np.ndarray:
+            return np.repeat(np.array(values, dtype=np.int64), counts)
+
+        def packed(j: int, dtype: str) -> np.ndarray:
+            return np.frombuffer(b"".join(r[j] for r in rows), dtype=dtype).astype(
+                np.int64 if dtype == "u1" else np.float64
+            )
+
+        districts, categories = sorted({r[1] for r in rows}), sorted({r[2] for r in rows})
+        d_code, c_code = {n: j for j, n in enumerate(districts)}, {n: j for j, n in enumerate(categories)}
+        return cls(
+            districts, categories,
+            per_row([d_code[r[1]] for r in rows]), per_row([c_code[r[2]] for r in rows]), per_row([r[0] for r in rows]),
+            packed(4, "u1"), packed(5, "u1"), packed(6, "u1"),
+            {d: packed(7 + j, "<f8") for j, d in enumerate(DURATIONS)},
+            packed(7 + len(DURATIONS), "<f8"), packed(8 + len(DURATIONS), "<f8"),
+        )  # fmt: skip
+
+    def groups(self, group_by: str) -> tuple[list[Any], np.ndarray]:
+        """The groups' keys in order, and each incident's group (an index into the keys)."""
+        names: list[str] | None = None
+        if group_by == "district":
+            codes, names = self.districts, self.district_names
+        elif group_by == "category":
+            codes, names = self.categories, self.category_names
+        elif group_by == "hour":
+            codes = self.hours
+        elif group_by == "day":
+            codes = self.days
+        elif group_by == "week":  # the Monday that starts the week: day 0 (1970-01-01) was a Thursday
+            codes = self.days - (self.days + 3) % 7
+        elif group_by == "none":
+            codes = np.zeros(len(self.days), dtype=np.int64)
+        else:
+            raise ValueError(f"unknown grouping {group_by!r}")
+        unique, index = np.unique(codes, return_inverse=True)
+        if names is not None:
+            keys: list[Any] = [names[int(u)] for u in unique]
+        else:
+            keys = [_format_key(group_by, "all" if group_by == "none" else int(u)) for u in unique]
+        return keys, index.reshape(-1).astype(np.int64)
 
 
 def _state(conn: Connection) -> tuple[int | None, datetime | None]:

@@ -66,7 +66,7 @@ def _utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def raw(engine: Engine, f: Filter, offset_min: int) -> dict[str, Any]:
+def raw(engine: Engine, f: Filter, offset_min: int) -> dict[Any, Any]:
     """Every table reckoned in Python from the incidents and missions themselves."""
     with Session(engine) as s:
         incidents = list(s.execute(select(Incident)).scalars())
@@ -118,7 +118,7 @@ def raw(engine: Engine, f: Filter, offset_min: int) -> dict[str, Any]:
         deciles = statistics.quantiles(values, n=10, method="inclusive")
         return round(statistics.median(values), 3), round(deciles[8], 3), len(values)
 
-    out: dict[str, Any] = {}
+    out: dict[Any, Any] = {}
     for g in GROUPS:
         ordered = sorted(groups[g].items())
         out[("response", g)] = [
@@ -152,8 +152,8 @@ def raw(engine: Engine, f: Filter, offset_min: int) -> dict[str, Any]:
     return out
 
 
-def summarised(store: StatsStore, f: Filter) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def summarised(store: StatsStore, f: Filter) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
     for g in GROUPS:
         out[("response", g)] = [
             (r["key"], r["incidents"], *((r[d].p50, r[d].p90, r[d].n) for d in DURATIONS))
