@@ -67,6 +67,11 @@ def own_broker() -> Iterator[MosquittoServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def figures(test: str, **values: object) -> None:
+    """One line of the test's measured figures (shown with ``pytest -s``; the README's fault table quotes them)."""
+    print(f"\nFAULT FIGURES {test}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+
+
 def ready(system: System, client: httpx.Client) -> None:
     wait_for(lambda: all(d["state"] == "ready" for d in client.get("/api/v1/drones").json()), 60,
              "drones ready", system)  # fmt: skip
@@ -129,22 +134,26 @@ def test_postgres_outage_while_a_mission_flies(tmp_path: Path, own_postgres: Pos
         assert r.json()["code"] == "database_unavailable" and "database" in r.json()["detail"]
         assert r.headers.get("Retry-After")
         assert time.monotonic() - t0 < 10
+        first_503_s = time.monotonic() - t0
         r = httpx.post(f"{system.url}/api/v1/auth/token", data={"username": "pilot", "password": "x"}, timeout=15)
         assert r.status_code == 503, r.text
         time.sleep(max(0.0, DB_OUTAGE_S - (time.monotonic() - down_at)))
         system.check_running()
         up_wall = datetime.now(UTC)
         own_postgres.start(keep_port=True)
+        up_at = time.monotonic()
 
         # the transitions decided during the outage reach the store, in order, once it is back
         watch = system.watch(operator, mission["id"])
         wait_for(lambda: watch.state() == "on_scene", 60, "on_scene written after the outage", system)
+        written_after_s = time.monotonic() - up_at
         # the link kept supervising meanwhile: the arrival is dated when it happened, inside the outage, and the
         # track flown meanwhile was kept
         on_scene_at = datetime.fromisoformat(operator.get(f"/api/v1/missions/{mission['id']}").json()["on_scene_at"])
         assert down_wall < on_scene_at < up_wall, (down_wall, on_scene_at, up_wall)
         wait_for(lambda: samples_between(database.url, mission["id"], down_wall, up_wall) >= 10, 30,
                  "the track flown during the outage", system)  # fmt: skip
+        outage_samples = samples_between(database.url, mission["id"], down_wall, up_wall)
         bring_home(system, mission["id"])
 
         rows = mission_rows(database.url, incident["id"])
@@ -154,6 +163,10 @@ def test_postgres_outage_while_a_mission_flies(tmp_path: Path, own_postgres: Pos
         assert news == FLIGHT[1:] or news == FLIGHT, transitions  # "planned → uploading" may be the first
         assert all(a == b_old for (_, a), (b_old, _) in itertools.pairwise(transitions)), transitions
         assert "mission_failed" not in (system.logs / "serve.log").read_text(errors="replace")
+        figures("postgres_outage", outage_s=f"{(up_at - down_at):.1f}", first_503_after_s=f"{first_503_s:.2f}",
+                requests_503=2, on_scene_written_after_db_back_s=f"{written_after_s:.1f}",
+                samples_kept_from_outage=outage_samples, missions=len(rows), transitions=len(transitions),
+                transitions_in_order=True)  # fmt: skip
 
 
 def report(ref: str) -> bytes:
@@ -199,6 +212,7 @@ def test_broker_outage_loses_no_qos1_report_and_processes_none_twice(
             system.check_running()
             assert set(stored_refs(db)) == {"r-0"}
             own_broker.start()  # same port, sessions and queues restored from disk
+            broker_up_at = time.monotonic()
             # published the moment the broker is back, while the service still waits to reconnect: the broker
             # holds it in the service's persistent session (restored from disk) until the service is back
             paho_publish.single("dronedispatch/reports/e2e", report("r-6"), qos=1, hostname=own_broker.host,
@@ -207,6 +221,7 @@ def test_broker_outage_loses_no_qos1_report_and_processes_none_twice(
             # the reporter's queue reaches the service too, once both are connected again
             wanted = {*during, "r-6"}
             wait_for(lambda: wanted <= set(stored_refs(db)), 90, "the reports published during the outage", system)
+            all_stored_after_s = time.monotonic() - broker_up_at
             time.sleep(2.0)  # a redelivery, if any, would land now
         finally:
             reporter.loop_stop()
@@ -217,6 +232,9 @@ def test_broker_outage_loses_no_qos1_report_and_processes_none_twice(
         with sqlite3.connect(db, timeout=10) as conn:
             counts = conn.execute("SELECT id, report_count FROM incidents").fetchall()
         assert len(counts) == 1 and counts[0][1] == 7, counts
+        figures("broker_restart", outage_s=BROKER_OUTAGE_S, reports_published=7, published_while_down=5,
+                stored=sum(refs.values()), lost=7 - len(refs), twice=sum(n > 1 for n in refs.values()),
+                all_stored_after_broker_back_s=f"{all_stored_after_s:.1f}", incidents=len(counts))  # fmt: skip
 
 
 def inject(port: int, command: str) -> str:
@@ -253,8 +271,10 @@ def test_vehicle_rebooted_mid_mission_is_detected_rechecked_and_flagged(tmp_path
 
         # a restart that keeps the plan: detected, the pilot alerted, the plan read back and found ours
         assert inject(fault_port, "vehicle_reboot 1 keep 3") == "ok"
+        injected_at = time.monotonic()
         checked = wait_for(lambda: mission_audit(db, mid, "mission.vehicle_rebooted"), 60,
                            "the restart detected and the plan re-read", system)  # fmt: skip
+        first_detected_s = time.monotonic() - injected_at
         assert isinstance(checked, list) and checked[0]["plan_matches"] is True, checked
         assert checked[0]["held_items"] == len(mission["items"])
         assert "vehicle_rebooted" in alert_codes(db, mid) and "mission_mismatch" not in alert_codes(db, mid)
@@ -264,8 +284,10 @@ def test_vehicle_rebooted_mid_mission_is_detected_rechecked_and_flagged(tmp_path
         # silence are 30 s of its clock)
         time.sleep(3.0)
         assert inject(fault_port, "vehicle_reboot 1 clear 3") == "ok"
+        injected_at = time.monotonic()
         wait_for(lambda: len(mission_audit(db, mid, "mission.vehicle_rebooted")) == 2, 60,
                  "the second restart detected", system)  # fmt: skip
+        second_detected_s = time.monotonic() - injected_at
         second = mission_audit(db, mid, "mission.vehicle_rebooted")[1]
         assert second["plan_matches"] is False and second["held_items"] == 0, second
         wait_for(lambda: "mission_mismatch" in alert_codes(db, mid), 30, "the mismatch alert", system)
@@ -276,6 +298,10 @@ def test_vehicle_rebooted_mid_mission_is_detected_rechecked_and_flagged(tmp_path
         with sqlite3.connect(db, timeout=10) as conn:
             rows = conn.execute("SELECT id, state FROM missions WHERE incident_id = ?", (incident["id"],)).fetchall()
         assert rows == [(mid, "completed")], rows
+        detected = f"{first_detected_s:.1f},{second_detected_s:.1f}"
+        figures("vehicle_reboot", reboots=2, silent_s=3, detected_after_s=detected,
+                kept_plan_matches=True, lost_plan_flagged=True, alerts=",".join(alert_codes(db, mid)),
+                missions=len(rows))  # fmt: skip
 
 
 #: Runs a command with a limit on the size of any file it writes, as a full disk would stop it: writes past the
@@ -316,7 +342,9 @@ def test_recordings_disk_full_stops_the_recording_not_the_mission(
             return [d["code"] for (d,) in rows]
 
         # the recording fills its file up to the limit: the pilot is told at once, the mission flies on
+        dispatched_at = time.monotonic()
         wait_for(lambda: "recording_stopped" in alerts(), 120, "the recording-stopped alert", system)
+        alert_after_s = time.monotonic() - dispatched_at
         system.watch(operator, mid).wait("on_scene", timeout=120)
         bring_home(system, mid)
 
@@ -336,3 +364,6 @@ def test_recordings_disk_full_stops_the_recording_not_the_mission(
             data = Path(path).read_bytes()
             assert len(data) == size and hashlib.sha256(data).hexdigest() == digest, path
         assert "mission_failed" not in alerts()
+        figures("disk_full", file_size_limit_bytes=FILE_SIZE_LIMIT, alert_after_dispatch_s=f"{alert_after_s:.1f}",
+                mission_state="completed", evidence_kinds=",".join(kinds) or "-", half_written_listed=0,
+                recording_failed_audited=len(failed))  # fmt: skip
