@@ -23,6 +23,7 @@ Durations (seconds): report = the incident's ``created_at``; dispatch = its firs
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
     delete,
     func,
@@ -89,17 +91,17 @@ STATS_INCIDENTS = Table(
     Column("lon", Float, nullable=False),
 )
 
-#: Per local day, district ('' for none) and category: what each incident adds, packed (see :func:`_pack`).
+#: Per local day: what each of its incidents adds to the statistics, packed (see :func:`_pack`).
 STATS_DAILY = Table(
     "stats_daily",
     MetaData(),
     Column("day", Integer, primary_key=True),
-    Column("district", String(32), primary_key=True),
-    Column("category", String(32), primary_key=True),
     Column("incidents", Integer, nullable=False),
+    Column("districts", Text, nullable=False),
+    Column("categories", Text, nullable=False),
     *(
         Column(name, LargeBinary, nullable=False)
-        for name in ("hours", "outcomes", "firsts", *DURATIONS, "lats", "lons")
+        for name in ("district_codes", "category_codes", "hours", "outcomes", "firsts", *DURATIONS, "lats", "lons")
     ),
 )
 #: Days of ``stats_daily`` written per statement.
@@ -283,11 +285,10 @@ class StatsStore:
         for start in range(0, len(days), DAYS_BATCH):
             some = days[start : start + DAYS_BATCH]
             conn.execute(delete(STATS_DAILY).where(STATS_DAILY.c.day.in_(some)))
-            district = func.coalesce(s.c.district, "")
             query = (
                 select(
                     s.c.day,
-                    district,
+                    func.coalesce(s.c.district, ""),
                     s.c.category,
                     s.c.hour,
                     s.c.closed,
@@ -298,12 +299,9 @@ class StatsStore:
                     s.c.lon,
                 )
                 .where(s.c.day.in_(some))
-                .order_by(s.c.day, district, s.c.category, s.c.created_at, s.c.incident_id)
+                .order_by(s.c.day, s.c.created_at, s.c.incident_id)
             )
-            packed = [
-                _pack(day, district, category, list(group))
-                for (day, district, category), group in groupby(conn.execute(query), key=lambda r: tuple(r[:3]))
-            ]
+            packed = [_pack(day, list(group)) for day, group in groupby(conn.execute(query), key=lambda r: r[0])]
             if packed:
                 names = [c.name for c in STATS_DAILY.columns]
                 conn.execute(insert(STATS_DAILY), [dict(zip(names, p, strict=True)) for p in packed])
@@ -316,24 +314,15 @@ class StatsStore:
         epoch = datetime.combine(_EPOCH_DAY, datetime.min.time(), UTC) - shift  # local midnight of day 0, in UTC
         first = math.ceil((_utc(f.start) - epoch) / timedelta(days=1))
         last = math.floor((_utc(f.end) - epoch) / timedelta(days=1))  # exclusive
-        cut = ""
-        params: dict[str, Any] = {}
-        if f.district is not None:
-            cut += " AND district = :district"
-            params["district"] = f.district
-        if f.category is not None:
-            cut += " AND category = :category"
-            params["category"] = f.category
         daily: Sequence[Any] = []
         edges = [(f.start, f.end)]
         if first < last:
             columns = ", ".join(c.name for c in STATS_DAILY.columns)
             daily = self._run(
-                f"SELECT {columns} FROM stats_daily WHERE day >= :first AND day < :last{cut} ORDER BY day",
+                f"SELECT {columns} FROM stats_daily WHERE day >= :first AND day < :last ORDER BY day",
                 None,
                 first=first,
                 last=last,
-                **params,
             )
             edges = [(f.start, epoch + timedelta(days=first)), (epoch + timedelta(days=last), f.end)]
         columns = "day, COALESCE(district, ''), category, hour, closed, outcome_code, first_on_scene, " + ", ".join(
@@ -342,11 +331,11 @@ class StatsStore:
         raw: list[Any] = []
         for start, end in edges:
             if start < end:
-                where = self._where(Filter(start, end, f.district, f.category))
-                raw += self._run(
-                    f"SELECT {columns} FROM stats_incidents s WHERE {where}", Filter(start, end, f.district, f.category)
-                )
-        return _Incidents.of([*daily, *(_pack(r[0], r[1], r[2], [r]) for r in raw)])
+                part = Filter(start, end)
+                raw += self._run(f"SELECT {columns} FROM stats_incidents s WHERE {self._where(part)}", part)
+        raw.sort(key=lambda r: r[0])
+        edge_days = [_pack(day, list(group)) for day, group in groupby(raw, key=lambda r: r[0])]
+        return _Incidents.of([*daily, *edge_days], f.district, f.category)
 
     # -- response times ------------------------------------------------------------------------
     def response_times(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
@@ -500,17 +489,26 @@ def _percentile_cont(values: Sequence[float] | np.ndarray, p: float) -> float | 
     return low if frac == 0 else low + frac * (float(values[lo + 1]) - low)
 
 
-def _pack(day: int, district: str, category: str, rows: list[Any]) -> tuple[Any, ...]:
-    """A ``stats_daily`` row (its columns in order) of incidents given as ``stats_incidents`` rows
-    (day, district, category, hour, closed, outcome code, first on scene, the durations, lat, lon)."""
-    hours = bytes(r[3] for r in rows)
-    outcomes = bytes(_OUTCOME_CLASS.get(r[5], 4) if r[4] else 0 for r in rows)
-    firsts = bytes(0 if r[6] is None else 1 if r[6] == "drone" else 2 for r in rows)
-    floats = (
-        np.array([np.nan if r[j] is None else r[j] for r in rows], dtype="<f8").tobytes()
-        for j in range(7, 7 + len(DURATIONS) + 2)
-    )
-    return (day, district, category, len(rows), hours, outcomes, firsts, *floats)
+def _pack(day: int, rows: list[Any]) -> tuple[Any, ...]:
+    """A ``stats_daily`` row (its columns in order) of one day's incidents given as ``stats_incidents``
+    rows (day, district or '', category, hour, closed, outcome code, first on scene, the durations, lat,
+    lon): the day's district and category names, and per incident its codes into them (uint16), local
+    hour, outcome class (0 open, else 1 + the index in OUTCOME_CODES), first-on-scene class (0 none
+    recorded, 1 drone, 2 another) as bytes, and its durations and position as float64 (NaN for none)."""
+    districts, categories = sorted({r[1] for r in rows}), sorted({r[2] for r in rows})
+    d_code, c_code = {n: j for j, n in enumerate(districts)}, {n: j for j, n in enumerate(categories)}
+    return (
+        day, len(rows), json.dumps(districts), json.dumps(categories),
+        np.array([d_code[r[1]] for r in rows], dtype="<u2").tobytes(),
+        np.array([c_code[r[2]] for r in rows], dtype="<u2").tobytes(),
+        bytes(r[3] for r in rows),
+        bytes(_OUTCOME_CLASS.get(r[5], 4) if r[4] else 0 for r in rows),
+        bytes(0 if r[6] is None else 1 if r[6] == "drone" else 2 for r in rows),
+        *(
+            np.array([np.nan if r[j] is None else r[j] for r in rows], dtype="<f8").tobytes()
+            for j in range(7, 7 + len(DURATIONS) + 2)
+        ),
+    )  # fmt: skip
 
 
 @dataclass
@@ -530,26 +528,42 @@ class _Incidents:
     lons: np.ndarray
 
     @classmethod
-    def of(cls, rows: Sequence[Any]) -> _Incidents:
-        """From ``stats_daily`` rows (columns in order)."""
-        counts = np.array([r[3] for r in rows], dtype=np.int64)
-
-        def per_row(values: list[Any]) -> np.ndarray:
-            return np.repeat(np.array(values, dtype=np.int64), counts)
+    def of(cls, rows: Sequence[Any], district: str | None = None, category: str | None = None) -> _Incidents:
+        """From ``stats_daily`` rows (columns in order), keeping one district's and one category's when given."""
+        counts = np.array([r[1] for r in rows], dtype=np.int64)
+        row_names = [(json.loads(r[2]), json.loads(r[3])) for r in rows]
+        d_names = sorted({n for names, _ in row_names for n in names})
+        c_names = sorted({n for _, names in row_names for n in names})
+        d_code, c_code = {n: j for j, n in enumerate(d_names)}, {n: j for j, n in enumerate(c_names)}
 
         def packed(j: int, dtype: str) -> np.ndarray:
-            return np.frombuffer(b"".join(r[j] for r in rows), dtype=dtype).astype(
-                np.int64 if dtype == "u1" else np.float64
-            )
+            return np.frombuffer(b"".join(r[j] for r in rows), dtype=dtype)
 
-        districts, categories = sorted({r[1] for r in rows}), sorted({r[2] for r in rows})
-        d_code, c_code = {n: j for j, n in enumerate(districts)}, {n: j for j, n in enumerate(categories)}
-        return cls(
-            districts, categories,
-            per_row([d_code[r[1]] for r in rows]), per_row([c_code[r[2]] for r in rows]), per_row([r[0] for r in rows]),
-            packed(4, "u1"), packed(5, "u1"), packed(6, "u1"),
-            {d: packed(7 + j, "<f8") for j, d in enumerate(DURATIONS)},
-            packed(7 + len(DURATIONS), "<f8"), packed(8 + len(DURATIONS), "<f8"),
+        def recoded(j: int, side: int, code: dict[str, int]) -> np.ndarray:
+            # each day's own codes into the period's names (sorted, so codes order as names do)
+            maps = [np.array([code[n] for n in names[side]], dtype=np.int64) for names in row_names]
+            local = np.split(packed(j, "<u2").astype(np.int64), np.cumsum(counts)[:-1]) if rows else []
+            return np.concatenate([m[c] for m, c in zip(maps, local, strict=True)]) if rows else np.zeros(0, np.int64)
+
+        out = cls(
+            d_names, c_names, recoded(4, 0, d_code), recoded(5, 1, c_code),
+            np.repeat(np.array([r[0] for r in rows], dtype=np.int64), counts),
+            packed(6, "u1").astype(np.int64), packed(7, "u1").astype(np.int64), packed(8, "u1").astype(np.int64),
+            {d: packed(9 + j, "<f8") for j, d in enumerate(DURATIONS)},
+            packed(9 + len(DURATIONS), "<f8"), packed(10 + len(DURATIONS), "<f8"),
+        )  # fmt: skip
+        keep = np.ones(len(out.days), dtype=bool)
+        if district is not None:
+            keep &= out.districts == d_code.get(district, -1)
+        if category is not None:
+            keep &= out.categories == c_code.get(category, -1)
+        return out if keep.all() else out.subset(keep)
+
+    def subset(self, keep: np.ndarray) -> _Incidents:
+        return _Incidents(
+            self.district_names, self.category_names, self.districts[keep], self.categories[keep],
+            self.days[keep], self.hours[keep], self.outcomes[keep], self.firsts[keep],
+            {d: v[keep] for d, v in self.durations.items()}, self.lats[keep], self.lons[keep],
         )  # fmt: skip
 
     def groups(self, group_by: str) -> tuple[list[Any], np.ndarray]:

@@ -1,13 +1,13 @@
-"""statistics summary: one row per incident with its local day and hour, keys, outcome and response times
+"""statistics summary: a packed row per local day (stats_daily) and a reduced row per incident (stats_incidents)
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03 20:30:00.000000
 
 For the statistics to answer within 300 ms over a year (100,000 incidents): ``stats_daily`` holds, per
-local day, district and category, the counts and, packed as arrays, what each of its incidents adds to
-the statistics (local hour, outcome and first-on-scene classes, response times, position): a year is
-about 23,000 rows read whole, and the days of a period only partly inside are read from
+local day, packed as arrays, what each of its incidents adds to the statistics (district and category
+codes, local hour, outcome and first-on-scene classes, response times, position): a year is 365 rows
+read whole and computed on with numpy, and the days of a period only partly inside are read from
 ``stats_incidents``, which holds,
 per incident, what every statistics query reads, already reduced (the city's local day and hour as
 integers, the district, category, source and camera, closed or not and the outcome, who was first on
@@ -57,18 +57,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_stats_incidents_incident_id", "stats_incidents", ["incident_id"], unique=True)
     op.create_index("ix_stats_incidents_day", "stats_incidents", ["day"], unique=False)
-    # one row per local day, district ('' for none) and category: counts, and per incident of the row
-    # (packed arrays, in the order of their creation) the local hour, outcome class, first on scene class,
-    # the four response times (float64, NaN for none) and the position
+    # one row per local day: its district and category names (JSON lists) and, per incident of the day
+    # (packed arrays, in the order of their creation), its codes into those names, local hour, outcome
+    # class, first on scene class, the four response times (float64, NaN for none) and the position
     op.create_table(
         "stats_daily",
         sa.Column("day", sa.Integer(), nullable=False),
-        sa.Column("district", text(length=32), nullable=False),
-        sa.Column("category", text(length=32), nullable=False),
         sa.Column("incidents", sa.Integer(), nullable=False),
+        sa.Column("districts", sa.Text(), nullable=False),
+        sa.Column("categories", sa.Text(), nullable=False),
         *(
             sa.Column(name, sa.LargeBinary(), nullable=False)
             for name in (
+                "district_codes",
+                "category_codes",
                 "hours",
                 "outcomes",
                 "firsts",
@@ -80,9 +82,8 @@ def upgrade() -> None:
                 "lons",
             )
         ),
-        sa.PrimaryKeyConstraint("day", "district", "category"),
+        sa.PrimaryKeyConstraint("day"),
     )
-    op.create_index("ix_stats_incidents_district", "stats_incidents", ["district", "created_at"], unique=False)
     op.create_table(
         "stats_state",
         sa.Column("id", sa.Integer(), nullable=False),
