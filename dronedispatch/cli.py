@@ -195,7 +195,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_users_add(args: argparse.Namespace) -> int:
     from dronedispatch.store.users import add_user_cli
 
-    return add_user_cli(args.name, args.role)
+    return add_user_cli(args.name, args.role, args.district)
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = users.add_parser("add", help="add a user; the password is read once from standard input")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["operator", "pilot", "tester", "admin"])
+    add.add_argument(
+        "--district", default=None, help="the one district an operator or pilot works for (default: the whole city)"
+    )
     add.set_defaults(func=_cmd_users_add)
 
     seed = sub.add_parser(

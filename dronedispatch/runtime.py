@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dronedispatch import cityfiles
+from dronedispatch.app.access import Access
 from dronedispatch.app.alerts import Alerts
 from dronedispatch.app.cctv import CameraVideo
 from dronedispatch.app.dispatch import DispatchService
@@ -148,6 +149,11 @@ class Runtime:
         self.overview = Overview(self.store, self.fleet, self.missions)
         self.flight_log = PublicFlightLog(FlightLogStore(self.engine), self.districts)
         self.shares = ShareService(ShareStore(self.engine), self.store, self.fleet, self.video)
+        # per-district access: what a district account sees, for every router and the event stream
+        self.access = Access(
+            self.store, ShareStore(self.engine), self.district_index, docks=self.fleet_config.docks,
+            drones=self.fleet_config.drones, cameras=self.cameras,
+        )  # fmt: skip
         self.ingest_keys = IngestKeyService(IngestKeyStore(self.engine), settings.ingest_api_keys)
         self.logins = LoginService(
             LoginStore(self.engine), self.store, verify_password, timedelta(minutes=settings.token_ttl_minutes),

@@ -20,6 +20,7 @@ class Principal:
     username: str
     role: str
     session_id: str | None = None  # the login session the token belongs to (what sign-out revokes)
+    district: str | None = None  # the one district the account works for; None: the whole city
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -40,7 +41,7 @@ def authenticate(runtime: Runtime, token: str) -> Principal:
         raise InvalidToken("account disabled or changed: log in again")
     if claims.session_id is not None and not runtime.logins.session_active(claims.session_id, username):
         raise InvalidToken("signed out: log in again")
-    return Principal(username, role, session_id=claims.session_id)
+    return Principal(username, role, session_id=claims.session_id, district=user.district)
 
 
 def current_principal(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:

@@ -26,6 +26,7 @@ RETRY_AFTER_S = 5
 #: Status of each kind of refusal; a subclass not listed takes its nearest listed base's.
 STATUS: dict[type[Exception], int] = {
     app_errors.ServiceError: 400,
+    app_errors.Forbidden: 403,
     app_errors.UnknownObject: 404,
     app_errors.Conflict: 409,
     app_errors.Gone: 410,

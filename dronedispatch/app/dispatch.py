@@ -109,8 +109,10 @@ class DispatchService:
         self._docks: DockStates = docks or NoDocks()
 
     # -- incidents -----------------------------------------------------------------------------
-    def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
-        report = Report(
+    @staticmethod
+    def report_of(body: IncidentCreate, source: str = "operator") -> Report:
+        """An operator's new incident as the report it is stored from."""
+        return Report(
             source=source,
             category=body.category,
             severity=body.severity,
@@ -120,7 +122,9 @@ class DispatchService:
             observed_at=datetime.now(UTC),
             description=body.description,
         )
-        incident = self.ingest_report(report, actor=actor)
+
+    def create_incident(self, body: IncidentCreate, actor: str, source: str = "operator") -> Incident:
+        incident = self.ingest_report(self.report_of(body, source), actor=actor)
         if body.approval_ref and incident.approval_ref != body.approval_ref:
             assert incident.id is not None
             incident = self._store.update_incident(incident.id, approval_ref=body.approval_ref)

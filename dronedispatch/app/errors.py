@@ -26,6 +26,12 @@ class UnknownObject(ServiceError):
     code = "unknown"
 
 
+class Forbidden(ServiceError):
+    """The account may not do this here (another district's incident, statistics of another district)."""
+
+    code = "forbidden"
+
+
 class Conflict(ServiceError):
     """The request is well formed but the present state forbids it (retrying later may work)."""
 

@@ -25,13 +25,16 @@ def district_names(geojson: Mapping[str, Any]) -> dict[str, str]:
     return names
 
 
-def monthly_data(stats: StatisticsService, month: str, *, city: str, names: Mapping[str, str]) -> MonthlyData:
-    """Every table the report prints for ``month`` (``YYYY-MM``); :class:`Unprocessable` for a bad month."""
+def monthly_data(
+    stats: StatisticsService, month: str, *, city: str, names: Mapping[str, str], district: str | None = None
+) -> MonthlyData:
+    """Every table the report prints for ``month`` (``YYYY-MM``), of one ``district`` or (None) the whole
+    city; :class:`Unprocessable` for a bad month."""
     try:
         start, end = parse_month(month)
     except ValueError as exc:
         raise Unprocessable(str(exc), "bad_month") from exc
-    f = stats.filter(start, end)
+    f = stats.filter(start, end, district)
 
     def first(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return rows[0] if rows else {}
@@ -52,5 +55,7 @@ def monthly_data(stats: StatisticsService, month: str, *, city: str, names: Mapp
     )
 
 
-def monthly_report_pdf(stats: StatisticsService, month: str, *, city: str, names: Mapping[str, str]) -> bytes:
-    return html_to_pdf(build_monthly_html(monthly_data(stats, month, city=city, names=names)))
+def monthly_report_pdf(
+    stats: StatisticsService, month: str, *, city: str, names: Mapping[str, str], district: str | None = None
+) -> bytes:
+    return html_to_pdf(build_monthly_html(monthly_data(stats, month, city=city, names=names, district=district)))

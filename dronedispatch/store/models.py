@@ -37,6 +37,8 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    # the one district the account works for; None: the whole city (revision 0010)
+    district: str | None = Field(default=None, max_length=32)
 
 
 class Incident(SQLModel, table=True):

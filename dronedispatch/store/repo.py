@@ -100,13 +100,13 @@ class Store:
         with self.session() as s:
             return s.exec(select(User).where(User.username == username)).first()
 
-    def upsert_user(self, username: str, password_hash: str, role: str) -> User:
+    def upsert_user(self, username: str, password_hash: str, role: str, *, district: str | None = None) -> User:
         with self._write_session() as s:
             user = s.exec(select(User).where(User.username == username)).first()
             if user is None:
-                user = User(username=username, password_hash=password_hash, role=role)
+                user = User(username=username, password_hash=password_hash, role=role, district=district)
             else:
-                user.password_hash, user.role = password_hash, role
+                user.password_hash, user.role, user.district = password_hash, role, district
             s.add(user)
             s.commit()
             return user
@@ -219,11 +219,16 @@ class Store:
                 raise NotFound("incident", incident_id)
             return incident
 
-    def list_incidents(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> Sequence[Incident]:
+    def list_incidents(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, district: str | None = None
+    ) -> Sequence[Incident]:
+        """Newest first; ``district`` keeps only that district's incidents."""
         with self.session() as s:
             q = select(Incident)
             if status:
                 q = q.where(Incident.status == status)
+            if district is not None:
+                q = q.where(Incident.district == district)
             q = q.order_by(col(Incident.created_at).desc()).offset(offset).limit(limit)
             return s.exec(q).all()
 
@@ -276,10 +281,19 @@ class Store:
             return mission
 
     def list_missions(
-        self, *, active: bool | None = None, incident_id: int | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        active: bool | None = None,
+        incident_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        district: str | None = None,
     ) -> Sequence[Mission]:
+        """Newest first; ``district`` keeps only missions for that district's incidents."""
         with self.session() as s:
             q = select(Mission)
+            if district is not None:
+                q = q.join(Incident, col(Incident.id) == Mission.incident_id).where(Incident.district == district)
             if active is True:
                 q = q.where(col(Mission.state).in_(ACTIVE_MISSION_STATES))
             elif active is False:

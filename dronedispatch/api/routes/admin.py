@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
+from dronedispatch.api.access import DroneId
 from dronedispatch.api.deps import Admin, DbId, RuntimeDep
 from dronedispatch.domain.passwords import MIN_LENGTH, password_problem
 from dronedispatch.schemas import DronePublic
@@ -23,6 +24,7 @@ class UserPublic(BaseModel):
     role: str
     disabled: bool
     created_at: datetime
+    district: str | None = None
 
 
 class UserCreate(BaseModel):
@@ -31,6 +33,10 @@ class UserCreate(BaseModel):
     }
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Login name.")
     role: Literal["operator", "pilot", "tester", "admin"]
+    district: str | None = Field(
+        default=None, max_length=32,
+        description="The one district an operator or pilot works for (e.g. cheongna); none: the whole city.",
+    )  # fmt: skip
     password: str = Field(
         min_length=MIN_LENGTH, max_length=256,
         description=f"At least {MIN_LENGTH} characters, not the user name, not a common password; stored hashed.",
@@ -42,7 +48,9 @@ class MaintenanceFlag(BaseModel):
 
 
 def _public(u: User) -> UserPublic:
-    return UserPublic(username=u.username, role=u.role, disabled=u.disabled, created_at=as_utc(u.created_at))
+    return UserPublic(
+        username=u.username, role=u.role, disabled=u.disabled, created_at=as_utc(u.created_at), district=u.district
+    )
 
 
 @router.get("/users", response_model=list[UserPublic], summary="Every account")
@@ -55,10 +63,11 @@ def add_user(runtime: RuntimeDep, principal: Admin, body: UserCreate) -> UserPub
     problem = password_problem(body.username, body.password)
     if problem is not None:
         raise HTTPException(422, problem)
+    runtime.access.check_assignable(body.district, body.role)  # 422: unknown district, or a city-wide role
     if runtime.store.get_user(body.username) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"user {body.username!r} already exists")
-    user = runtime.store.upsert_user(body.username, hash_password(body.password), body.role)
-    runtime.store.audit(principal.username, "user.add", "user", body.username, role=body.role)
+    user = runtime.store.upsert_user(body.username, hash_password(body.password), body.role, district=body.district)
+    runtime.store.audit(principal.username, "user.add", "user", body.username, role=body.role, district=body.district)
     return _public(user)
 
 
@@ -115,5 +124,5 @@ def clear_lockout(runtime: RuntimeDep, principal: Admin, lockout_id: DbId) -> Re
 
 
 @router.put("/drones/{drone_id}/maintenance", response_model=DronePublic, summary="Take a drone out of service or back")
-def set_maintenance(runtime: RuntimeDep, principal: Admin, drone_id: str, body: MaintenanceFlag) -> DronePublic:
+def set_maintenance(runtime: RuntimeDep, principal: Admin, drone_id: DroneId, body: MaintenanceFlag) -> DronePublic:
     return runtime.fleet.set_maintenance(drone_id, body.maintenance, principal.username)

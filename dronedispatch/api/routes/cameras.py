@@ -9,7 +9,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from dronedispatch.api.deps import AnyUser, DbId, RuntimeDep
+from dronedispatch.api.access import CameraId, IncidentId, ScopeDep
+from dronedispatch.api.deps import AnyUser, RuntimeDep
 from dronedispatch.api.routes.video import SessionDescription
 from dronedispatch.app.cctv import CameraVideoStatus
 from dronedispatch.store.repo import NotFound
@@ -18,7 +19,7 @@ router = APIRouter(tags=["video"])
 
 
 class CameraVideoPublic(BaseModel):
-    camera_id: str
+    camera_id: CameraId
     live: bool
     snapshot: bool
     state: str
@@ -37,8 +38,9 @@ class CameraVideoPublic(BaseModel):
     response_model=list[CameraVideoPublic],
     summary="Every camera with a stream or snapshot URL: idle, connecting, live or unreachable (with why, since when)",
 )
-def cameras_video(runtime: RuntimeDep, _: AnyUser) -> list[CameraVideoPublic]:
-    return [CameraVideoPublic.of(s) for s in runtime.cctv.statuses()]
+def cameras_video(runtime: RuntimeDep, _: AnyUser, scope: ScopeDep) -> list[CameraVideoPublic]:
+    visible = runtime.access.camera_visible
+    return [CameraVideoPublic.of(s) for s in runtime.cctv.statuses() if visible(scope, s.camera_id)]
 
 
 @router.get(
@@ -46,7 +48,7 @@ def cameras_video(runtime: RuntimeDep, _: AnyUser) -> list[CameraVideoPublic]:
     response_model=CameraVideoPublic,
     summary="One camera's live video state: idle, connecting, live or unreachable (with why, since when)",
 )
-def camera_video(runtime: RuntimeDep, _: AnyUser, camera_id: str) -> CameraVideoPublic:
+def camera_video(runtime: RuntimeDep, _: AnyUser, camera_id: CameraId) -> CameraVideoPublic:
     return CameraVideoPublic.of(runtime.cctv.status(camera_id))
 
 
@@ -57,7 +59,7 @@ def camera_video(runtime: RuntimeDep, _: AnyUser, camera_id: str) -> CameraVideo
     responses={503: {"description": "The camera does not answer (the reason says why)"}},
 )
 async def camera_video_offer(
-    runtime: RuntimeDep, _: AnyUser, camera_id: str, body: SessionDescription
+    runtime: RuntimeDep, _: AnyUser, camera_id: CameraId, body: SessionDescription
 ) -> SessionDescription:
     sdp, type_ = await runtime.cctv.offer(camera_id, body.sdp, body.type)
     return SessionDescription(sdp=sdp, type=type_)
@@ -68,7 +70,7 @@ async def camera_video_offer(
     summary="The camera's current picture (JPEG): its snapshot URL, else a keyframe of its stream",
     responses={200: {"content": {"image/jpeg": {}}}, 503: {"description": "The camera does not answer"}},
 )
-async def camera_snapshot(runtime: RuntimeDep, _: AnyUser, camera_id: str) -> Response:
+async def camera_snapshot(runtime: RuntimeDep, _: AnyUser, camera_id: CameraId) -> Response:
     jpeg = await runtime.cctv.snapshot(camera_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -78,7 +80,7 @@ async def camera_snapshot(runtime: RuntimeDep, _: AnyUser, camera_id: str) -> Re
     summary="The reporting camera's picture taken when the incident was reported (JPEG, SHA-256 in X-SHA256)",
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def incident_camera_snapshot(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> FileResponse:
+def incident_camera_snapshot(runtime: RuntimeDep, _: AnyUser, incident_id: IncidentId) -> FileResponse:
     runtime.store.get_incident(incident_id)  # 404 for an unknown incident
     evidence = runtime.cctv.report_snapshot(incident_id)
     if evidence is None or not Path(evidence.path).is_file():

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from dronedispatch.api.deps import AnyUser, DbId, Operator, RuntimeDep
+from dronedispatch.api.access import IncidentId
+from dronedispatch.api.deps import AnyUser, Operator, RuntimeDep
 from dronedispatch.schemas import CoverageRequest, IncidentPublic
 
 router = APIRouter(tags=["incidents"])
@@ -16,7 +17,7 @@ router = APIRouter(tags=["incidents"])
     "/incidents/{incident_id}/coverage",
     summary="Coverage: the request, the drone on scene, the relief plan, intervals per drone, hand-overs and gaps",
 )
-def get_coverage(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str, Any]:
+def get_coverage(runtime: RuntimeDep, _: AnyUser, incident_id: IncidentId) -> dict[str, Any]:
     return runtime.overwatch.coverage(incident_id)
 
 
@@ -25,6 +26,8 @@ def get_coverage(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str
     response_model=IncidentPublic,
     summary="Ask for coverage for a duration or until closed (mode none ends it)",
 )
-def put_coverage(runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: CoverageRequest) -> IncidentPublic:
+def put_coverage(
+    runtime: RuntimeDep, principal: Operator, incident_id: IncidentId, body: CoverageRequest
+) -> IncidentPublic:
     incident = runtime.overwatch.request_coverage(incident_id, body.mode, body.duration_s, principal.username)
     return IncidentPublic.of(incident)

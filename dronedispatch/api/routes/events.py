@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from dronedispatch.api.deps import Principal, authenticate
 from dronedispatch.api.security import InvalidToken
+from dronedispatch.app.access import EventFilter, Scope
 from dronedispatch.app.logins import TICKET_PREFIX
 from dronedispatch.bus import Subscription
-from dronedispatch.events import SnapshotMessage
+from dronedispatch.events import Snapshot, SnapshotMessage
 from dronedispatch.runtime import Runtime
 
 router = APIRouter(tags=["events"])
@@ -35,12 +36,12 @@ def _principal(runtime: Runtime, token: str) -> Principal:
     user = runtime.store.get_user(ticket.username)
     if user is None or user.disabled:
         raise InvalidToken("account disabled or changed: log in again")
-    return Principal(user.username, user.role, session_id=ticket.session_id)
+    return Principal(user.username, user.role, session_id=ticket.session_id, district=user.district)
 
 
 def _still_allowed(runtime: Runtime, principal: Principal) -> bool:
     user = runtime.store.get_user(principal.username)
-    if user is None or user.disabled or user.role != principal.role:
+    if user is None or user.disabled or user.role != principal.role or user.district != principal.district:
         return False
     return principal.session_id is None or runtime.logins.session_active(principal.session_id, principal.username)
 
@@ -59,6 +60,19 @@ async def _watch_access(runtime: Runtime, principal: Principal, sub: Subscriptio
             return
 
 
+def _snapshot(runtime: Runtime, only: EventFilter) -> Snapshot:
+    return only.snapshot(runtime.overview.snapshot())
+
+
+async def _until_gone(websocket: WebSocket, sub: Subscription) -> None:
+    """Ends the stream once the client has gone, even when no event comes for it to fail on (a district
+    connection may wait long for one)."""
+    with contextlib.suppress(Exception):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # the stream is one-way: whatever the client sends is ignored
+    sub.close()
+
+
 @router.websocket("/events")
 async def events(websocket: WebSocket, token: str = "") -> None:
     runtime: Runtime = websocket.app.state.runtime
@@ -71,14 +85,21 @@ async def events(websocket: WebSocket, token: str = "") -> None:
     sub = runtime.bus.subscribe(maxsize=2000)  # subscribe first so nothing falls between snapshot and stream
     revoked = asyncio.Event()
     watcher: asyncio.Task[None] | None = None
+    gone = asyncio.create_task(_until_gone(websocket, sub))
     try:
+        # the district rule, per connection: a district account's snapshot and events are its district's
+        only = runtime.access.event_filter(Scope(principal.district))
         snapshot = SnapshotMessage(
-            data=await run_in_threadpool(runtime.overview.snapshot), user=principal.username, role=principal.role
+            data=await run_in_threadpool(_snapshot, runtime, only), user=principal.username, role=principal.role
         )
         await websocket.send_text(snapshot.model_dump_json())
         watcher = asyncio.create_task(_watch_access(runtime, principal, sub, revoked))
         async for event in sub:
-            await websocket.send_text(event.json_text())
+            allowed = only.decide(event)
+            if allowed is None:  # a mission it has not met yet: looked up once, off the loop
+                allowed = await run_in_threadpool(only.resolve, event)
+            if allowed:
+                await websocket.send_text(event.json_text())
         if revoked.is_set():
             await websocket.close(code=4401, reason="signed out, or the account was disabled or changed")
         elif sub.lagging:
@@ -87,6 +108,7 @@ async def events(websocket: WebSocket, token: str = "") -> None:
         pass
     finally:
         sub.close()
+        gone.cancel()
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,7 +4,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, status
 
-from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Operator, RuntimeDep
+from dronedispatch.api.access import IncidentId, ScopeDep
+from dronedispatch.api.deps import AnyUser, Limit, Offset, Operator, RuntimeDep
 from dronedispatch.api.routes.video import evidence_url
 from dronedispatch.schemas import CloseRequest, DispatchRequest, IncidentCreate, IncidentPublic, MissionPublic
 
@@ -15,11 +16,15 @@ router = APIRouter(tags=["incidents"])
 def list_incidents(
     runtime: RuntimeDep,
     _: AnyUser,
+    scope: ScopeDep,
     status_: str | None = Query(default=None, alias="status", pattern="^(open|dispatched|closed)$"),
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[IncidentPublic]:
-    return [IncidentPublic.of(i) for i in runtime.store.list_incidents(status=status_, limit=limit, offset=offset)]
+    return [
+        IncidentPublic.of(i)
+        for i in runtime.store.list_incidents(status=status_, limit=limit, offset=offset, district=scope.district)
+    ]
 
 
 @router.post(
@@ -28,7 +33,8 @@ def list_incidents(
     status_code=status.HTTP_201_CREATED,
     summary="Report an incident (merged into a matching open one when it is the same event)",
 )
-def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCreate) -> IncidentPublic:
+def create_incident(runtime: RuntimeDep, principal: Operator, scope: ScopeDep, body: IncidentCreate) -> IncidentPublic:
+    runtime.access.check_report(scope, runtime.dispatcher.report_of(body))  # 403 outside the account's district
     incident = runtime.dispatcher.create_incident(body, principal.username)
     if body.coverage is not None and body.coverage.mode != "none" and incident.id is not None:
         incident = runtime.overwatch.request_coverage(
@@ -38,7 +44,7 @@ def create_incident(runtime: RuntimeDep, principal: Operator, body: IncidentCrea
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its missions and recommended drones")
-def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str, Any]:
+def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: IncidentId) -> dict[str, Any]:
     view = runtime.dispatcher.incident_view(runtime.store.get_incident(incident_id))
     for e in view["evidence"]:
         e["url"] = evidence_url(e["id"])
@@ -53,7 +59,7 @@ def get_incident(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> dict[str
     summary="Send a drone: the recommended one, or the one named",
 )
 async def dispatch(
-    runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: DispatchRequest | None = None
+    runtime: RuntimeDep, principal: Operator, incident_id: IncidentId, body: DispatchRequest | None = None
 ) -> MissionPublic:
     mission = await runtime.dispatcher.dispatch(incident_id, body or DispatchRequest(), principal.username)
     return runtime.missions.public(mission)
@@ -61,7 +67,7 @@ async def dispatch(
 
 @router.post("/incidents/{incident_id}/close", response_model=IncidentPublic, summary="Close with an outcome")
 def close(
-    runtime: RuntimeDep, principal: Operator, incident_id: DbId, body: CloseRequest | None = None
+    runtime: RuntimeDep, principal: Operator, incident_id: IncidentId, body: CloseRequest | None = None
 ) -> IncidentPublic:
     req = body or CloseRequest()
     closed = runtime.dispatcher.close_incident(

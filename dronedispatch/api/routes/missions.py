@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from dronedispatch.api.deps import AnyUser, DbId, Limit, Offset, Pilot, RuntimeDep
+from dronedispatch.api.access import MissionId, ScopeDep
+from dronedispatch.api.deps import AnyUser, Limit, Offset, Pilot, RuntimeDep
 from dronedispatch.domain.mission_items import MissionItem
 from dronedispatch.domain.qgc_plan import to_plan
 from dronedispatch.schemas import MissionCommand, MissionPublic
@@ -14,28 +15,31 @@ router = APIRouter(tags=["missions"])
 def list_missions(
     runtime: RuntimeDep,
     _: AnyUser,
+    scope: ScopeDep,
     active: bool | None = None,
     incident_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[MissionPublic]:
-    missions = runtime.store.list_missions(active=active, incident_id=incident_id, limit=limit, offset=offset)
+    missions = runtime.store.list_missions(
+        active=active, incident_id=incident_id, limit=limit, offset=offset, district=scope.district
+    )
     return [runtime.missions.public(m) for m in missions]
 
 
 @router.get("/missions/{mission_id}", response_model=MissionPublic, summary="One mission")
-def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> MissionPublic:
+def get_mission(runtime: RuntimeDep, _: AnyUser, mission_id: MissionId) -> MissionPublic:
     return runtime.missions.public(runtime.store.get_mission(mission_id))
 
 
 @router.post("/missions/{mission_id}/commands", response_model=MissionPublic, summary="Pilot command")
-async def command(runtime: RuntimeDep, principal: Pilot, mission_id: DbId, body: MissionCommand) -> MissionPublic:
+async def command(runtime: RuntimeDep, principal: Pilot, mission_id: MissionId, body: MissionCommand) -> MissionPublic:
     m = await runtime.missions.command(mission_id, body.command, principal.username, position=body.position)
     return runtime.missions.public(m)
 
 
 @router.get("/missions/{mission_id}/plan", summary="The mission as a QGroundControl .plan file")
-def plan(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> dict:
+def plan(runtime: RuntimeDep, _: AnyUser, mission_id: MissionId) -> dict:
     m = runtime.store.get_mission(mission_id)
     entry = runtime.registry.get(m.drone_id)
     home = (entry.dock.lat, entry.dock.lon, entry.dock.alt) if entry else (m.items[0]["lat"], m.items[0]["lon"], 0.0)

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from dronedispatch.api.access import IncidentId
 from dronedispatch.api.deps import DbId, Operator, Principal, RuntimeDep, require
 from dronedispatch.app.records import RecordService
 from dronedispatch.app.splits import ReportSplitter
@@ -45,7 +46,7 @@ class SplitResult(BaseModel):
     response_class=HTMLResponse,
 )
 def incident_record(
-    records: Records, _: Crew, incident_id: DbId, format: Literal["html", "pdf"] = Query(default="html")
+    records: Records, _: Crew, incident_id: IncidentId, format: Literal["html", "pdf"] = Query(default="html")
 ) -> Response:
     if format == "pdf":
         pdf = records.record_pdf(incident_id)
@@ -60,7 +61,7 @@ def incident_record(
     responses={200: {"content": {"application/zip": {}}}},
     response_class=FileResponse,
 )
-def evidence_package(records: Records, principal: Crew, incident_id: DbId) -> FileResponse:
+def evidence_package(records: Records, principal: Crew, incident_id: IncidentId) -> FileResponse:
     fd, name = tempfile.mkstemp(prefix=f"dd-evidence-{incident_id}-", suffix=".zip")
     os.close(fd)
     path = Path(name)
@@ -81,6 +82,6 @@ def evidence_package(records: Records, principal: Crew, incident_id: DbId) -> Fi
     status_code=status.HTTP_201_CREATED,
     summary="Move a merged report into a new open incident of its own (audited incident.split)",
 )
-def split_report(runtime: RuntimeDep, principal: Operator, incident_id: DbId, report_id: DbId) -> SplitResult:
+def split_report(runtime: RuntimeDep, principal: Operator, incident_id: IncidentId, report_id: DbId) -> SplitResult:
     old, new = ReportSplitter(runtime.store, runtime.bus).split(incident_id, report_id, principal.username)
     return SplitResult(incident=IncidentPublic.of(old), new_incident=IncidentPublic.of(new))

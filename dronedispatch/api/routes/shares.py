@@ -19,7 +19,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
-from dronedispatch.api.deps import AnyUser, DbId, Principal, RuntimeDep, require
+from dronedispatch.api.access import IncidentId, ShareId
+from dronedispatch.api.deps import AnyUser, Principal, RuntimeDep, require
 from dronedispatch.api.routes.video import SessionDescription
 from dronedispatch.app.errors import UnknownObject
 from dronedispatch.app.shares import DEFAULT_HOURS, MAX_HOURS, ShareGone
@@ -68,7 +69,7 @@ class SharePublic(BaseModel):
     summary="A view-only link to the incident for crews in the field (expires; default 2 h, at most 24 h)",
 )
 async def create_share(
-    runtime: RuntimeDep, principal: Sharer, incident_id: DbId, body: ShareRequest | None = None
+    runtime: RuntimeDep, principal: Sharer, incident_id: IncidentId, body: ShareRequest | None = None
 ) -> ShareCreated:
     hours = (body or ShareRequest()).hours
     new = await asyncio.to_thread(runtime.shares.create, incident_id, hours, principal.username)
@@ -76,14 +77,12 @@ async def create_share(
 
 
 @router.get("/incidents/{incident_id}/shares", response_model=list[SharePublic], summary="The incident's links")
-async def list_shares(runtime: RuntimeDep, _: AnyUser, incident_id: DbId) -> list[SharePublic]:
+async def list_shares(runtime: RuntimeDep, _: AnyUser, incident_id: IncidentId) -> list[SharePublic]:
     return [SharePublic.of(s) for s in await asyncio.to_thread(runtime.shares.list, incident_id)]
 
 
 @router.delete("/shares/{share_id}", response_model=SharePublic, summary="Revoke a link at once")
-async def revoke_share(
-    runtime: RuntimeDep, principal: Sharer, share_id: Annotated[str, PathParam(max_length=32)]
-) -> SharePublic:
+async def revoke_share(runtime: RuntimeDep, principal: Sharer, share_id: ShareId) -> SharePublic:
     return SharePublic.of(await runtime.shares.revoke(share_id, principal.username))
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from dronedispatch.api.access import ScopeDep
 from dronedispatch.api.deps import AnyUser, RuntimeDep
 from dronedispatch.app.monthly_report import district_names, monthly_report_pdf
 from dronedispatch.app.statistics import Table
@@ -25,6 +26,7 @@ Format = Annotated[Literal["json", "csv"], Query(alias="format", description="js
 def period(
     runtime: RuntimeDep,
     _: AnyUser,
+    scope: ScopeDep,
     from_: Annotated[
         datetime | None, Query(alias="from", description="Start, inclusive (ISO date or datetime)")
     ] = None,
@@ -32,7 +34,8 @@ def period(
     district: Annotated[str | None, Query(max_length=32)] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Filter:
-    return runtime.statistics.filter(from_, to, district, category)
+    # a district account's statistics are its district's (another district: 403)
+    return runtime.statistics.filter(from_, to, runtime.access.stats_district(scope, district), category)
 
 
 PeriodDep = Annotated[Filter, Depends(period)]
@@ -111,11 +114,13 @@ def heatmap(
 def monthly_report(
     runtime: RuntimeDep,
     _: AnyUser,
+    scope: ScopeDep,
     month: Annotated[str, Query(max_length=7, description="The month, YYYY-MM")],
 ) -> Response:
     pdf = monthly_report_pdf(
-        runtime.statistics, month, city=runtime.fleet_config.city.upper(), names=district_names(runtime.districts)
-    )
+        runtime.statistics, month, city=runtime.fleet_config.city.upper(), names=district_names(runtime.districts),
+        district=runtime.access.stats_district(scope, None),
+    )  # fmt: skip
     return Response(
         pdf,
         media_type="application/pdf",

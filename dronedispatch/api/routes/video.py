@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from dronedispatch.api.deps import AnyUser, DbId, RuntimeDep
+from dronedispatch.api.access import DroneId, EvidenceId, MissionId
+from dronedispatch.api.deps import AnyUser, RuntimeDep
 from dronedispatch.store.models import Evidence
 from dronedispatch.store.repo import NotFound
 
@@ -37,7 +38,9 @@ class EvidencePublic(BaseModel):
     response_model=SessionDescription,
     summary="WebRTC: the browser's SDP offer for the drone's live video; the answer comes back",
 )
-async def video_offer(runtime: RuntimeDep, _: AnyUser, drone_id: str, body: SessionDescription) -> SessionDescription:
+async def video_offer(
+    runtime: RuntimeDep, _: AnyUser, drone_id: DroneId, body: SessionDescription
+) -> SessionDescription:
     sdp, type_ = await runtime.video.offer(drone_id, body.sdp, body.type)
     return SessionDescription(sdp=sdp, type=type_)
 
@@ -47,7 +50,7 @@ async def video_offer(runtime: RuntimeDep, _: AnyUser, drone_id: str, body: Sess
     summary="The drone camera's latest picture (JPEG)",
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-async def snapshot(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> Response:
+async def snapshot(runtime: RuntimeDep, _: AnyUser, drone_id: DroneId) -> Response:
     jpeg = await runtime.video.snapshot(drone_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -57,7 +60,7 @@ async def snapshot(runtime: RuntimeDep, _: AnyUser, drone_id: str) -> Response:
     response_model=list[EvidencePublic],
     summary="Recordings, subtitles and snapshots kept for a mission, with their SHA-256",
 )
-def mission_evidence(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> list[EvidencePublic]:
+def mission_evidence(runtime: RuntimeDep, _: AnyUser, mission_id: MissionId) -> list[EvidencePublic]:
     runtime.store.get_mission(mission_id)  # 404 for an unknown mission
     return [_public(e) for e in runtime.store.list_evidence(mission_id=mission_id)]
 
@@ -67,7 +70,7 @@ def mission_evidence(runtime: RuntimeDep, _: AnyUser, mission_id: DbId) -> list[
     summary="Download one evidence file",
     responses={200: {"content": {"video/mp4": {}, "text/vtt": {}, "image/jpeg": {}}}},
 )
-def evidence_file(runtime: RuntimeDep, principal: AnyUser, evidence_id: DbId) -> FileResponse:
+def evidence_file(runtime: RuntimeDep, principal: AnyUser, evidence_id: EvidenceId) -> FileResponse:
     e = runtime.store.get_evidence(evidence_id)
     path = Path(e.path)
     if not path.is_file():
