@@ -101,7 +101,7 @@ export async function renderAdmin(state) {
   let users = [];
   try { users = await api("/admin/users"); } catch (e) { root.replaceChildren(el("div", { class: "notice bad" }, e.message)); return; }
   const userRows = users.map((u) => el("tr", { dataset: { user: u.username } },
-    el("td", {}, u.username), el("td", {}, t(`role.${u.role}`)),
+    el("td", {}, u.username), el("td", {}, t(`role.${u.role}`)), el("td", {}, u.district || t("admin.city")),
     el("td", { class: u.disabled ? "bad" : "ok" }, u.disabled ? t("admin.disabled") : t("admin.active")),
     el("td", {}, el("button", { class: "ghost", onclick: async () => {
       try { await api(`/admin/users/${encodeURIComponent(u.username)}/${u.disabled ? "enable" : "disable"}`, { method: "POST" }); renderAdmin(state); }
@@ -127,11 +127,22 @@ async function addUser(state) {
   const body = el("div", { class: "form-grid" },
     el("label", {}, t("admin.name"), el("input", { name: "username", required: true, pattern: "[A-Za-z0-9_.\\-]+" })),
     el("label", {}, t("admin.role"), el("select", { name: "role" }, ...["operator", "pilot", "tester", "admin"].map((r) => el("option", { value: r }, t(`role.${r}`))))),
+    el("label", {}, t("admin.district"), el("select", { name: "district" }, el("option", { value: "" }, t("admin.city")),
+      ...districtOptions(state))),
     el("label", {}, t("login.password"), el("input", { name: "password", type: "password", minlength: 12, required: true, autocomplete: "new-password" })));
   const form = await modal({ title: t("admin.add"), body, confirmLabel: t("admin.add") });
   if (!form) return;
+  const fields = Object.fromEntries(form.entries());
+  if (!fields.district) delete fields.district;  // none: the whole city (operators and pilots may take one)
   try {
-    await api("/admin/users", { method: "POST", body: Object.fromEntries(form.entries()) });
+    await api("/admin/users", { method: "POST", body: fields });
     renderAdmin(state);
   } catch (e) { toast(e.message, "warning"); }
+}
+
+// The city's districts an operator or pilot may be held to (the IFEZ districts of the outlines file).
+function districtOptions(state) {
+  const features = state.districts?.features || [];
+  return features.filter((f) => f.properties?.kind === "ifez_district")
+    .map((f) => el("option", { value: f.properties.id }, f.properties.name_en || f.properties.id));
 }

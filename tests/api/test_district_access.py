@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import re
 import threading
@@ -33,8 +34,10 @@ from dronedispatch.events import AlertRaised, DockChanged, DroneChanged, Inciden
 from dronedispatch.runtime import Runtime
 from dronedispatch.schemas import Alert, IncidentPublic
 from dronedispatch.service import create_app
+from dronedispatch.store.db import make_engine
 from dronedispatch.store.models import Evidence, Mission
-from dronedispatch.store.users import hash_password
+from dronedispatch.store.repo import Store
+from dronedispatch.store.users import add_user_cli, hash_password
 from tests.api.conftest import make_settings
 from tests.fixtures.services import free_tcp_port
 
@@ -359,3 +362,18 @@ def test_the_event_stream_is_filtered_per_connection(city: City) -> None:
     full = received["supervisor"][0]["data"]
     assert city.cheongna["incident"] in {i["id"] for i in full["incidents"]}  # (Songdo's was closed above)
     assert len(full["drones"]) == 8
+
+
+def test_users_add_takes_a_known_district_for_operators_and_pilots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DD_DATABASE_URL", url)
+    for district, role, problem in (("atlantis", "operator", "unknown district"), ("cheongna", "admin", "whole city")):
+        monkeypatch.setattr("sys.stdin", io.StringIO("amber-kite-harbour\n"))
+        assert add_user_cli("kim", role, district) == 2
+        assert problem in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("amber-kite-harbour\n"))
+    assert add_user_cli("kim", "pilot", "cheongna") == 0
+    user = Store(make_engine(url)).get_user("kim")
+    assert user is not None and user.district == "cheongna" and user.role == "pilot"
