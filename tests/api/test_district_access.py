@@ -233,6 +233,9 @@ def test_lists_show_a_district_account_its_district_only(city: City) -> None:
             assert r.status_code == 200, r.text
             return r.json()
 
+        me = {"username": "cheongna-op", "role": "operator", "district": "cheongna"}
+        assert get("/api/v1/me", "cheongna-op") == me
+        assert get("/api/v1/me", "supervisor") == {"username": "supervisor", "role": "operator"}
         assert {i["id"] for i in get("/api/v1/incidents", "cheongna-op")} == {cheongna}
         assert {i["id"] for i in get("/api/v1/incidents", "supervisor")} >= {songdo, cheongna}
         assert {m["incident_id"] for m in get("/api/v1/missions", "cheongna-pilot")} == {cheongna}

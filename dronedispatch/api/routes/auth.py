@@ -46,6 +46,7 @@ class Ticket(BaseModel):
 class Me(BaseModel):
     username: str
     role: str
+    district: str | None = None  # only for an account held to one district (absent: the whole city)
 
 
 def _token(runtime: Runtime, sign_in: SignIn) -> Token:
@@ -120,6 +121,8 @@ def ws_ticket(runtime: RuntimeDep, principal: AnyUser) -> Ticket:
     return Ticket(ticket=ticket, expires_in=int(TICKET_TTL.total_seconds()))
 
 
-@router.get("/me", response_model=Me, summary="Who the token belongs to")
+@router.get(
+    "/me", response_model=Me, response_model_exclude_none=True, summary="Who the token belongs to (and its district)"
+)
 def me(principal: AnyUser) -> Me:
-    return Me(username=principal.username, role=principal.role)
+    return Me(username=principal.username, role=principal.role, district=principal.district)
