@@ -394,11 +394,15 @@ class StatsStore:
         inc = self._incidents(f)
         if not len(inc.lats):
             return []
-        cells = np.stack([np.floor(inc.lats / cell_lat_deg), np.floor(inc.lons / cell_lon_deg)], axis=1)
-        unique, counts = np.unique(cells.astype(np.int64), axis=0, return_counts=True)  # sorted by (cy, cx)
+        cy = np.floor(inc.lats / cell_lat_deg).astype(np.int64)
+        cx = np.floor(inc.lons / cell_lon_deg).astype(np.int64)
+        # one integer per cell, ordered as (cy, cx) are: a 1-D unique is far cheaper than one over pairs
+        y0, x0 = int(cy.min()), int(cx.min())
+        width = int(cx.max()) - x0 + 1
+        unique, counts = np.unique((cy - y0) * width + (cx - x0), return_counts=True)
         return [
-            ((int(cy) + 0.5) * cell_lat_deg, (int(cx) + 0.5) * cell_lon_deg, int(n))
-            for (cy, cx), n in zip(unique, counts, strict=True)
+            ((y0 + k // width + 0.5) * cell_lat_deg, (x0 + k % width + 0.5) * cell_lon_deg, n)
+            for k, n in zip(unique.tolist(), counts.tolist(), strict=True)
         ]
 
     # -- drones --------------------------------------------------------------------------------

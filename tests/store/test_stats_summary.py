@@ -11,6 +11,7 @@ scene, mission end, close with an outcome) and the statistics follow; another lo
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +36,7 @@ UNTIL = date(2026, 11, 10)
 START = datetime(2026, 10, 27, tzinfo=UTC)
 END = datetime(2026, 11, 10, tzinfo=UTC)
 GROUPS = ("district", "category", "hour", "week", "day", "none")
+CELL = (500 / 111_320.0, 500 / 88_000.0)  # degrees of latitude and longitude
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -148,6 +150,11 @@ def raw(engine: Engine, f: Filter, offset_min: int) -> dict[Any, Any]:
     out["sources"] = sorted(
         ((s, c, n, fa) for (s, c), (n, fa) in sources.items()), key=lambda x: (-x[2], x[0], x[1] or "")
     )
+    cells: dict[tuple[int, int], int] = {}
+    for r in kept:
+        cell = (math.floor(r["i"].lat / CELL[0]), math.floor(r["i"].lon / CELL[1]))
+        cells[cell] = cells.get(cell, 0) + 1
+    out["heatmap"] = [((cy + 0.5) * CELL[0], (cx + 0.5) * CELL[1], n) for (cy, cx), n in sorted(cells.items())]
     out["count"] = len(kept)
     return out
 
@@ -163,6 +170,7 @@ def summarised(store: StatsStore, f: Filter) -> dict[Any, Any]:
         out[("outcomes", g)] = store.outcomes(f, g)
         out[("volume", g)] = store.volume(f, g)
     out["sources"] = sorted(store.sources(f), key=lambda x: (-x[2], x[0], x[1] or ""))
+    out["heatmap"] = store.heatmap(f, *CELL)
     out["count"] = sum(n for _, n in store.volume(f, "none"))
     return out
 
@@ -243,6 +251,16 @@ def test_summary_follows_the_repository_and_rebuilds(engine: Engine, url: str, m
         ).scalar_one_or_none()
     if old_id is not None:
         repo.update_incident(old_id, status="closed", outcome_code="false_alarm", first_on_scene="none")
+    assert_same(store, engine, before)
+    # a past mission's arrival corrected: only the mission is stamped, its incident's figures follow
+    with engine.connect() as conn:
+        mission_id = conn.execute(text("SELECT MAX(id) FROM missions WHERE created_by = 'seed-history'")).scalar_one()
+    corrected = repo.get_mission(mission_id)
+    assert corrected.launched_at is not None
+    repo.update_mission(mission_id, on_scene_at=corrected.launched_at + timedelta(seconds=1.5))
+    created = _utc(repo.get_incident(corrected.incident_id).created_at)
+    [row] = store.response_times(Filter(created, created + timedelta(microseconds=1)), "none")
+    assert (row["incidents"], row["airborne_to_on_scene"].p50) == (1, 1.5)
     assert_same(store, engine, before)
     # another local offset: rebuilt whole for it, and still the raw numbers
     assert StatsStore(engine, offset_min=-300).refresh() > 400
