@@ -13,7 +13,9 @@ mission change, plans the relief with :mod:`dronedispatch.domain.overwatch`:
   with the same template and parameters (same loiter point and region of interest);
 - once the relief has been on scene ``overlap_s`` (or the first must leave), the first is sent home
   (RTL), audited as ``mission.handover`` with both missions' ids;
-- when no relief can arrive in time, an alert names the predicted gap as soon as it is predicted.
+- when no relief can arrive in time, an alert names the predicted gap as soon as it is predicted;
+  when the moment comes with no relief on scene, the drone goes home with its reserve all the same
+  (audited as ``mission.coverage_leave``; a relief on its way late by less than ``overlap_s`` is waited for).
 
 Coverage ends at its duration or when the incident is closed: every drone of the incident goes home.
 Whichever drone covers the scene is ``incidents.on_scene_drone_id`` (for every incident, covered or
@@ -113,6 +115,8 @@ class OverwatchService:
         self._arrived: dict[int, float] = {}  # mission → when on scene, on the clock
         self._ended: set[int] = set()  # incidents whose coverage this process saw end
         self._near_since: dict[int, float] = {}  # relief mission → when its drone was first seen at the scene
+        self._sent_home: set[int] = set()  # missions sent home for their reserve with no relief on scene
+        self._leave_due: dict[int, float] = {}  # on-scene mission → when it first had to leave
         # reliefs launched: mission → (when, planned ETA); how much later than planned the last ones arrived
         self._launched: dict[int, tuple[float, float]] = {}
         self._lags: deque[float] = deque(maxlen=LAUNCH_LAGS_KEPT)
@@ -344,6 +348,13 @@ class OverwatchService:
         assert current.id is not None
         plan = self._plan(incident, current, now)
         cover.plan, cover.plan_for = plan, current.id
+        # no relief on scene in time (the gap was alerted when predicted): the drone keeps its reserve and
+        # goes home; a relief on its way that is late by less than the overlap is waited for
+        if plan is not None and plan.must_leave_at <= now:
+            due = self._leave_due.setdefault(current.id, now)
+            if now - due >= (self.overlap_s if coming else 0.0):
+                await self._leave_for_reserve(incident, current, plan)
+                return
         if plan is None or coming:
             return  # cannot plan (no telemetry yet), or the relief is on its way
         if incident.coverage_until is not None:
@@ -526,6 +537,25 @@ class OverwatchService:
                 self._store.update_incident, incident.id, on_scene_drone_id=newest.drone_id
             )
             self._publisher.publish(IncidentChanged(data=IncidentPublic.of(updated)))
+
+    async def _leave_for_reserve(self, incident: Incident, current: Mission, plan: overwatch.ReliefPlan) -> None:
+        """Nothing relieves ``current`` before its reserve runs short: it goes home, the scene goes dark."""
+        assert current.id is not None
+        if current.id in self._sent_home:
+            return
+        try:
+            await self._missions.command(current.id, "rtl", ACTOR)
+        except ServiceError as exc:
+            log.warning("overwatch: mission %s: could not send %s home: %s", current.id, current.drone_id, exc)
+            return
+        self._sent_home.add(current.id)
+        log.info("overwatch: incident %s: %s leaves the scene for its reserve with no relief there (relief: %s)",
+                 incident.id, current.drone_id, plan.relief.drone_id if plan.relief else None)  # fmt: skip
+        await asyncio.to_thread(
+            self._store.audit, ACTOR, "mission.coverage_leave", "mission", current.id, incident_id=incident.id,
+            drone_id=current.drone_id, reason="battery reserve for the way home; no relief on scene",
+            relief_drone_id=plan.relief.drone_id if plan.relief else None,
+        )  # fmt: skip
 
     def _near_scene(self, m: Mission, incident: Incident) -> bool:
         """The mission's drone flies within its pattern's reach of the incident."""
