@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 # A mission in one of these states holds its drone and its incident: the partial unique indexes
@@ -311,3 +311,69 @@ class WsTicket(SQLModel, table=True):
     username: str = Field(max_length=64)
     session_id: str | None = Field(default=None, max_length=32)
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+# -- statistics summary (revision 0009; written and read by dronedispatch/store/stats.py) ------------
+# the incidents and missions changed since the summary's last refresh
+Index("ix_incidents_updated_at", Incident.updated_at)  # type: ignore[arg-type]
+
+
+class StatsIncident(SQLModel, table=True):
+    """One incident as the statistics read it: local day and hour, keys, outcome, response times."""
+
+    __tablename__ = "stats_incidents"
+    __table_args__ = (
+        Index("ix_stats_incidents_incident_id", "incident_id", unique=True),
+        Index("ix_stats_incidents_day", "day"),
+        {"sqlite_with_rowid": False},  # clustered by (created_at, incident_id): a period lies together
+    )
+    created_at: datetime = Field(primary_key=True, sa_type=DateTime(timezone=True))
+    incident_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    day: int  # the city's local day, days since 1970-01-01
+    hour: int  # the city's local hour
+    district: str | None = Field(default=None, max_length=32)
+    category: str = Field(max_length=32)
+    source: str = Field(max_length=32)
+    camera_id: str | None = Field(default=None, max_length=64)
+    closed: bool
+    outcome_code: str | None = Field(default=None, max_length=32)
+    first_on_scene: str | None = Field(default=None, max_length=16)
+    report_to_dispatch: float | None = None
+    dispatch_to_airborne: float | None = None
+    airborne_to_on_scene: float | None = None
+    report_to_on_scene: float | None = None
+    lat: float
+    lon: float
+
+
+class StatsDaily(SQLModel, table=True):
+    """One local day of incidents packed for the statistics (see ``store.stats._pack``)."""
+
+    __tablename__ = "stats_daily"
+    day: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    incidents: int
+    districts: str = Field(sa_type=Text)  # JSON list of the day's district names
+    categories: str = Field(sa_type=Text)
+    sources: str = Field(sa_type=Text)  # JSON list of the day's [source, camera] pairs
+    district_codes: bytes = Field(sa_type=LargeBinary)
+    category_codes: bytes = Field(sa_type=LargeBinary)
+    source_codes: bytes = Field(sa_type=LargeBinary)
+    hours: bytes = Field(sa_type=LargeBinary)
+    outcomes: bytes = Field(sa_type=LargeBinary)
+    firsts: bytes = Field(sa_type=LargeBinary)
+    false_alarms: bytes = Field(sa_type=LargeBinary)
+    report_to_dispatch: bytes = Field(sa_type=LargeBinary)
+    dispatch_to_airborne: bytes = Field(sa_type=LargeBinary)
+    airborne_to_on_scene: bytes = Field(sa_type=LargeBinary)
+    report_to_on_scene: bytes = Field(sa_type=LargeBinary)
+    lats: bytes = Field(sa_type=LargeBinary)
+    lons: bytes = Field(sa_type=LargeBinary)
+
+
+class StatsState(SQLModel, table=True):
+    """The summary's one row: the local offset it was built for (None: never) and its last refresh."""
+
+    __tablename__ = "stats_state"
+    id: int | None = Field(default=None, primary_key=True)
+    offset_min: int | None = None
+    refreshed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

@@ -33,17 +33,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
     Engine,
-    Float,
     Integer,
-    LargeBinary,
-    MetaData,
-    String,
     Table,
-    Text,
     bindparam,
     delete,
     func,
@@ -53,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime
 
-from dronedispatch.store.models import Incident, Mission
+from dronedispatch.store.models import Incident, Mission, StatsDaily, StatsIncident
 
 #: The durations the response-time table reports, in the order of the flight.
 DURATIONS = ("report_to_dispatch", "dispatch_to_airborne", "airborne_to_on_scene", "report_to_on_scene")
@@ -71,39 +64,15 @@ REFRESH_BATCH = 2000
 REFRESH_SLACK = timedelta(minutes=5)
 _EPOCH_DAY = date(1970, 1, 1)
 
-#: The summary the statistics read (revision 0009 creates it; this is its shape for the writes).
-STATS_INCIDENTS = Table(
-    "stats_incidents",
-    MetaData(),
-    Column("created_at", DateTime(timezone=True), primary_key=True),
-    Column("incident_id", Integer, primary_key=True),
-    Column("day", Integer, nullable=False),  # the city's local day, days since 1970-01-01
-    Column("hour", Integer, nullable=False),  # the city's local hour
-    Column("district", String(32)),
-    Column("category", String(32), nullable=False),
-    Column("source", String(32), nullable=False),
-    Column("camera_id", String(64)),
-    Column("closed", Boolean, nullable=False),
-    Column("outcome_code", String(32)),
-    Column("first_on_scene", String(16)),
-    *(Column(d, Float) for d in DURATIONS),
-    Column("lat", Float, nullable=False),
-    Column("lon", Float, nullable=False),
-)
+#: The summary the statistics read (revision 0009; the models declare it).
+STATS_INCIDENTS: Table = StatsIncident.__table__  # type: ignore[attr-defined]
+STATS_DAILY: Table = StatsDaily.__table__  # type: ignore[attr-defined]
 
-#: Per local day: what each of its incidents adds to the statistics, packed (see :func:`_pack`).
-STATS_DAILY = Table(
-    "stats_daily",
-    MetaData(),
-    Column("day", Integer, primary_key=True),
-    Column("incidents", Integer, nullable=False),
-    Column("districts", Text, nullable=False),
-    Column("categories", Text, nullable=False),
-    *(
-        Column(name, LargeBinary, nullable=False)
-        for name in ("district_codes", "category_codes", "hours", "outcomes", "firsts", *DURATIONS, "lats", "lons")
-    ),
-)
+#: The packed arrays of a ``stats_daily`` row, one element per incident of the day, and their types.
+PACKED = {
+    "district_codes": "<u2", "category_codes": "<u2", "source_codes": "<u2", "hours": "u1", "outcomes": "u1",
+    "firsts": "u1", "false_alarms": "u1", **dict.fromkeys(DURATIONS, "<f8"), "lats": "<f8", "lons": "<f8",
+}  # fmt: skip
 #: Days of ``stats_daily`` written per statement.
 DAYS_BATCH = 31
 #: The outcome class of a closed incident (1 + its index in OUTCOME_CODES; 0: still open).
@@ -297,6 +266,8 @@ class StatsStore:
                     *(s.c[d] for d in DURATIONS),
                     s.c.lat,
                     s.c.lon,
+                    s.c.source,
+                    s.c.camera_id,
                 )
                 .where(s.c.day.in_(some))
                 .order_by(s.c.day, s.c.created_at, s.c.incident_id)
@@ -326,7 +297,7 @@ class StatsStore:
             )
             edges = [(f.start, epoch + timedelta(days=first)), (epoch + timedelta(days=last), f.end)]
         columns = "day, COALESCE(district, ''), category, hour, closed, outcome_code, first_on_scene, " + ", ".join(
-            (*DURATIONS, "lat", "lon")
+            (*DURATIONS, "lat", "lon", "source", "camera_id")
         )
         raw: list[Any] = []
         for start, end in edges:
@@ -361,14 +332,14 @@ class StatsStore:
         """Per group: incidents whose first on scene was recorded, and of those the drone's."""
         inc = self._incidents(f)
         keys, index = inc.groups(group_by)
-        counts = np.bincount(index * 3 + inc.firsts, minlength=len(keys) * 3).reshape(-1, 3)
+        counts = np.bincount(index * 3 + inc.arrays["firsts"], minlength=len(keys) * 3).reshape(-1, 3)
         return [(k, int(c[1] + c[2]), int(c[1])) for k, c in zip(keys, counts, strict=True)]
 
     def outcomes(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: closed incidents by outcome code (closed without one: "other"), and those still open."""
         inc = self._incidents(f)
         keys, index = inc.groups(group_by)
-        counts = np.bincount(index * 5 + inc.outcomes, minlength=len(keys) * 5).reshape(-1, 5)
+        counts = np.bincount(index * 5 + inc.arrays["outcomes"], minlength=len(keys) * 5).reshape(-1, 5)
         # classes: 0 open, then OUTCOME_CODES in order
         return [
             {"key": k} | {code: int(c[1 + j]) for j, code in enumerate(OUTCOME_CODES)} | {"open": int(c[0])}
@@ -377,12 +348,13 @@ class StatsStore:
 
     def sources(self, f: Filter) -> list[tuple[str, str | None, int, int]]:
         """Per source and camera: incidents, and those closed as false alarms; most incidents first."""
-        self.refresh()
-        sql = f"""SELECT s.source, s.camera_id, COUNT(*),
-                  SUM(CASE WHEN s.outcome_code = 'false_alarm' THEN 1 ELSE 0 END) AS fa
-                  FROM stats_incidents s WHERE {self._where(f)} GROUP BY s.source, s.camera_id
-                  ORDER BY COUNT(*) DESC, s.source, s.camera_id"""
-        return [(src, cam, n, int(fa or 0)) for src, cam, n, fa in self._run(sql, f)]
+        inc = self._incidents(f)
+        n = len(inc.source_names)
+        counts = np.bincount(inc.arrays["source_codes"], minlength=n)
+        false = np.bincount(inc.arrays["source_codes"], weights=inc.arrays["false_alarms"], minlength=n)
+        rows = [(src, cam, int(c), int(fa)) for (src, cam), c, fa in zip(inc.source_names, counts, false, strict=True)]
+        # most first; ties in name order (names are sorted: a stable sort keeps it)
+        return sorted((r for r in rows if r[2]), key=lambda r: -r[2])
 
     def volume(self, f: Filter, group_by: str) -> list[tuple[str, int]]:
         inc = self._incidents(f)
@@ -392,10 +364,10 @@ class StatsStore:
     def heatmap(self, f: Filter, cell_lat_deg: float, cell_lon_deg: float) -> list[tuple[float, float, int]]:
         """Incidents per grid cell (``cell_lat_deg`` x ``cell_lon_deg``), as the cell's centre."""
         inc = self._incidents(f)
-        if not len(inc.lats):
+        if not len(inc.arrays["lats"]):
             return []
-        cy = np.floor(inc.lats / cell_lat_deg).astype(np.int64)
-        cx = np.floor(inc.lons / cell_lon_deg).astype(np.int64)
+        cy = np.floor(inc.arrays["lats"] / cell_lat_deg).astype(np.int64)
+        cx = np.floor(inc.arrays["lons"] / cell_lon_deg).astype(np.int64)
         # one integer per cell, ordered as (cy, cx) are: a 1-D unique is far cheaper than one over pairs
         y0, x0 = int(cy.min()), int(cx.min())
         width = int(cx.max()) - x0 + 1
@@ -496,23 +468,32 @@ def _percentile_cont(values: Sequence[float] | np.ndarray, p: float) -> float | 
 def _pack(day: int, rows: list[Any]) -> tuple[Any, ...]:
     """A ``stats_daily`` row (its columns in order) of one day's incidents given as ``stats_incidents``
     rows (day, district or '', category, hour, closed, outcome code, first on scene, the durations, lat,
-    lon): the day's district and category names, and per incident its codes into them (uint16), local
-    hour, outcome class (0 open, else 1 + the index in OUTCOME_CODES), first-on-scene class (0 none
-    recorded, 1 drone, 2 another) as bytes, and its durations and position as float64 (NaN for none)."""
-    districts, categories = sorted({r[1] for r in rows}), sorted({r[2] for r in rows})
-    d_code, c_code = {n: j for j, n in enumerate(districts)}, {n: j for j, n in enumerate(categories)}
-    return (
-        day, len(rows), json.dumps(districts), json.dumps(categories),
-        np.array([d_code[r[1]] for r in rows], dtype="<u2").tobytes(),
-        np.array([c_code[r[2]] for r in rows], dtype="<u2").tobytes(),
-        bytes(r[3] for r in rows),
-        bytes(_OUTCOME_CLASS.get(r[5], 4) if r[4] else 0 for r in rows),
-        bytes(0 if r[6] is None else 1 if r[6] == "drone" else 2 for r in rows),
-        *(
-            np.array([np.nan if r[j] is None else r[j] for r in rows], dtype="<f8").tobytes()
-            for j in range(7, 7 + len(DURATIONS) + 2)
-        ),
-    )  # fmt: skip
+    lon, source, camera): the day's district, category and (source, camera) names as JSON lists, and per
+    incident (see :data:`PACKED`) its codes into them, local hour, outcome class (0 open, else 1 + the
+    index in OUTCOME_CODES), first-on-scene class (0 none recorded, 1 drone, 2 another), whether its
+    outcome code is a false alarm, its durations and position (NaN for none)."""
+    keys = [(r[1], r[2], (r[13], r[14])) for r in rows]
+    names = [sorted({k[j] for k in keys}, key=_name_order) for j in range(3)]
+    codes = [{n: i for i, n in enumerate(side)} for side in names]
+    columns: dict[str, list[Any]] = {
+        "district_codes": [codes[0][k[0]] for k in keys],
+        "category_codes": [codes[1][k[1]] for k in keys],
+        "source_codes": [codes[2][k[2]] for k in keys],
+        "hours": [r[3] for r in rows],
+        "outcomes": [_OUTCOME_CLASS.get(r[5], 4) if r[4] else 0 for r in rows],
+        "firsts": [0 if r[6] is None else 1 if r[6] == "drone" else 2 for r in rows],
+        "false_alarms": [r[5] == "false_alarm" for r in rows],
+        **{d: [np.nan if r[7 + j] is None else r[7 + j] for r in rows] for j, d in enumerate(DURATIONS)},
+        "lats": [r[7 + len(DURATIONS)] for r in rows],
+        "lons": [r[8 + len(DURATIONS)] for r in rows],
+    }
+    packed = (np.array(columns[name], dtype=dtype).tobytes() for name, dtype in PACKED.items())
+    return (day, len(rows), *(json.dumps(side) for side in names), *packed)
+
+
+def _name_order(name: Any) -> Any:
+    # (source, camera) pairs: no camera before a camera, as SQLite orders NULL
+    return (name[0], name[1] is not None, name[1] or "") if isinstance(name, tuple) else name
 
 
 @dataclass
@@ -521,64 +502,52 @@ class _Incidents:
 
     district_names: list[str]
     category_names: list[str]
-    districts: np.ndarray
-    categories: np.ndarray
+    source_names: list[tuple[str, str | None]]
     days: np.ndarray
-    hours: np.ndarray
-    outcomes: np.ndarray
-    firsts: np.ndarray
-    durations: dict[str, np.ndarray]
-    lats: np.ndarray
-    lons: np.ndarray
+    arrays: dict[str, np.ndarray]  # PACKED's, the codes into the names above
+
+    @property
+    def durations(self) -> dict[str, np.ndarray]:
+        return {d: self.arrays[d] for d in DURATIONS}
 
     @classmethod
     def of(cls, rows: Sequence[Any], district: str | None = None, category: str | None = None) -> _Incidents:
         """From ``stats_daily`` rows (columns in order), keeping one district's and one category's when given."""
         counts = np.array([r[1] for r in rows], dtype=np.int64)
-        row_names = [(json.loads(r[2]), json.loads(r[3])) for r in rows]
-        d_names = sorted({n for names, _ in row_names for n in names})
-        c_names = sorted({n for _, names in row_names for n in names})
-        d_code, c_code = {n: j for j, n in enumerate(d_names)}, {n: j for j, n in enumerate(c_names)}
-
-        def packed(j: int, dtype: str) -> np.ndarray:
-            return np.frombuffer(b"".join(r[j] for r in rows), dtype=dtype)
-
-        def recoded(j: int, side: int, code: dict[str, int]) -> np.ndarray:
+        row_names = [[[tuple(n) if j == 2 else n for n in json.loads(r[2 + j])] for j in range(3)] for r in rows]
+        names: list[list[Any]] = [sorted({n for row in row_names for n in row[j]}, key=_name_order) for j in range(3)]
+        codes = [{n: i for i, n in enumerate(side)} for side in names]
+        arrays: dict[str, np.ndarray] = {}
+        for k, (name, dtype) in enumerate(PACKED.items()):
+            values = np.frombuffer(b"".join(r[5 + k] for r in rows), dtype=dtype)
+            arrays[name] = values.astype(np.float64 if dtype == "<f8" else np.int64)
+        splits = np.cumsum(counts)[:-1]
+        for j, name in enumerate(("district_codes", "category_codes", "source_codes")):
             # each day's own codes into the period's names (sorted, so codes order as names do)
-            maps = [np.array([code[n] for n in names[side]], dtype=np.int64) for names in row_names]
-            local = np.split(packed(j, "<u2").astype(np.int64), np.cumsum(counts)[:-1]) if rows else []
-            return np.concatenate([m[c] for m, c in zip(maps, local, strict=True)]) if rows else np.zeros(0, np.int64)
-
-        out = cls(
-            d_names, c_names, recoded(4, 0, d_code), recoded(5, 1, c_code),
-            np.repeat(np.array([r[0] for r in rows], dtype=np.int64), counts),
-            packed(6, "u1").astype(np.int64), packed(7, "u1").astype(np.int64), packed(8, "u1").astype(np.int64),
-            {d: packed(9 + j, "<f8") for j, d in enumerate(DURATIONS)},
-            packed(9 + len(DURATIONS), "<f8"), packed(10 + len(DURATIONS), "<f8"),
-        )  # fmt: skip
+            maps = [np.array([codes[j][n] for n in row[j]], dtype=np.int64) for row in row_names]
+            local = np.split(arrays[name], splits) if rows else []
+            recoded = [m[c] for m, c in zip(maps, local, strict=True)]
+            arrays[name] = np.concatenate(recoded) if recoded else np.zeros(0, dtype=np.int64)
+        days = np.repeat(np.array([r[0] for r in rows], dtype=np.int64), counts)
+        out = cls(names[0], names[1], names[2], days, arrays)
         keep = np.ones(len(out.days), dtype=bool)
         if district is not None:
-            keep &= out.districts == d_code.get(district, -1)
+            keep &= arrays["district_codes"] == codes[0].get(district, -1)
         if category is not None:
-            keep &= out.categories == c_code.get(category, -1)
-        return out if keep.all() else out.subset(keep)
-
-    def subset(self, keep: np.ndarray) -> _Incidents:
-        return _Incidents(
-            self.district_names, self.category_names, self.districts[keep], self.categories[keep],
-            self.days[keep], self.hours[keep], self.outcomes[keep], self.firsts[keep],
-            {d: v[keep] for d, v in self.durations.items()}, self.lats[keep], self.lons[keep],
-        )  # fmt: skip
+            keep &= arrays["category_codes"] == codes[1].get(category, -1)
+        if keep.all():
+            return out
+        return _Incidents(names[0], names[1], names[2], out.days[keep], {k: v[keep] for k, v in arrays.items()})
 
     def groups(self, group_by: str) -> tuple[list[Any], np.ndarray]:
         """The groups' keys in order, and each incident's group (an index into the keys)."""
         names: list[str] | None = None
         if group_by == "district":
-            codes, names = self.districts, self.district_names
+            codes, names = self.arrays["district_codes"], self.district_names
         elif group_by == "category":
-            codes, names = self.categories, self.category_names
+            codes, names = self.arrays["category_codes"], self.category_names
         elif group_by == "hour":
-            codes = self.hours
+            codes = self.arrays["hours"]
         elif group_by == "day":
             codes = self.days
         elif group_by == "week":  # the Monday that starts the week: day 0 (1970-01-01) was a Thursday

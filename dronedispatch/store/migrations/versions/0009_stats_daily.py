@@ -14,7 +14,7 @@ integers, the district, category, source and camera, closed or not and the outco
 scene, the four response times in seconds, the position), so a period is one range read with no join,
 no date arithmetic per row and no look-up of the first mission. On SQLite the table is clustered by
 (created_at, incident_id) (WITHOUT ROWID): a period's incidents lie together; on PostgreSQL the
-primary key is that index. ``ix_stats_incidents_district`` serves a district's period.
+primary key is that index.
 ``stats_state`` (one row) records the local offset the days were computed for and when the summary
 was last brought up to date with the incidents and missions changed since (``ix_incidents_updated_at``).
 """
@@ -57,23 +57,27 @@ def upgrade() -> None:
     )
     op.create_index("ix_stats_incidents_incident_id", "stats_incidents", ["incident_id"], unique=True)
     op.create_index("ix_stats_incidents_day", "stats_incidents", ["day"], unique=False)
-    # one row per local day: its district and category names (JSON lists) and, per incident of the day
-    # (packed arrays, in the order of their creation), its codes into those names, local hour, outcome
-    # class, first on scene class, the four response times (float64, NaN for none) and the position
+    # one row per local day: its district, category and (source, camera) names (JSON lists) and, per
+    # incident of the day (packed arrays, in the order of their creation), its codes into those names,
+    # local hour, outcome class, first on scene class, false alarm or not, the four response times
+    # (float64, NaN for none) and the position
     op.create_table(
         "stats_daily",
         sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("incidents", sa.Integer(), nullable=False),
         sa.Column("districts", sa.Text(), nullable=False),
         sa.Column("categories", sa.Text(), nullable=False),
+        sa.Column("sources", sa.Text(), nullable=False),
         *(
             sa.Column(name, sa.LargeBinary(), nullable=False)
             for name in (
                 "district_codes",
                 "category_codes",
+                "source_codes",
                 "hours",
                 "outcomes",
                 "firsts",
+                "false_alarms",
                 "report_to_dispatch",
                 "dispatch_to_airborne",
                 "airborne_to_on_scene",
@@ -101,6 +105,5 @@ def downgrade() -> None:
     op.drop_table("stats_state")
     op.drop_table("stats_daily")
     op.drop_index("ix_stats_incidents_day", table_name="stats_incidents")
-    op.drop_index("ix_stats_incidents_district", table_name="stats_incidents")
     op.drop_index("ix_stats_incidents_incident_id", table_name="stats_incidents")
     op.drop_table("stats_incidents")
