@@ -59,16 +59,20 @@ def test_serve_over_https_and_wss(tmp_path: Path) -> None:
         "DD_MAVLINK": f"udpin:127.0.0.1:{free_udp_port()}",
         "DD_SECRET_KEY": "tls-secret-key-tls-secret-key-tls-secret",
     }
+    # a certificate without its key is refused before the service starts; checked alongside the start below,
+    # since each command line costs a process start
+    half = subprocess.Popen([*DD, "serve", "--tls-cert", str(cert)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
     added = subprocess.run([*DD, "users", "add", "admin", "--role", "admin"], input=f"{PASSWORD}\n".encode(),
                            env=env, capture_output=True, timeout=60)  # fmt: skip
     assert added.returncode == 0, added.stderr.decode()
-    half = subprocess.run([*DD, "serve", "--tls-cert", str(cert)], env=env, capture_output=True, timeout=60)
-    assert half.returncode == 2 and b"go together" in half.stderr
 
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen([*DD, "serve", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)],
                              env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
+        _, half_err = half.communicate(timeout=60)
+        assert half.returncode == 2 and b"go together" in half_err, half_err.decode()
         base = f"https://127.0.0.1:{port}"
         trust = ssl.create_default_context(cafile=str(cert))
         with httpx.Client(base_url=base, verify=trust, timeout=5) as http:
@@ -107,6 +111,9 @@ def test_serve_over_https_and_wss(tmp_path: Path) -> None:
         snap = asyncio.run(snapshot())
         assert snap["type"] == "snapshot" and snap["user"] == "admin"
     finally:
+        if half.poll() is None:
+            half.kill()
+            half.wait()
         serve.terminate()
         try:
             serve.wait(20)
