@@ -23,7 +23,7 @@ from dronedispatch.app.fleet import Fleet
 from dronedispatch.app.missions import MissionSupervisor
 from dronedispatch.app.ports import DispatchStore
 from dronedispatch.bus import Publisher
-from dronedispatch.domain import assignment, planning, qgc_plan, readiness, templates
+from dronedispatch.domain import assignment, launch, planning, qgc_plan, readiness, templates
 from dronedispatch.domain.airspace import Airspace
 from dronedispatch.domain.assets import AssetRegistry
 from dronedispatch.domain.districts import DistrictIndex
@@ -222,10 +222,13 @@ class DispatchService:
             pos = pub.position
             state = DroneState(pub.state)
             block = None
+            # the door term of its launch: the opening time its dock reported, else the fleet file's delay
+            dock_state = self._docks.state(entry.dock.id)
+            door_open_s = dock_state.door_open_s if dock_state is not None else None
             if state in readiness.JUDGED:
                 judged = readiness.assess(
                     drone_id=entry.spec.id, state=state, battery_pct=pub.battery,
-                    limits=readiness.Limits.of(entry.spec), dock=self._docks.state(entry.dock.id), now=now,
+                    limits=readiness.Limits.of(entry.spec), dock=dock_state, now=now,
                     scene_weather=scene_weather,
                 )  # fmt: skip
                 # a drone over its own launch threshold is ready even where the fleet-wide default says charging
@@ -240,7 +243,7 @@ class DispatchService:
                     alt=(pos.alt or 0.0) if pos else 0.0,
                     battery_pct=pub.battery,
                     cruise_speed=entry.spec.cruise_speed,
-                    launch_delay_s=entry.spec.launch_delay_s,
+                    launch_delay_s=launch.door_s(door_open_s, entry.spec.launch_delay_s),
                     capabilities=tuple(entry.spec.capabilities),
                     endurance_min=entry.spec.endurance_min,
                     dock_lat=entry.dock.lat,

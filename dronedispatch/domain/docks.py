@@ -78,6 +78,11 @@ class DockState(_Payload):
     )
     fault: str | None = Field(default=None, max_length=500, description="Why the dock is out of order, if it is.")
     weather: Weather | None = None
+    door_open_s: float | None = Field(
+        default=None, ge=0, le=600,
+        description="Seconds the door took to open at its last opening, as the dock measured it (its rated time "
+        "before any); None: not reported.",
+    )  # fmt: skip
     updated_at: AwareDatetime = Field(description="When the dock produced this state.")
     last_command: CommandOutcome | None = None
 

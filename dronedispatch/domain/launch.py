@@ -35,6 +35,12 @@ from dronedispatch.domain.geo import LatLon, distance_m
 DEFAULT_DEPARTURE_ALT_M = 25.0  # obstacle height round a dock when the city or dock names none
 
 
+def door_s(reported_s: float | None, launch_delay_s: float) -> float:
+    """The door term of a launch from a dock: the opening time the dock reported (it measured its last
+    opening) when it reported one, else the fleet file's ``launch_delay_s``."""
+    return launch_delay_s if reported_s is None else reported_s
+
+
 def departure_alt(
     transit_alt_m: float, obstacle_height_m: float | None = None, ceiling_m: float | None = None
 ) -> float:

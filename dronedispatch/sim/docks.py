@@ -108,6 +108,8 @@ class SimDock:
         self.weather: Weather | None = None
         self.last_command: CommandOutcome | None = None
         self._moving_left = 0.0  # simulated seconds until the door finishes moving
+        self._opening_for = 0.0  # simulated seconds the current opening has taken so far
+        self.door_open_s = door_time_s  # the last opening, as measured (the rated time before any)
         self._pending: str | None = None  # request id the moving door answers when it stops
         self.commands = 0
 
@@ -123,8 +125,10 @@ class SimDock:
         moving = DoorState.OPENING if wanted is DoorState.OPEN else DoorState.CLOSING
         if self.door in (DoorState.OPENING, DoorState.CLOSING) and self.door is not moving:
             self._moving_left = self.door_time_s - self._moving_left  # reversing: back as far as it came
+            self._opening_for = self.door_time_s - self._moving_left  # as if it had opened from closed
         elif self.door is not moving:
             self._moving_left = self.door_time_s
+            self._opening_for = 0.0
         self.door = moving
         self._pending = request_id
 
@@ -133,8 +137,12 @@ class SimDock:
         if self.door not in (DoorState.OPENING, DoorState.CLOSING):
             return False
         self._moving_left -= sim_dt
+        if self.door is DoorState.OPENING:
+            self._opening_for += sim_dt
         if self._moving_left > 0:
             return False
+        if self.door is DoorState.OPENING:  # measured in whole ticks, as a real dock's controller would
+            self.door_open_s = round(self._opening_for, 1)
         self.door = DoorState.OPEN if self.door is DoorState.OPENING else DoorState.CLOSED
         self._moving_left = 0.0
         if self._pending is not None:
@@ -245,7 +253,7 @@ class SimDocks:
         weather = d.weather.model_copy(update={"at": now}) if d.weather is not None else None
         return DockState(
             dock_id=dock_id, door=d.door, drone_present=v is not None, charging=charging, charge_pct=charge_pct,
-            minutes_to_threshold=minutes, fault=d.fault, weather=weather, updated_at=now,
+            minutes_to_threshold=minutes, fault=d.fault, weather=weather, door_open_s=d.door_open_s, updated_at=now,
             last_command=d.last_command,
         )  # fmt: skip
 
