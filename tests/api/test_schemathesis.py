@@ -62,8 +62,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         thread.join(timeout=15)
 
 
-def _exercise(operation: schemathesis.APIOperation, base: str, headers: dict[str, str]) -> None:
-    """Run ``MAX_EXAMPLES`` generated requests for one operation; raise on the first 5xx."""
+def _exercise(operation: schemathesis.APIOperation, base: str, headers: dict[str, str]) -> int:
+    """Run ``MAX_EXAMPLES`` generated requests for one operation; raise on the first 5xx. Returns how many were sent."""
+    sent_count = 0
 
     @given(case=operation.as_strategy())
     @settings(
@@ -73,6 +74,8 @@ def _exercise(operation: schemathesis.APIOperation, base: str, headers: dict[str
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     def run(case: schemathesis.Case) -> None:
+        nonlocal sent_count
+        sent_count += 1
         sent = dict(headers)
         if case.path == "/api/v1/ingest/webhook":
             sent["X-API-Key"] = INGEST_KEY  # reach the parser, not only the key check
@@ -81,13 +84,14 @@ def _exercise(operation: schemathesis.APIOperation, base: str, headers: dict[str
         case.call_and_validate(base_url=base, headers=sent, checks=[not_a_server_error], timeout=30)
 
     run()
+    return sent_count
 
 
 def test_no_server_errors(served: tuple[str, dict[str, str]]) -> None:
     base, admin = served
     schema = schemathesis.openapi.from_dict(httpx.get(f"{base}/openapi.json").json())
     failures: list[str] = []
-    tried = 0
+    tried = cases = 0
     for result in schema.get_all_operations():
         if not isinstance(result, Ok):
             failures.append(f"the schema has an operation schemathesis cannot read: {result.err()}")
@@ -95,8 +99,9 @@ def test_no_server_errors(served: tuple[str, dict[str, str]]) -> None:
         operation = result.ok()
         tried += 1
         try:
-            _exercise(operation, base, admin)
+            cases += _exercise(operation, base, admin)
         except (Exception, BaseExceptionGroup) as exc:
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    print(f"\nschemathesis: {tried} operations, {cases} requests sent, {len(failures)} operations with a 5xx")
     assert tried >= 15, "the schema lists the API's operations"
     assert not failures, "\n\n".join(failures)
