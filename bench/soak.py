@@ -18,7 +18,7 @@ A week at the largest speed factor the simulator takes (200x) is 50 wall minutes
 caps the wall time (roughly), and the run then covers as much of the week as fits (the same
 incident rate, the timeline cut short, then time for the missions in flight to end).
 
-    .venv/bin/python bench/soak.py [--days 7] [--speed-factor 200] [--incidents 2000] [--drones 20] [--minutes 10]
+    .venv/bin/python bench/soak.py [--days 7] [--speed-factor 200] [--incidents 2000] [--drones 20] [--minutes 5]
 """
 
 from __future__ import annotations
@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-factor", type=float, default=200.0, help="simulated seconds per wall second (<= 200)")
     ap.add_argument("--incidents", type=int, default=2000, help="incidents over --days")
     ap.add_argument("--drones", type=int, default=20)
-    ap.add_argument("--minutes", type=float, default=10.0, help="wall budget (0: the whole of --days)")
+    # 5 wall minutes are ~17 simulated hours at 200x: past warm-up, long enough for a trend (--minutes 10 or 0 for more)
+    ap.add_argument("--minutes", type=float, default=5.0, help="wall budget (0: the whole of --days)")
     ap.add_argument("--faults-per-hour", type=float, default=2.0, help="faults per simulated hour, fleet-wide")
     ap.add_argument("--malformed", type=float, default=0.02, help="share of reports that are malformed")
     ap.add_argument("--sample-s", type=float, default=10.0, help="wall seconds between samples")
