@@ -213,9 +213,9 @@ class StatisticsService:
         return self._districts.district_at(lat, lon) if self._districts is not None else None
 
     def backfill(self, batch: int = BACKFILL_BATCH) -> tuple[int, int]:
-        """Give incidents stored without a district theirs, ended missions their battery use, and
-        incidents their response times, a batch per transaction; (incidents given a district,
-        missions given their battery use)."""
+        """Give incidents stored without a district theirs, ended missions their battery use, and the
+        statistics summary its missing or changed incidents, a batch per transaction; (incidents
+        given a district, missions given their battery use)."""
         located = 0
         if self._districts is not None:
             after = 0

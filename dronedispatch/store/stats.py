@@ -1,18 +1,21 @@
-"""Statistics queries: aggregation in the database, one statement per table where it can be.
+"""Statistics queries over a summary of the incidents kept in the database (revision 0009).
 
-Every query but the drones' reads the summary ``stats_incidents`` (revision 0009): one row per
-incident with what the statistics need already reduced - its local day and hour as integers, its
-district, category, source and camera, closed or not and the outcome code, who was first on scene,
-the four response times in seconds and its position. A period is one range of that table (clustered
-by ``created_at`` on SQLite, its primary key on PostgreSQL), with no join and no date function per
-row; the period's bounds are exact to the microsecond (no rounding to whole days). The summary is
-brought up to date before each query with the incidents and missions changed since its last refresh
-(every repository write stamps ``updated_at``), rebuilt whole for another local offset, by
-``dronedispatch seed-history`` and by ``dronedispatch stats rebuild``.
+``stats_daily`` holds one row per local day of the city: the day's district, category and (source,
+camera) names, and packed per incident (:data:`PACKED`) its codes into them, local hour, outcome and
+first-on-scene classes, false alarm flag, four response times and position. A period reads the rows
+of the whole local days inside it, and the incidents of the partial days at either end from
+``stats_incidents`` (one reduced row per incident, clustered by ``created_at``), so its bounds are
+exact to the microsecond; grouping, counting, percentiles and the heat map are then computed with
+numpy, the same way on both databases (a year is 365 rows, not 100,000). The drones' table reads the
+missions (``ix_missions_launched_at``, ``missions.battery_used_pct``).
 
-Both databases give the same numbers. Percentiles are continuous (linear interpolation between the
-two nearest ranks, PostgreSQL's ``percentile_cont``): PostgreSQL computes them itself; on SQLite the
-durations of the period are sorted here and interpolated exactly as ``percentile_cont`` does.
+The summary is brought up to date before each query with the incidents and missions changed since
+its last refresh (every repository write stamps ``updated_at``; see :meth:`StatsStore.refresh`),
+rebuilt whole for another local offset, by ``dronedispatch seed-history`` and by
+``dronedispatch stats rebuild``.
+
+Percentiles are continuous (linear interpolation between the two nearest ranks, PostgreSQL's
+``percentile_cont``).
 
 Times of day, days and weeks are the city's local time, a fixed offset from UTC (``offset_min``).
 Weeks are keyed by their Monday (``YYYY-MM-DD``), hours as ``00``..``23``.
@@ -55,7 +58,6 @@ OUTCOME_CODES = ("cleared_without_patrol", "escalated", "false_alarm", "other")
 FIRST_ON_SCENE = ("drone", "patrol", "none")
 PERCENTILES = (0.5, 0.9)
 
-_FLOOR_SHIFT = 100_000_000
 #: Missions whose battery use is filled in per statement when the service starts.
 BATTERY_FILL_BATCH = 500
 #: Incidents whose summary rows are written per statement.
@@ -73,6 +75,9 @@ PACKED = {
     "district_codes": "<u2", "category_codes": "<u2", "source_codes": "<u2", "hours": "u1", "outcomes": "u1",
     "firsts": "u1", "false_alarms": "u1", **dict.fromkeys(DURATIONS, "<f8"), "lats": "<f8", "lons": "<f8",
 }  # fmt: skip
+#: The packed array each grouping reads ('' for none: the day is the row's).
+GROUP_ARRAYS = {"district": "district_codes", "category": "category_codes", "hour": "hours", "day": "", "week": "",
+                "none": ""}  # fmt: skip
 #: Days of ``stats_daily`` written per statement.
 DAYS_BATCH = 31
 #: The outcome class of a closed incident (1 + its index in OUTCOME_CODES; 0: still open).
@@ -107,13 +112,6 @@ class StatsStore:
         if self._pg:
             return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS double precision)"
         return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
-
-    def _floor(self, expr: str) -> str:
-        if self._pg:
-            return f"floor({expr})"
-        # SQLite without its math extension: truncation is the floor once shifted above zero
-        # (cells of 10 m and more lie far within the shift)
-        return f"(CAST(({expr}) + {_FLOOR_SHIFT} AS INTEGER) - {_FLOOR_SHIFT})"
 
     def _where(self, f: Filter, alias: str = "s") -> str:
         where = f"{alias}.created_at >= :start AND {alias}.created_at < :end"
@@ -277,10 +275,15 @@ class StatsStore:
                 names = [c.name for c in STATS_DAILY.columns]
                 conn.execute(insert(STATS_DAILY), [dict(zip(names, p, strict=True)) for p in packed])
 
-    def _incidents(self, f: Filter) -> _Incidents:
+    def _incidents(self, f: Filter, needs: Sequence[str], group_by: str = "none") -> _Incidents:
         """What the statistics need of every incident of the period: the whole local days inside it from
-        ``stats_daily``, the parts of days at either end from ``stats_incidents``."""
+        ``stats_daily``, the parts of days at either end from ``stats_incidents``; of the packed arrays
+        only ``needs`` and those the grouping and the filters take (a year's days are megabytes)."""
         self.refresh()
+        wanted = set(needs) | {GROUP_ARRAYS.get(group_by, "")} - {""}
+        wanted |= {"district_codes"} if f.district is not None else set()
+        wanted |= {"category_codes"} if f.category is not None else set()
+        packed = [name for name in PACKED if name in wanted]
         shift = timedelta(minutes=self._offset_min)
         epoch = datetime.combine(_EPOCH_DAY, datetime.min.time(), UTC) - shift  # local midnight of day 0, in UTC
         first = math.ceil((_utc(f.start) - epoch) / timedelta(days=1))
@@ -288,7 +291,7 @@ class StatsStore:
         daily: Sequence[Any] = []
         edges = [(f.start, f.end)]
         if first < last:
-            columns = ", ".join(c.name for c in STATS_DAILY.columns)
+            columns = ", ".join(["day", "incidents", "districts", "categories", "sources", *packed])
             daily = self._run(
                 f"SELECT {columns} FROM stats_daily WHERE day >= :first AND day < :last ORDER BY day",
                 None,
@@ -305,13 +308,17 @@ class StatsStore:
                 part = Filter(start, end)
                 raw += self._run(f"SELECT {columns} FROM stats_incidents s WHERE {self._where(part)}", part)
         raw.sort(key=lambda r: r[0])
-        edge_days = [_pack(day, list(group)) for day, group in groupby(raw, key=lambda r: r[0])]
-        return _Incidents.of([*daily, *edge_days], f.district, f.category)
+        positions = [5 + list(PACKED).index(name) for name in packed]
+        edge_days = [
+            (*whole[:5], *(whole[j] for j in positions))
+            for whole in (_pack(day, list(group)) for day, group in groupby(raw, key=lambda r: r[0]))
+        ]
+        return _Incidents.of([*daily, *edge_days], packed, f.district, f.category)
 
     # -- response times ------------------------------------------------------------------------
     def response_times(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: incidents, and p50/p90/n of each duration (seconds, None without any)."""
-        inc = self._incidents(f)
+        inc = self._incidents(f, DURATIONS, group_by)
         keys, index = inc.groups(group_by)
         order = np.argsort(index, kind="stable")
         bounds = np.cumsum(np.bincount(index, minlength=len(keys)))
@@ -330,14 +337,14 @@ class StatsStore:
     # -- counts --------------------------------------------------------------------------------
     def first_on_scene(self, f: Filter, group_by: str) -> list[tuple[str, int, int]]:
         """Per group: incidents whose first on scene was recorded, and of those the drone's."""
-        inc = self._incidents(f)
+        inc = self._incidents(f, ["firsts"], group_by)
         keys, index = inc.groups(group_by)
         counts = np.bincount(index * 3 + inc.arrays["firsts"], minlength=len(keys) * 3).reshape(-1, 3)
         return [(k, int(c[1] + c[2]), int(c[1])) for k, c in zip(keys, counts, strict=True)]
 
     def outcomes(self, f: Filter, group_by: str) -> list[dict[str, Any]]:
         """Per group: closed incidents by outcome code (closed without one: "other"), and those still open."""
-        inc = self._incidents(f)
+        inc = self._incidents(f, ["outcomes"], group_by)
         keys, index = inc.groups(group_by)
         counts = np.bincount(index * 5 + inc.arrays["outcomes"], minlength=len(keys) * 5).reshape(-1, 5)
         # classes: 0 open, then OUTCOME_CODES in order
@@ -348,7 +355,7 @@ class StatsStore:
 
     def sources(self, f: Filter) -> list[tuple[str, str | None, int, int]]:
         """Per source and camera: incidents, and those closed as false alarms; most incidents first."""
-        inc = self._incidents(f)
+        inc = self._incidents(f, ["source_codes", "false_alarms"])
         n = len(inc.source_names)
         counts = np.bincount(inc.arrays["source_codes"], minlength=n)
         false = np.bincount(inc.arrays["source_codes"], weights=inc.arrays["false_alarms"], minlength=n)
@@ -357,13 +364,13 @@ class StatsStore:
         return sorted((r for r in rows if r[2]), key=lambda r: -r[2])
 
     def volume(self, f: Filter, group_by: str) -> list[tuple[str, int]]:
-        inc = self._incidents(f)
+        inc = self._incidents(f, [], group_by)
         keys, index = inc.groups(group_by)
         return [(k, int(n)) for k, n in zip(keys, np.bincount(index, minlength=len(keys)), strict=True)]
 
     def heatmap(self, f: Filter, cell_lat_deg: float, cell_lon_deg: float) -> list[tuple[float, float, int]]:
         """Incidents per grid cell (``cell_lat_deg`` x ``cell_lon_deg``), as the cell's centre."""
-        inc = self._incidents(f)
+        inc = self._incidents(f, ["lats", "lons"])
         if not len(inc.arrays["lats"]):
             return []
         cy = np.floor(inc.arrays["lats"] / cell_lat_deg).astype(np.int64)
@@ -511,18 +518,23 @@ class _Incidents:
         return {d: self.arrays[d] for d in DURATIONS}
 
     @classmethod
-    def of(cls, rows: Sequence[Any], district: str | None = None, category: str | None = None) -> _Incidents:
-        """From ``stats_daily`` rows (columns in order), keeping one district's and one category's when given."""
+    def of(
+        cls, rows: Sequence[Any], packed: Sequence[str], district: str | None = None, category: str | None = None
+    ) -> _Incidents:
+        """From ``stats_daily`` rows (the names, then the ``packed`` arrays), keeping one district's and one
+        category's when given."""
         counts = np.array([r[1] for r in rows], dtype=np.int64)
         row_names = [[[tuple(n) if j == 2 else n for n in json.loads(r[2 + j])] for j in range(3)] for r in rows]
         names: list[list[Any]] = [sorted({n for row in row_names for n in row[j]}, key=_name_order) for j in range(3)]
         codes = [{n: i for i, n in enumerate(side)} for side in names]
         arrays: dict[str, np.ndarray] = {}
-        for k, (name, dtype) in enumerate(PACKED.items()):
-            values = np.frombuffer(b"".join(r[5 + k] for r in rows), dtype=dtype)
-            arrays[name] = values.astype(np.float64 if dtype == "<f8" else np.int64)
+        for k, name in enumerate(packed):
+            values = np.frombuffer(b"".join(r[5 + k] for r in rows), dtype=PACKED[name])
+            arrays[name] = values.astype(np.float64 if PACKED[name] == "<f8" else np.int64)
         splits = np.cumsum(counts)[:-1]
         for j, name in enumerate(("district_codes", "category_codes", "source_codes")):
+            if name not in arrays:
+                continue
             # each day's own codes into the period's names (sorted, so codes order as names do)
             maps = [np.array([codes[j][n] for n in row[j]], dtype=np.int64) for row in row_names]
             local = np.split(arrays[name], splits) if rows else []
