@@ -28,7 +28,8 @@ system-packages:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-demo: $(STAMP)
+# the demo's docks talk MQTT to a mosquitto it starts (a Debian package, like the tests' servers)
+demo: $(STAMP) system-packages
 	$(BIN)/dronedispatch demo $(ARGS)
 
 test: $(STAMP) system-packages

@@ -4,6 +4,11 @@
 with JetStream and a PostgreSQL kept under ``var/cluster/`` (so a restart of the demo finds its data
 again), the simulated fleet on ``udpout:`` links, and N ``dronedispatch serve`` nodes on consecutive
 ports. Every process started dies with the demo, even when the demo itself is killed.
+
+With the simulated fleet, the docks are devices too: unless ``DD_MQTT_URL`` names a broker, the demo
+starts its own mosquitto on 127.0.0.1 (``DD_DEMO_MQTT_PORT``, else a free port) and simulates every
+fleet dock on it (door, charging, weather; docs/docks-mqtt.md), as ``dronedispatch sitl --mqtt-url``
+does; the broker stops with the demo.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,9 +43,11 @@ from dronedispatch.domain.assets import Camera, load_assets
 from dronedispatch.domain.incidents import Category, Report, Severity
 from dronedispatch.runtime import Runtime
 from dronedispatch.scenario.broker import (
+    MosquittoServer,
     NatsServer,
     PostgresServer,
     ServiceStartError,
+    find_mosquitto,
     find_nats_server,
     find_pg_bindir,
     free_udp_block,
@@ -51,6 +59,7 @@ from dronedispatch.scenario.broker import (
 from dronedispatch.service import create_app
 from dronedispatch.settings import MIN_SECRET_KEY_CHARS, Settings
 from dronedispatch.sim.cctv_site import CctvSite
+from dronedispatch.sim.docks import SimDocks
 from dronedispatch.sim.runner import SimFleet
 from dronedispatch.store.db import make_engine, migrate
 from dronedispatch.store.repo import Store
@@ -59,6 +68,8 @@ from dronedispatch.store.users import ROLES, hash_password
 log = logging.getLogger(__name__)
 
 VAR = Path("var")
+#: The port of the demo's own MQTT broker (its docks' topics); a free one when unset.
+MQTT_PORT_ENV = "DD_DEMO_MQTT_PORT"
 
 #: What the generator reports, with the weight of each kind (traffic and environment are the
 #: operations centre's everyday work; fire and missing persons are rarer).
@@ -122,6 +133,25 @@ def demo_secret_key(var: Path) -> str:
         Path(tmp).unlink(missing_ok=True)
 
 
+def start_broker() -> MosquittoServer | None:
+    """The demo's mosquitto on 127.0.0.1 for its simulated docks, or None (with a warning) when the
+    binary is missing: the demo then runs as before, its docks without a state."""
+    try:
+        binary = find_mosquitto()
+    except ServiceStartError as exc:
+        log.warning("the docks run without a state: %s (make demo installs it)", exc)
+        return None
+    port = int(os.environ.get(MQTT_PORT_ENV) or 0)
+    # its own directory, outside ./var: the broker may run as its own user
+    return MosquittoServer(workdir=Path(tempfile.mkdtemp(prefix="dd-demo-mqtt-")), binary=binary, port=port).start()
+
+
+def stop_broker(broker: MosquittoServer | None) -> None:
+    if broker is not None:
+        broker.stop()
+        shutil.rmtree(broker.workdir, ignore_errors=True)
+
+
 def run_demo(*, vehicles: int, sitl: bool, generator: bool, host: str, port: int, speed_factor: float) -> int:
     settings = demo_settings(vehicles, sitl)
     password = os.environ.get("DD_DEMO_PASSWORD") or secrets.token_urlsafe(9)
@@ -130,6 +160,9 @@ def run_demo(*, vehicles: int, sitl: bool, generator: bool, host: str, port: int
         uvloop.run(_demo(settings, password, vehicles, sitl, generator, host, port, speed_factor))
     except KeyboardInterrupt:
         pass
+    except ServiceStartError as exc:  # the docks' broker did not start (DD_DEMO_MQTT_PORT taken)
+        print(f"dronedispatch demo: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -143,18 +176,29 @@ async def _demo(
     port: int,
     speed_factor: float,
 ) -> None:
+    broker = await asyncio.to_thread(start_broker) if sitl and settings.mqtt_url is None else None
+    if broker is not None:
+        settings = settings.model_copy(update={"mqtt_url": broker.url})  # the runtime's dock adapter listens there
     runtime = Runtime(settings)
     fleet_sim = None
+    docks: SimDocks | None = None
     cctv: CctvSite | None = None
     if sitl:
-        fleet_sim = SimFleet(runtime.fleet_config, speed_factor=speed_factor, video=True)
-        await fleet_sim.start()
-        # the demo's fixed cameras: RTSP at 127.0.0.1:8554/<id>, ONVIF at 18080+k, as its cameras file says
-        cctv = CctvSite(runtime.cameras.cameras)
         try:
+            fleet_sim = SimFleet(runtime.fleet_config, speed_factor=speed_factor, video=True)
+            await fleet_sim.start()
+            if settings.mqtt_url:
+                docks = SimDocks(runtime.fleet_config, fleet_sim.vehicles, settings.mqtt_url, speed_factor=speed_factor)
+                await docks.start()
+            # the demo's fixed cameras: RTSP at 127.0.0.1:8554/<id>, ONVIF at 18080+k, as its cameras file says
+            cctv = CctvSite(runtime.cameras.cameras)
             await cctv.start()
         except BaseException:
-            await fleet_sim.stop()
+            if docks is not None:
+                await docks.stop()
+            if fleet_sim is not None:
+                await fleet_sim.stop()
+            await asyncio.to_thread(stop_broker, broker)
             raise
     app = create_app(settings, runtime)
     tasks: list[asyncio.Task[None]] = []
@@ -173,10 +217,13 @@ async def _demo(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if docks is not None:
+            await docks.stop()
         if fleet_sim is not None:
             await fleet_sim.stop()
         if cctv is not None:
             await cctv.stop()
+        await asyncio.to_thread(stop_broker, broker)
 
 
 class _Server(uvicorn.Server):
@@ -211,6 +258,7 @@ def _banner(host: str, port: int, password: str, settings: Settings, vehicles: i
         f"  logins          : operator / pilot / tester / admin, password: {password}",
         f"  ingest API key  : {settings.ingest_api_keys[0]}",
         f"  simulated fleet : {vehicles} vehicles" if vehicles else f"  MAVLink         : {settings.mavlink}",
+        *([f"  docks (MQTT)    : {settings.mqtt_url}"] if vehicles and settings.mqtt_url else []),
         "  stop with Ctrl-C",
         "",
     ]
@@ -272,6 +320,8 @@ class _ClusterDemo:
     speed_factor: float
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
+    broker: MosquittoServer | None = None
+    mqtt_url: str | None = None  # the docks' broker (the demo's own unless DD_MQTT_URL names one)
     children: list[_Child] = field(default_factory=list)
 
     @property
@@ -294,6 +344,10 @@ class _ClusterDemo:
             _seed_store_users(Store(engine), self.password)
         finally:
             engine.dispose()
+        self.mqtt_url = self.settings.mqtt_url
+        if self.sitl and self.mqtt_url is None:
+            self.broker = start_broker()
+            self.mqtt_url = self.broker.url if self.broker is not None else None
         if self.sitl:
             links = self._start_sitl()
         else:
@@ -307,6 +361,7 @@ class _ClusterDemo:
             "DD_FLEET": str(Path(self.settings.fleet).resolve()),
             "DD_INGEST_API_KEYS": json.dumps(self.settings.ingest_api_keys),
             "PYTHONUNBUFFERED": "1",
+            **({"DD_MQTT_URL": self.mqtt_url} if self.mqtt_url else {}),
         }
         for i in range(self.nodes):
             name, port = f"node-{i}", self.port + i
@@ -324,7 +379,7 @@ class _ClusterDemo:
                 "--fleet", str(Path(self.settings.fleet).resolve()), "--speed-factor", str(self.speed_factor),
                 # every node would bind the same RTP ports: the cluster demo flies without camera streams
                 "--no-video", "--gcs-port", str(free_udp_port()), "--vehicle-port-base", str(base),
-                "--api-port-base", "0"]  # fmt: skip
+                "--api-port-base", "0", *(["--mqtt-url", self.mqtt_url] if self.mqtt_url else [])]  # fmt: skip
         self._spawn("sitl", argv, dict(os.environ))
         return ",".join(f"udpout:127.0.0.1:{base + i}" for i in range(self.vehicles))
 
@@ -373,6 +428,7 @@ class _ClusterDemo:
             else f"  MAVLink         : {self.settings.mavlink}",
             f"  PostgreSQL      : {self.postgres.url(driver='postgresql')}  (data in {CLUSTER_DIR / 'postgres'})",
             f"  NATS            : {self.nats.url}  (JetStream store in {CLUSTER_DIR / 'nats'})",
+            *([f"  docks (MQTT)    : {self.mqtt_url}"] if sim and self.mqtt_url else []),
             f"  logs            : {self.logs}/",
             f"  who holds what  : {nodes[0].url}/api/v1/cluster  (as admin or tester)",
             f"  see fail-over   : kill -9 {nodes[-1].proc.pid}   ({nodes[-1].name}: its links and flights move to "
@@ -425,6 +481,7 @@ class _ClusterDemo:
                 child.proc.wait(timeout=NODE_STOP_TIMEOUT_S)
         for child in self.children:
             terminate(child.proc, signal.SIGTERM)
+        stop_broker(self.broker)
         if self.nats is not None:
             self.nats.stop()
         if self.postgres is not None:

@@ -126,7 +126,10 @@ def test_demo_with_two_nodes_spreads_the_links_and_stops_everything(workdir: Pat
         started = _descendants(demo.pid)
         commands = list(started.values())
         assert sum(" serve " in c for c in commands) == 2, commands
-        assert any(" sitl " in c for c in commands), commands
+        assert any(" sitl " in c and " --mqtt-url mqtt://127.0.0.1:" in c for c in commands), commands
+        assert any("mosquitto" in c for c in commands), commands  # the docks' broker
+        wait_for(lambda: all(d["state"] is not None for d in (admin.get("/api/v1/docks").json())
+                             if d["id"] in ("gtower", "songdo-south")), 30, "the simulated docks' states")  # fmt: skip
         assert any("nats-server" in c for c in commands), commands
         assert any("postgres" in c and "var/cluster/postgres" in c for c in commands), commands
         assert (workdir / "var" / "cluster" / "postgres" / "data" / "PG_VERSION").exists()
