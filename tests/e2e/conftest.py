@@ -20,6 +20,9 @@ import pytest
 import yaml
 
 from dronedispatch import cityfiles
+from dronedispatch.store.db import make_engine, migrate
+from dronedispatch.store.repo import Store
+from dronedispatch.store.users import hash_password
 from tests.fixtures.services import PostgresServer, free_tcp_port, free_udp_port
 
 PASSWORD = "e2e-password-1"
@@ -209,7 +212,9 @@ def start_system(
     logs = tmp_path
     sitl_log = open(logs / "sitl.log", "wb")
     serve_log = open(logs / "serve.log", "wb")
-    # the simulator needs no store: it boots while the command line creates the schema and the first account
+    # the simulator needs no store: it boots while the schema and the first account are created (in this process,
+    # as `dronedispatch users add` does: a process start per system would cost seconds; tests/api and tests/cluster
+    # run that command line itself)
     sitl = subprocess.Popen(
         [
             *DD,
@@ -236,14 +241,7 @@ def start_system(
     serve: subprocess.Popen[bytes] | None = None
     system: System | None = None
     try:
-        added = subprocess.run(
-            [*DD, "users", "add", "admin", "--role", "admin"],
-            input=f"{PASSWORD}\n".encode(),
-            env=env,
-            capture_output=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, f"`dronedispatch users add` failed:\n{(added.stdout + added.stderr).decode()}"
+        add_admin(database.url)
         serve_cmd = [*serve_wrapper, *DD, "serve", "--port", str(http_port)]  # a wrapper may set limits first
         serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
         system = System(
@@ -272,6 +270,16 @@ def start_system(
                 proc.kill()
         sitl_log.close()
         serve_log.close()
+
+
+def add_admin(url: str) -> None:
+    """The schema and the admin account, with the store's own code (what `dronedispatch users add` runs)."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        Store(engine).upsert_user("admin", hash_password(PASSWORD), "admin")
+    finally:
+        engine.dispose()
 
 
 def sqlite_database(tmp_path: Path) -> Database:
