@@ -52,14 +52,24 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     yield from start_system(tmp_path_factory.mktemp("system"), vehicles=2, speed_factor=10.0, video=True)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="package")
+def chromium() -> Iterator[Browser]:
+    """One chromium for the package: starting it for every module costs seconds on a busy machine."""
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Browser) -> Iterator[Browser]:
+    """The shared chromium; the pages a module opened close with the module, as if it had its own browser
+    (a page left playing the stream of a stopped system would keep retrying while the next module runs)."""
+    yield chromium
+    for context in list(chromium.contexts):
+        context.close()
 
 
 def open_page(browser: Browser, system: System, role: str, lang: str = "ko") -> WatchedPage:
