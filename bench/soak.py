@@ -29,10 +29,12 @@ import json
 import logging
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,9 @@ def losses(result: RunResult) -> dict[str, Any]:
     finally_refused = {r.incident_id for r in rec.refusals if r.final and r.incident_id is not None}
     undecided = sorted(i for i in facts.incidents if i not in with_mission and i not in finally_refused)
     stuck = [m for m in facts.missions if m["state"] not in {str(s) for s in TERMINAL}]
+    # how missions ended, and why the failed ones failed (reasons with their numbers stripped, most common first)
+    by_state = Counter(str(m["state"]) for m in facts.missions)
+    reasons = Counter(re.sub(r"[\d.]+", "N", str(m["reason"]))[:120] for m in facts.missions if m["state"] == "failed")
     verdicts = {v.name: (v.passed, v.detail) for v in result.verdicts}
     return {
         "reports_sent": len(good),
@@ -219,6 +224,8 @@ def losses(result: RunResult) -> dict[str, Any]:
         "missions": len(facts.missions),
         "missions_stuck_active": len(stuck),
         "stuck": [(m["id"], m["state"]) for m in stuck[:20]],
+        "missions_by_state": dict(by_state),
+        "failure_reasons": reasons.most_common(5),
         "verdicts": verdicts,
         "error": result.error,
     }
