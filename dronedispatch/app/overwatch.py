@@ -67,6 +67,9 @@ SCENE_REACH_M = 50.0
 LAUNCH_LAGS_KEPT = 5
 #: Relief ETAs are planned this much longer than the model's (upload, arming, accelerating, wind).
 ETA_MARGIN = 0.25
+#: Seconds (on the planning clock) a hand-over holds beyond ``overlap_s``: the relief's arrival is seen in
+#: position reports that come late and a round apart, so the overlap as flown is a little shorter than counted.
+HANDOVER_MARGIN_S = 5.0
 #: Battery samples kept per drone for the measured drain (one per tick).
 DRAIN_SAMPLES = 120
 _SENDING_HOME = (MissionState.ON_SCENE, MissionState.ENROUTE, MissionState.LAUNCHING)
@@ -513,7 +516,7 @@ class OverwatchService:
         for old in on_scene[:-1]:
             plan = self._plan(incident, old, now)
             must_go = must_go or (plan is not None and plan.must_leave_at <= now)
-        if (newest.id not in self._near_since or overlap < self.overlap_s) and not must_go:
+        if (newest.id not in self._near_since or overlap < self.overlap_s + HANDOVER_MARGIN_S) and not must_go:
             return
         for old in on_scene[:-1]:
             assert old.id is not None and newest.id is not None
