@@ -351,8 +351,11 @@ class Response:
         return self.response_s / self.floor.total_s if self.floor.total_s > 0 else float("inf")
 
 
-def mission_floor(mission: dict[str, Any], fleet: FleetConfig) -> launch.ResponseFloor | None:
-    """The physical floor of a stored mission: its drone's door time (the fleet file's launch delay),
+def mission_floor(
+    mission: dict[str, Any], fleet: FleetConfig, door_open_s: float | None = None
+) -> launch.ResponseFloor | None:
+    """The physical floor of a stored mission: its dock's door time (``door_open_s``, as the dock reported
+    it before the dispatch, else the fleet file's launch delay),
     climb rate and cruise speed; the take-off item's height; the horizontal way from the dock through
     the route to the arrival point; the arrival's altitude (see :mod:`dronedispatch.domain.launch`)."""
     spec = next((d for d in fleet.drones if d.id == mission["drone_id"]), None)
@@ -370,7 +373,8 @@ def mission_floor(mission: dict[str, Any], fleet: FleetConfig) -> launch.Respons
                  spec.cruise_speed)
     way = [(it.lat, it.lon) for it in flown if it.command != Cmd.NAV_TAKEOFF]
     return launch.response_floor(
-        door_s=spec.launch_delay_s, distance_m=launch.arrival_distance_m((dock.lat, dock.lon), way),
+        door_s=launch.door_s(door_open_s, spec.launch_delay_s),
+        distance_m=launch.arrival_distance_m((dock.lat, dock.lon), way),
         departure_alt_m=departure, transit_alt_m=flown[-1].alt, climb_rate_m_s=spec.climb_speed,
         cruise_speed_m_s=speed,
     )  # fmt: skip
@@ -387,7 +391,9 @@ def responses(rec: Recording, facts: StoreFacts, fleet: FleetConfig) -> list[Res
         trace = rec.missions.get(m["id"])
         clicked = rec.dispatched_at.get(m["id"])
         reported = trace.first("on_scene") if trace is not None else None
-        floor = mission_floor(m, fleet)
+        spec = next((d for d in fleet.drones if d.id == m["drone_id"]), None)
+        door = rec.door_s_at(spec.dock, clicked) if spec is not None and clicked is not None else None
+        floor = mission_floor(m, fleet, door)
         if clicked is None or reported is None or floor is None:
             continue
         arrival_seq = int(m.get("on_scene_seq") or 0) - 1

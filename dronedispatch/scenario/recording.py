@@ -83,9 +83,20 @@ class Recording:
     notes: list[str] = field(default_factory=list)
     #: per incident: (t, the service's drone on scene, coverage mode) at each change, from incident events
     coverage: dict[int, list[tuple[float, str | None, str]]] = field(default_factory=dict)
+    #: per dock: (t, door opening time the dock reported) at each dock event that carried one
+    door_open_s: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def note(self, t: float, kind: str, text: str) -> None:
         self.events.append((t, kind, text))
+
+    def on_dock(self, t: float, d: dict[str, Any]) -> None:
+        door = d.get("door_open_s")
+        if door is not None:
+            self.door_open_s.setdefault(str(d["dock_id"]), []).append((t, float(door)))
+
+    def door_s_at(self, dock_id: str, t: float) -> float | None:
+        """The door opening time ``dock_id`` had reported by ``t`` (None: it reported none)."""
+        return next((s for at, s in reversed(self.door_open_s.get(dock_id, [])) if at <= t), None)
 
     def on_drone(self, t: float, d: dict[str, Any]) -> None:
         pos = d.get("position")

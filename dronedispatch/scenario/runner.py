@@ -393,6 +393,8 @@ class ScenarioRun:
                 operator.spawn(self._snapshot(data["id"], data["drone_id"], operator))
         elif kind == "alert":
             self.rec.on_alert(t, data)
+        elif kind == "dock":
+            self.rec.on_dock(t, data)
         elif kind == "incident":
             self.rec.on_incident(t, data)
             iid = data["id"]

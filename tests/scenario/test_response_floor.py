@@ -94,3 +94,15 @@ def test_on_scene_is_when_the_vehicle_reached_the_arrival_point_when_the_run_rec
     ctx.rec.reached["dd-01"] = [(5.0, 2), (27.0, 0), (90.0, 1), (130.0, 2)]
     (v,) = evaluate(ctx)
     assert v.outcome == PASS and "dispatch to on scene 110 s" in v.detail
+
+
+def test_floor_uses_the_door_time_the_dock_reported_before_the_dispatch(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, 130.0)
+    click = ctx.rec.dispatched_at[1]
+    dock = ctx.fleet.drones[0].dock
+    ctx.rec.on_dock(click - 5.0, {"dock_id": dock, "door_open_s": 12.0})
+    ctx.rec.on_dock(click + 1.0, {"dock_id": dock, "door_open_s": 40.0})  # measured on this launch: too late
+    (v,) = evaluate(ctx)
+    assert "door 12 s" in v.detail
+    # 130 s against 12 + 8.3 + 100 = 120.3 s: within 1.15 with the dock's own door time
+    assert v.outcome == PASS and "ratio 1.08" in v.detail
