@@ -25,6 +25,9 @@ except ImportError:  # only serial: links need pyserial; they say so when opened
 log = logging.getLogger(__name__)
 
 RCVBUF_BYTES = 4 << 20
+#: Datagrams read per readiness event after the first (see _Datagrams).
+DRAIN_BATCH = 256
+MAX_DATAGRAM = 65535
 
 Peer = Any  # (host, port) for UDP; the endpoint's name for streams
 OnData = Callable[["Endpoint", bytes, Peer], None]
@@ -90,10 +93,40 @@ class Endpoint:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpEndpoint) -> None:
+    """Hands each datagram to the endpoint, and drains the socket while it has more.
+
+    asyncio's selector transport reads one datagram per pass of the event loop. One udpin socket
+    carries every vehicle's telemetry, and a pass of a busy loop (the service, and in tests and
+    soaks the simulated fleet too) can take tens of milliseconds on a loaded host: at one datagram
+    a pass the socket then fills faster than it is read, and its deep receive queue turns into
+    seconds of delay on everything the vehicles say, mission requests included - longer than
+    PX4's 5 s transfer timeout. So after the transport's read we read on until the socket is
+    empty (at most DRAIN_BATCH more, so other callbacks still get their turn).
+    """
+
+    def __init__(self, owner: UdpEndpoint, sock: socket.socket) -> None:
         self.owner = owner
+        self.sock = sock
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._deliver(data, addr)
+        for _ in range(DRAIN_BATCH):
+            if self.transport is None or self.transport.is_closing():
+                return
+            try:
+                data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.error_received(exc)
+                return
+            self._deliver(data, addr)
+
+    def _deliver(self, data: bytes, addr: tuple[str, int]) -> None:
         self.owner.bytes_in += len(data)
         self.owner.on_data(self.owner, data, addr)
 
@@ -112,17 +145,23 @@ class UdpEndpoint(Endpoint):
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         if self.spec.kind == "udpin":
-            self.transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), local_addr=(self.spec.host, self.spec.port)
-            )
-            sock = self.transport.get_extra_info("socket")
-            with contextlib.suppress(OSError):
-                # Hundreds of vehicles send in bursts; a deep receive queue rides them out.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+            local = (self.spec.host, self.spec.port)
         else:
-            self.transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), local_addr=("127.0.0.1" if self.spec.host == "127.0.0.1" else "0.0.0.0", 0)
-            )
+            local = ("127.0.0.1" if self.spec.host == "127.0.0.1" else "0.0.0.0", 0)
+        # Our own socket, so that the protocol can drain it (the transport only lends a wrapper).
+        infos = await loop.getaddrinfo(*local, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if self.spec.kind == "udpin":
+                with contextlib.suppress(OSError):
+                    # Hundreds of vehicles send in bursts; a deep receive queue rides them out.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+            sock.bind(infos[0][4])
+            self.transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self, sock), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     @property
     def local_address(self) -> tuple[str, int] | None:
