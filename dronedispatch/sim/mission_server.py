@@ -9,9 +9,10 @@ be called next. Accepted plans go into the vehicle's :class:`MissionStore`, shar
 Behaviour copies PX4 as measured (``px4-wire-facts.md``): items are requested with
 MISSION_REQUEST_INT (MISSION_REQUEST once the client answers with float MISSION_ITEM), the expected
 item is re-requested every 250 ms, 5 s of silence ends the transfer with "Operation timeout" and no
-ACK, out-of-order items are ignored, a repeated COUNT before any item re-requests seq 0, a COUNT
-after items arrived is refused as busy, and re-sending the last item of a finished upload gets
-ACCEPTED again with the same opaque_id. A refused or abandoned upload leaves the old plan in place.
+ACK, out-of-order items are ignored (but, as in PX4, count as a sign of life), a repeated COUNT
+before any item re-requests seq 0, a COUNT after items arrived is refused as busy, and re-sending
+the last item of a finished upload gets ACCEPTED again with the same opaque_id. A refused or
+abandoned upload leaves the old plan in place.
 """
 
 from __future__ import annotations
@@ -227,7 +228,11 @@ class MissionServer:
             self._text(4, "IGN MISSION_ITEM: Mission type mismatch")
             return [self._ack(ERROR, mission_type, peer)]
         if msg.seq != len(self._items):
-            return []  # out of order: ignored, the re-request timer asks again
+            # Out of order: ignored, the re-request timer asks again. PX4 still takes it as a sign of
+            # life (MavlinkMissionManager sets _time_last_recv for any item while receiving), so a
+            # client answering re-requests late is not timed out.
+            self._timeout = now + TRANSFER_TIMEOUT_S
+            return []
         if not is_int:
             self._use_int = False
         if is_int:

@@ -1,7 +1,8 @@
 """A compact model of PX4's mission server (vehicle side), for driving our machines in tests.
 
 Written from px4-wire-facts.md, independently of the simulator: re-requests the expected item
-every 250 ms, gives up after 5 s of silence with "Operation timeout", ignores out-of-order items,
+every 250 ms, gives up after 5 s of silence with "Operation timeout" (any item, even out of order,
+breaks the silence), ignores out-of-order items,
 answers an item while idle with ERROR, re-requests seq 0 on a repeated COUNT before any item and
 refuses a COUNT after items ("Busy"), answers a re-sent last item of a finished upload with the
 same ACCEPTED and opaque_id, and leaves the old plan in place when an upload is abandoned.
@@ -66,6 +67,7 @@ class Px4MissionModel:
                     return [ack(self.last_finished[1], msg.mission_type, self.last_finished[2])]
                 self.texts.append("IGN MISSION_ITEM: No transfer")
                 return [ack(1, msg.mission_type)]
+            self.last_activity = now  # any item while receiving is a sign of life, in order or not (PX4)
             if msg.seq != self.expected:
                 return []  # out of order: ignored silently
             self.items.append(msg_to_item(msg))
