@@ -16,10 +16,22 @@ lost), so our timers matter only at the two ends, where a lost message would oth
 - In the middle, silence for ``item_timeout_s`` means the vehicle stopped answering: re-send the
   last item (an out-of-order item is ignored by PX4), and give up after ``max_retries``.
 
-Requests are answered whatever their order (a duplicate request means our item was lost). A
-request outside 0..count-1 is counted and ignored. An error ACK fails the upload with its
-meaning, except a generic ERROR right after the last item, which may be PX4's reply to one of our
-duplicates after it finished; then we re-send the last item once more to hear the real verdict.
+A request for the item last asked for is answered again (a duplicate request means our item was
+lost). A request for an earlier item than one already asked for is stale (it was delayed, or
+crossed our item on the wire): the vehicle has that item, and once its transfer is over PX4 would
+answer a copy with ERROR "No transfer", so it is counted and not answered. A request outside
+0..count-1 is counted and ignored. An error ACK other than the generic ERROR fails the upload with
+its meaning.
+
+A generic ERROR is not a verdict on its own: PX4 sends it for a late copy of a COUNT ("Busy") while
+carrying on with the transfer, for a copy of the last item after it finished ("No transfer"; the
+last item again then brings back the ACCEPTED), and for any item once it has dropped the transfer
+(after 5 s without hearing from us: a stall on the host or the link). So after a generic ERROR we
+listen for a confirm window (re-sending the last item if all were sent): a request or an ACCEPTED
+carries on or ends the transfer; silence means the vehicle has no transfer with us any more, and
+the upload starts again from MISSION_COUNT, up to ``max_restarts`` times, before it fails with the
+vehicle's ERROR. A restarted upload takes an ACCEPTED whose opaque_id is our plan's checksum
+whenever it comes (it may answer the previous attempt: the vehicle holds our plan either way).
 
 The timing: ``resend_s`` (default 0.25 s, at least 1.5 RTT) grows linearly with each retry up
 to ``item_timeout_s`` (1.5 s, the MAVLink default) and ``max_retries`` (5) retries in a row
@@ -56,6 +68,10 @@ MAV_MISSION_ERROR = 1
 ITEM_TIMEOUT_S = 1.5
 RESEND_S = 0.25
 MAX_RETRIES = 5
+#: Times an upload starts again from MISSION_COUNT after the vehicle dropped the transfer.
+MAX_RESTARTS = 2
+#: PX4 drops a transfer it has not heard from for this long ("Operation timeout").
+PX4_TRANSFER_TIMEOUT_S = 5.0
 DOWNLOAD_MAX_RETRIES = 10
 #: Re-send an unanswered COUNT or item after this many smoothed round trips (not before the minimum).
 FAST_RTO_FACTOR = 3.0
@@ -181,6 +197,7 @@ class MissionUpload(_Transfer):
         item_timeout_s: float = ITEM_TIMEOUT_S,
         resend_s: float = RESEND_S,
         max_retries: int | None = None,
+        max_restarts: int = MAX_RESTARTS,
     ) -> None:
         super().__init__(
             target_system,
@@ -191,13 +208,14 @@ class MissionUpload(_Transfer):
             resend_s=resend_s,
             max_retries=max_retries,
         )
+        self.max_restarts = max_restarts
+        self.restarts = 0
         self.items = list(items)
         self.count = len(self.items)
         self._packed: dict[int, Prepacked] = {}  # item messages, each built once (resends reuse it)
         self.phase = "count"  # count → items → ack
         self.highest_requested = -1
         self.last_sent_seq: int | None = None
-        self.error_acks_after_last = 0
         self.resends_of_count = 0
         self.pending_error: int | None = None
         # Fast retransmit: round trip of item → next request, measured in this transfer.
@@ -252,6 +270,17 @@ class MissionUpload(_Transfer):
         self._arm(now, self._backoff())
         return [self._count_msg()]
 
+    def _restart(self, now: float) -> list[Any]:
+        """The vehicle dropped our transfer: begin again with MISSION_COUNT (PX4 is idle by now)."""
+        self.restarts += 1
+        self.resends += 1
+        self.phase = "count"
+        self.highest_requested = -1
+        self.last_sent_seq = None
+        self.pending_error = None
+        self.retries = 0
+        return self.start(now)
+
     def receive(self, msg: Any, now: float) -> list[Any]:
         if self.done:
             return []
@@ -266,6 +295,12 @@ class MissionUpload(_Transfer):
 
     def _on_request(self, msg: Any, now: float) -> list[Any]:
         if not self._ours(msg) or not 0 <= msg.seq < self.count:
+            self.unexpected += 1
+            return []
+        if msg.seq < self.highest_requested:
+            # Stale: the vehicle asked for a later item since, so it holds this one. Answering
+            # would only cost a datagram while the transfer runs, and once PX4 has finished it
+            # answers the copy with ERROR "No transfer".
             self.unexpected += 1
             return []
         self.retries = 0
@@ -294,35 +329,49 @@ class MissionUpload(_Transfer):
             return []
         opaque = getattr(msg, "opaque_id", 0)
         if msg.type == MAV_MISSION_ACCEPTED:
-            if self.count and self.phase != "ack":
-                # An ACCEPTED before we sent the last item belongs to an earlier transfer.
+            if self.count and self.phase != "ack" and not (self.restarts and opaque == self.checksum):
+                # An ACCEPTED before we sent the last item belongs to an earlier transfer (unless it
+                # names our plan and answers an earlier attempt of this upload).
                 self.unexpected += 1
                 return []
             return self._finish(opaque or (self.checksum if self.count else 0))
-        if msg.type == MAV_MISSION_ERROR and self.phase == "ack" and self.error_acks_after_last < self.max_retries:
-            # Possibly PX4's "No transfer" reply to a duplicate of our last item after it
-            # already accepted: ask again with the last item and let the next ACK decide.
-            self.error_acks_after_last += 1
+        if msg.type == MAV_MISSION_ERROR and self.phase in ("items", "ack"):
+            # Not yet a verdict (see the module docstring): a request or an ACCEPTED within the
+            # confirm window carries on; silence means the vehicle dropped the transfer.
             self.unexpected += 1
-            self.deadline = now + self._backoff()
-            return [self._item_msg(self.count - 1)]
-        if msg.type == MAV_MISSION_ERROR and self.phase == "items":
-            # PX4 answers a late copy of a COUNT (re-sent or duplicated) with "Busy" but carries on with the
-            # transfer. Only if it then stops requesting was the refusal meant for us.
+            if self.pending_error is not None:
+                return []  # one window per silence: more ERRORs answer our earlier copies
             self.pending_error = msg.type
-            self.unexpected += 1
             self.deadline = now + self._confirm_window()
+            if self.phase == "ack":
+                # Perhaps the reply to a copy of our last item after PX4 accepted: the last item
+                # again brings back the same ACCEPTED if so.
+                return [self._item_msg(self.count - 1)]
+            return []
+        if msg.type == MAV_MISSION_ERROR and self.restarts:
+            # Our new COUNT found the vehicle still in the transfer it had stopped answering
+            # ("Busy"): PX4 drops that one after its timeout; then the next attempt begins.
+            self.unexpected += 1
+            if self.pending_error is None:
+                self.pending_error = msg.type
+                self.deadline = now + PX4_TRANSFER_TIMEOUT_S + self._confirm_window()
             return []
         return self._fail(UploadFailed("vehicle refused the mission", msg.type, self.status_text))
 
     def _confirm_window(self) -> float:
         # PX4 re-requests every ~250 ms while a transfer is alive; a few of those intervals of
-        # silence tell a real refusal from a reply to a stale duplicate.
-        return max(3 * self.resend_s, 0.75)
+        # silence tell a real refusal from a reply to a stale duplicate. On a slow host or link
+        # the round trip measured in this transfer stretches it.
+        return max(3 * self.resend_s, 0.75, 3 * (self.srtt or 0.0))
 
     def _on_current(self, msg: Any) -> list[Any]:
         mission_id = {0: "mission_id", 1: "fence_id", 2: "rally_points_id"}.get(self.mission_type)
-        if self.phase == "ack" and self.count and mission_id and getattr(msg, mission_id, 0) == self.checksum:
+        if (
+            (self.phase == "ack" or self.restarts)
+            and self.count
+            and mission_id
+            and getattr(msg, mission_id, 0) == self.checksum
+        ):
             return self._finish(self.checksum)
         return []
 
@@ -330,6 +379,8 @@ class MissionUpload(_Transfer):
         if self.done:
             return []
         if self.pending_error is not None:
+            if self.restarts < self.max_restarts:
+                return self._restart(now)
             return self._fail(UploadFailed("vehicle refused the mission", self.pending_error, self.status_text))
         self.sent_at = None
         if self.fast_pending:

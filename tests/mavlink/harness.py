@@ -24,6 +24,11 @@ class Channel:
     dup: float = 0.0
     delay: float = 0.001
     jitter: float = 0.0
+    #: (start, end): everything sent in between, either way, is lost (a link outage).
+    outages: tuple[tuple[float, float], ...] = ()
+    #: (start, end): what the vehicle sends in between reaches the ground station only at ``end``,
+    #: in order (a backlog: a host too busy to read its socket, a radio buffering).
+    stalls: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -48,11 +53,13 @@ def run_pair(
     def send(direction: str, msgs: list[Any], now: float) -> None:
         for m in msgs:
             run.log.append((round(now, 4), direction, m.get_type(), m.to_dict()))
-            if rng.random() < channel.loss:
+            if rng.random() < channel.loss or any(a <= now < b for a, b in channel.outages):
                 continue
             copies = 2 if rng.random() < channel.dup else 1
             for _ in range(copies):
                 at = now + channel.delay + rng.random() * channel.jitter
+                if direction == "veh>gcs":
+                    at = max([at] + [b for a, b in channel.stalls if a <= now < b])
                 heapq.heappush(heap, (at, next(order), direction, m))
 
     send("gcs>veh", tx.start(0.0), 0.0)
